@@ -1,0 +1,1 @@
+"""One module per controller: the files it writes and the files it reads."""

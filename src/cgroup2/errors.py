@@ -1,0 +1,126 @@
+"""Errors raised by cgroup2.
+
+Every error is a :class:`CgroupError`. The ten errors of the reference have their own
+subclass; a failed system call on a cgroup file is a :class:`KernelError`, which is also
+an :class:`OSError` and keeps the errno, the file's path and the value that was written.
+"""
+
+from __future__ import annotations
+
+import errno as _errno
+import os
+
+__all__ = [
+    "CPUNotSupportedError",
+    "CgroupDeletedError",
+    "CgroupError",
+    "FreezerNotSupportedError",
+    "InvalidFormatError",
+    "InvalidGroupPathError",
+    "InvalidPidError",
+    "KernelError",
+    "MemoryNotSupportedError",
+    "MountPointNotExistError",
+    "NoCgroupMountDestinationError",
+    "PidsNotSupportedError",
+    "ignore_not_exist",
+]
+
+
+class CgroupError(Exception):
+    """The base of every error of this package.
+
+    ``errno``, ``path`` and ``value`` are set when the error comes from a file operation
+    (``value`` is the text that was being written, ``None`` for a read).
+    """
+
+    default_message = "cgroups: error"
+
+    def __init__(
+        self,
+        message: str | None = None,
+        *,
+        errno: int | None = None,
+        path: str | None = None,
+        value: str | None = None,
+    ) -> None:
+        super().__init__(message or self.default_message)
+        self.errno = errno
+        self.path = path
+        self.value = value
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else self.default_message
+
+
+class InvalidPidError(CgroupError):
+    default_message = "cgroups: pid must be greater than 0"
+
+
+class MountPointNotExistError(CgroupError):
+    default_message = "cgroups: cgroup mountpoint does not exist"
+
+
+class InvalidFormatError(CgroupError):
+    default_message = "cgroups: parsing file with invalid format failed"
+
+
+class FreezerNotSupportedError(CgroupError):
+    default_message = "cgroups: freezer cgroup (v2) not supported on this system"
+
+
+class MemoryNotSupportedError(CgroupError):
+    default_message = "cgroups: memory cgroup (v2) not supported on this system"
+
+
+class PidsNotSupportedError(CgroupError):
+    default_message = "cgroups: pids cgroup (v2) not supported on this system"
+
+
+class CPUNotSupportedError(CgroupError):
+    default_message = "cgroups: cpu cgroup (v2) not supported on this system"
+
+
+class CgroupDeletedError(CgroupError):
+    default_message = "cgroups: cgroup deleted"
+
+
+class NoCgroupMountDestinationError(CgroupError):
+    default_message = "cgroups: cannot find cgroup mount destination"
+
+
+class InvalidGroupPathError(CgroupError):
+    default_message = "cgroups: invalid group path"
+
+
+class KernelError(CgroupError, OSError):
+    """A system call on a cgroup file or directory failed.
+
+    The message names the operation, the file, the value (for a write) and the errno,
+    for example ``write "abc" to /sys/fs/cgroup/g/pids.max: [Errno 22] Invalid argument``.
+    """
+
+    def __init__(
+        self,
+        err: int,
+        path: str,
+        *,
+        op: str = "open",
+        value: str | None = None,
+    ) -> None:
+        what = f"{op} {value!r} to" if value is not None else op
+        name = _errno.errorcode.get(err, str(err))
+        message = f"cgroups: {what} {path}: [Errno {err} {name}] {os.strerror(err)}"
+        super().__init__(message, errno=err, path=path, value=value)
+        self.strerror = os.strerror(err)
+        self.filename = path
+        self.op = op
+
+
+def ignore_not_exist(err: BaseException | None) -> BaseException | None:
+    """Return ``None`` when ``err`` says a file or group does not exist, else ``err``."""
+    if err is None or isinstance(err, (FileNotFoundError, CgroupDeletedError)):
+        return None
+    if getattr(err, "errno", None) == _errno.ENOENT:
+        return None
+    return err

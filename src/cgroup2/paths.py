@@ -1,0 +1,245 @@
+"""Where cgroup2 is mounted, and the rules for group paths.
+
+A *group path* is the third field of a ``0::`` line of ``/proc/<pid>/cgroup``: an absolute,
+clean path relative to the cgroup2 mount, for example ``/user.slice/session-1.scope``.
+"""
+
+from __future__ import annotations
+
+import enum
+import functools
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from .errors import InvalidFormatError, InvalidGroupPathError, InvalidPidError, KernelError
+
+__all__ = [
+    "CgroupMount",
+    "Mode",
+    "clean_path",
+    "default_mountpoint",
+    "mode",
+    "nested_group_path",
+    "parse_mountinfo",
+    "parse_proc_cgroup",
+    "pid_group_path",
+    "verify_group_path",
+]
+
+UNIFIED_MOUNTPOINT = "/sys/fs/cgroup"
+HYBRID_MOUNTPOINT = "/sys/fs/cgroup/unified"
+MOUNTINFO = "/proc/self/mountinfo"
+
+
+class Mode(enum.Enum):
+    """How the host mounts cgroups."""
+
+    UNAVAILABLE = "unavailable"  # no cgroup file system at all
+    LEGACY = "legacy"  # cgroup v1 hierarchies only
+    HYBRID = "hybrid"  # v1 hierarchies, and cgroup2 beside them (…/unified)
+    UNIFIED = "unified"  # cgroup2 alone, at /sys/fs/cgroup
+
+
+@dataclass(frozen=True, slots=True)
+class CgroupMount:
+    """One line of mountinfo that mounts a cgroup file system."""
+
+    mountpoint: str
+    root: str  # the path within the hierarchy that is mounted ("/" for the whole)
+    fstype: str  # "cgroup2" or "cgroup"
+    options: str  # the super options (for v1: the controllers)
+
+
+def _unescape(field: str) -> str:
+    r"""Undo mountinfo's octal escapes (``\040`` for a space, ``\134`` for a backslash)."""
+    if "\\" not in field:
+        return field
+    out = []
+    i = 0
+    while i < len(field):
+        if field[i] == "\\" and i + 4 <= len(field) and field[i + 1 : i + 4].isdigit():
+            out.append(chr(int(field[i + 1 : i + 4], 8)))
+            i += 4
+        else:
+            out.append(field[i])
+            i += 1
+    return "".join(out)
+
+
+def parse_mountinfo(text: str) -> list[CgroupMount]:
+    """The cgroup and cgroup2 mounts of a ``/proc/<pid>/mountinfo`` text, in order.
+
+    Lines that do not mount a cgroup file system are skipped; a cgroup line without the
+    ``-`` separator or with too few fields raises :class:`InvalidFormatError`.
+    """
+    mounts = []
+    for lineno, line in enumerate(text.splitlines(), 1):
+        if " - cgroup" not in line:
+            continue
+        head, sep, tail = line.partition(" - ")
+        fields = head.split(" ")
+        rest = tail.split(" ")
+        if not sep or len(fields) < 6 or len(rest) < 3:
+            raise InvalidFormatError(f"cgroups: {MOUNTINFO} line {lineno}: malformed: {line!r}")
+        fstype = rest[0]
+        if fstype not in ("cgroup", "cgroup2"):
+            continue
+        mounts.append(
+            CgroupMount(
+                mountpoint=_unescape(fields[4]),
+                root=_unescape(fields[3]),
+                fstype=fstype,
+                options=rest[2],
+            )
+        )
+    return mounts
+
+
+def _mode_of(mounts: Iterable[CgroupMount]) -> Mode:
+    v1 = v2 = False
+    for m in mounts:
+        if m.fstype == "cgroup2":
+            if m.mountpoint == UNIFIED_MOUNTPOINT:
+                return Mode.UNIFIED
+            v2 = True
+        else:
+            v1 = True
+    if v2:
+        return Mode.HYBRID
+    return Mode.LEGACY if v1 else Mode.UNAVAILABLE
+
+
+def _mountpoint_of(mounts: Iterable[CgroupMount]) -> str | None:
+    """The cgroup2 mount to use: /sys/fs/cgroup, then …/unified, then the first other."""
+    found = [m.mountpoint for m in mounts if m.fstype == "cgroup2"]
+    for preferred in (UNIFIED_MOUNTPOINT, HYBRID_MOUNTPOINT):
+        if preferred in found:
+            return preferred
+    return found[0] if found else None
+
+
+@functools.cache
+def _mounts() -> tuple[CgroupMount, ...]:
+    try:
+        with open(MOUNTINFO, encoding="utf-8", errors="surrogateescape") as f:
+            return tuple(parse_mountinfo(f.read()))
+    except FileNotFoundError:
+        return ()
+
+
+def refresh() -> None:
+    """Forget the mount table read before (it is read once per process)."""
+    _mounts.cache_clear()
+
+
+def mode() -> Mode:
+    """How this host mounts cgroups, from ``/proc/self/mountinfo``."""
+    return _mode_of(_mounts())
+
+
+def default_mountpoint() -> str:
+    """The cgroup2 mount point of this host.
+
+    ``/sys/fs/cgroup`` on a unified host, ``/sys/fs/cgroup/unified`` on a hybrid one;
+    raises :class:`MountPointNotExistError` where cgroup2 is not mounted.
+    """
+    from .errors import MountPointNotExistError
+
+    mp = _mountpoint_of(_mounts())
+    if mp is None:
+        raise MountPointNotExistError(
+            f"cgroups: no cgroup2 file system in {MOUNTINFO} (mode: {mode().value})"
+        )
+    return mp
+
+
+def clean_path(p: str) -> str:
+    """Lexically clean ``p`` as Go's ``filepath.Clean`` does.
+
+    Repeated slashes become one, ``.`` elements go, ``..`` removes the element before it
+    (and at the root stays at the root), a trailing slash goes; ``""`` becomes ``"."``.
+    """
+    if p == "":
+        return "."
+    rooted = p.startswith("/")
+    out: list[str] = []
+    for part in p.split("/"):
+        if part in ("", "."):
+            continue
+        if part == "..":
+            if out and out[-1] != "..":
+                out.pop()
+            elif not rooted:
+                out.append("..")
+            continue
+        out.append(part)
+    joined = "/".join(out)
+    if rooted:
+        return "/" + joined
+    return joined or "."
+
+
+def verify_group_path(g: str) -> None:
+    """Check the form of a group path; raise :class:`InvalidGroupPathError` if it is wrong.
+
+    The reference's rules: ``g`` starts with ``/``, equals its cleaned form (no ``//``,
+    ``.``, ``..`` or trailing ``/``) and does not start with ``/sys/fs/cgroup`` (a group
+    path is relative to the mount, not a file system path). Also refused here: a NUL or a
+    newline, which no path of the kernel's can hold. Whether the group exists is not
+    checked.
+    """
+    if not isinstance(g, str):
+        raise InvalidGroupPathError(f"cgroups: invalid group path {g!r}: not a str")
+    if not g.startswith("/"):
+        raise InvalidGroupPathError(f"cgroups: invalid group path {g!r}: must start with '/'")
+    if clean_path(g) != g:
+        raise InvalidGroupPathError(
+            f"cgroups: invalid group path {g!r}: not clean (it would be {clean_path(g)!r})"
+        )
+    if g.startswith(UNIFIED_MOUNTPOINT):
+        raise InvalidGroupPathError(
+            f"cgroups: invalid group path {g!r}: give the path below the cgroup2 mount, "
+            f"not the file system path"
+        )
+    if "\0" in g or "\n" in g:
+        raise InvalidGroupPathError(f"cgroups: invalid group path {g!r}: NUL or newline")
+
+
+def parse_proc_cgroup(text: str, *, source: str = "/proc/self/cgroup") -> str:
+    """The cgroup2 path of a ``/proc/<pid>/cgroup`` text: the third field of its ``0::`` line.
+
+    A line without two colons raises :class:`InvalidFormatError`, as does a text without
+    a ``0::`` line.
+    """
+    for lineno, line in enumerate(text.splitlines(), 1):
+        parts = line.split(":", 2)
+        if len(parts) < 3:
+            raise InvalidFormatError(f"cgroups: {source} line {lineno}: invalid entry {line!r}")
+        if parts[0] == "0" and parts[1] == "":
+            return parts[2]
+    raise InvalidFormatError(f"cgroups: {source}: no cgroup2 (0::) entry")
+
+
+def _read_proc_cgroup(source: str) -> str:
+    try:
+        with open(source, "rb") as f:
+            data = f.read()
+    except OSError as e:
+        raise KernelError(e.errno or 0, source, op="read") from None
+    return parse_proc_cgroup(data.decode("utf-8", "surrogateescape"), source=source)
+
+
+def pid_group_path(pid: int) -> str:
+    """The group path of process ``pid``, from ``/proc/<pid>/cgroup``.
+
+    Raises :class:`InvalidPidError` for a pid <= 0, and a :class:`KernelError` with
+    ``ENOENT`` when there is no such process.
+    """
+    if isinstance(pid, bool) or not isinstance(pid, int) or pid <= 0:
+        raise InvalidPidError(f"cgroups: pid must be greater than 0, got {pid!r}")
+    return _read_proc_cgroup(f"/proc/{pid}/cgroup")
+
+
+def nested_group_path(suffix: str) -> str:
+    """``suffix`` joined below the calling process's own group (Go's ``filepath.Join``)."""
+    return clean_path(_read_proc_cgroup("/proc/self/cgroup") + "/" + suffix)

@@ -1,0 +1,70 @@
+"""Fixtures for the tiers that need a real cgroup2 mount (host, vm, systemd, reliability).
+
+``cg_parent`` makes one parent group per test run, named for the run, directly under the
+cgroup2 mount. At the end it removes everything below it, also when tests failed, and fails
+the run if a test left a group behind. ``cg_path`` gives each test a fresh group path below
+that parent (not yet created) and checks after the test that it is gone.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import secrets
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import pytest
+
+from cgtest import RUN_PREFIX, remove_tree, subgroups, writable_mount
+
+_leftovers: list[str] = []
+_counter = itertools.count()
+
+
+@dataclass(frozen=True)
+class Parent:
+    mountpoint: str
+    group: str  # the group path below the mount, e.g. "/cgroup2-test-123-ab12cd"
+
+    @property
+    def fs_path(self) -> str:
+        return self.mountpoint + self.group
+
+
+@pytest.fixture(scope="session")
+def cg_parent() -> Iterator[Parent]:
+    mnt, why = writable_mount()
+    if mnt is None:
+        pytest.skip(f"needs a writable cgroup2 mount: {why}")
+    name = f"{RUN_PREFIX}{os.getpid()}-{secrets.token_hex(3)}"
+    parent = Parent(mnt, "/" + name)
+    os.mkdir(parent.fs_path)
+    try:
+        yield parent
+    finally:
+        left = subgroups(parent.fs_path)
+        remove_tree(parent.fs_path)
+        if left:
+            _leftovers.extend(f"{parent.group}/{x}" for x in left)
+        assert not os.path.exists(parent.fs_path), f"{parent.fs_path} could not be removed"
+
+
+@pytest.fixture
+def cg_path(cg_parent: Parent, request: pytest.FixtureRequest) -> Iterator[str]:
+    """A group path below the run's parent, unique to this test; must be gone afterwards."""
+    safe = "".join(c if c.isalnum() else "-" for c in request.node.name)[:60]
+    group = f"{cg_parent.group}/{safe}-{next(_counter)}"
+    yield group
+    fs = cg_parent.mountpoint + group
+    if os.path.exists(fs):
+        left = [group] + [f"{group}/{x}" for x in subgroups(fs)]
+        remove_tree(fs)
+        _leftovers.extend(left)
+        pytest.fail(f"test left groups behind: {left}")
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    if _leftovers:
+        print(f"\nFAIL: groups left behind by tests (removed now): {_leftovers}")
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
