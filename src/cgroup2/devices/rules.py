@@ -1,0 +1,56 @@
+"""Device rules: what an OCI ``linux.resources.devices`` entry says, validated."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..errors import CgroupError
+
+_MAX_NUM = 2**32 - 1
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceRule:
+    """Allow or deny access to devices.
+
+    ``type`` is ``"a"`` (all), ``"b"`` (block) or ``"c"`` (char); ``major``/``minor``
+    ``None`` is the wildcard ``*``; ``access`` is a non-empty subset of ``"rwm"``
+    (read, write, mknod). The last rule that matches a device decides.
+    """
+
+    allow: bool
+    type: str = "a"
+    major: int | None = None
+    minor: int | None = None
+    access: str = "rwm"
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.allow, bool):
+            raise CgroupError(f"cgroups: invalid device rule {self}: allow must be a bool")
+        if self.type not in ("a", "b", "c"):
+            raise CgroupError(
+                f"cgroups: invalid device rule {self}: type must be 'a', 'b' or 'c'"
+            )
+        for field in ("major", "minor"):
+            v = getattr(self, field)
+            if v is None:
+                continue
+            if isinstance(v, bool) or not isinstance(v, int) or not 0 <= v <= _MAX_NUM:
+                raise CgroupError(
+                    f"cgroups: invalid device rule {self}: {field} must be None (any) "
+                    f"or an int in 0..{_MAX_NUM}"
+                )
+        if (
+            not isinstance(self.access, str)
+            or not self.access
+            or any(c not in "rwm" for c in self.access)
+        ):
+            raise CgroupError(
+                f"cgroups: invalid device rule {self}: access must be a non-empty "
+                f"subset of 'rwm'"
+            )
+
+    def __str__(self) -> str:
+        num = lambda v: "*" if v is None else str(v)  # noqa: E731
+        verb = "allow" if self.allow else "deny"
+        return f"{verb} {self.type} {num(self.major)}:{num(self.minor)} {self.access}"
