@@ -15,8 +15,20 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 import pytest
+from hypothesis import HealthCheck, settings
 
 from cgtest import RUN_PREFIX, remove_tree, subgroups, writable_mount
+
+# Hypothesis profiles: "dev" (default, quick) and "ci" (HYPOTHESIS_PROFILE=ci, as .ci/run
+# sets). Tests that must run a fixed number of examples in CI (the parser fuzzers: 2,000)
+# use ``fuzz_settings``.
+settings.register_profile("dev", max_examples=100, deadline=None)
+settings.register_profile(
+    "ci", max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow]
+)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "dev"))
+FUZZ_EXAMPLES = 2000 if os.environ.get("HYPOTHESIS_PROFILE") == "ci" else 200
+fuzz_settings = settings(max_examples=FUZZ_EXAMPLES, deadline=None)
 
 _leftovers: list[str] = []
 _counter = itertools.count()

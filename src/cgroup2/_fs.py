@@ -114,15 +114,15 @@ class Dir:
         return f"{self.path}/{name}"
 
     def is_deleted(self) -> bool:
-        """True when the directory this fd refers to has been removed."""
+        """True when the directory this fd refers to is no longer at its path."""
         try:
-            fd = os.open(".", _O_DIR, dir_fd=self.fd)
+            st = os.stat(self.path, follow_symlinks=False)
+            mine = os.fstat(self.fd)
         except FileNotFoundError:
             return True
         except OSError:
             return False
-        os.close(fd)
-        return False
+        return (st.st_dev, st.st_ino) != (mine.st_dev, mine.st_ino)
 
     def _fail(self, e: OSError, name: str, op: str, value: str | None = None) -> CgroupError:
         err = e.errno or 0

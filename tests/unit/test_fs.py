@@ -1,0 +1,102 @@
+"""unit: the file layer on an ordinary directory (format and safety rules only)."""
+
+from __future__ import annotations
+
+import errno
+import os
+from pathlib import Path
+
+import pytest
+
+from cgroup2 import CgroupDeletedError, CgroupError, KernelError
+from cgroup2._fs import Dir, check_name
+
+
+@pytest.mark.parametrize("name", ["", ".", "..", "a/b", "/etc/passwd", "../x", "x\0"])
+def test_bad_names_are_refused_before_any_syscall(name: str) -> None:
+    with pytest.raises(CgroupError, match="invalid file name"):
+        check_name(name)
+
+
+def test_read_write_roundtrip_without_newline(tmp_path: Path) -> None:
+    (tmp_path / "pids.max").write_text("")
+    with Dir.open(str(tmp_path)) as d:
+        d.write("pids.max", "max")
+        assert (tmp_path / "pids.max").read_bytes() == b"max"
+        assert d.read("pids.max") == b"max"
+        assert d.try_read("missing") is None
+        assert d.exists("pids.max") and not d.exists("missing")
+    assert d.fd == -1
+
+
+def test_large_file_is_read_whole(tmp_path: Path) -> None:
+    data = os.urandom(300_000)
+    (tmp_path / "big").write_bytes(data)
+    with Dir.open(str(tmp_path)) as d:
+        assert d.read("big") == data
+
+
+def test_symlinks_are_not_followed(tmp_path: Path) -> None:
+    (tmp_path / "target").write_text("secret")
+    (tmp_path / "link").symlink_to(tmp_path / "target")
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "dirlink").symlink_to(tmp_path / "sub")
+    with Dir.open(str(tmp_path)) as d:
+        with pytest.raises(KernelError) as e:
+            d.read("link")
+        assert e.value.errno == errno.ELOOP
+        with pytest.raises(KernelError) as e:
+            d.write("link", "1")
+        assert e.value.errno == errno.ELOOP
+        assert (tmp_path / "target").read_text() == "secret"
+        with pytest.raises(KernelError):
+            d.child("dirlink")
+        assert d.subdirs() == ["sub"]
+    with pytest.raises(KernelError):
+        Dir.open(str(tmp_path / "dirlink"))
+
+
+def test_error_names_file_value_and_errno(tmp_path: Path) -> None:
+    (tmp_path / "ro").write_text("")
+    os.chmod(tmp_path / "ro", 0o444)
+    with Dir.open(str(tmp_path)) as d:
+        if os.geteuid() == 0:
+            with pytest.raises(KernelError) as e:
+                d.write("missing", "42")
+        else:
+            with pytest.raises(KernelError) as e:
+                d.write("ro", "42")
+    msg = str(e.value)
+    assert str(tmp_path) in msg and "'42'" in msg and "Errno" in msg
+    assert e.value.value == "42" and e.value.errno in (errno.ENOENT, errno.EACCES)
+    assert isinstance(e.value, OSError)
+
+
+def test_missing_group_is_deleted_error(tmp_path: Path) -> None:
+    with pytest.raises(CgroupDeletedError):
+        Dir.open(str(tmp_path / "nope"))
+
+
+def test_removed_directory_is_deleted_error(tmp_path: Path) -> None:
+    sub = tmp_path / "g"
+    sub.mkdir()
+    d = Dir.open(str(sub))
+    try:
+        sub.rmdir()
+        with pytest.raises(CgroupDeletedError):
+            d.read("memory.stat")
+        with pytest.raises(CgroupDeletedError):
+            d.try_read("memory.stat")
+    finally:
+        d.close()
+
+
+def test_mkdir_rmdir_child(tmp_path: Path) -> None:
+    with Dir.open(str(tmp_path)) as d:
+        d.mkdir("c")
+        with d.child("c") as c:
+            assert c.path == f"{tmp_path}/c"
+        d.rmdir("c")
+        with pytest.raises(KernelError) as e:
+            d.rmdir("c")
+        assert e.value.errno == errno.ENOENT and e.value.op == "rmdir"
