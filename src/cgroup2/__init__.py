@@ -4,6 +4,12 @@ The public API; see the project's API table for the names of the reference
 (containerd/cgroups v2) that each one stands for.
 """
 
+from .controllers.cpu import CPU, CPUMax
+from .controllers.hugetlb import HugeTlb, HugeTlbEntry
+from .controllers.io import BFQ, IO, Entry, IOType
+from .controllers.memory import Memory
+from .controllers.pids import Pids
+from .controllers.rdma import RDMA, RDMAEntry
 from .errors import (
     CgroupDeletedError,
     CgroupError,
@@ -19,6 +25,7 @@ from .errors import (
     PidsNotSupportedError,
     ignore_not_exist,
 )
+from .manager import ControllerToggle, State
 from .paths import (
     Mode,
     default_mountpoint,
@@ -27,21 +34,38 @@ from .paths import (
     pid_group_path,
     verify_group_path,
 )
+from .resources import Resources, Value
 
 __all__ = [
+    "BFQ",
+    "CPU",
+    "IO",
+    "RDMA",
+    "CPUMax",
     "CPUNotSupportedError",
     "CgroupDeletedError",
     "CgroupError",
+    "ControllerToggle",
+    "Entry",
     "FreezerNotSupportedError",
+    "HugeTlb",
+    "HugeTlbEntry",
+    "IOType",
     "InvalidFormatError",
     "InvalidGroupPathError",
     "InvalidPidError",
     "KernelError",
+    "Memory",
     "MemoryNotSupportedError",
     "Mode",
     "MountPointNotExistError",
     "NoCgroupMountDestinationError",
+    "Pids",
     "PidsNotSupportedError",
+    "RDMAEntry",
+    "Resources",
+    "State",
+    "Value",
     "default_mountpoint",
     "ignore_not_exist",
     "mode",

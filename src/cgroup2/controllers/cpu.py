@@ -3,5 +3,127 @@
 from __future__ import annotations
 
 # --- what is written ------------------------------------------------------------------
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from ._values import Value, int_in, invalid, is_int
+from .cpuset import cpu_list_text
+
+_DEFAULT_PERIOD = 100_000  # the kernel's default cpu.max period, microseconds
+_MIN_PERIOD = 1_000  # the kernel refuses a period or quota below 1 ms ...
+_MAX_PERIOD = 1_000_000  # ... and a period above 1 s
+_MAX_QUOTA = 2**44 - 1  # ... and a quota or burst above this many microseconds
+
+
+class CPUMax(str):
+    """The text of ``cpu.max``: ``"<quota> <period>"`` (microseconds), quota ``max`` for none.
+
+    ``CPUMax("max 100000")``, ``CPUMax("50000 100000")`` or :meth:`new`. ``"max"`` or a
+    quota alone leave the kernel's period as it is.
+    """
+
+    __slots__ = ()
+
+    def __new__(cls, value: str = "max") -> CPUMax:
+        if not isinstance(value, str):
+            raise invalid("cpu.max", value, "must be a str such as '50000 100000'")
+        parts = value.split(" ")
+        if len(parts) not in (1, 2):
+            raise invalid("cpu.max", value, "expected '<quota|max> [<period>]'")
+        if parts[0] != "max":
+            if not (parts[0].isascii() and parts[0].isdigit()):
+                raise invalid("cpu.max", value, "quota must be 'max' or microseconds")
+            if not _MIN_PERIOD <= int(parts[0]) <= _MAX_QUOTA:
+                raise invalid("cpu.max", value, f"quota out of range {_MIN_PERIOD}..{_MAX_QUOTA}")
+        if len(parts) == 2:
+            if not (parts[1].isascii() and parts[1].isdigit()):
+                raise invalid("cpu.max", value, "period must be microseconds")
+            if not _MIN_PERIOD <= int(parts[1]) <= _MAX_PERIOD:
+                raise invalid(
+                    "cpu.max", value, f"period out of range {_MIN_PERIOD}..{_MAX_PERIOD}"
+                )
+        return super().__new__(cls, value)
+
+    @classmethod
+    def new(cls, quota: int | None = None, period: int | None = None) -> CPUMax:
+        """``"<quota> <period>"``; a quota of ``None`` or ``-1`` is ``max``.
+
+        A period of ``None`` is the kernel's default, 100000 (the reference requires one).
+        """
+        if quota is None or (is_int(quota) and quota == -1):
+            q = "max"
+        else:
+            q = str(int_in("cpu.max quota", quota, _MIN_PERIOD, _MAX_QUOTA))
+        p = _DEFAULT_PERIOD if period is None else period
+        p = int_in("cpu.max period", p, _MIN_PERIOD, _MAX_PERIOD)
+        return cls(f"{q} {p}")
+
+    @property
+    def quota(self) -> int | None:
+        """The quota in microseconds, ``None`` for ``max``."""
+        q = self.split(" ")[0]
+        return None if q == "max" else int(q)
+
+    @property
+    def period(self) -> int | None:
+        """The period in microseconds, ``None`` when the text leaves it unchanged."""
+        parts = self.split(" ")
+        return int(parts[1]) if len(parts) == 2 else None
+
+
+@dataclass(frozen=True, slots=True)
+class CPU:
+    """The cpu (and cpuset) settings of a group.
+
+    ``weight`` -> ``cpu.weight`` (1..10000), ``max`` -> ``cpu.max`` (a :class:`CPUMax` or
+    its text), ``cpus``/``mems`` -> ``cpuset.cpus``/``cpuset.mems`` (lists such as
+    ``"0-3,5"``; ``""`` is not written, as in the reference), ``idle`` -> ``cpu.idle``,
+    ``burst`` -> ``cpu.max.burst`` (microseconds).
+    """
+
+    weight: int | None = None
+    max: CPUMax | str | None = None
+    cpus: str | None = None
+    mems: str | None = None
+    idle: bool | None = None
+    burst: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.max == "":
+            object.__setattr__(self, "max", None)  # the reference's "not set"
+        elif self.max is not None and not isinstance(self.max, CPUMax):
+            object.__setattr__(self, "max", CPUMax(self.max))
+        self.values()
+
+    def _items(self) -> Iterator[Value]:
+        if self.weight is not None:
+            yield Value("cpu.weight", str(int_in("cpu.weight", self.weight, 1, 10000)))
+        if self.max is not None:
+            yield Value("cpu.max", str(CPUMax(self.max)))
+        if self.cpus is not None and self.cpus != "":
+            yield Value("cpuset.cpus", cpu_list_text("cpuset.cpus", self.cpus))
+        if self.mems is not None and self.mems != "":
+            yield Value("cpuset.mems", cpu_list_text("cpuset.mems", self.mems))
+        if self.idle is not None:
+            if not isinstance(self.idle, bool) and self.idle not in (0, 1):
+                raise invalid("cpu.idle", self.idle, "must be a bool")
+            yield Value("cpu.idle", "1" if self.idle else "0")
+        if self.burst is not None:
+            yield Value("cpu.max.burst", str(int_in("cpu.max.burst", self.burst, 0, _MAX_QUOTA)))
+
+    def values(self) -> list[Value]:
+        """The files and texts to write: cpu.weight, cpu.max, cpuset.cpus, cpuset.mems,
+        cpu.idle, cpu.max.burst (in this order, each only when set)."""
+        return list(self._items())
+
+    def controllers(self) -> list[str]:
+        """The controllers these settings need: ``cpu`` and/or ``cpuset``."""
+        out = []
+        if any(v is not None for v in (self.weight, self.max, self.idle, self.burst)):
+            out.append("cpu")
+        if self.cpus or self.mems:
+            out.append("cpuset")
+        return out
+
 
 # --- what is read ---------------------------------------------------------------------

@@ -3,5 +3,58 @@
 from __future__ import annotations
 
 # --- what is written ------------------------------------------------------------------
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from ._values import Value, invalid, limit_text
+
+_RDMA_MAX = 2**31 - 1  # the kernel parses rdma.max numbers as non-negative ints
+
+
+@dataclass(frozen=True, slots=True)
+class RDMAEntry:
+    """One ``rdma.max`` line: ``"<device> hca_handle=<n> hca_object=<n>"``.
+
+    A count of ``-1`` or ``"max"`` is no limit.
+    """
+
+    device: str
+    hca_handles: int | str
+    hca_objects: int | str
+
+    def __post_init__(self) -> None:
+        if (
+            not isinstance(self.device, str)
+            or not self.device
+            or any(c.isspace() or c == "\0" for c in self.device)
+        ):
+            raise invalid("rdma.max device", self.device, "must be a non-empty name without spaces")
+        str(self)
+
+    def __str__(self) -> str:
+        h = limit_text("rdma.max hca_handle", self.hca_handles, hi=_RDMA_MAX)
+        o = limit_text("rdma.max hca_object", self.hca_objects, hi=_RDMA_MAX)
+        return f"{self.device} hca_handle={h} hca_object={o}"
+
+
+@dataclass(frozen=True, slots=True)
+class RDMA:
+    """The rdma settings of a group: one ``rdma.max`` write per :class:`RDMAEntry`."""
+
+    limit: Sequence[RDMAEntry] = field(default=())
+
+    def __post_init__(self) -> None:
+        if isinstance(self.limit, (str, bytes)) or not isinstance(self.limit, Sequence):
+            raise invalid("rdma.max", self.limit, "must be a sequence of RDMAEntry")
+        entries = tuple(self.limit)
+        for e in entries:
+            if not isinstance(e, RDMAEntry):
+                raise invalid("rdma.max", e, "must be an RDMAEntry")
+        object.__setattr__(self, "limit", entries)
+
+    def values(self) -> list[Value]:
+        """The file and texts to write: one rdma.max line per entry."""
+        return [Value("rdma.max", str(e)) for e in self.limit]
+
 
 # --- what is read ---------------------------------------------------------------------
