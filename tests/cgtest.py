@@ -42,9 +42,8 @@ def writable_mount() -> tuple[str | None, str]:
 
 def _kill_group(path: str) -> None:
     kill = os.path.join(path, "cgroup.kill")
-    with contextlib.suppress(OSError):
-        with open(os.path.join(path, "cgroup.freeze"), "w") as f:
-            f.write("0")
+    with contextlib.suppress(OSError), open(os.path.join(path, "cgroup.freeze"), "w") as f:
+        f.write("0")
     if os.path.exists(kill):
         with contextlib.suppress(OSError), open(kill, "w") as f:
             f.write("1")

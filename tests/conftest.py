@@ -15,9 +15,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 import pytest
-from hypothesis import HealthCheck, settings
-
 from cgtest import RUN_PREFIX, remove_tree, subgroups, writable_mount
+from hypothesis import HealthCheck, settings
 
 # Hypothesis profiles: "dev" (default, quick) and "ci" (HYPOTHESIS_PROFILE=ci, as .ci/run
 # sets). Tests that must run a fixed number of examples in CI (the parser fuzzers: 2,000)

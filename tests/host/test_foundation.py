@@ -6,10 +6,10 @@ import errno
 import os
 
 import pytest
+from conftest import Parent
 
 from cgroup2 import CgroupDeletedError, KernelError, Mode, default_mountpoint, mode
 from cgroup2._fs import Dir
-from conftest import Parent
 
 
 def test_mount_discovery_matches_mountinfo(cg_parent: Parent) -> None:

@@ -13,7 +13,7 @@ ALL = {"cpuset", "cpu", "io", "memory", "hugetlb", "pids", "rdma", "misc"}
 def test_all_controllers_available(cg_parent: Parent) -> None:
     with open(os.path.join(cg_parent.mountpoint, "cgroup.controllers")) as f:
         have = set(f.read().split())
-    assert ALL <= have, f"missing controllers: {ALL - have}"
+    assert have >= ALL, f"missing controllers: {ALL - have}"
 
 
 def test_pids_max_makes_fourth_fork_fail(cg_parent: Parent, cg_path: str) -> None:

@@ -51,6 +51,9 @@ class DeviceRule:
             )
 
     def __str__(self) -> str:
-        num = lambda v: "*" if v is None else str(v)  # noqa: E731
         verb = "allow" if self.allow else "deny"
-        return f"{verb} {self.type} {num(self.major)}:{num(self.minor)} {self.access}"
+        return f"{verb} {self.type} {_num(self.major)}:{_num(self.minor)} {self.access}"
+
+
+def _num(v: object) -> str:
+    return "*" if v is None else str(v)
