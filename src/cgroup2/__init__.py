@@ -25,7 +25,7 @@ from .errors import (
     PidsNotSupportedError,
     ignore_not_exist,
 )
-from .manager import ControllerToggle, State
+from .manager import ControllerToggle, Manager, State
 from .paths import (
     Mode,
     default_mountpoint,
@@ -55,6 +55,7 @@ __all__ = [
     "InvalidGroupPathError",
     "InvalidPidError",
     "KernelError",
+    "Manager",
     "Memory",
     "MemoryNotSupportedError",
     "Mode",

@@ -1,10 +1,55 @@
-"""Manager: one group of the cgroup2 hierarchy: its lifecycle, processes and settings."""
+"""Manager: one group of the cgroup2 hierarchy: its lifecycle, processes and settings.
+
+Every method is a short list of kernel operations on the group's files; each file is
+opened through :mod:`cgroup2._fs` relative to the group's directory fd. A Manager holds
+no descriptor between calls.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import enum
+import errno
+import os
+import select
+import signal
+import stat
+import time
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
 
-__all__ = ["ControllerToggle", "State"]
+from . import _fs
+from ._fs import Dir
+from .errors import (
+    CgroupDeletedError,
+    CgroupError,
+    CPUNotSupportedError,
+    FreezerNotSupportedError,
+    InvalidPidError,
+    KernelError,
+    MemoryNotSupportedError,
+    PidsNotSupportedError,
+)
+from .paths import default_mountpoint, verify_group_path
+from .resources import Resources
+from .stats import Metrics, StatMask
+
+__all__ = ["ControllerToggle", "Manager", "State"]
+
+SUBTREE_CONTROL = "cgroup.subtree_control"
+CONTROLLERS_FILE = "cgroup.controllers"
+PROCS = "cgroup.procs"
+THREADS = "cgroup.threads"
+EVENTS = "cgroup.events"
+FREEZE = "cgroup.freeze"
+KILL = "cgroup.kill"
+TYPE = "cgroup.type"
+
+_NOT_SUPPORTED: dict[str, type[CgroupError]] = {
+    "cpu": CPUNotSupportedError,
+    "memory": MemoryNotSupportedError,
+    "pids": PidsNotSupportedError,
+}
 
 
 class State(enum.StrEnum):
@@ -21,3 +66,648 @@ class ControllerToggle(enum.Enum):
 
     ENABLE = "+"
     DISABLE = "-"
+
+
+def _keyed(data: bytes) -> dict[bytes, bytes]:
+    """The ``key value`` lines of a flat keyed file such as ``cgroup.events``."""
+    out = {}
+    for line in data.split(b"\n"):
+        k, _, v = line.partition(b" ")
+        if k:
+            out[k] = v
+    return out
+
+
+def _pids(data: bytes) -> list[int]:
+    """The numbers of ``cgroup.procs`` / ``cgroup.threads``, one a line."""
+    return [int(x) for x in data.split()]
+
+
+def _check_controller_names(controllers: Iterable[str]) -> list[str]:
+    out = []
+    for c in controllers:
+        if not isinstance(c, str) or not c or not all(ch.isalnum() or ch == "_" for ch in c):
+            raise CgroupError(
+                f"cgroups: invalid controller name {c!r}: a name such as 'cpu' or 'memory'"
+            )
+        out.append(c)
+    return out
+
+
+def _restore_text(filename: str, written: str, old: bytes) -> str | None:
+    """What to write back to ``filename`` to undo writing ``written`` over ``old``."""
+    text = old.decode("utf-8", "surrogateescape").rstrip("\n")
+    lines = text.split("\n")
+    if filename in ("io.max", "rdma.max"):
+        key = written.split(" ", 1)[0] + " "
+        for line in lines:
+            if line.startswith(key):
+                return line
+        if filename == "io.max":
+            return key + "rbps=max wbps=max riops=max wiops=max"
+        return key + "hca_handle=max hca_object=max"
+    if filename in ("io.weight", "io.bfq.weight"):
+        for line in lines:
+            if line.startswith("default "):
+                return line
+        return None
+    return text if len(lines) == 1 else None
+
+
+class Manager:
+    """A group of the cgroup2 hierarchy.
+
+    ``mountpoint`` is the cgroup2 mount, ``group`` the group path below it (as in
+    ``/proc/<pid>/cgroup``), ``path`` the directory on the file system; ``unit`` is the
+    systemd unit that owns the group, ``None`` for a group this process manages itself.
+    """
+
+    mountpoint: str
+    group: str
+    path: str
+    unit: str | None
+
+    def __init__(self, mountpoint: str, group: str, *, unit: str | None = None) -> None:
+        verify_group_path(group)
+        if not isinstance(mountpoint, str) or not mountpoint.startswith("/"):
+            raise CgroupError(f"cgroups: invalid mountpoint {mountpoint!r}: must be absolute")
+        self.mountpoint = mountpoint.rstrip("/") or "/"
+        self.group = group
+        self.path = self.mountpoint if group == "/" else self.mountpoint.rstrip("/") + group
+        self.unit = unit
+
+    def __repr__(self) -> str:
+        unit = f", unit={self.unit!r}" if self.unit is not None else ""
+        return f"Manager({self.mountpoint!r}, {self.group!r}{unit})"
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Manager):
+            return NotImplemented
+        return (self.path, self.unit) == (other.path, other.unit)
+
+    def __hash__(self) -> int:
+        return hash((self.path, self.unit))
+
+    # --- lifecycle --------------------------------------------------------------------
+
+    @classmethod
+    def load(cls, group: str, *, mountpoint: str | None = None) -> Manager:
+        """The existing group ``group``; :class:`CgroupDeletedError` when it is missing."""
+        m = cls(mountpoint if mountpoint is not None else default_mountpoint(), group)
+        try:
+            st = os.stat(m.path, follow_symlinks=False)
+        except FileNotFoundError:
+            raise CgroupDeletedError(
+                f"cgroups: cgroup deleted: {m.path} does not exist",
+                errno=errno.ENOENT,
+                path=m.path,
+            ) from None
+        except OSError as e:
+            raise KernelError(e.errno or 0, m.path, op="stat") from None
+        if not stat.S_ISDIR(st.st_mode):
+            raise CgroupDeletedError(f"cgroups: {m.path} is not a group directory", path=m.path)
+        return m
+
+    @classmethod
+    def create(
+        cls,
+        group: str,
+        resources: Resources | None = None,
+        *,
+        mountpoint: str | None = None,
+    ) -> Manager:
+        """Create the group ``group`` (and its missing ancestors) with ``resources``.
+
+        The controllers the resources need are enabled top-down in every ancestor's
+        ``cgroup.subtree_control`` where they are not yet; then the values are written.
+        On any failure, the directories this call made are removed (deepest first) and
+        the error is raised. An existing group is loaded and updated.
+        """
+        m = cls(mountpoint if mountpoint is not None else default_mountpoint(), group)
+        if resources is not None and not isinstance(resources, Resources):
+            raise CgroupError(f"cgroups: invalid resources {resources!r}: must be Resources")
+        if resources is not None:
+            _check_devices_supported(resources)
+        needed = resources.enabled_controllers() if resources is not None else []
+        if not needed and group != "/":
+            # The common case: one mkdir, nothing to read.
+            try:
+                os.mkdir(m.path, 0o755)
+            except FileNotFoundError:
+                pass  # a missing ancestor: the general path below
+            except FileExistsError:
+                m.update(resources)
+                return m
+            except OSError as e:
+                raise KernelError(e.errno or 0, m.path, op="mkdir") from None
+            else:
+                if resources is not None:
+                    m._write_new(resources, created=[m.path])
+                return m
+        m._create_tree(needed, resources)
+        return m
+
+    def _create_tree(self, needed: list[str], resources: Resources | None) -> None:
+        """mkdir -p of the group, enabling ``needed`` in each ancestor, then the values."""
+        names = [] if self.group == "/" else self.group[1:].split("/")
+        created: list[str] = []
+        d = Dir.open(self.mountpoint)
+        try:
+            if needed:
+                self._check_available(d, needed)
+            existed = True
+            for i, name in enumerate(names):
+                if needed:
+                    _enable(d, needed)
+                try:
+                    d.mkdir(name)
+                    created.append(d.file_path(name))
+                    existed = False
+                except KernelError as e:
+                    if e.errno != errno.EEXIST:
+                        raise
+                    existed = i == len(names) - 1
+                nxt = d.child(name)
+                d.close()
+                d = nxt
+        except BaseException:
+            d.close()
+            _remove_created(created)
+            raise
+        try:
+            if existed:
+                d.close()
+                self.update(resources)
+            elif resources is not None:
+                self._write_values(d, resources, rollback=False)
+        except BaseException:
+            _remove_created(created)
+            raise
+        finally:
+            d.close()
+
+    def _write_new(self, resources: Resources, created: list[str]) -> None:
+        try:
+            with Dir.open(self.path) as d:
+                self._write_values(d, resources, rollback=False)
+        except BaseException:
+            _remove_created(created)
+            raise
+
+    def _check_available(self, root: Dir, needed: list[str]) -> None:
+        """Refuse controllers the kernel does not offer, before anything is changed."""
+        have = root.read(CONTROLLERS_FILE).decode().split()
+        for c in needed:
+            if c not in have:
+                err = _NOT_SUPPORTED.get(c, CgroupError)
+                raise err(
+                    f"cgroups: the {c} controller is not available on the cgroup2 mount "
+                    f"{self.mountpoint} (it offers: {' '.join(have) or 'none'})"
+                )
+
+    def new_child(self, name: str, resources: Resources | None = None) -> Manager:
+        """Create the child group ``name`` (one path element) below this group."""
+        if not isinstance(name, str) or not name or "/" in name or name in (".", ".."):
+            raise CgroupError(
+                f"cgroups: invalid child name {name!r}: one path element, no '/', '.' or '..'"
+            )
+        child = name if self.group == "/" else f"{self.group}/{name}"
+        verify_group_path("/" + child.lstrip("/"))
+        group = "/" + child.lstrip("/")
+        return type(self).create(group, resources, mountpoint=self.mountpoint)
+
+    # --- settings ---------------------------------------------------------------------
+
+    def update(self, resources: Resources | None) -> None:
+        """Write ``resources`` to the existing group.
+
+        The files are checked to exist first; if the kernel refuses one value, the ones
+        written before it are put back as they were and the error is raised.
+        """
+        # --- systemd: a group owned by a systemd unit (self.unit) is updated through
+        # --- the unit's properties here (added by the systemd module).
+        if resources is None:
+            return
+        if not isinstance(resources, Resources):
+            raise CgroupError(f"cgroups: invalid resources {resources!r}: must be Resources")
+        _check_devices_supported(resources)
+        with Dir.open(self.path) as d:
+            self._write_values(d, resources, rollback=True)
+
+    def _write_values(self, d: Dir, resources: Resources, *, rollback: bool) -> None:
+        values = resources.values()
+        _check_files(d, resources, [v.filename for v in values])
+        done: list[tuple[str, str, bytes]] = []
+        try:
+            for v in values:
+                old = d.read(v.filename) if rollback else b""
+                d.write(v.filename, v.value)
+                if rollback:
+                    done.append((v.filename, v.value, old))
+            if resources.devices is not None:
+                _apply_devices(d, resources.devices)
+        except BaseException:
+            for filename, written, old in reversed(done):
+                text = _restore_text(filename, written, old)
+                if text is not None:
+                    # best effort: the original error is what matters
+                    with contextlib.suppress(CgroupError):
+                        d.write(filename, text)
+            raise
+
+    # --- controllers ------------------------------------------------------------------
+
+    def controllers(self) -> list[str]:
+        """The controllers available to this group (``cgroup.controllers``)."""
+        with Dir.open(self.path) as d:
+            return d.read(CONTROLLERS_FILE).decode().split()
+
+    def root_controllers(self) -> list[str]:
+        """The controllers of the mount's root group (``cgroup.controllers`` there)."""
+        with Dir.open(self.mountpoint) as d:
+            return d.read(CONTROLLERS_FILE).decode().split()
+
+    def subtree_controllers(self) -> list[str]:
+        """The controllers this group enables for its children (``cgroup.subtree_control``)."""
+        with Dir.open(self.path) as d:
+            return d.read(SUBTREE_CONTROL).decode().split()
+
+    def toggle_controllers(self, controllers: Sequence[str], toggle: ControllerToggle) -> None:
+        """Enable or disable ``controllers`` in every ancestor's ``cgroup.subtree_control``.
+
+        As in the reference, the group's own subtree_control is not written: enabling
+        makes the controllers available to this group (top-down, only where missing);
+        disabling removes them from the ancestors (bottom-up, only where enabled).
+        """
+        names = _check_controller_names(controllers)
+        if not isinstance(toggle, ControllerToggle):
+            raise CgroupError(f"cgroups: invalid toggle {toggle!r}: a ControllerToggle")
+        if not names or self.group == "/":
+            return
+        parts = self.group[1:].split("/")[:-1]
+        dirs = [Dir.open(self.mountpoint)]
+        try:
+            if toggle is ControllerToggle.ENABLE:
+                self._check_available(dirs[0], names)
+            for name in parts:
+                dirs.append(dirs[-1].child(name))
+            if toggle is ControllerToggle.ENABLE:
+                for d in dirs:
+                    _enable(d, names)
+            else:
+                for d in reversed(dirs):
+                    have = d.read(SUBTREE_CONTROL).decode().split()
+                    off = [c for c in names if c in have]
+                    if off:
+                        d.write(SUBTREE_CONTROL, " ".join("-" + c for c in off))
+        finally:
+            for d in dirs:
+                d.close()
+
+    def cgroup_type(self) -> str:
+        """The group's type (``cgroup.type``): ``domain``, ``threaded``, ``domain threaded``
+        or ``domain invalid``."""
+        with Dir.open(self.path) as d:
+            return d.read(TYPE).decode().strip()
+
+    def set_cgroup_type(self, t: str) -> None:
+        """Make the group threaded: the kernel accepts only ``threaded`` in ``cgroup.type``."""
+        if t != "threaded":
+            raise CgroupError(
+                f"cgroups: invalid cgroup type {t!r}: the kernel can only switch a group "
+                f"to 'threaded'"
+            )
+        with Dir.open(self.path) as d:
+            d.write(TYPE, t)
+
+    # --- processes --------------------------------------------------------------------
+
+    def add_proc(self, pid: int) -> None:
+        """Move process ``pid`` (all its threads) into the group (``cgroup.procs``).
+
+        EINVAL, which the kernel returns for a task that is still being set up by fork,
+        is retried for up to about 100 ms.
+        """
+        self._add(PROCS, "pid", pid)
+
+    def add_thread(self, tid: int) -> None:
+        """Move thread ``tid`` into the (threaded) group (``cgroup.threads``)."""
+        self._add(THREADS, "tid", tid)
+
+    def _add(self, filename: str, what: str, pid: int) -> None:
+        if isinstance(pid, bool) or not isinstance(pid, int) or pid <= 0:
+            raise InvalidPidError(f"cgroups: {what} must be greater than 0, got {pid!r}")
+        delay = 0.001
+        with Dir.open(self.path) as d:
+            for attempt in range(8):
+                try:
+                    d.write(filename, str(pid))
+                    return
+                except KernelError as e:
+                    if e.errno != errno.EINVAL or attempt == 7:
+                        raise
+                time.sleep(delay)
+                delay *= 2
+
+    def procs(self, recursive: bool = False) -> list[int]:
+        """The processes of the group (``cgroup.procs``); with ``recursive``, also those
+        of every group below it (depth-first)."""
+        with Dir.open(self.path) as d:
+            if not recursive:
+                return _pids(d.read(PROCS))
+            out: list[int] = []
+            _walk_procs(d, out)
+            return out
+
+    def threads(self) -> list[int]:
+        """The threads of the group (``cgroup.threads``)."""
+        with Dir.open(self.path) as d:
+            return _pids(d.read(THREADS))
+
+    def move_to(self, dest: Manager) -> None:
+        """Move every process of this group and its subgroups into ``dest``.
+
+        A process that exits meanwhile (ESRCH) is skipped; processes forked during the
+        move are moved in further rounds.
+        """
+        if not isinstance(dest, Manager):
+            raise CgroupError(f"cgroups: invalid destination {dest!r}: must be a Manager")
+        with Dir.open(dest.path) as d:
+            for _ in range(100):
+                pids = self.procs(recursive=True)
+                if not pids:
+                    return
+                for pid in pids:
+                    try:
+                        d.write(PROCS, str(pid))
+                    except KernelError as e:
+                        if e.errno != errno.ESRCH:
+                            raise
+        raise CgroupError(f"cgroups: processes of {self.path} kept appearing while moving them")
+
+    # --- freezer and kill -------------------------------------------------------------
+
+    def state(self) -> State:
+        """FROZEN or THAWED from ``cgroup.events``; DELETED when the group is gone;
+        UNKNOWN where the kernel has no freezer."""
+        try:
+            with Dir.open(self.path) as d:
+                data = d.try_read(EVENTS)
+        except CgroupDeletedError:
+            return State.DELETED
+        if data is None:
+            return State.UNKNOWN
+        frozen = _keyed(data).get(b"frozen")
+        if frozen is None:
+            return State.UNKNOWN
+        return State.FROZEN if frozen == b"1" else State.THAWED
+
+    def freeze(self, timeout: float = 5.0) -> None:
+        """Freeze the group; return when ``cgroup.events`` says ``frozen 1``.
+
+        On timeout the group is thawed again and a :class:`CgroupError` is raised.
+        """
+        with Dir.open(self.path) as d:
+            if not d.exists(FREEZE):
+                raise FreezerNotSupportedError(
+                    f"cgroups: {self.path} has no {FREEZE} (kernel without the v2 freezer)"
+                )
+            d.write(FREEZE, "1")
+            if _wait_event(d, b"frozen", b"1", timeout):
+                return
+            d.write(FREEZE, "0")
+        raise CgroupError(
+            f"cgroups: freezing {self.path} did not complete within {timeout} s "
+            f"(cgroup.events never said 'frozen 1'); the group was thawed again"
+        )
+
+    def thaw(self, timeout: float = 5.0) -> None:
+        """Thaw the group; return when ``cgroup.events`` says ``frozen 0``."""
+        with Dir.open(self.path) as d:
+            if not d.exists(FREEZE):
+                raise FreezerNotSupportedError(
+                    f"cgroups: {self.path} has no {FREEZE} (kernel without the v2 freezer)"
+                )
+            d.write(FREEZE, "0")
+            if _wait_event(d, b"frozen", b"0", timeout):
+                return
+        raise CgroupError(
+            f"cgroups: thawing {self.path} did not complete within {timeout} s "
+            f"(an ancestor may be frozen)"
+        )
+
+    def kill(self, timeout: float = 10.0) -> None:
+        """SIGKILL every process of the group and below; return when it is empty.
+
+        Uses ``cgroup.kill``; where the kernel lacks it: freeze, SIGKILL each process,
+        thaw. Waits (poll on ``cgroup.events``) until ``populated 0``.
+        """
+        with Dir.open(self.path) as d:
+            if d.exists(KILL):
+                d.write(KILL, "1")
+            else:
+                self._kill_by_signal(timeout)
+            if not _wait_event(d, b"populated", b"0", timeout):
+                raise CgroupError(
+                    f"cgroups: {self.path} still has processes {timeout} s after SIGKILL"
+                )
+
+    def _kill_by_signal(self, timeout: float) -> None:
+        """SIGKILL each process; frozen first where possible, so that none can fork."""
+        try:
+            self.freeze(timeout)
+            frozen = True
+        except FreezerNotSupportedError:
+            frozen = False
+        try:
+            for _ in range(1 if frozen else 100):
+                pids = self.procs(recursive=True)
+                if not pids:
+                    break
+                for pid in pids:
+                    with contextlib.suppress(ProcessLookupError):
+                        os.kill(pid, signal.SIGKILL)
+        finally:
+            if frozen:
+                self.thaw(timeout)
+
+    def delete(self, *, kill: bool = False) -> None:
+        """Remove the group and every group below it (depth-first).
+
+        A group that still has processes is refused (:class:`CgroupError`) unless
+        ``kill`` is true, which kills them first. EBUSY from the kernel is retried with
+        a bounded backoff; a group that is already gone is success.
+        """
+        # --- systemd: a group owned by a systemd unit is removed by delete_systemd().
+        try:
+            os.rmdir(self.path)  # the common case: an empty leaf, one system call
+            return
+        except FileNotFoundError:
+            return
+        except OSError as e:
+            if e.errno != errno.EBUSY:
+                raise KernelError(e.errno or 0, self.path, op="rmdir") from None
+        try:
+            d = Dir.open(self.path)
+        except CgroupDeletedError:
+            return
+        with d:
+            if _keyed(d.read(EVENTS)).get(b"populated") == b"1":
+                if not kill:
+                    raise CgroupError(
+                        f"cgroups: {self.path} still has processes "
+                        f"({len(self.procs(recursive=True))}); kill them first or "
+                        f"delete(kill=True)"
+                    )
+                self.kill()
+            _remove_children(d)
+        _rmdir_retry(self.path)
+
+    # --- statistics and events (other modules) ----------------------------------------
+
+    def stat(self, mask: StatMask = StatMask.ALL) -> Metrics:
+        """The group's statistics (see :mod:`cgroup2.stats`)."""
+        from .stats import collect
+
+        with Dir.open(self.path) as d:
+            return collect(d, mask)
+
+    def events(self) -> Any:
+        """An :class:`~cgroup2.events.EventStream` of the group's memory events."""
+        from . import events  # type: ignore[attr-defined,unused-ignore]
+
+        return events.EventStream(self.path)
+
+    def memory_event_fd(self) -> tuple[int, int]:
+        """An inotify fd watching ``memory.events``, and its watch descriptor."""
+        from . import events  # type: ignore[attr-defined,unused-ignore]
+
+        fd_wd: tuple[int, int] = events.memory_event_fd(self.path)
+        return fd_wd
+
+    # --- systemd (create_systemd, load_systemd, delete_systemd: the systemd module) ---
+
+
+# --- helpers --------------------------------------------------------------------------
+
+
+def _enable(d: Dir, needed: list[str]) -> None:
+    """Write ``+c`` to ``d``'s subtree_control for each needed controller not yet on."""
+    have = d.read(SUBTREE_CONTROL).decode().split()
+    missing = [c for c in needed if c not in have]
+    if missing:
+        d.write(SUBTREE_CONTROL, " ".join("+" + c for c in missing))
+
+
+def _check_files(d: Dir, resources: Resources, filenames: list[str]) -> None:
+    """Refuse, before any write, files this group does not have (checked by name)."""
+    if resources.hugetlb:
+        offered = sorted(
+            n.split(".")[1]
+            for n in _list_files(d)
+            if n.startswith("hugetlb.") and n.endswith(".max") and n.count(".") == 2
+        )
+        for e in resources.hugetlb:
+            if e.huge_page_size not in offered:
+                raise CgroupError(
+                    f"cgroups: invalid hugetlb page size {e.huge_page_size!r}: the kernel "
+                    f"does not offer it in {d.path} (offers: {', '.join(offered) or 'none'})"
+                )
+    for name in dict.fromkeys(filenames):
+        if not d.exists(name):
+            raise CgroupError(
+                f"cgroups: {d.path} has no file {name!r} (controller not enabled, or not "
+                f"offered by this kernel); nothing was written"
+            )
+
+
+def _list_files(d: Dir) -> list[str]:
+    with os.scandir(d.fd) as it:
+        return [e.name for e in it]
+
+
+def _check_devices_supported(resources: Resources) -> None:
+    if resources.devices is None:
+        return
+    from . import devices
+
+    if getattr(devices, "apply_device_rules", None) is None:
+        raise CgroupError("cgroups: device rules are not implemented yet")
+
+
+def _apply_devices(d: Dir, rules: Sequence[Any]) -> None:
+    from . import devices
+
+    apply: Callable[[Dir, Sequence[Any]], object] = devices.apply_device_rules  # type: ignore[attr-defined,unused-ignore]
+    apply(d, rules)
+
+
+def _walk_procs(d: Dir, out: list[int]) -> None:
+    out += _pids(d.read(PROCS))
+    for name in d.subdirs():
+        try:
+            c = d.child(name)
+        except CgroupError:
+            continue  # removed meanwhile
+        with c:
+            _walk_procs(c, out)
+
+
+def _wait_event(d: Dir, key: bytes, want: bytes, timeout: float) -> bool:
+    """Wait until ``cgroup.events`` says ``key want``; False on timeout.
+
+    kernfs wakes ``POLLPRI`` on a change of the file; the file is read again from
+    offset 0 after each wake-up (no busy loop).
+    """
+    fd = d._open(EVENTS, _fs._O_READ, "open")
+    try:
+        p = select.poll()
+        p.register(fd, select.POLLPRI | select.POLLERR)
+        deadline = time.monotonic() + timeout
+        while True:
+            data = os.pread(fd, 4096, 0)
+            if _keyed(data).get(key) == want:
+                return True
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return False
+            p.poll(max(1, int(left * 1000)))
+    finally:
+        os.close(fd)
+
+
+def _remove_children(d: Dir) -> None:
+    """Remove every group below ``d``, deepest first."""
+    for name in d.subdirs():
+        try:
+            c = d.child(name)
+        except CgroupError:
+            continue
+        with c:
+            _remove_children(c)
+        _rmdir_retry(d.file_path(name))
+
+
+def _rmdir_retry(path: str, timeout: float = 5.0) -> None:
+    """rmdir, retrying EBUSY (a group whose tasks are still exiting) with backoff."""
+    delay = 0.001
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            os.rmdir(path)
+            return
+        except FileNotFoundError:
+            return
+        except OSError as e:
+            if e.errno != errno.EBUSY or time.monotonic() + delay > deadline:
+                raise KernelError(e.errno or 0, path, op="rmdir") from None
+        time.sleep(delay)
+        delay = min(delay * 2, 0.1)
+
+
+def _remove_created(created: list[str]) -> None:
+    """Undo a failed create: remove the directories it made, deepest first."""
+    for path in reversed(created):
+        # the caller's error is raised; a directory that cannot go stays visible
+        with contextlib.suppress(CgroupError):
+            _rmdir_retry(path, timeout=1.0)
