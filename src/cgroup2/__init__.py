@@ -26,6 +26,7 @@ from .errors import (
     ignore_not_exist,
 )
 from .manager import ControllerToggle, Manager, State
+from .oci import OCIConversion, OCISpecError, OCIWarning, convert_resources, to_resources
 from .paths import (
     Mode,
     default_mountpoint,
@@ -61,16 +62,21 @@ __all__ = [
     "Mode",
     "MountPointNotExistError",
     "NoCgroupMountDestinationError",
+    "OCIConversion",
+    "OCISpecError",
+    "OCIWarning",
     "Pids",
     "PidsNotSupportedError",
     "RDMAEntry",
     "Resources",
     "State",
     "Value",
+    "convert_resources",
     "default_mountpoint",
     "ignore_not_exist",
     "mode",
     "nested_group_path",
     "pid_group_path",
+    "to_resources",
     "verify_group_path",
 ]
