@@ -1,5 +1,44 @@
-"""Device access control for cgroup v2: an eBPF program of type CGROUP_DEVICE per group."""
+"""Device access control for cgroup v2: an eBPF program of type CGROUP_DEVICE per group.
 
+:func:`device_filter` compiles :class:`DeviceRule`\\ s into a :class:`Program`;
+:class:`ProgramEmulator` / :func:`emulate` run a program without a kernel;
+:func:`load_attach_device_filter` and :func:`apply_device_rules` load it with ``bpf(2)``
+and attach it to a group's directory, replacing this library's previous program there.
+"""
+
+from .asm import Assembler, Instruction, Program
+from .bpf import (
+    PROG_NAME,
+    AttachedFilter,
+    BPFError,
+    ProgInfo,
+    apply_device_rules,
+    attached_programs,
+    detach_device_filters,
+    load_attach_device_filter,
+    load_program,
+)
+from .emulator import EmulatorError, ProgramEmulator, emulate
+from .filter import LICENSE, device_filter
 from .rules import DeviceRule
 
-__all__ = ["DeviceRule"]
+__all__ = [
+    "LICENSE",
+    "PROG_NAME",
+    "Assembler",
+    "AttachedFilter",
+    "BPFError",
+    "DeviceRule",
+    "EmulatorError",
+    "Instruction",
+    "ProgInfo",
+    "Program",
+    "ProgramEmulator",
+    "apply_device_rules",
+    "attached_programs",
+    "detach_device_filters",
+    "device_filter",
+    "emulate",
+    "load_attach_device_filter",
+    "load_program",
+]

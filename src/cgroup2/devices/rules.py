@@ -25,9 +25,13 @@ class DeviceRule:
     access: str = "rwm"
 
     def __post_init__(self) -> None:
+        self.validate()
+
+    def validate(self) -> None:
+        """Raise :class:`CgroupError` naming the rule and the field when it is invalid."""
         if not isinstance(self.allow, bool):
             raise CgroupError(f"cgroups: invalid device rule {self}: allow must be a bool")
-        if self.type not in ("a", "b", "c"):
+        if not isinstance(self.type, str) or self.type not in ("a", "b", "c"):
             raise CgroupError(
                 f"cgroups: invalid device rule {self}: type must be 'a', 'b' or 'c'"
             )
