@@ -127,3 +127,68 @@ class CPU:
 
 
 # --- what is read ---------------------------------------------------------------------
+# (Statistics: cpu.stat is a core file, present in every group whether or not the cpu
+# controller is enabled; without it the kernel prints only the usage keys.)
+from collections.abc import Mapping  # noqa: E402
+from dataclasses import field  # noqa: E402
+
+from .._fs import Dir  # noqa: E402
+from ._parse import parse_flat  # noqa: E402
+from .psi import PSIStats, read_pressure  # noqa: E402
+
+
+@dataclass(frozen=True, slots=True)
+class CPUStat:
+    """``cpu.stat`` (microseconds and counts) and ``cpu.pressure`` (``psi``).
+
+    ``usage_usec``/``user_usec``/``system_usec`` are there in every group;
+    ``nr_periods``/``nr_throttled``/``throttled_usec`` (cpu controller enabled) and
+    ``nr_bursts``/``burst_usec`` (Linux 5.14+) are ``None`` when the kernel does not print
+    them. Other keys of ``cpu.stat`` (``nice_usec``, ``core_sched.force_idle_usec``, ...)
+    are in ``other``.
+    """
+
+    usage_usec: int | None = None
+    user_usec: int | None = None
+    system_usec: int | None = None
+    nr_periods: int | None = None
+    nr_throttled: int | None = None
+    throttled_usec: int | None = None
+    nr_bursts: int | None = None
+    burst_usec: int | None = None
+    psi: PSIStats | None = None
+    other: Mapping[str, int] = field(default_factory=dict)
+
+
+_CPU_STAT_KEYS = {
+    k.encode(): k
+    for k in (
+        "usage_usec",
+        "user_usec",
+        "system_usec",
+        "nr_periods",
+        "nr_throttled",
+        "throttled_usec",
+        "nr_bursts",
+        "burst_usec",
+    )
+}
+
+
+def parse_cpu_stat(data: bytes, filename: str = "cpu.stat") -> CPUStat:
+    """Parse ``cpu.stat`` (flat keyed: ``<key> <uint>`` lines)."""
+    named, other = parse_flat(data, filename, _CPU_STAT_KEYS)
+    return CPUStat(**named, psi=None, other=other)
+
+
+def read_cpu(d: Dir, *, stat: bool = True, pressure: bool = True) -> CPUStat | None:
+    """Read ``cpu.stat`` (when ``stat``) and ``cpu.pressure`` (when ``pressure``).
+
+    ``None`` when neither file was asked for or both are absent.
+    """
+    data = d.try_read("cpu.stat") if stat else None
+    psi = read_pressure(d, "cpu") if pressure else None
+    if data is None:
+        return None if psi is None else CPUStat(psi=psi)
+    named, other = parse_flat(data, "cpu.stat", _CPU_STAT_KEYS)
+    return CPUStat(**named, psi=psi, other=other)

@@ -56,3 +56,85 @@ class HugeTlb(tuple[HugeTlbEntry, ...]):
 
 
 # --- what is read ---------------------------------------------------------------------
+import functools  # noqa: E402
+import os  # noqa: E402
+
+from .._fs import Dir  # noqa: E402
+from ._parse import parse_flat, parse_limit, parse_uint  # noqa: E402
+
+_HUGEPAGES = "/sys/kernel/mm/hugepages"
+
+
+def page_size_name(size_kb: int) -> str:
+    """The kernel's name of a huge page size in the hugetlb files: 2048 kB -> ``2MB``."""
+    if size_kb >= 1 << 20:
+        return f"{size_kb >> 20}GB"
+    if size_kb >= 1 << 10:
+        return f"{size_kb >> 10}MB"
+    return f"{size_kb}KB"
+
+
+@functools.cache
+def page_sizes() -> tuple[str, ...]:
+    """The huge page sizes of this kernel, smallest first (from ``/sys/kernel/mm/hugepages``,
+    read once per process: the set is fixed at boot)."""
+    try:
+        names = os.listdir(_HUGEPAGES)
+    except OSError:
+        return ()
+    sizes = []
+    for n in names:  # "hugepages-2048kB"
+        if n.startswith("hugepages-") and n.endswith("kB") and n[10:-2].isdigit():
+            sizes.append(int(n[10:-2]))
+    return tuple(page_size_name(s) for s in sorted(sizes))
+
+
+@dataclass(frozen=True, slots=True)
+class HugeTlbStat:
+    """The hugetlb files of one page size (``pagesize``, e.g. ``"2MB"``), in bytes.
+
+    ``current``: ``hugetlb.<size>.current``; ``max``: ``hugetlb.<size>.max`` (``U64_MAX``
+    for ``max``); ``failcnt``: the ``max`` count of ``hugetlb.<size>.events`` (allocations
+    refused by the limit); ``rsvd_current``/``rsvd_max``: ``hugetlb.<size>.rsvd.current``
+    and ``.rsvd.max`` (reservations, Linux 5.7+). ``None``: the kernel has no such file.
+    """
+
+    pagesize: str
+    current: int | None = None
+    max: int | None = None
+    failcnt: int | None = None
+    rsvd_current: int | None = None
+    rsvd_max: int | None = None
+
+
+_EVENTS = {b"max": "max"}
+
+
+def parse_hugetlb_events(data: bytes, filename: str = "hugetlb.events") -> int | None:
+    """The ``max`` count of a ``hugetlb.<size>.events`` file."""
+    named, _ = parse_flat(data, filename, _EVENTS)
+    return named.get("max")
+
+
+def read_hugetlb(d: Dir) -> tuple[HugeTlbStat, ...] | None:
+    """Read the hugetlb files of every page size; ``None`` when the controller is off."""
+    out: list[HugeTlbStat] = []
+    for size in page_sizes():
+        prefix = f"hugetlb.{size}."
+        data = d.try_read(prefix + "current")
+        if data is None:
+            if not out:
+                return None  # the first size stands for the rest: controller off
+            continue
+        v: dict[str, int] = {"current": parse_uint(data, prefix + "current")}
+        if (data := d.try_read(prefix + "max")) is not None:
+            v["max"] = parse_limit(data, prefix + "max")
+        data = d.try_read(prefix + "events")
+        if data is not None and (n := parse_hugetlb_events(data, prefix + "events")) is not None:
+            v["failcnt"] = n
+        if (data := d.try_read(prefix + "rsvd.current")) is not None:
+            v["rsvd_current"] = parse_uint(data, prefix + "rsvd.current")
+            if (data := d.try_read(prefix + "rsvd.max")) is not None:
+                v["rsvd_max"] = parse_limit(data, prefix + "rsvd.max")
+        out.append(HugeTlbStat(size, **v))
+    return tuple(out) if out else None

@@ -94,3 +94,91 @@ class IO:
 
 
 # --- what is read ---------------------------------------------------------------------
+from collections.abc import Mapping  # noqa: E402
+from dataclasses import field as _field  # noqa: E402
+
+from .._fs import Dir  # noqa: E402
+from ._parse import decode_key, invalid_format, parse_value  # noqa: E402
+from .psi import PSIStats, read_pressure  # noqa: E402
+
+
+@dataclass(frozen=True, slots=True)
+class IOStatEntry:
+    """One device line of ``io.stat``: bytes and operations read, written and discarded.
+
+    ``dbytes``/``dios`` are ``None`` on kernels that do not print them (before 4.19).
+    Other keys (``cost.usage``, ``cost.vrate``, ``rlat`` and others of the io cost and
+    latency controllers) are in ``other``, as ints, or floats where the kernel prints a
+    fraction.
+    """
+
+    major: int
+    minor: int
+    rbytes: int | None = None
+    wbytes: int | None = None
+    rios: int | None = None
+    wios: int | None = None
+    dbytes: int | None = None
+    dios: int | None = None
+    other: Mapping[str, int | float] = _field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class IOStat:
+    """``io.stat`` (one :class:`IOStatEntry` per device, as ``usage``) and ``io.pressure``
+    (``psi``, a core file: there even when the io controller is not)."""
+
+    usage: tuple[IOStatEntry, ...] | None = None
+    psi: PSIStats | None = None
+
+
+_IO_KEYS = {k.encode(): k for k in ("rbytes", "wbytes", "rios", "wios", "dbytes", "dios")}
+
+
+def _number(v: bytes) -> int | float | None:
+    if v.isdigit():
+        return parse_value(v)
+    whole, dot, frac = v.partition(b".")
+    if dot and whole.isdigit() and frac.isdigit():
+        return float(v)
+    return None
+
+
+def parse_io_stat(data: bytes, filename: str = "io.stat") -> tuple[IOStatEntry, ...]:
+    """Parse ``io.stat``: ``<major>:<minor> rbytes=<n> wbytes=<n> ...`` per device."""
+    out = []
+    for lineno, line in enumerate(data.splitlines(), 1):
+        parts = line.split()
+        if not parts:
+            continue
+        major_b, colon, minor_b = parts[0].partition(b":")
+        major, minor = parse_value(major_b), parse_value(minor_b)
+        if not colon or major is None or minor is None:
+            raise invalid_format(filename, lineno, line, "expected '<major>:<minor> key=value...'")
+        named: dict[str, int] = {}
+        other: dict[str, int | float] = {}
+        for p in parts[1:]:
+            key, _, value = p.partition(b"=")
+            name = _IO_KEYS.get(key)
+            if name is None:
+                n = _number(value)
+                if n is not None:
+                    other[decode_key(key)] = n
+                continue
+            v = parse_value(value)
+            if v is None:
+                raise invalid_format(filename, lineno, line, f"{name}: not an unsigned integer")
+            named[name] = v
+        out.append(IOStatEntry(major, minor, **named, other=other))
+    return tuple(out)
+
+
+def read_io(d: Dir, *, stat: bool = True, pressure: bool = True) -> IOStat | None:
+    """Read ``io.stat`` (``stat``) and ``io.pressure`` (``pressure``); ``None`` when
+    neither is there."""
+    data = d.try_read("io.stat") if stat else None
+    usage = None if data is None else parse_io_stat(data)
+    psi = read_pressure(d, "io") if pressure else None
+    if usage is None and psi is None:
+        return None
+    return IOStat(usage, psi)

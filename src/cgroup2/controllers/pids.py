@@ -27,3 +27,24 @@ class Pids:
 
 
 # --- what is read ---------------------------------------------------------------------
+from .._fs import Dir  # noqa: E402
+from ._parse import parse_limit, parse_uint  # noqa: E402
+
+
+@dataclass(frozen=True, slots=True)
+class PidsStat:
+    """``pids.current`` (tasks in the group and below) and ``pids.max`` as ``limit``
+    (``U64_MAX`` for ``max``; ``None`` where the kernel has no such file, e.g. the root)."""
+
+    current: int | None = None
+    limit: int | None = None
+
+
+def read_pids(d: Dir) -> PidsStat | None:
+    """Read ``pids.current`` and ``pids.max``; ``None`` when the pids controller is off."""
+    data = d.try_read("pids.current")
+    if data is None:
+        return None
+    current = parse_uint(data, "pids.current")
+    data = d.try_read("pids.max")
+    return PidsStat(current, None if data is None else parse_limit(data, "pids.max"))

@@ -1,7 +1,93 @@
-"""The psi controller: its resource settings (written) and its statistics (read)."""
+"""Pressure stall information (PSI): ``cpu.pressure``, ``memory.pressure``, ``io.pressure``.
+
+Not a controller: the kernel gives every group these core files whether or not the cpu,
+memory or io controller is enabled (Documentation/accounting/psi.rst). Nothing is written
+here; :class:`PSIStats` is what is read. A kernel built without PSI, or booted with
+``psi=0``, has no such files (or refuses to read them): the statistic is then ``None``.
+"""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
+from .._fs import Dir
+from ._parse import invalid_format, parse_value
+
+__all__ = ["PSIData", "PSIStats", "parse_pressure", "read_pressure"]
+
 # --- what is written ------------------------------------------------------------------
+# (nothing: the pressure files are read-only here; triggers are a later feature)
 
 # --- what is read ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class PSIData:
+    """One line of a ``<resource>.pressure`` file.
+
+    ``avg10``/``avg60``/``avg300``: the share of wall time (percent, 0..100) in which tasks
+    were stalled, averaged over 10 s, 60 s and 300 s; ``total``: the stall time in
+    microseconds since the group was made.
+    """
+
+    avg10: float
+    avg60: float
+    avg300: float
+    total: int
+
+
+@dataclass(frozen=True, slots=True)
+class PSIStats:
+    """A ``<resource>.pressure`` file: ``some`` (at least one task stalled) and ``full``
+    (all non-idle tasks stalled). A line the kernel does not print is ``None`` (``full``
+    of ``cpu.pressure`` before Linux 5.13)."""
+
+    some: PSIData | None = None
+    full: PSIData | None = None
+
+
+def _avg(v: bytes | None) -> float | None:
+    # the kernel prints "%lu.%02lu": digits, a dot, digits
+    if v is None:
+        return None
+    whole, dot, frac = v.partition(b".")
+    if not (whole.isdigit() and (not dot or frac.isdigit())):
+        return None
+    return float(v)
+
+
+def _line(line: bytes, filename: str, lineno: int) -> PSIData:
+    fields = dict(p.partition(b"=")[::2] for p in line.split()[1:])
+    a10 = _avg(fields.get(b"avg10"))
+    a60 = _avg(fields.get(b"avg60"))
+    a300 = _avg(fields.get(b"avg300"))
+    total_b = fields.get(b"total")
+    total = None if total_b is None else parse_value(total_b)
+    if a10 is None or a60 is None or a300 is None or total is None:
+        raise invalid_format(
+            filename, lineno, line, "expected 'avg10=<x.xx> avg60=<x.xx> avg300=<x.xx> total=<n>'"
+        )
+    return PSIData(a10, a60, a300, total)
+
+
+def parse_pressure(data: bytes, filename: str = "pressure") -> PSIStats:
+    """Parse a ``<resource>.pressure`` file: ``some ...`` and ``full ...`` lines.
+
+    Lines other than ``some`` and ``full`` are skipped; extra ``key=value`` pairs are
+    ignored; a ``some``/``full`` line without all four numbers is an
+    :class:`~cgroup2.errors.InvalidFormatError`.
+    """
+    some = full = None
+    for lineno, line in enumerate(data.splitlines(), 1):
+        if line.startswith(b"some "):
+            some = _line(line, filename, lineno)
+        elif line.startswith(b"full "):
+            full = _line(line, filename, lineno)
+    return PSIStats(some, full)
+
+
+def read_pressure(d: Dir, resource: str) -> PSIStats | None:
+    """Read ``<resource>.pressure`` (``cpu``, ``memory``, ``io``); ``None`` when absent."""
+    name = f"{resource}.pressure"
+    data = d.try_read(name)
+    return None if data is None else parse_pressure(data, name)

@@ -58,3 +58,58 @@ class RDMA:
 
 
 # --- what is read ---------------------------------------------------------------------
+from .._fs import Dir  # noqa: E402
+from ._parse import invalid_format, parse_value  # noqa: E402
+
+
+@dataclass(frozen=True, slots=True)
+class RdmaStatEntry:
+    """One device line of ``rdma.current`` or ``rdma.max``: HCA handles and objects
+    (``U64_MAX`` for ``max``; ``None`` when the line lacks the key)."""
+
+    device: str
+    hca_handles: int | None = None
+    hca_objects: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RdmaStat:
+    """``rdma.current`` (``current``) and ``rdma.max`` (``limit``, ``None`` at the root)."""
+
+    current: tuple[RdmaStatEntry, ...] = ()
+    limit: tuple[RdmaStatEntry, ...] | None = None
+
+
+_RDMA_KEYS = {b"hca_handle": "hca_handles", b"hca_object": "hca_objects"}
+
+
+def parse_rdma(data: bytes, filename: str, *, limit: bool = False) -> tuple[RdmaStatEntry, ...]:
+    """Parse ``rdma.current`` / ``rdma.max`` (``limit=True`` allows ``max``):
+    ``<device> hca_handle=<n> hca_object=<n>`` lines."""
+    out = []
+    for lineno, line in enumerate(data.splitlines(), 1):
+        parts = line.split()
+        if not parts:
+            continue
+        named: dict[str, int] = {}
+        for p in parts[1:]:
+            key, _, value = p.partition(b"=")
+            name = _RDMA_KEYS.get(key)
+            if name is None:
+                continue
+            v = parse_value(value, limit=limit)
+            if v is None:
+                raise invalid_format(filename, lineno, line, f"{key.decode()}: not a count")
+            named[name] = v
+        out.append(RdmaStatEntry(parts[0].decode("utf-8", "backslashreplace"), **named))
+    return tuple(out)
+
+
+def read_rdma(d: Dir) -> RdmaStat | None:
+    """Read ``rdma.current`` and ``rdma.max``; ``None`` when the rdma controller is off."""
+    data = d.try_read("rdma.current")
+    if data is None:
+        return None
+    current = parse_rdma(data, "rdma.current")
+    data = d.try_read("rdma.max")
+    return RdmaStat(current, None if data is None else parse_rdma(data, "rdma.max", limit=True))

@@ -1,0 +1,143 @@
+"""What the read parts of the controllers share: tolerant, strict, one-pass parsers.
+
+The kernel's cgroup files come in a few shapes (Documentation/admin-guide/cgroup-v2.rst,
+"Interface Files"): a single value (``pids.current``), a limit that may be ``max``
+(``memory.max``), flat keyed lines ``<key> <value>`` (``memory.stat``, ``cpu.stat``) and
+nested keyed lines ``<name> <key>=<value> ...`` (``io.stat``, ``rdma.current``,
+``cpu.pressure``). The parsers here take the bytes of one whole file (read once, in binary)
+and follow two rules:
+
+* tolerant of what they do not know: an unknown key is kept (when its value is a number)
+  or skipped, an odd line whose key is unknown is skipped, blank lines are skipped;
+* strict on what they do know: a known key whose value is not an unsigned decimal (or
+  ``max`` where a limit is allowed) raises :class:`~cgroup2.errors.InvalidFormatError`
+  naming the file, the line number and the line.
+
+Conventions of every statistic: ``None`` means *absent* (the controller is not enabled in
+the group, or the kernel has no such file or key); a limit of ``max`` is :data:`U64_MAX`
+(``2**64 - 1``, what containerd reports as ``math.MaxUint64``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from ..errors import InvalidFormatError
+from ._values import U64_MAX
+
+__all__ = [
+    "U64_MAX",
+    "decode_key",
+    "invalid_format",
+    "parse_flat",
+    "parse_limit",
+    "parse_uint",
+    "parse_value",
+]
+
+_MAX = b"max"
+
+
+def decode_key(key: bytes) -> str:
+    """A key as text; bytes that are not UTF-8 become ``\\xNN`` escapes (never raises)."""
+    return key.decode("utf-8", "backslashreplace")
+
+
+def invalid_format(filename: str, lineno: int, line: bytes, why: str) -> InvalidFormatError:
+    """The error for a malformed line: names the file, the line number and the line."""
+    text = line[:200].decode("utf-8", "backslashreplace")
+    return InvalidFormatError(
+        f"cgroups: parsing file with invalid format failed: {filename} line {lineno}: "
+        f"{text!r}: {why}",
+        path=filename,
+    )
+
+
+def _uint(value: bytes) -> int | None:
+    """``value`` as an unsigned decimal, or ``None`` when it is not one."""
+    if value.isdigit():  # ASCII digits only: no sign, space, '_' or other digits
+        try:
+            return int(value)
+        except ValueError:  # more digits than int() converts
+            return None
+    return None
+
+
+def parse_uint(data: bytes, filename: str) -> int:
+    """A file holding one unsigned decimal and a newline (``pids.current``)."""
+    v = _uint(data.strip())
+    if v is None:
+        raise invalid_format(filename, 1, data, "expected an unsigned integer")
+    return v
+
+
+def parse_limit(data: bytes, filename: str) -> int:
+    """A file holding an unsigned decimal or ``max`` (:data:`U64_MAX`): ``memory.max``."""
+    value = data.strip()
+    if value == _MAX:
+        return U64_MAX
+    v = _uint(value)
+    if v is None:
+        raise invalid_format(filename, 1, data, "expected an unsigned integer or 'max'")
+    return v
+
+
+def parse_value(value: bytes, *, limit: bool = False) -> int | None:
+    """One value of a keyed line: an unsigned decimal (or ``max`` when ``limit``)."""
+    if limit and value == _MAX:
+        return U64_MAX
+    return _uint(value)
+
+
+def _flat_slow(
+    data: bytes, filename: str, known: Mapping[bytes, str]
+) -> tuple[dict[str, int], dict[str, int]]:
+    named: dict[str, int] = {}
+    other: dict[str, int] = {}
+    for lineno, line in enumerate(data.splitlines(), 1):
+        parts = line.split()
+        if not parts:
+            continue
+        name = known.get(parts[0])
+        v = _uint(parts[1]) if len(parts) == 2 else None
+        if v is None:
+            if name is not None:
+                raise invalid_format(filename, lineno, line, "expected '<key> <unsigned integer>'")
+            continue  # an odd line with a key we do not know: skipped
+        if name is None:
+            other[decode_key(parts[0])] = v
+        else:
+            named[name] = v
+    return named, other
+
+
+def parse_flat(
+    data: bytes, filename: str, known: Mapping[bytes, str]
+) -> tuple[dict[str, int], dict[str, int]]:
+    """A flat keyed file (``<key> <uint>`` lines): ``(known fields, other keys)``.
+
+    ``known`` maps the kernel's key to the field name. Keys not in ``known`` go to the
+    second mapping (when their value is an unsigned decimal; else the line is skipped).
+    The common case is one ``splitlines`` and one ``split`` per line, done in C; any
+    irregularity falls back to a line-by-line pass that names the bad line.
+    """
+    try:
+        pairs = dict(map(bytes.split, data.splitlines()))
+    except ValueError:  # a line without exactly two fields
+        return _flat_slow(data, filename, known)
+    values = pairs.values()
+    if not b"".join(values).isdigit():
+        return _flat_slow(data, filename, known)
+    try:
+        nums = map(int, values)
+        named: dict[str, int] = {}
+        other: dict[str, int] = {}
+        for key, v in zip(pairs, nums, strict=True):
+            name = known.get(key)
+            if name is None:
+                other[decode_key(key)] = v
+            else:
+                named[name] = v
+    except ValueError:  # a number with more digits than int() converts
+        return _flat_slow(data, filename, known)
+    return named, other
