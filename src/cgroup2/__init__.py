@@ -10,6 +10,15 @@ from .controllers.io import BFQ, IO, Entry, IOType
 from .controllers.memory import Memory
 from .controllers.pids import Pids
 from .controllers.rdma import RDMA, RDMAEntry
+from .devices import (
+    BPFError,
+    DeviceRule,
+    Program,
+    ProgramEmulator,
+    device_filter,
+    emulate,
+    load_attach_device_filter,
+)
 from .errors import (
     CgroupDeletedError,
     CgroupError,
@@ -42,11 +51,13 @@ __all__ = [
     "CPU",
     "IO",
     "RDMA",
+    "BPFError",
     "CPUMax",
     "CPUNotSupportedError",
     "CgroupDeletedError",
     "CgroupError",
     "ControllerToggle",
+    "DeviceRule",
     "Entry",
     "FreezerNotSupportedError",
     "HugeTlb",
@@ -67,13 +78,18 @@ __all__ = [
     "OCIWarning",
     "Pids",
     "PidsNotSupportedError",
+    "Program",
+    "ProgramEmulator",
     "RDMAEntry",
     "Resources",
     "State",
     "Value",
     "convert_resources",
     "default_mountpoint",
+    "device_filter",
+    "emulate",
     "ignore_not_exist",
+    "load_attach_device_filter",
     "mode",
     "nested_group_path",
     "pid_group_path",
