@@ -189,23 +189,56 @@ class Manager:
         if resources is not None:
             _check_devices_supported(resources)
         needed = resources.enabled_controllers() if resources is not None else []
-        if not needed and group != "/":
-            # The common case: one mkdir, nothing to read.
-            try:
-                os.mkdir(m.path, 0o755)
-            except FileNotFoundError:
-                pass  # a missing ancestor: the general path below
-            except FileExistsError:
-                m.update(resources)
-                return m
-            except OSError as e:
-                raise KernelError(e.errno or 0, m.path, op="mkdir") from None
-            else:
-                if resources is not None:
-                    m._write_new(resources, created=[m.path])
-                return m
+        if group != "/" and m._create_fast(needed, resources):
+            return m
         m._create_tree(needed, resources)
         return m
+
+    def _create_fast(self, needed: list[str], resources: Resources | None) -> bool:
+        """The common case: the parent exists and already enables ``needed``: one mkdir,
+        then the values. False (nothing done) sends the caller to the general path."""
+        if not needed:
+            try:
+                os.mkdir(self.path, 0o755)  # nothing to read first
+            except FileNotFoundError:
+                return False  # a missing ancestor
+            except FileExistsError:
+                self.update(resources)
+                return True
+            except OSError as e:
+                raise KernelError(e.errno or 0, self.path, op="mkdir") from None
+            if resources is not None:
+                try:
+                    with Dir.open(self.path) as d:
+                        self._write_values(d, resources, rollback=False)
+                except BaseException:
+                    _remove_created([self.path])
+                    raise
+            return True
+        parent_path, _, name = self.path.rpartition("/")
+        try:
+            parent = Dir.open(parent_path)
+        except CgroupDeletedError:
+            return False
+        with parent:
+            have = parent.read(SUBTREE_CONTROL).decode().split()
+            if any(c not in have for c in needed):
+                return False
+            try:
+                parent.mkdir(name)
+            except KernelError as e:
+                if e.errno != errno.EEXIST:
+                    raise
+                self.update(resources)
+                return True
+            try:
+                with parent.child(name) as d:
+                    if resources is not None:
+                        self._write_values(d, resources, rollback=False)
+            except BaseException:
+                _remove_created([self.path])
+                raise
+        return True
 
     def _create_tree(self, needed: list[str], resources: Resources | None) -> None:
         """mkdir -p of the group, enabling ``needed`` in each ancestor, then the values."""
@@ -245,14 +278,6 @@ class Manager:
             raise
         finally:
             d.close()
-
-    def _write_new(self, resources: Resources, created: list[str]) -> None:
-        try:
-            with Dir.open(self.path) as d:
-                self._write_values(d, resources, rollback=False)
-        except BaseException:
-            _remove_created(created)
-            raise
 
     def _check_available(self, root: Dir, needed: list[str]) -> None:
         """Refuse controllers the kernel does not offer, before anything is changed."""
@@ -601,18 +626,17 @@ def _enable(d: Dir, needed: list[str]) -> None:
 
 def _check_files(d: Dir, resources: Resources, filenames: list[str]) -> None:
     """Refuse, before any write, files this group does not have (checked by name)."""
-    if resources.hugetlb:
-        offered = sorted(
-            n.split(".")[1]
-            for n in _list_files(d)
-            if n.startswith("hugetlb.") and n.endswith(".max") and n.count(".") == 2
-        )
-        for e in resources.hugetlb:
-            if e.huge_page_size not in offered:
-                raise CgroupError(
-                    f"cgroups: invalid hugetlb page size {e.huge_page_size!r}: the kernel "
-                    f"does not offer it in {d.path} (offers: {', '.join(offered) or 'none'})"
-                )
+    for e in resources.hugetlb or ():
+        if not d.exists(e.filename):
+            offered = sorted(
+                n.split(".")[1]
+                for n in _list_files(d)
+                if n.startswith("hugetlb.") and n.endswith(".max") and n.count(".") == 2
+            )
+            raise CgroupError(
+                f"cgroups: invalid hugetlb page size {e.huge_page_size!r}: the kernel "
+                f"does not offer it in {d.path} (offers: {', '.join(offered) or 'none'})"
+            )
     for name in dict.fromkeys(filenames):
         if not d.exists(name):
             raise CgroupError(
