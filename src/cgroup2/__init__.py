@@ -34,6 +34,16 @@ from .errors import (
     PidsNotSupportedError,
     ignore_not_exist,
 )
+from .events import (
+    CgroupEvents,
+    CgroupEventStream,
+    Event,
+    EventStream,
+    EventWatcher,
+    Notice,
+    NoticeKind,
+    memory_event_fd,
+)
 from .manager import ControllerToggle, Manager, State
 from .oci import OCIConversion, OCISpecError, OCIWarning, convert_resources, to_resources
 from .paths import (
@@ -56,9 +66,14 @@ __all__ = [
     "CPUNotSupportedError",
     "CgroupDeletedError",
     "CgroupError",
+    "CgroupEventStream",
+    "CgroupEvents",
     "ControllerToggle",
     "DeviceRule",
     "Entry",
+    "Event",
+    "EventStream",
+    "EventWatcher",
     "FreezerNotSupportedError",
     "HugeTlb",
     "HugeTlbEntry",
@@ -73,6 +88,8 @@ __all__ = [
     "Mode",
     "MountPointNotExistError",
     "NoCgroupMountDestinationError",
+    "Notice",
+    "NoticeKind",
     "OCIConversion",
     "OCISpecError",
     "OCIWarning",
@@ -90,6 +107,7 @@ __all__ = [
     "emulate",
     "ignore_not_exist",
     "load_attach_device_filter",
+    "memory_event_fd",
     "mode",
     "nested_group_path",
     "pid_group_path",

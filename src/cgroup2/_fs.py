@@ -222,3 +222,13 @@ class Dir:
         """Open the child group ``name`` (never through a symlink)."""
         fd = self._open(name, _O_DIR, "open directory")
         return Dir(fd, self.file_path(name))
+
+    def open_fd(self, name: str) -> int:
+        """Open file ``name`` read-only and return its raw fd, which the caller keeps.
+
+        For files that are watched rather than read once (``cgroup.events``,
+        ``memory.events``: kernfs wakes ``EPOLLPRI`` on the kept fd when they change);
+        the caller reads them again with ``os.pread(fd, n, 0)`` and closes the fd itself.
+        Same flags and errors as :meth:`read`.
+        """
+        return self._open(name, _O_READ, "open")

@@ -1,0 +1,834 @@
+"""Group events: ``memory.events`` and ``cgroup.events``, watched with one ``epoll``.
+
+Kernfs (the file system under every cgroup2 mount) wakes a poller of an open
+``cgroup.events`` or ``memory.events`` with ``EPOLLPRI | EPOLLERR`` each time the kernel
+changes the file (``cgroup_file_notify()``), and keeps the fd ready until the file is read
+again. So one ``select.epoll`` can watch any number of groups from one thread: each watched
+file is opened once (through :mod:`cgroup2._fs`), registered for ``EPOLLPRI``, and read
+again with ``pread(fd, n, 0)`` after each wake. When a group is removed, its kept fds wake
+too and the read fails with ``ENODEV``.
+
+Three ways in:
+
+* :class:`EventWatcher`: one epoll, many groups, added and removed at any time; reports
+  changes of ``memory.events`` and of ``cgroup.events`` (``populated``, ``frozen``) and the
+  removal of a group, as :class:`Notice` values through :meth:`EventWatcher.poll`, a
+  callback, ``async for``, or an :class:`asyncio.Queue` (:meth:`EventWatcher.attach`).
+* :class:`EventStream`: one group's ``memory.events``, an iterator (and async iterator) of
+  :class:`Event` that ends when the group empties; the reference's ``EventChan()``.
+  :class:`CgroupEventStream` is the same for ``cgroup.events`` alone (it needs no
+  controller, so it works where the memory controller is absent).
+* :func:`memory_event_fd`: an inotify fd that becomes readable when ``memory.events``
+  changes; the reference's ``MemoryEventFD()``.
+
+Kernel facts the code relies on (Linux 6.1 and 6.18 checked):
+
+* the kernel notifies a given file at most once per 10 ms
+  (``CGROUP_FILE_NOTIFY_MIN_INTV``); a later change in that interval is notified when it
+  ends. Two changes that undo each other within it (``populated`` 0 -> 1 -> 0) can
+  therefore read as no change at all; the watcher only reports what the file says.
+* a fresh fd is ready until its first read; the watcher reads each file right after
+  registering it, which also gives the first state.
+* an OOM kill is counted in ``memory.events`` before the killed process exits, so reading
+  ``memory.events`` after ``cgroup.events`` says ``populated 0`` sees the count of an OOM
+  kill of the last process (the race fixed late in the reference, containerd/cgroups#374).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ctypes
+import errno
+import os
+import select
+import time
+from collections import deque
+from collections.abc import AsyncIterator, Callable, Iterator
+from dataclasses import dataclass
+from enum import StrEnum
+from types import TracebackType
+from typing import Generic, Self, TypeVar
+
+from ._fs import Dir
+from .controllers.memory import parse_memory_events as _parse_memory_events_full
+from .errors import (
+    CgroupDeletedError,
+    CgroupError,
+    InvalidFormatError,
+    KernelError,
+    MemoryNotSupportedError,
+)
+
+__all__ = [
+    "CgroupEventStream",
+    "CgroupEvents",
+    "Event",
+    "EventStream",
+    "EventWatcher",
+    "Notice",
+    "NoticeKind",
+    "memory_event_fd",
+    "parse_cgroup_events",
+    "parse_memory_events",
+]
+
+MEMORY_EVENTS = "memory.events"
+CGROUP_EVENTS = "cgroup.events"
+
+_READ_SIZE = 4096  # both files are well under 200 bytes
+_GONE = (errno.ENODEV, errno.ENOENT)  # a read on a kept fd of a removed group: ENODEV
+
+
+# --- the two files -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """The counts of ``memory.events``: how many times each memory event has happened in
+    the group and below it since the group was created (the reference's ``Event``).
+
+    ``low``/``high``/``max``: reclaim under ``memory.low``, throttling over
+    ``memory.high``, allocation at ``memory.max``; ``oom``: the group hit its limit and
+    the OOM killer was invoked; ``oom_kill``: processes killed by it; ``oom_group_kill``:
+    whole-group kills (``memory.oom.group``; 0 before Linux 5.17).
+    """
+
+    low: int
+    high: int
+    max: int
+    oom: int
+    oom_kill: int
+    oom_group_kill: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class CgroupEvents:
+    """``cgroup.events``: ``populated`` (a process is in the group or below it) and
+    ``frozen`` (the group is frozen; ``False`` before Linux 5.2, which lacks the key)."""
+
+    populated: bool
+    frozen: bool = False
+
+
+def parse_memory_events(data: bytes) -> Event:
+    """Parse the bytes of ``memory.events`` (or ``memory.events.local``).
+
+    Unknown keys (``sock_throttled``, ...) are ignored; a missing one of the five keys
+    every kernel with cgroup2 memory has, or a value that is not an unsigned decimal,
+    raises :class:`InvalidFormatError` naming the file.
+    """
+    m = _parse_memory_events_full(data, MEMORY_EVENTS)
+    if m.low is None or m.high is None or m.max is None or m.oom is None or m.oom_kill is None:
+        raise InvalidFormatError(
+            f"cgroups: parsing file with invalid format failed: {MEMORY_EVENTS}: "
+            f"one of low, high, max, oom, oom_kill is missing in {data[:200]!r}",
+            path=MEMORY_EVENTS,
+        )
+    return Event(m.low, m.high, m.max, m.oom, m.oom_kill, m.oom_group_kill or 0)
+
+
+_CG_FAST = {
+    b"populated 0\nfrozen 0\n": CgroupEvents(False, False),
+    b"populated 1\nfrozen 0\n": CgroupEvents(True, False),
+    b"populated 0\nfrozen 1\n": CgroupEvents(False, True),
+    b"populated 1\nfrozen 1\n": CgroupEvents(True, True),
+}
+_BOOL = {b"0": False, b"1": True}
+
+
+def parse_cgroup_events(data: bytes) -> CgroupEvents:
+    """Parse the bytes of ``cgroup.events`` (``populated 0|1``, ``frozen 0|1``).
+
+    Unknown keys are ignored; a missing ``populated`` or a value other than 0/1 for a
+    known key raises :class:`InvalidFormatError` naming the file.
+    """
+    fast = _CG_FAST.get(data)
+    if fast is not None:
+        return fast
+    seen: dict[bytes, bool] = {}
+    for lineno, line in enumerate(data.splitlines(), 1):
+        parts = line.split()
+        if not parts:
+            continue
+        if parts[0] not in (b"populated", b"frozen"):
+            continue
+        v = _BOOL.get(parts[1]) if len(parts) == 2 else None
+        if v is None:
+            raise InvalidFormatError(
+                f"cgroups: parsing file with invalid format failed: {CGROUP_EVENTS} "
+                f"line {lineno}: {line[:200]!r}: expected '<key> 0|1'",
+                path=CGROUP_EVENTS,
+            )
+        seen[parts[0]] = v
+    if b"populated" not in seen:
+        raise InvalidFormatError(
+            f"cgroups: parsing file with invalid format failed: {CGROUP_EVENTS}: "
+            f"no 'populated' line in {data[:200]!r}",
+            path=CGROUP_EVENTS,
+        )
+    return CgroupEvents(seen[b"populated"], seen.get(b"frozen", False))
+
+
+# --- the watcher -------------------------------------------------------------------------
+
+
+class NoticeKind(StrEnum):
+    """What a :class:`Notice` reports."""
+
+    ADDED = "added"  # the first state of a group, returned by EventWatcher.add()
+    MEMORY = "memory"  # memory.events changed
+    CGROUP = "cgroup"  # cgroup.events changed (populated and/or frozen)
+    DELETED = "deleted"  # the group was removed; the watcher has dropped it
+
+
+@dataclass(frozen=True, slots=True)
+class Notice:
+    """One change of one watched group, as the watcher read it.
+
+    ``cgroup`` and ``memory`` are the group's state after the change (``memory`` is
+    ``None`` when ``memory.events`` is not watched; for ``DELETED`` both are the last
+    state read). ``time_ns`` is ``time.monotonic_ns()`` when the file was read.
+    """
+
+    path: str
+    kind: NoticeKind
+    cgroup: CgroupEvents
+    memory: Event | None
+    time_ns: int
+
+
+class _Watch:
+    """The watcher's record of one group (not public)."""
+
+    __slots__ = ("cfd", "craw", "cstate", "mem", "mfd", "mraw", "path")
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self.cfd = -1
+        self.mfd = -1
+        self.craw = b""
+        self.mraw = b""
+        self.cstate = CgroupEvents(False)
+        self.mem: Event | None = None
+
+
+def _deleted(path: str, name: str) -> CgroupDeletedError:
+    return CgroupDeletedError(
+        f"cgroups: cgroup deleted: {path} was removed (read {name})",
+        errno=errno.ENODEV,
+        path=f"{path}/{name}",
+    )
+
+
+def _pread(fd: int, path: str, name: str) -> bytes:
+    """Read a kept fd again from offset 0; a removed group raises CgroupDeletedError."""
+    try:
+        return os.pread(fd, _READ_SIZE, 0)
+    except OSError as e:
+        if e.errno in _GONE:
+            raise _deleted(path, name) from None
+        raise KernelError(e.errno or 0, f"{path}/{name}", op="read") from None
+
+
+class EventWatcher:
+    """One ``epoll`` that watches ``cgroup.events`` (and ``memory.events``) of many groups.
+
+    Groups are added and removed at any time (:meth:`add`, :meth:`remove`); each costs one
+    open fd per watched file and nothing while it does not change. Changes come out as
+    :class:`Notice` values, in the order read, by any of:
+
+    * :meth:`poll` (blocking, with a timeout), which also calls ``callback`` per notice;
+    * ``async for notice in watcher`` (``loop.add_reader`` on the epoll fd, no thread);
+    * :meth:`attach`, which fills an :class:`asyncio.Queue` from the running loop.
+
+    A group that is removed is reported once as ``DELETED`` and dropped (its fds closed).
+    When ``cgroup.events`` says ``populated 0``, ``memory.events`` is read again before
+    the ``CGROUP`` notice, so an OOM kill of the last process is reported first.
+    The watcher is for one thread; :meth:`close` (or ``with``) closes every descriptor.
+    """
+
+    def __init__(
+        self,
+        *,
+        callback: Callable[[Notice], object] | None = None,
+        max_events: int = 1024,
+        _wakes: bool = False,
+    ) -> None:
+        if max_events < 1:
+            raise CgroupError(f"cgroups: max_events must be >= 1, not {max_events!r}")
+        self._callback = callback
+        self._max_events = max_events
+        # _wakes (for the streams): also report a wake of cgroup.events whose content did
+        # not change, as a CGROUP notice with the same state (a change that was undone
+        # within the kernel's 10 ms notification interval, e.g. populated 0 -> 1 -> 0).
+        self._wakes = _wakes
+        self._ep: select.epoll | None = select.epoll()
+        self._fds: dict[int, tuple[_Watch, bool]] = {}
+        self._watches: dict[str, _Watch] = {}
+        self._queue: asyncio.Queue[Notice] | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._waiter: asyncio.Future[None] | None = None
+
+    # -- groups --------------------------------------------------------------------------
+
+    def add(self, path: str, *, memory: bool | None = None) -> Notice:
+        """Watch the group at the absolute file system ``path``; return its first state.
+
+        ``memory``: ``None`` watches ``memory.events`` when the group has it (the memory
+        controller is enabled in the parent's ``cgroup.subtree_control``), ``True``
+        requires it (else :class:`MemoryNotSupportedError`), ``False`` does not watch it.
+        The first state is returned (kind ``ADDED``), not passed to the callback.
+        A missing group raises :class:`CgroupDeletedError`; a group already watched, a
+        relative path or the root group (which has no ``cgroup.events``) raise
+        :class:`CgroupError`.
+        """
+        ep = self._live()
+        if not isinstance(path, str) or not os.path.isabs(path):
+            raise CgroupError(f"cgroups: watch: {path!r} is not an absolute path")
+        path = os.path.normpath(path)
+        if path in self._watches:
+            raise CgroupError(f"cgroups: watch: {path} is already watched")
+        w = _Watch(path)
+        try:
+            with Dir.open(path) as d:
+                try:
+                    w.cfd = d.open_fd(CGROUP_EVENTS)
+                except KernelError as e:
+                    if e.errno == errno.ENOENT:
+                        raise CgroupError(
+                            f"cgroups: watch: {path} has no {CGROUP_EVENTS} "
+                            f"(the root group has none; watch a group below it)",
+                            errno=e.errno,
+                            path=e.path,
+                        ) from None
+                    raise
+                if memory is not False:
+                    try:
+                        w.mfd = d.open_fd(MEMORY_EVENTS)
+                    except KernelError as e:
+                        if e.errno != errno.ENOENT:
+                            raise
+                        if memory:
+                            raise MemoryNotSupportedError(
+                                f"cgroups: memory cgroup (v2) not supported for {path}: "
+                                f"it has no {MEMORY_EVENTS} (the memory controller is not "
+                                f"enabled in the parent's cgroup.subtree_control, or this "
+                                f"mount has no memory controller)",
+                                errno=e.errno,
+                                path=e.path,
+                            ) from None
+            # Register first, then read: a change after the read wakes the epoll; a change
+            # between the two is in what is read (and the read clears the wake).
+            for fd, name in ((w.cfd, CGROUP_EVENTS), (w.mfd, MEMORY_EVENTS)):
+                if fd >= 0:
+                    try:
+                        ep.register(fd, select.EPOLLPRI)
+                    except OSError as e:  # EPERM: not a file that can be polled
+                        raise KernelError(
+                            e.errno or 0, f"{path}/{name}", op="epoll_ctl(ADD)"
+                        ) from None
+            w.craw = _pread(w.cfd, path, CGROUP_EVENTS)
+            w.cstate = parse_cgroup_events(w.craw)
+            if w.mfd >= 0:
+                w.mraw = _pread(w.mfd, path, MEMORY_EVENTS)
+                w.mem = parse_memory_events(w.mraw)
+        except BaseException:
+            self._close_fds(w)
+            raise
+        self._watches[path] = w
+        self._fds[w.cfd] = (w, False)
+        if w.mfd >= 0:
+            self._fds[w.mfd] = (w, True)
+        return Notice(path, NoticeKind.ADDED, w.cstate, w.mem, time.monotonic_ns())
+
+    def remove(self, path: str) -> bool:
+        """Stop watching ``path`` and close its fds; ``False`` when it was not watched
+        (never added, removed before, or dropped after a ``DELETED`` notice)."""
+        w = self._watches.pop(os.path.normpath(path), None)
+        if w is None:
+            return False
+        self._drop(w)
+        return True
+
+    def state(self, path: str) -> Notice:
+        """The last state read of a watched group (kind ``ADDED``; nothing is read now)."""
+        w = self._watches.get(os.path.normpath(path))
+        if w is None:
+            raise CgroupError(f"cgroups: watch: {path} is not watched")
+        return Notice(w.path, NoticeKind.ADDED, w.cstate, w.mem, time.monotonic_ns())
+
+    def paths(self) -> list[str]:
+        """The watched groups."""
+        return list(self._watches)
+
+    def __len__(self) -> int:
+        return len(self._watches)
+
+    def __contains__(self, path: object) -> bool:
+        return isinstance(path, str) and os.path.normpath(path) in self._watches
+
+    def fileno(self) -> int:
+        """The epoll fd: readable when a watched file has changed (for other loops)."""
+        return self._live().fileno()
+
+    # -- reading -------------------------------------------------------------------------
+
+    def poll(self, timeout: float | None = None) -> list[Notice]:
+        """Wait up to ``timeout`` seconds (``None``: until there is one) for changes and
+        return their notices (``[]`` on timeout), calling ``callback`` for each.
+
+        ``timeout=0`` reads what is ready without waiting.
+        """
+        ep = self._live()
+        if self._waiter is not None or self._queue is not None:
+            raise CgroupError("cgroups: watch: poll() while the watcher is used by asyncio")
+        deadline = None if timeout is None else time.monotonic() + max(timeout, 0.0)
+        while True:
+            wait = -1.0 if deadline is None else max(deadline - time.monotonic(), 0.0)
+            out = self._read_ready(ep.poll(wait, self._max_events))
+            if out or (deadline is not None and time.monotonic() >= deadline):
+                break
+        if self._callback is not None:
+            for n in out:
+                self._callback(n)
+        return out
+
+    def _read_ready(self, ready: list[tuple[int, int]]) -> list[Notice]:
+        out: list[Notice] = []
+        fds = self._fds
+        now = time.monotonic_ns
+        for fd, _mask in ready:
+            entry = fds.get(fd)
+            if entry is None:  # dropped earlier in this batch
+                continue
+            w, is_memory = entry
+            try:
+                if is_memory:
+                    data = os.pread(fd, _READ_SIZE, 0)
+                    if data != w.mraw:
+                        w.mraw = data
+                        w.mem = parse_memory_events(data)
+                        out.append(Notice(w.path, NoticeKind.MEMORY, w.cstate, w.mem, now()))
+                    continue
+                data = os.pread(fd, _READ_SIZE, 0)
+                if data == w.craw:
+                    if not self._wakes:
+                        continue
+                else:
+                    w.craw = data
+                    w.cstate = parse_cgroup_events(data)
+                if w.mfd >= 0 and not w.cstate.populated:
+                    # The last process is gone: an OOM kill of it is counted by now.
+                    data = os.pread(w.mfd, _READ_SIZE, 0)
+                    if data != w.mraw:
+                        w.mraw = data
+                        w.mem = parse_memory_events(data)
+                        out.append(Notice(w.path, NoticeKind.MEMORY, w.cstate, w.mem, now()))
+                out.append(Notice(w.path, NoticeKind.CGROUP, w.cstate, w.mem, now()))
+            except OSError as e:
+                if e.errno not in _GONE:
+                    name = MEMORY_EVENTS if is_memory else CGROUP_EVENTS
+                    raise KernelError(e.errno or 0, f"{w.path}/{name}", op="read") from None
+                self._watches.pop(w.path, None)
+                self._drop(w)
+                out.append(Notice(w.path, NoticeKind.DELETED, w.cstate, w.mem, now()))
+        return out
+
+    # -- asyncio -------------------------------------------------------------------------
+
+    async def wait_readable(self) -> None:
+        """Wait (in the running loop, no thread) until the epoll fd is readable."""
+        ep = self._live()
+        if self._waiter is not None or self._queue is not None:
+            raise CgroupError("cgroups: watch: the watcher is already waited on by asyncio")
+        loop = asyncio.get_running_loop()
+        fut: asyncio.Future[None] = loop.create_future()
+        fd = ep.fileno()
+
+        def ready() -> None:
+            if not fut.done():
+                fut.set_result(None)
+
+        loop.add_reader(fd, ready)
+        self._waiter, self._loop = fut, loop
+        try:
+            await fut
+        finally:
+            self._waiter, self._loop = None, None
+            if self._ep is not None:  # close() removed the reader before closing the fd
+                loop.remove_reader(fd)
+
+    def __aiter__(self) -> AsyncIterator[Notice]:
+        return self._notices()
+
+    async def _notices(self) -> AsyncIterator[Notice]:
+        while self._ep is not None:
+            notices = self.poll(0)
+            if not notices:
+                await self.wait_readable()
+                continue
+            for n in notices:
+                yield n
+
+    def attach(self, queue: asyncio.Queue[Notice] | None = None) -> asyncio.Queue[Notice]:
+        """Put every notice into ``queue`` (a new one by default) from the running loop.
+
+        Uses ``loop.add_reader`` on the epoll fd (no thread); ``callback`` is still
+        called. Must be called from within the loop; undone by :meth:`detach` or
+        :meth:`close`. While attached, :meth:`poll` and ``async for`` are refused.
+        """
+        ep = self._live()
+        if self._waiter is not None or self._queue is not None:
+            raise CgroupError("cgroups: watch: the watcher is already used by asyncio")
+        loop = asyncio.get_running_loop()
+        q: asyncio.Queue[Notice] = asyncio.Queue() if queue is None else queue
+        cb = self._callback
+
+        def ready() -> None:
+            if self._ep is None:
+                return
+            for n in self._read_ready(self._ep.poll(0, self._max_events)):
+                if cb is not None:
+                    cb(n)
+                q.put_nowait(n)
+
+        loop.add_reader(ep.fileno(), ready)
+        self._queue, self._loop = q, loop
+        return q
+
+    def detach(self) -> None:
+        """Stop filling the queue given by :meth:`attach`."""
+        if self._queue is not None and self._loop is not None and self._ep is not None:
+            self._loop.remove_reader(self._ep.fileno())
+        self._queue = None
+        if self._waiter is None:
+            self._loop = None
+
+    # -- closing -------------------------------------------------------------------------
+
+    def _live(self) -> select.epoll:
+        if self._ep is None:
+            raise CgroupError("cgroups: watch: the watcher is closed")
+        return self._ep
+
+    def _close_fds(self, w: _Watch) -> None:
+        for fd in (w.cfd, w.mfd):
+            if fd >= 0:
+                if self._ep is not None:
+                    with contextlib.suppress(OSError, ValueError):
+                        self._ep.unregister(fd)  # fails when never registered (failed add)
+                os.close(fd)
+        w.cfd = w.mfd = -1
+
+    def _drop(self, w: _Watch) -> None:
+        self._fds.pop(w.cfd, None)
+        self._fds.pop(w.mfd, None)
+        self._close_fds(w)
+
+    def close(self) -> None:
+        """Close every kept fd and the epoll; a waiting ``async for`` ends."""
+        if self._ep is None:
+            return
+        self.detach()
+        if self._waiter is not None and self._loop is not None:
+            self._loop.remove_reader(self._ep.fileno())
+            if not self._waiter.done():
+                self._waiter.set_result(None)
+        for w in self._watches.values():
+            self._drop(w)
+        self._watches.clear()
+        self._fds.clear()
+        ep, self._ep = self._ep, None
+        ep.close()
+
+    def __enter__(self) -> EventWatcher:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def __del__(self) -> None:
+        # A safety net for a watcher that was never closed: release the kept fds.
+        if getattr(self, "_ep", None) is not None:
+            for fd in list(getattr(self, "_fds", ())):
+                with contextlib.suppress(OSError):
+                    os.close(fd)
+            self._fds.clear()
+            self._watches.clear()
+
+
+# --- the streams -------------------------------------------------------------------------
+
+T = TypeVar("T")
+
+
+class _Stream(Generic[T]):
+    """One group watched by a private :class:`EventWatcher`: items until the group empties.
+
+    The end: ``cgroup.events`` says ``populated 0`` after the stream has seen the group
+    populated (when it was created, or later). A wake of ``cgroup.events`` with
+    ``populated 0`` unchanged also ends a stream that has not seen the group populated:
+    the group was populated and emptied within the kernel's 10 ms notification interval
+    (a freeze and thaw of an empty group within 10 ms reads the same way and also ends
+    it). A group removed before that raises :class:`CgroupDeletedError`.
+    """
+
+    def __init__(self, path: str, *, memory: bool) -> None:
+        self._watcher = EventWatcher(_wakes=True)
+        try:
+            first = self._watcher.add(path, memory=memory)
+        except BaseException:
+            self._watcher.close()
+            raise
+        self.path = first.path
+        self._items: deque[T] = deque()
+        self._state = first.cgroup
+        self._seen_populated = first.cgroup.populated
+        self._ended = False
+        self._error: CgroupError | None = None
+
+    @property
+    def ended(self) -> bool:
+        """True when the stream has ended (or failed) and every item was taken."""
+        return (self._ended or self._error is not None) and not self._items
+
+    @property
+    def cgroup(self) -> CgroupEvents:
+        """The last ``cgroup.events`` state read."""
+        return self._state
+
+    def _on(self, n: Notice) -> None:
+        raise NotImplementedError
+
+    def _on_cgroup(self, n: Notice) -> None:
+        """Track populated; end at populated 0 after populated (or a 0 -> 1 -> 0 wake)."""
+        bounced = n.cgroup == self._state
+        self._state = n.cgroup
+        if n.cgroup.populated:
+            self._seen_populated = True
+        elif self._seen_populated or bounced:
+            self._finish()
+
+    def _finish(self) -> None:
+        self._ended = True
+        self._watcher.close()
+
+    def _feed(self, notices: list[Notice]) -> None:
+        for n in notices:
+            if self._ended or self._error is not None:
+                return
+            if n.kind is NoticeKind.DELETED:
+                self._error = CgroupDeletedError(
+                    f"cgroups: cgroup deleted: {self.path} was removed while its events "
+                    f"were watched (before it was seen to empty)",
+                    errno=errno.ENODEV,
+                    path=self.path,
+                )
+                self._watcher.close()
+                return
+            self._on(n)
+
+    def _take(self) -> T | None:
+        if self._items:
+            return self._items.popleft()
+        if self._error is not None:
+            err, self._error = self._error, None
+            self._ended = True
+            raise err
+        return None
+
+    def get(self, timeout: float | None = None) -> T | None:
+        """The next item, waiting up to ``timeout`` seconds (``None``: no limit); ``None``
+        on timeout or at the end (see :attr:`ended`). Raises as iteration does."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            item = self._take()
+            if item is not None or self._ended:
+                return item
+            left = None if deadline is None else deadline - time.monotonic()
+            if left is not None and left <= 0:
+                return None
+            self._feed(self._watcher.poll(left))
+
+    def __iter__(self) -> Iterator[T]:
+        return self
+
+    def __next__(self) -> T:
+        item = self.get()
+        if item is None:
+            raise StopIteration
+        return item
+
+    def __aiter__(self) -> AsyncIterator[T]:
+        return self
+
+    async def __anext__(self) -> T:
+        while True:
+            item = self._take()
+            if item is not None:
+                return item
+            if self._ended:
+                raise StopAsyncIteration
+            notices = self._watcher.poll(0)
+            if notices:
+                self._feed(notices)
+            else:
+                await self._watcher.wait_readable()
+
+    def close(self) -> None:
+        """Close the stream's descriptors (the epoll and the kept file fds)."""
+        self._watcher.close()
+        self._ended = True
+        self._items.clear()
+        self._error = None
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+
+class EventStream(_Stream[Event]):
+    """The memory events of one group: an :class:`Event` each time ``memory.events``
+    changes, until the group empties (the reference's ``EventChan()``).
+
+    An iterator, an async iterator (``loop.add_reader``, no thread) and a (async) context
+    manager that closes its descriptors; :meth:`get` takes one with a timeout. The counts
+    are the file's totals, not differences. The stream ends after ``cgroup.events`` says
+    ``populated 0`` once the group has been populated (so it can be made before the first
+    process is started), having read ``memory.events`` once more so that an OOM kill of the
+    last process is yielded first. A group removed before that raises
+    :class:`CgroupDeletedError`.
+
+    ``memory.events`` is required: a group without it (the memory controller not enabled
+    for it, or a mount without one) raises :class:`MemoryNotSupportedError` here; use
+    :class:`CgroupEventStream` or :class:`EventWatcher` to follow ``cgroup.events`` alone.
+    ``initial=True`` yields the counts at the start first.
+    """
+
+    def __init__(self, path: str, *, initial: bool = False) -> None:
+        super().__init__(path, memory=True)
+        self._last = self._watcher.state(self.path).memory
+        if initial and self._last is not None:
+            self._items.append(self._last)
+
+    def _on(self, n: Notice) -> None:
+        if n.memory is not None and n.memory != self._last:
+            self._last = n.memory
+            self._items.append(n.memory)
+        if n.kind is NoticeKind.CGROUP:
+            self._on_cgroup(n)
+
+
+class CgroupEventStream(_Stream[CgroupEvents]):
+    """The ``cgroup.events`` of one group: a :class:`CgroupEvents` each time
+    ``populated`` or ``frozen`` changes, ending after the ``populated=False`` that follows
+    the group having been populated. Needs no controller. Same protocols as
+    :class:`EventStream`; ``initial=True`` yields the state at the start first.
+    """
+
+    def __init__(self, path: str, *, initial: bool = False) -> None:
+        super().__init__(path, memory=False)
+        if initial:
+            self._items.append(self._state)
+
+    def _on(self, n: Notice) -> None:
+        if n.kind is not NoticeKind.CGROUP:
+            return
+        if n.cgroup != self._state:
+            self._items.append(n.cgroup)
+        elif not n.cgroup.populated and not self._seen_populated:
+            # populated 0 -> 1 -> 0 within one notification interval: show both states.
+            self._items.append(CgroupEvents(True, n.cgroup.frozen))
+            self._items.append(n.cgroup)
+        self._on_cgroup(n)
+
+
+# --- inotify -------------------------------------------------------------------------------
+
+IN_MODIFY = 0x00000002
+IN_DONT_FOLLOW = 0x02000000
+IN_CLOEXEC = os.O_CLOEXEC
+IN_NONBLOCK = os.O_NONBLOCK
+
+_libc: ctypes.CDLL | None = None
+
+
+def _c() -> ctypes.CDLL:
+    global _libc
+    if _libc is None:
+        lib = ctypes.CDLL(None, use_errno=True)
+        lib.inotify_init1.argtypes = [ctypes.c_int]
+        lib.inotify_init1.restype = ctypes.c_int
+        lib.inotify_add_watch.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_uint32]
+        lib.inotify_add_watch.restype = ctypes.c_int
+        _libc = lib
+    return _libc
+
+
+def memory_event_fd(path: str) -> tuple[int, int]:
+    """An inotify fd that becomes readable when ``memory.events`` of the group at the
+    absolute file system ``path`` changes, and the watch descriptor (the reference's
+    ``MemoryEventFD()``).
+
+    The fd is ``IN_CLOEXEC | IN_NONBLOCK`` (the reference leaked it into children,
+    containerd#5670) and watches ``IN_MODIFY`` (not following a symlink); the caller
+    closes it. The kernel sends the inotify event from a work queue shortly after the
+    change. A missing group raises :class:`CgroupDeletedError`, a group without
+    ``memory.events`` :class:`MemoryNotSupportedError`; the fd is closed on any failure.
+    """
+    if not isinstance(path, str) or not os.path.isabs(path):
+        raise CgroupError(f"cgroups: memory_event_fd: {path!r} is not an absolute path")
+    path = os.path.normpath(path)
+    file = f"{path}/{MEMORY_EVENTS}"
+    lib = _c()
+    fd = lib.inotify_init1(IN_CLOEXEC | IN_NONBLOCK)
+    if fd < 0:
+        raise KernelError(ctypes.get_errno(), file, op="inotify_init1 for")
+    try:
+        wd = lib.inotify_add_watch(fd, os.fsencode(file), IN_MODIFY | IN_DONT_FOLLOW)
+        if wd < 0:
+            err = ctypes.get_errno()
+            if err == errno.ENOENT:
+                if not os.path.isdir(path):
+                    raise CgroupDeletedError(
+                        f"cgroups: cgroup deleted: {path} does not exist",
+                        errno=err,
+                        path=path,
+                    )
+                raise MemoryNotSupportedError(
+                    f"cgroups: memory cgroup (v2) not supported for {path}: it has no "
+                    f"{MEMORY_EVENTS} (the memory controller is not enabled in the "
+                    f"parent's cgroup.subtree_control, or this mount has none)",
+                    errno=err,
+                    path=file,
+                )
+            raise KernelError(err, file, op="inotify_add_watch")
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd, wd
