@@ -1,0 +1,365 @@
+"""``cgroup2 run``: run a command in a new group under limits, and report what it used.
+
+The process machinery: the signals to forward (and SIGCHLD) are blocked, then the command
+is forked. The child waits on a pipe until the parent has placed it in the group (by
+writing its pid to the group's ``cgroup.procs``, or as the pid of a systemd transient
+scope), then restores the signal state it inherited and ``execvp``\\ s the command; an
+``exec`` failure comes back over a close-on-exec pipe. So the command's first instruction
+already runs under the limits. The parent then waits with ``sigwaitinfo``: SIGCHLD ends the
+wait, the other signals are passed on to the child (except those the terminal itself sent
+to the whole foreground process group, which the child got already).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import errno
+import os
+import signal
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from rich.console import Console
+from rich.table import Table
+
+from .._fs import Dir
+from ..controllers.cpu import CPU
+from ..controllers.io import IO, Entry
+from ..controllers.memory import Memory
+from ..controllers.pids import Pids
+from ..devices.rules import DeviceRule
+from ..errors import CgroupError
+from ..manager import Manager
+from ..resources import Resources
+from ..stats import StatMask
+from ._units import UsageError, format_bytes, format_usec, parse_cpu_max, parse_size
+
+__all__ = ["FORWARDED", "Failure", "Summary", "build_resources", "run_command"]
+
+#: Signals passed on to the command.
+FORWARDED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT)
+_SI_KERNEL = 0x80  # si_code of a signal the kernel sent (e.g. the terminal's ^C)
+# Python ignores these at start-up; an exec'd command must get the default back.
+_RESET = (*FORWARDED, signal.SIGPIPE, signal.SIGXFSZ)
+
+#: The controller each option needs, to name it when the mount lacks the controller.
+OPTION_CONTROLLER = {
+    "--memory-max": "memory",
+    "--memory-high": "memory",
+    "--cpu-max": "cpu",
+    "--cpu-weight": "cpu",
+    "--cpus": "cpuset",
+    "--pids-max": "pids",
+    "--io-max": "io",
+}
+
+
+class Failure(Exception):
+    """The command could not be run (exit status 1, or ``status`` when given)."""
+
+    def __init__(self, message: str, status: int = 1) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+def build_resources(args: argparse.Namespace) -> tuple[Resources, list[str]]:
+    """The limits of the options, and the options that were given (for error messages)."""
+    given: list[str] = []
+    memory: Memory | None = None
+    cpu: CPU | None = None
+    pids: Pids | None = None
+    io: IO | None = None
+    devices: list[DeviceRule] | None = None
+    try:
+        if args.memory_max is not None or args.memory_high is not None:
+            mmax = None if args.memory_max is None else parse_size(args.memory_max, "--memory-max")
+            mhigh = (
+                None if args.memory_high is None else parse_size(args.memory_high, "--memory-high")
+            )
+            memory = Memory(max=mmax, high=mhigh)
+            given += [o for o, v in (("--memory-max", mmax), ("--memory-high", mhigh)) if v]
+        if args.cpu_max is not None or args.cpu_weight is not None or args.cpus is not None:
+            cpu = CPU(
+                max=None if args.cpu_max is None else parse_cpu_max(args.cpu_max),
+                weight=args.cpu_weight,
+                cpus=args.cpus,
+            )
+            given += [
+                o
+                for o, v in (
+                    ("--cpu-max", args.cpu_max),
+                    ("--cpu-weight", args.cpu_weight),
+                    ("--cpus", args.cpus),
+                )
+                if v is not None
+            ]
+        if args.pids_max is not None:
+            pids = Pids(max=args.pids_max)
+            given.append("--pids-max")
+        if args.io_max:
+            entries: list[Entry] = [e for spec in args.io_max for e in spec]
+            io = IO(max=tuple(entries))
+            given.append("--io-max")
+        if args.device:
+            devices = list(args.device)
+        return Resources(cpu=cpu, memory=memory, pids=pids, io=io, devices=devices), given
+    except CgroupError as e:
+        raise UsageError(str(e).removeprefix("cgroups: ")) from None
+
+
+def check_controllers(mountpoint: str, given: Sequence[str]) -> None:
+    """Refuse options whose controller the cgroup2 mount does not offer, naming it."""
+    with Dir.open(mountpoint) as d:
+        have = d.read("cgroup.controllers").decode().split()
+    for opt in given:
+        c = OPTION_CONTROLLER[opt]
+        if c not in have:
+            raise Failure(
+                f"{opt} needs the {c} controller, which the cgroup2 mount {mountpoint} does "
+                f"not offer (it offers: {' '.join(have) or 'none'})"
+            )
+
+
+@dataclass(frozen=True, slots=True)
+class Summary:
+    """What ``--summary`` reports; ``None`` where the kernel has no such file."""
+
+    group: str
+    status: int
+    signal: int | None
+    wall_sec: float
+    user_usec: int | None = None
+    system_usec: int | None = None
+    nr_periods: int | None = None
+    nr_throttled: int | None = None
+    throttled_usec: int | None = None
+    memory_peak: int | None = None
+    memory_max: int | None = None
+    oom: int | None = None
+    oom_kill: int | None = None
+    pids_max: int | None = None
+    pids_max_hits: int | None = None
+
+    def render(self) -> Table:
+        t = Table(box=None, show_header=False, pad_edge=False, title_justify="left")
+        t.title = f"cgroup2 run: group {self.group}"
+        t.add_column(style="bold")
+        t.add_column()
+        if self.signal is not None:
+            name = signal.Signals(self.signal).name
+            t.add_row("exit status", f"{self.status} (killed by {name})")
+        else:
+            t.add_row("exit status", str(self.status))
+        t.add_row("wall time", f"{self.wall_sec:.3f}s")
+        t.add_row("CPU user", format_usec(self.user_usec))
+        t.add_row("CPU system", format_usec(self.system_usec))
+        if self.nr_throttled is not None:
+            t.add_row(
+                "CPU throttled",
+                f"{self.nr_throttled} of {self.nr_periods} periods, "
+                f"{format_usec(self.throttled_usec)}",
+            )
+        else:
+            t.add_row("CPU throttled", "- (no cpu controller)")
+        no_mem = "- (no memory controller)"
+        if self.memory_peak is None:
+            t.add_row("peak memory", no_mem)
+        else:
+            lim = self.memory_max
+            limit = "" if lim in (None, 2**64 - 1) else f" (memory.max {format_bytes(lim)})"
+            t.add_row("peak memory", format_bytes(self.memory_peak) + limit)
+        t.add_row("OOM kills", no_mem if self.oom_kill is None else str(self.oom_kill))
+        if self.pids_max_hits is None:
+            t.add_row("pids.max hits", "- (no pids controller)")
+        else:
+            plim = "" if self.pids_max in (None, 2**64 - 1) else f", pids.max {self.pids_max}"
+            t.add_row("pids.max hits", f"{self.pids_max_hits} (fork failures{plim})")
+        return t
+
+
+def _pids_max_hits(d: Dir) -> int | None:
+    """``max`` of ``pids.events``: how often a fork failed on pids.max (here and below)."""
+    data = d.try_read("pids.events")
+    if data is None:
+        return None
+    for line in data.split(b"\n"):
+        k, _, v = line.partition(b" ")
+        if k == b"max":
+            return int(v)
+    return 0
+
+
+def collect_summary(m: Manager, *, status: int, sig: int | None, wall: float) -> Summary:
+    """Read the group's counters once its command has ended."""
+    st = m.stat(StatMask.CPU | StatMask.MEMORY_USAGE | StatMask.MEMORY_EVENTS | StatMask.PIDS)
+    with Dir.open(m.path) as d:
+        hits = _pids_max_hits(d)
+    cpu, mem, ev, pids = st.cpu, st.memory, st.memory_events, st.pids
+    return Summary(
+        group=m.group,
+        status=status,
+        signal=sig,
+        wall_sec=wall,
+        user_usec=cpu.user_usec if cpu else None,
+        system_usec=cpu.system_usec if cpu else None,
+        nr_periods=cpu.nr_periods if cpu else None,
+        nr_throttled=cpu.nr_throttled if cpu else None,
+        throttled_usec=cpu.throttled_usec if cpu else None,
+        memory_peak=mem.max_usage if mem else None,
+        memory_max=mem.usage_limit if mem else None,
+        oom=ev.oom if ev else None,
+        oom_kill=ev.oom_kill if ev else None,
+        pids_max=pids.limit if pids else None,
+        pids_max_hits=hits,
+    )
+
+
+def _child(cmd: Sequence[str], go_r: int, err_w: int, old_mask: set[int]) -> None:
+    """In the forked child: wait to be placed, restore the signal state, exec. Never returns."""
+    code = 127
+    try:
+        ok = os.read(go_r, 1)
+        if ok != b"1":
+            os._exit(1)  # the parent could not place us: it reports why
+        for s in _RESET:
+            signal.signal(s, signal.SIG_DFL)
+        signal.pthread_sigmask(signal.SIG_SETMASK, old_mask)
+        os.execvp(cmd[0], list(cmd))
+    except OSError as e:
+        with contextlib.suppress(OSError):
+            os.write(err_w, str(e.errno or 0).encode())
+        code = 127 if e.errno == errno.ENOENT else 126
+    except BaseException:
+        pass
+    os._exit(code)
+
+
+def _drain(sigs: set[signal.Signals]) -> None:
+    """Consume pending blocked signals, so that unblocking them does not act on them."""
+    while signal.sigpending() & sigs:
+        signal.sigtimedwait(sigs, 0)
+
+
+def run_command(
+    args: argparse.Namespace, cmd: Sequence[str], err: Console, *, mountpoint: str
+) -> int:
+    """Create the group, run ``cmd`` in it, report, clean up; return the exit status."""
+    if not cmd:
+        raise UsageError("run: no command given (cgroup2 run [OPTIONS] -- CMD ...)")
+    resources, given = build_resources(args)
+    name = args.name or f"cgroup2-run-{os.getpid()}"
+    if "/" in name or name in (".", ".."):
+        raise UsageError(f"invalid --name {name!r}: one path element")
+    if args.systemd:
+        m_create = None
+    else:
+        parent = args.parent or "/"
+        group = parent.rstrip("/") + "/" + name
+        check_controllers(mountpoint, given)
+        if os.path.lexists(mountpoint + group):
+            raise Failure(f"group {group} exists already; choose another --name")
+        m_create = Manager.create(group, resources, mountpoint=mountpoint)
+    sigs = {*FORWARDED, signal.SIGCHLD}
+    m: Manager | None = m_create
+    try:
+        status, sig, wall, m = _fork_exec(args, cmd, resources, m, sigs)
+        if args.summary and m is not None:
+            s = collect_summary(m, status=status, sig=sig, wall=wall)
+            err.print(s.render())
+        return status
+    finally:
+        if m is not None:
+            _finish(m, args, err)
+
+
+def _place(args: argparse.Namespace, m: Manager | None, pid: int, resources: Resources) -> Manager:
+    if m is not None:
+        m.add_proc(pid)
+        return m
+    create = getattr(Manager, "create_systemd", None)
+    if create is None:
+        raise Failure("--systemd: this build of cgroup2 has no systemd support")
+    unit = f"{args.name or f'cgroup2-run-{os.getpid()}'}.scope"
+    made: Manager = create(args.slice or "", unit, pid, resources)
+    return made
+
+
+def _fork_exec(
+    args: argparse.Namespace,
+    cmd: Sequence[str],
+    resources: Resources,
+    m: Manager | None,
+    sigs: set[signal.Signals],
+) -> tuple[int, int | None, float, Manager | None]:
+    go_r, go_w = os.pipe2(os.O_CLOEXEC)
+    err_r, err_w = os.pipe2(os.O_CLOEXEC)
+    old_mask = signal.pthread_sigmask(signal.SIG_BLOCK, sigs)
+    start = time.monotonic()
+    try:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        pid = os.fork()
+        if pid == 0:
+            os.close(go_w)
+            os.close(err_r)
+            _child(cmd, go_r, err_w, old_mask)
+        os.close(go_r)
+        os.close(err_w)
+        try:
+            m = _place(args, m, pid, resources)
+        except BaseException:
+            os.close(go_w)  # the child reads EOF and exits
+            os.close(err_r)
+            os.waitpid(pid, 0)
+            raise
+        os.write(go_w, b"1")
+        os.close(go_w)
+        with os.fdopen(err_r, "rb") as f:
+            failed = f.read()
+        if failed:
+            os.waitpid(pid, 0)
+            e = int(failed)
+            why = f"cannot run {cmd[0]!r}: {os.strerror(e)}"
+            raise Failure(why, 127 if e == errno.ENOENT else 126)
+        status = _wait(pid, sigs)
+        wall = time.monotonic() - start
+        code = os.waitstatus_to_exitcode(status)
+        if code < 0:
+            return 128 - code, -code, wall, m
+        return code, None, wall, m
+    finally:
+        _drain(sigs)
+        signal.pthread_sigmask(signal.SIG_SETMASK, old_mask)
+
+
+def _wait(pid: int, sigs: set[signal.Signals]) -> int:
+    """Wait for the child, passing on the forwarded signals; its wait status."""
+    while True:
+        wpid, status = os.waitpid(pid, os.WNOHANG)
+        if wpid == pid:
+            return status
+        info = signal.sigwaitinfo(sigs)
+        if info.si_signo == signal.SIGCHLD:
+            continue
+        if info.si_code == _SI_KERNEL:
+            continue  # the terminal sent it to the whole process group: the child has it
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, info.si_signo)
+
+
+def _finish(m: Manager, args: argparse.Namespace, err: Console) -> None:
+    """Remove the group (killing what is left in it) unless --keep."""
+    if args.keep:
+        err.print(f"cgroup2 run: kept group {m.group} ({m.path})", highlight=False)
+        return
+    if args.systemd and getattr(m, "unit", None):
+        with contextlib.suppress(CgroupError):
+            m.kill()
+        delete = getattr(m, "delete_systemd", None)
+        if delete is not None:
+            delete()
+        return
+    m.delete(kill=True)

@@ -1,0 +1,191 @@
+"""``cgroup2 top``: groups by CPU, memory, IO and tasks, refreshed (like systemd-cgtop).
+
+Each refresh walks the tree once through directory fds and reads, per group,
+``cgroup.procs``, ``cpu.stat`` (a core file, always there), ``memory.current`` (memory
+controller) and ``io.stat`` (io controller) through :func:`cgroup2.stats.collect`. Rates
+(CPU %, IO bytes/s) are the difference of two walks divided by the time between them.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+from rich import box
+from rich.console import Group, RenderableType
+from rich.table import Table
+from rich.text import Text
+
+from .._fs import Dir
+from ..errors import CgroupDeletedError, CgroupError
+from ..stats import StatMask, collect
+from ._units import format_bytes
+
+__all__ = ["SORT_KEYS", "GroupSample", "Row", "rows", "sample", "table"]
+
+_MASK = StatMask.CPU | StatMask.MEMORY_USAGE | StatMask.IO
+SORT_KEYS = ("cpu", "memory", "io", "tasks", "name")
+
+
+@dataclass(frozen=True, slots=True)
+class GroupSample:
+    """One group at one moment. ``tasks`` counts processes here and below."""
+
+    group: str
+    tasks: int
+    cpu_usec: int | None
+    memory: int | None
+    read_bytes: int | None
+    write_bytes: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class Row:
+    """One line of the table: rates between two samples."""
+
+    group: str
+    tasks: int
+    cpu_percent: float | None
+    memory: int | None
+    read_rate: float | None
+    write_rate: float | None
+
+    @property
+    def io_rate(self) -> float | None:
+        if self.read_rate is None and self.write_rate is None:
+            return None
+        return (self.read_rate or 0.0) + (self.write_rate or 0.0)
+
+
+def _walk(d: Dir, group: str, depth: int, max_depth: int | None) -> Iterator[GroupSample]:
+    """Samples of ``d`` and below, children first is not needed: parents carry totals."""
+    own = len(d.read("cgroup.procs").split())
+    m = collect(d, _MASK)
+    children: list[GroupSample] = []
+    below = 0
+    for name in sorted(d.subdirs()):
+        try:
+            c = d.child(name)
+        except CgroupError:
+            continue  # removed meanwhile
+        with c:
+            try:
+                sub = list(_walk(c, group.rstrip("/") + "/" + name, depth + 1, max_depth))
+            except CgroupDeletedError:
+                continue
+        if sub:
+            below += sub[0].tasks
+            if max_depth is None or depth + 1 <= max_depth:
+                children.extend(sub)
+    rb = wb = None
+    if m.io is not None and m.io.usage is not None:
+        rb = sum(e.rbytes or 0 for e in m.io.usage)
+        wb = sum(e.wbytes or 0 for e in m.io.usage)
+    yield GroupSample(
+        group=group,
+        tasks=own + below,
+        cpu_usec=m.cpu.usage_usec if m.cpu is not None else None,
+        memory=m.memory.usage if m.memory is not None else None,
+        read_bytes=rb,
+        write_bytes=wb,
+    )
+    yield from children
+
+
+def sample(mountpoint: str, root: str, max_depth: int | None = None) -> dict[str, GroupSample]:
+    """Every group from ``root`` down (to ``max_depth`` levels below it), by group path."""
+    path = mountpoint if root == "/" else mountpoint.rstrip("/") + root
+    with Dir.open(path) as d:
+        return {s.group: s for s in _walk(d, root, 0, max_depth)}
+
+
+def _rate(a: int | None, b: int | None, dt: float) -> float | None:
+    if a is None or b is None or dt <= 0:
+        return None
+    return max(0, b - a) / dt
+
+
+def rows(
+    before: dict[str, GroupSample], after: dict[str, GroupSample], dt: float, sort: str
+) -> list[Row]:
+    """The table's rows, from two samples ``dt`` seconds apart, sorted by ``sort``."""
+    out = []
+    for g, s in after.items():
+        p = before.get(g)
+        cpu = _rate(p.cpu_usec if p else None, s.cpu_usec, dt)
+        out.append(
+            Row(
+                group=g,
+                tasks=s.tasks,
+                cpu_percent=None if cpu is None else cpu / 10_000,  # usec/s -> %
+                memory=s.memory,
+                read_rate=_rate(p.read_bytes if p else None, s.read_bytes, dt),
+                write_rate=_rate(p.write_bytes if p else None, s.write_bytes, dt),
+            )
+        )
+    keys: dict[str, Callable[[Row], tuple[float, str]]] = {
+        "cpu": lambda r: (-(r.cpu_percent or 0.0), r.group),
+        "memory": lambda r: (-(r.memory or 0), r.group),
+        "io": lambda r: (-(r.io_rate or 0.0), r.group),
+        "tasks": lambda r: (-r.tasks, r.group),
+        "name": lambda r: (0.0, r.group),
+    }
+    return sorted(out, key=keys[sort])
+
+
+def _rate_text(v: float | None) -> str:
+    return "-" if v is None else format_bytes(int(v)) + "/s"
+
+
+def table(
+    rs: list[Row],
+    *,
+    title: str,
+    plain: bool = False,
+    limit: int | None = None,
+) -> RenderableType:
+    """The table (``plain``: no box, for ``--once`` and pipes)."""
+    t = Table(box=None if plain else box.SIMPLE_HEAD, pad_edge=False, expand=False)
+    t.add_column("Group", no_wrap=True, overflow="fold")
+    t.add_column("Tasks", justify="right")
+    t.add_column("%CPU", justify="right")
+    t.add_column("Memory", justify="right")
+    t.add_column("Read/s", justify="right")
+    t.add_column("Write/s", justify="right")
+    for r in rs[:limit] if limit is not None else rs:
+        t.add_row(
+            r.group,
+            str(r.tasks),
+            "-" if r.cpu_percent is None else f"{r.cpu_percent:.1f}",
+            format_bytes(r.memory),
+            _rate_text(r.read_rate),
+            _rate_text(r.write_rate),
+        )
+    return Group(Text(title, style="bold"), t)
+
+
+def frames(
+    mountpoint: str,
+    root: str,
+    *,
+    interval: float,
+    sort: str,
+    depth: int | None,
+    iterations: int | None,
+) -> Iterator[tuple[int, str, list[Row]]]:
+    """(frame number, title, rows) every ``interval`` seconds; ``iterations`` frames."""
+    prev = sample(mountpoint, root, depth)
+    t0 = time.monotonic()
+    n = 0
+    while iterations is None or n < iterations:
+        time.sleep(interval)
+        cur = sample(mountpoint, root, depth)
+        t1 = time.monotonic()
+        n += 1
+        title = (
+            f"cgroup2 top: {mountpoint}{'' if root == '/' else root}  groups {len(cur)}  "
+            f"sort {sort}  every {interval:g}s  frame {n}  {time.strftime('%H:%M:%S')}"
+        )
+        yield n, title, rows(prev, cur, t1 - t0, sort)
+        prev, t0 = cur, t1
