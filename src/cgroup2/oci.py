@@ -228,18 +228,21 @@ class _Walker:
         """``value`` as a JSON object (``None`` for absent/null); warns of unknown keys."""
         if value is None:
             return None
-        if not isinstance(value, Mapping):
+        if type(value) is not dict and not isinstance(value, Mapping):
             raise OCISpecError(path, value, "must be a JSON object")
+        known = _KNOWN[kind]
         for key in value:
             if not isinstance(key, str):
                 raise OCISpecError(path, value, f"key {key!r} is not a string")
-            if key not in _KNOWN[kind]:
+            if key not in known:
                 self.warn(f"{path}.{key}", value[key], "unknown property; ignored")
         return value
 
     def array(self, value: object, path: str) -> Sequence[Any]:
         if value is None:
             return ()
+        if type(value) is list:
+            return value
         if isinstance(value, (str, bytes)) or not isinstance(value, Sequence):
             raise OCISpecError(path, value, "must be a JSON array")
         return value

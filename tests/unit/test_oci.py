@@ -519,3 +519,49 @@ def test_conversion_is_immutable_and_input_untouched() -> None:
     assert json.dumps(spec, sort_keys=True) == before
     spec["unified"]["memory.high"] = "6M"
     assert res.unified is not None and res.unified["memory.high"] == "5M"
+
+
+# --- robustness: any JSON anywhere gives a conversion or an OCISpecError ----------------
+_KEYS = st.sampled_from(
+    [
+        *("major", "minor", "rate", "weight", "allow", "type", "access", "pageSize"),
+        *("limit", "hcaHandles", "hcaObjects", "name", "priority", "mlx5_0", "memory.max"),
+    ]
+) | st.text(max_size=6)
+_JSON = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(2**65), max_value=2**65)
+    | st.floats(allow_nan=False)
+    | st.text(max_size=8),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(_KEYS, inner, max_size=3),
+    max_leaves=8,
+)
+_PLACES = [
+    (section, key)
+    for section, keys in {
+        "cpu": ["shares", "quota", "period", "burst", "cpus", "mems", "idle", "realtimeRuntime"],
+        "memory": ["limit", "reservation", "swap", "kernel", "swappiness", "disableOOMKiller"],
+        "pids": ["limit"],
+        "blockIO": ["weight", "leafWeight", "weightDevice", "throttleReadBpsDevice"],
+        "network": ["classID", "priorities"],
+    }.items()
+    for key in keys
+]
+
+
+@given(
+    st.sampled_from(_PLACES),
+    _JSON,
+    st.sampled_from(["hugepageLimits", "rdma", "devices", "unified", "cpu", "memory"]),
+    _JSON,
+)
+def test_any_json_converts_or_names_its_path(
+    place: tuple[str, str], value: Any, section: str, whole: Any
+) -> None:
+    for spec in ({place[0]: {place[1]: value}}, {section: whole}):
+        try:
+            to_resources(spec)
+        except OCISpecError as e:
+            assert e.json_path.startswith(R)
+            assert e.json_path in str(e)
