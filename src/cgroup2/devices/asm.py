@@ -231,15 +231,20 @@ class Instruction:
     target: str | None = None
 
     def __post_init__(self) -> None:
-        if not 0 <= self.code <= 0xFF:
-            raise CgroupError(f"cgroups: eBPF opcode {self.code} out of range")
-        for name in ("dst", "src"):
-            r = getattr(self, name)
-            if not 0 <= r <= 10:
-                raise CgroupError(f"cgroups: eBPF {name} register r{r} does not exist")
-        if not -(2**15) <= self.off < 2**15:
-            raise CgroupError(f"cgroups: eBPF offset {self.off} does not fit in 16 bits")
-        object.__setattr__(self, "imm", _imm32(self.imm))
+        code, dst, src, off, imm = self.code, self.dst, self.src, self.off, self.imm
+        if (
+            type(code) is not int
+            or not 0 <= code <= 0xFF
+            or not 0 <= dst <= 10
+            or not 0 <= src <= 10
+            or not -32768 <= off <= 32767
+        ):
+            raise CgroupError(
+                f"cgroups: invalid eBPF instruction code={code!r} dst=r{dst!r} src=r{src!r} "
+                f"off={off}: opcode 0..255, registers r0..r10, offset 16-bit signed"
+            )
+        if type(imm) is not int or not INT32_MIN <= imm <= 2**31 - 1:
+            object.__setattr__(self, "imm", _imm32(imm))
 
     @property
     def cls(self) -> int:
@@ -455,7 +460,8 @@ class Assembler:
                     raise CgroupError(
                         f"cgroups: eBPF jump to {insn.target!r} is too far ({off} instructions)"
                     )
-                insn = Instruction(insn.code, insn.dst, insn.src, off, insn.imm, insn.target)
+                if insn.off != off:
+                    insn = Instruction(insn.code, insn.dst, insn.src, off, insn.imm, insn.target)
             out.append(insn)
         labels = tuple(sorted(((i, name) for name, i in self._labels.items()), key=lambda p: p[0]))
         return Program(tuple(out), labels, tuple(self._comments))

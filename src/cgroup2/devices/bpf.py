@@ -192,7 +192,7 @@ def load_program(
         return load(0, None)
     except OSError as first:
         err = first.errno or 0
-    if err in (_errno.EPERM, _errno.ENOMEM, _errno.E2BIG):
+    if err in (_errno.EPERM, _errno.ENOMEM):
         raise BPFError(err, what, op="BPF_PROG_LOAD")
     log = ctypes.create_string_buffer(_LOG_SIZE)
     try:

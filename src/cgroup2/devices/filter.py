@@ -25,9 +25,15 @@ before it can be reached; when no block decides, the program denies. Corrections
   the device and names the bit. An allow block with a partial access clears the bits it
   allows from ``r3`` and allows only when none is left; otherwise the bits still undecided
   go on to the earlier rules. A deny block with a partial access denies when any
-  undecided requested bit is one it names (this part is the reference's test, unchanged).
+  undecided requested bit is one it names (the reference's test; its temp register is
+  ``r0`` here, as ``r1`` must keep pointing at the context).
+* Blocks after the first reload the registers they compare from the context. Without
+  this, every path that leaves a block half-way (type equal, major not) carries what the
+  verifier learnt (``r2 == 1``) into the next blocks, the verifier cannot merge those
+  paths, and its work grows with the square of the number of rules: the reference's
+  shape is refused (``E2BIG``, a million instructions processed) at 1,000 rules.
 * Majors and minors of 2**31 and above: a 64-bit ``JNEImm`` sign-extends its immediate,
-  so it can never equal the zero-extended 32-bit field; such numbers are moved into ``r1``
+  so it can never equal the zero-extended 32-bit field; such numbers are moved into ``r0``
   with ``Mov32Imm`` (zero-extending) and compared with ``JNEReg``.
 """
 
@@ -37,15 +43,18 @@ from collections.abc import Iterable, Sequence
 
 from ..errors import CgroupError
 from .asm import (
+    JMP,
     AluOp,
     Assembler,
+    Instruction,
     JumpOp,
+    K,
     Program,
     Reg,
     Size,
+    X,
     alu32,
     exit_insn,
-    jump,
     load_mem,
 )
 from .rules import DeviceRule
@@ -97,29 +106,39 @@ def _check(rule: object) -> DeviceRule:
     return rule
 
 
-def _eq_check(asm: Assembler, reg: Reg, value: int, nxt: str) -> None:
-    """``if (reg != value) goto nxt`` for an unsigned 32-bit ``value``."""
+# Instructions that never change, made once.
+_LOAD_TYPE = (  # r2 <- type: the low 16 bits of the 32-bit access_type (endian-safe)
+    load_mem(Reg.R2, Reg.R1, 0, Size.W),
+    alu32(AluOp.AND, Reg.R2, imm=0xFFFF),
+)
+_LOAD_ACCESS = (  # r3 <- access: the high 16 bits of access_type
+    load_mem(Reg.R3, Reg.R1, 0, Size.W),
+    alu32(AluOp.RSH, Reg.R3, imm=16),
+)
+_LOAD_MAJOR = load_mem(Reg.R4, Reg.R1, 4, Size.W)  # r4 <- major
+_LOAD_MINOR = load_mem(Reg.R5, Reg.R1, 8, Size.W)  # r5 <- minor
+_RETURN = {
+    True: (alu32(AluOp.MOV, Reg.R0, imm=1), exit_insn()),
+    False: (alu32(AluOp.MOV, Reg.R0, imm=0), exit_insn()),
+}
+_COPY_ACCESS = alu32(AluOp.MOV, Reg.R0, src=Reg.R3)
+_JNE_IMM = JMP | K | JumpOp.JNE
+_JNE_REG = JMP | X | JumpOp.JNE
+_JEQ_IMM = JMP | K | JumpOp.JEQ
+
+# A jump to the next block whose offset is not known yet: (code, dst, src, imm).
+_Pending = tuple[int, int, int, int]
+
+
+def _eq_check(out: list[Instruction | _Pending], reg: Reg, value: int) -> None:
+    """``if (reg != value) goto next`` for an unsigned 32-bit ``value``."""
     if value < 2**31:
-        asm.emit(jump(JumpOp.JNE, reg, nxt, imm=value))
+        out.append((_JNE_IMM, reg, 0, value))
     else:
-        # JNEImm would sign-extend the immediate to 64 bits; compare with a register
-        # holding the zero-extended value instead.
-        asm.emit(alu32(AluOp.MOV, Reg.R1, imm=value), jump(JumpOp.JNE, reg, nxt, src=Reg.R1))
-
-
-def _describe(rule: DeviceRule) -> str:
-    conds = []
-    if rule.type != "a":
-        conds.append(f"type == {rule.type}")
-    if rule.major is not None:
-        conds.append(f"major == {rule.major}")
-    if rule.minor is not None:
-        conds.append(f"minor == {rule.minor}")
-    what = "accept" if rule.allow else "reject"
-    rc = 1 if rule.allow else 0
-    acc = "" if access_bits(rule.access) == ACC_ALL else f" access {rule.access}"
-    where = f" if {' && '.join(conds)}" if conds else ""
-    return f"{rule}: return {rc} ({what}){acc}{where}"
+        # JNEImm would sign-extend the immediate to 64 bits and never be equal to the
+        # zero-extended field: compare with r0 (temp) holding the zero-extended value.
+        out.append(alu32(AluOp.MOV, Reg.R0, imm=value))
+        out.append((_JNE_REG, reg, Reg.R0, 0))
 
 
 def device_filter(rules: Iterable[DeviceRule]) -> tuple[Program, str]:
@@ -131,48 +150,60 @@ def device_filter(rules: Iterable[DeviceRule]) -> tuple[Program, str]:
     checked: Sequence[DeviceRule] = [_check(r) for r in rules]
     asm = Assembler()
     asm.comment("load parameters into registers")
-    asm.emit(
-        load_mem(Reg.R2, Reg.R1, 0, Size.W),  # r2 <- access_type
-        alu32(AluOp.AND, Reg.R2, imm=0xFFFF),  # r2 <- type (low 16 bits)
-        load_mem(Reg.R3, Reg.R1, 0, Size.W),  # r3 <- access_type
-        alu32(AluOp.RSH, Reg.R3, imm=16),  # r3 <- access (high 16 bits)
-        load_mem(Reg.R4, Reg.R1, 4, Size.W),  # r4 <- major
-        load_mem(Reg.R5, Reg.R1, 8, Size.W),  # r5 <- minor
-    )
+    asm.emit(*_LOAD_TYPE, *_LOAD_ACCESS, _LOAD_MAJOR, _LOAD_MINOR)
     block = 0
     ended = False
-    for rule in reversed(checked):
-        this, nxt = f"block-{block}", f"block-{block + 1}"
-        asm.label(this)
-        asm.comment(_describe(rule))
+    for index in range(len(checked) - 1, -1, -1):
+        rule = checked[index]
+        nxt = f"block-{block + 1}"
+        asm.label(f"block-{block}")
+        asm.comment(f"rule {index}: {rule}")
         acc = access_bits(rule.access)
         partial = acc != ACC_ALL
-        if rule.type != "a":
-            asm.emit(jump(JumpOp.JNE, Reg.R2, nxt, imm=_TYPE[rule.type]))
+        typed = rule.type != "a"
+        out: list[Instruction | _Pending] = []
+        if block:
+            # Reload what this block compares, so that the registers hold nothing learnt
+            # in earlier blocks: the verifier then sees one state per block instead of
+            # one per path, and its work grows linearly with the number of rules.
+            if typed:
+                out.extend(_LOAD_TYPE)
+            if rule.major is not None:
+                out.append(_LOAD_MAJOR)
+            if rule.minor is not None:
+                out.append(_LOAD_MINOR)
+        if typed:
+            out.append((_JNE_IMM, Reg.R2, 0, _TYPE[rule.type]))
         if partial and not rule.allow:
-            # if no undecided requested bit is one this rule denies, goto next (r1: temp)
-            asm.emit(
-                alu32(AluOp.MOV, Reg.R1, src=Reg.R3),
-                alu32(AluOp.AND, Reg.R1, imm=acc),
-                jump(JumpOp.JEQ, Reg.R1, nxt, imm=0),
-            )
+            # no undecided requested bit is one this rule denies: goto next (r0: temp)
+            out.append(_COPY_ACCESS)
+            out.append(alu32(AluOp.AND, Reg.R0, imm=acc))
+            out.append((_JEQ_IMM, Reg.R0, 0, 0))
         if rule.major is not None:
-            _eq_check(asm, Reg.R4, rule.major, nxt)
+            _eq_check(out, Reg.R4, rule.major)
         if rule.minor is not None:
-            _eq_check(asm, Reg.R5, rule.minor, nxt)
+            _eq_check(out, Reg.R5, rule.minor)
         if partial and rule.allow:
-            # the bits this rule allows are decided; the others go on to earlier rules
-            asm.emit(
-                alu32(AluOp.AND, Reg.R3, imm=~acc & 0xFFFFFFFF),
-                jump(JumpOp.JNE, Reg.R3, nxt, imm=0),
-            )
-        asm.emit(alu32(AluOp.MOV, Reg.R0, imm=1 if rule.allow else 0), exit_insn())
+            # the requested bits this rule allows are decided; the rest go on
+            out.append(alu32(AluOp.AND, Reg.R3, imm=~acc & 0xFFFFFFFF))
+            out.append((_JNE_IMM, Reg.R3, 0, 0))
+        out.extend(_RETURN[rule.allow])
+        end = len(asm) + len(out)
+        base = len(asm) + 1
+        asm.emit(
+            *[
+                i
+                if isinstance(i, Instruction)
+                else Instruction(i[0], i[1], i[2], end - (base + n), i[3], nxt)
+                for n, i in enumerate(out)
+            ]
+        )
         block += 1
-        if rule.type == "a" and rule.major is None and rule.minor is None and not partial:
+        if not typed and rule.major is None and rule.minor is None and not partial:
             ended = True  # the rules before this one can never be reached
             break
     if not ended:
         asm.label(f"block-{block}")
-        asm.comment("return 0 (reject)")
-        asm.emit(alu32(AluOp.MOV, Reg.R0, imm=0), exit_insn())
+        asm.comment("no rule matched: return 0 (reject)")
+        asm.emit(*_RETURN[False])
     return asm.assemble(), LICENSE
