@@ -15,13 +15,21 @@ The conversions (kernel files in brackets):
   absent is ``max``, an absent period is the kernel's default 100000.
 - ``memory.limit`` -> ``memory.max``, ``memory.reservation`` -> ``memory.low``;
   ``memory.swap`` is memory+swap, so ``memory.swap.max = swap - limit`` (``max`` when
-  either is -1; swap < limit is refused). 0 is "not set", as runc reads it.
+  either is -1; swap < limit is refused; limit -1 with no swap makes swap ``max`` too,
+  as runc does). 0 is "not set", as runc reads it.
 - ``pids.limit`` -> ``pids.max``; 0 and -1 are ``max`` (runc).
 - ``blockIO.weight`` (10..1000) -> ``io.bfq.weight`` unchanged, or with ``bfq=False``
   -> ``io.weight`` as ``1 + (w - 10) * 9999 // 990`` for kernels without BFQ; the four
   throttle lists -> ``io.max`` entries, in the spec's order.
-- ``hugepageLimits`` -> ``hugetlb.<size>.max``; ``rdma`` -> ``rdma.max``; ``devices``
+- ``hugepageLimits`` -> ``hugetlb.<size>.max``; ``rdma`` -> ``rdma.max`` (an absent
+  ``hcaHandles`` or ``hcaObjects`` is written as ``max``); ``devices``
   -> :class:`~cgroup2.devices.rules.DeviceRule` s; ``unified`` -> ``Resources.unified``.
+
+Which weight file: a group has ``io.bfq.weight`` only while the kernel has the BFQ
+scheduler (module ``bfq``) loaded, and ``io.weight`` only with blk-iocost. The choice is
+the caller's (``bfq=``), made for the kernel the settings go to: for example convert with
+``bfq=os.path.exists(parent + "/io.bfq.weight")``. ``blockIO.weightDevice`` (per-device
+weights) is left out with a warning: ``Resources`` has no field for per-device weights.
 
 Bad input (a wrong JSON type, a bool where a number belongs, a negative number other than
 -1, an unknown device type, ...) raises :class:`OCISpecError`, which names the JSON path
