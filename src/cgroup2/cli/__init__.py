@@ -35,6 +35,7 @@ from ._units import UsageError, parse_io_max, parse_rule
 __all__ = ["main"]
 
 PROG = "cgroup2"
+_WIDE = 4096
 
 
 class _Parser(argparse.ArgumentParser):
@@ -257,8 +258,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line ``argv`` (default ``sys.argv[1:]``); return the exit status."""
     from ._run import Failure
 
-    out = Console(highlight=False)
-    err = Console(stderr=True, highlight=False)
+    # On a pipe or file, lines are never wrapped or cut (a terminal gets its own width).
+    out = Console(highlight=False, width=None if sys.stdout.isatty() else _WIDE)
+    err = Console(stderr=True, highlight=False, width=None if sys.stderr.isatty() else _WIDE)
     try:
         args = build_parser().parse_args(list(sys.argv[1:] if argv is None else argv))
         return _dispatch(args, out, err)

@@ -22,8 +22,9 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from rich.console import Console
+from rich.console import Console, Group, RenderableType
 from rich.table import Table
+from rich.text import Text
 
 from .._fs import Dir
 from ..controllers.cpu import CPU
@@ -143,9 +144,9 @@ class Summary:
     pids_max: int | None = None
     pids_max_hits: int | None = None
 
-    def render(self) -> Table:
-        t = Table(box=None, show_header=False, pad_edge=False, title_justify="left")
-        t.title = f"cgroup2 run: group {self.group}"
+    def render(self) -> RenderableType:
+        """A title line and a two-column table, one screen at most."""
+        t = Table(box=None, show_header=False, pad_edge=False)
         t.add_column(style="bold")
         t.add_column()
         if self.signal is not None:
@@ -177,7 +178,7 @@ class Summary:
         else:
             plim = "" if self.pids_max in (None, 2**64 - 1) else f", pids.max {self.pids_max}"
             t.add_row("pids.max hits", f"{self.pids_max_hits} (fork failures{plim})")
-        return t
+        return Group(Text(f"cgroup2 run: group {self.group}", style="bold"), t)
 
 
 def _pids_max_hits(d: Dir) -> int | None:

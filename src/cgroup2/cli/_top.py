@@ -147,12 +147,9 @@ def table(
 ) -> RenderableType:
     """The table (``plain``: no box, for ``--once`` and pipes)."""
     t = Table(box=None if plain else box.SIMPLE_HEAD, pad_edge=False, expand=False)
-    t.add_column("Group", no_wrap=True, overflow="fold")
-    t.add_column("Tasks", justify="right")
-    t.add_column("%CPU", justify="right")
-    t.add_column("Memory", justify="right")
-    t.add_column("Read/s", justify="right")
-    t.add_column("Write/s", justify="right")
+    t.add_column("Group", overflow="fold")
+    for name, width in (("Tasks", 5), ("%CPU", 6), ("Memory", 7), ("Read/s", 9), ("Write/s", 9)):
+        t.add_column(name, justify="right", no_wrap=True, min_width=width)
     for r in rs[:limit] if limit is not None else rs:
         t.add_row(
             r.group,

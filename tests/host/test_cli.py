@@ -1,0 +1,354 @@
+"""host: the ``cgroup2`` command run as a subprocess on this machine's cgroup2 mount.
+
+Every group goes below the run's parent (``--parent``). Limits need controllers this host
+may lack; those tests skip here and run in the vm tier (tests/vm/test_cli.py).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from conftest import Parent
+
+from cgroup2 import Manager
+
+CLI = [sys.executable, "-m", "cgroup2"]
+
+
+def cli(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([*CLI, *args], capture_output=True, text=True, timeout=timeout)
+
+
+def controllers(mnt: str) -> list[str]:
+    with open(os.path.join(mnt, "cgroup.controllers")) as f:
+        return f.read().split()
+
+
+def wait_for(cond: Any, timeout: float = 10.0, what: str = "condition") -> None:
+    deadline = time.monotonic() + timeout
+    while not cond():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.02)
+
+
+@pytest.fixture
+def sleeper(cg_parent: Parent, cg_path: str) -> Iterator[tuple[str, int]]:
+    """The group ``cg_path`` with a child group ``sub``, a ``sleep`` in each; removed after."""
+    m = Manager.create(cg_path, mountpoint=cg_parent.mountpoint)
+    sub = m.new_child("sub")
+    procs = [subprocess.Popen(["sleep", "300"]) for _ in range(2)]
+    try:
+        m.add_proc(procs[0].pid)
+        sub.add_proc(procs[1].pid)
+        yield cg_path, procs[1].pid
+    finally:
+        m.delete(kill=True)
+        for p in procs:
+            p.wait()
+
+
+# --- run -------------------------------------------------------------------------------
+
+
+def test_run_in_group_exit_status_and_removal(cg_parent: Parent, cg_path: str) -> None:
+    name = os.path.basename(cg_path)
+    p = cli("run", "--parent", cg_parent.group, "--name", name, "--", "sh", "-c",
+            "cat /proc/self/cgroup; exit 7")
+    assert p.returncode == 7, p.stderr
+    assert f"0::{cg_path}\n" in p.stdout  # the command ran inside the new group
+    assert p.stderr == ""
+    assert not os.path.exists(cg_parent.mountpoint + cg_path)
+
+
+def test_run_summary_on_host(cg_parent: Parent, cg_path: str) -> None:
+    name = os.path.basename(cg_path)
+    p = cli("run", "--parent", cg_parent.group, "--name", name, "--summary", "--",
+            sys.executable, "-c", "sum(range(3_000_000))")
+    assert p.returncode == 0, p.stderr
+    assert f"cgroup2 run: group {cg_path}" in p.stderr
+    assert "exit status    0" in p.stderr
+    # cpu.stat is a core file: user time is there even without the cpu controller
+    user = [ln for ln in p.stderr.splitlines() if ln.startswith("CPU user")][0]
+    assert user.split()[-1] not in ("-", "0"), p.stderr
+    wall = [ln for ln in p.stderr.splitlines() if ln.startswith("wall time")][0]
+    assert float(wall.split()[-1].rstrip("s")) > 0
+    assert not os.path.exists(cg_parent.mountpoint + cg_path)
+
+
+def test_run_killed_by_signal_is_128_plus(cg_parent: Parent, cg_path: str) -> None:
+    name = os.path.basename(cg_path)
+    p = cli("run", "--parent", cg_parent.group, "--name", name, "--summary", "--",
+            "sh", "-c", "kill -KILL $$")
+    assert p.returncode == 128 + signal.SIGKILL
+    assert "137 (killed by SIGKILL)" in p.stderr
+
+
+def test_run_forwards_sigterm_and_kills_leftovers(cg_parent: Parent, cg_path: str) -> None:
+    name = os.path.basename(cg_path)
+    fs = cg_parent.mountpoint + cg_path
+    # the shell leaves a background sleep behind: removing the group must kill it
+    proc = subprocess.Popen(
+        [*CLI, "run", "--parent", cg_parent.group, "--name", name, "--", "sh", "-c",
+         "sleep 300 & echo started; trap 'exit 9' TERM; while :; do sleep 0.05; done"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        assert proc.stdout.readline() == "started\n"
+        with open(os.path.join(fs, "cgroup.procs")) as f:
+            pids = [int(x) for x in f.read().split()]
+        assert len(pids) >= 2
+        t0 = time.monotonic()
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=20) == 9  # the shell's trap ran: the signal reached it
+        assert time.monotonic() - t0 < 10
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert not os.path.exists(fs)
+    for pid in pids:
+        assert not os.path.exists(f"/proc/{pid}") or _zombie_or_gone(pid)
+
+
+def _zombie_or_gone(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] in ("Z", "X")
+    except FileNotFoundError:
+        return True
+
+
+def test_run_keep_then_rm(cg_parent: Parent, cg_path: str) -> None:
+    name = os.path.basename(cg_path)
+    fs = cg_parent.mountpoint + cg_path
+    p = cli("run", "--parent", cg_parent.group, "--name", name, "--keep", "--", "sh", "-c",
+            "sleep 300 >/dev/null 2>&1 &")
+    assert p.returncode == 0, p.stderr
+    assert f"kept group {cg_path}" in p.stderr
+    assert os.path.isdir(fs)
+    refused = cli("rm", cg_path)
+    assert refused.returncode == 1 and "rm --kill" in refused.stderr
+    assert refused.stderr.count("\n") == 1
+    assert os.path.isdir(fs)
+    p = cli("rm", "--kill", cg_path)
+    assert p.returncode == 0, p.stderr
+    assert not os.path.exists(fs)
+
+
+def test_run_refuses_existing_group(cg_parent: Parent, cg_path: str) -> None:
+    m = Manager.create(cg_path, mountpoint=cg_parent.mountpoint)
+    try:
+        p = cli("run", "--parent", cg_parent.group, "--name", os.path.basename(cg_path),
+                "--", "true")
+        assert p.returncode == 1
+        assert p.stderr == f"cgroup2: error: group {cg_path} exists already; choose another --name\n"
+    finally:
+        m.delete()
+
+
+def test_run_command_not_found_is_127(cg_parent: Parent, cg_path: str) -> None:
+    name = os.path.basename(cg_path)
+    p = cli("run", "--parent", cg_parent.group, "--name", name, "--", "/nonexistent/cmd")
+    assert p.returncode == 127
+    assert p.stderr == "cgroup2: error: cannot run '/nonexistent/cmd': No such file or directory\n"
+    p = cli("run", "--parent", cg_parent.group, "--name", name, "--", "/etc/hostname")
+    assert p.returncode == 126
+    assert not os.path.exists(cg_parent.mountpoint + cg_path)
+
+
+@pytest.mark.parametrize(
+    ("option", "value", "controller"),
+    [
+        ("--memory-max", "64M", "memory"),
+        ("--pids-max", "10", "pids"),
+        ("--cpu-max", "50%", "cpu"),
+        ("--cpus", "0", "cpuset"),
+        ("--io-max", "8:0:rbps=1M", "io"),
+    ],
+)
+def test_run_missing_controller_is_one_line(
+    cg_parent: Parent, cg_path: str, option: str, value: str, controller: str
+) -> None:
+    if controller in controllers(cg_parent.mountpoint):
+        pytest.skip(f"this mount has the {controller} controller (vm tier covers the limit)")
+    name = os.path.basename(cg_path)
+    p = cli("run", "--parent", cg_parent.group, "--name", name, option, value, "--", "true")
+    assert p.returncode == 1
+    assert p.stderr.count("\n") == 1
+    assert p.stderr.startswith(f"cgroup2: error: {option} needs the {controller} controller")
+    assert "Traceback" not in p.stderr
+    assert not os.path.exists(cg_parent.mountpoint + cg_path)
+
+
+def test_run_device_rules_enforced(cg_parent: Parent, cg_path: str) -> None:
+    """The eBPF device program is attached to the group before the command starts."""
+    name = os.path.basename(cg_path)
+    script = (
+        "head -c1 /dev/null && echo null-ok; "
+        "head -c1 /dev/zero >/dev/null 2>&1 && echo zero-ok || echo zero-denied"
+    )
+    p = cli("run", "--parent", cg_parent.group, "--name", name,
+            "--device", "deny a", "--device", "allow c 1:3 rwm", "--", "sh", "-c", script)
+    if p.returncode != 0 and "device" in p.stderr:
+        pytest.skip(f"device programs unavailable: {p.stderr.strip()}")
+    assert p.stdout == "null-ok\nzero-denied\n", p.stderr
+    assert not os.path.exists(cg_parent.mountpoint + cg_path)
+
+
+# --- stat ------------------------------------------------------------------------------
+
+
+def _shape(v: Any) -> Any:
+    """The keys of a JSON value, recursively (values are left out)."""
+    if isinstance(v, dict):
+        return {k: _shape(x) for k, x in v.items()}
+    if isinstance(v, list):
+        return [_shape(x) for x in v]
+    return type(v).__name__ if not isinstance(v, (int, float)) else "number"
+
+
+def test_stat_json_matches_metrics(cg_parent: Parent, sleeper: tuple[str, int]) -> None:
+    group, _ = sleeper
+    p = cli("stat", "--json", group)
+    assert p.returncode == 0, p.stderr
+    got = json.loads(p.stdout)
+    want = Manager.load(group, mountpoint=cg_parent.mountpoint).stat().to_dict()
+    assert _shape(got) == _shape(want)
+    assert set(got) == set(want) and "cpu" in got
+    assert got["cpu"]["usage_usec"] <= want["cpu"]["usage_usec"]
+
+
+def test_stat_prometheus_and_text(cg_parent: Parent, sleeper: tuple[str, int]) -> None:
+    group, _ = sleeper
+    p = cli("stat", "--prometheus", group)
+    assert p.returncode == 0, p.stderr
+    assert f'cgroup_cpu_usage_seconds_total{{group="{group}"}}' in p.stdout
+    assert "# TYPE cgroup_cpu_usage_seconds_total counter" in p.stdout
+    p = cli("stat", group)
+    assert p.returncode == 0, p.stderr
+    assert p.stdout.splitlines()[0] == group
+    assert "usage_usec" in p.stdout
+
+
+def test_stat_missing_group_is_one_line(cg_parent: Parent, cg_path: str) -> None:
+    p = cli("stat", cg_path)
+    assert p.returncode == 1
+    assert p.stderr.count("\n") == 1 and "does not exist" in p.stderr
+
+
+# --- tree, top -------------------------------------------------------------------------
+
+
+def test_tree_shows_groups_and_processes(cg_parent: Parent, sleeper: tuple[str, int]) -> None:
+    group, sub_pid = sleeper
+    p = cli("tree", group)
+    assert p.returncode == 0, p.stderr
+    lines = p.stdout.splitlines()
+    assert lines[0] == group
+    assert any(ln.endswith(" sleep 300") for ln in lines)
+    i = next(i for i, ln in enumerate(lines) if ln.rstrip().endswith("sub"))
+    assert f"{sub_pid} sleep 300" in lines[i + 1]  # the sub-group's process, indented below it
+    p = cli("tree", "--no-procs", cg_parent.group)
+    assert p.returncode == 0
+    assert "sleep" not in p.stdout and os.path.basename(group) in p.stdout
+
+
+def test_top_once_lists_the_groups(cg_parent: Parent, sleeper: tuple[str, int]) -> None:
+    group, _ = sleeper
+    p = cli("top", "--once", "--interval", "0.2", "--sort", "name", group)
+    assert p.returncode == 0, p.stderr
+    lines = p.stdout.splitlines()
+    assert lines[0].startswith("cgroup2 top:")
+    assert lines[1].split() == ["Group", "Tasks", "%CPU", "Memory", "Read/s", "Write/s"]
+    rows = {ln.split()[0]: ln.split()[1:] for ln in lines[2:]}
+    assert set(rows) == {group, group + "/sub"}
+    assert rows[group][0] == "2"  # tasks count the sub-group's process too
+    assert rows[group + "/sub"][0] == "1"
+
+
+def test_top_sorts_by_cpu(cg_parent: Parent, cg_path: str) -> None:
+    m = Manager.create(cg_path, mountpoint=cg_parent.mountpoint)
+    busy, idle = m.new_child("busy"), m.new_child("idle")
+    spin = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    nap = subprocess.Popen(["sleep", "300"])
+    try:
+        busy.add_proc(spin.pid)
+        idle.add_proc(nap.pid)
+        p = cli("top", "--once", "--interval", "0.5", "--sort", "cpu", cg_path)
+        assert p.returncode == 0, p.stderr
+        names = [ln.split()[0] for ln in p.stdout.splitlines()[2:]]
+        assert names.index(cg_path + "/busy") < names.index(cg_path + "/idle")
+        cpu = {ln.split()[0]: ln.split()[2] for ln in p.stdout.splitlines()[2:]}
+        assert float(cpu[cg_path + "/busy"]) > 30.0
+    finally:
+        m.delete(kill=True)
+        spin.wait()
+        nap.wait()
+
+
+def test_top_live_in_tmux(cg_parent: Parent, sleeper: tuple[str, int]) -> None:
+    """Drive the live view in a real terminal for three refreshes; read the screen."""
+    group, _ = sleeper
+    sock = f"cgroup2-test-{os.getpid()}"
+    session = f"cgroup2-top-{os.getpid()}"
+    tmux = ["tmux", "-L", sock]
+    cmd = " ".join([*CLI, "top", "--interval", "0.3", group])
+    # pytest exports COLUMNS/LINES (80x24), which rich would prefer to the terminal's size
+    env = {k: v for k, v in os.environ.items() if k not in ("COLUMNS", "LINES")}
+    subprocess.run([*tmux, "new-session", "-d", "-s", session, "-x", "200", "-y", "50", cmd],
+                   check=True, timeout=20, env=env)
+    try:
+        screen = ""
+
+        def third_frame() -> bool:
+            nonlocal screen
+            screen = subprocess.run([*tmux, "capture-pane", "-p", "-t", session],
+                                    capture_output=True, text=True, timeout=10).stdout
+            return "frame 3" in screen
+
+        wait_for(third_frame, 20, "frame 3 on the tmux screen")
+        rows = [ln.split() for ln in screen.splitlines()]
+        assert any(r[:1] == [group] for r in rows), screen
+        assert any(r[:1] == [group + "/sub"] for r in rows), screen
+        assert any(r[:2] == ["Group", "Tasks"] for r in rows), screen
+    finally:
+        subprocess.run([*tmux, "kill-session", "-t", session], timeout=10)
+
+
+# --- freeze, thaw, kill, events ---------------------------------------------------------
+
+
+def test_freeze_thaw_kill(cg_parent: Parent, sleeper: tuple[str, int]) -> None:
+    group, _ = sleeper
+    events = cg_parent.mountpoint + group + "/cgroup.events"
+    assert cli("freeze", group).returncode == 0
+    with open(events) as f:
+        assert "frozen 1" in f.read()
+    assert cli("thaw", group).returncode == 0
+    with open(events) as f:
+        assert "frozen 0" in f.read()
+    assert cli("kill", group).returncode == 0
+    with open(events) as f:
+        assert "populated 0" in f.read()
+
+
+def test_events_without_memory_controller(cg_parent: Parent, cg_path: str) -> None:
+    if "memory" in controllers(cg_parent.mountpoint):
+        pytest.skip("this mount has the memory controller (vm tier covers events)")
+    m = Manager.create(cg_path, mountpoint=cg_parent.mountpoint)
+    try:
+        p = cli("events", cg_path)
+        assert p.returncode == 1
+        assert p.stderr.count("\n") == 1 and "memory" in p.stderr
+    finally:
+        m.delete()
