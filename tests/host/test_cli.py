@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import json
 import os
+import pathlib
+import shutil
 import signal
 import subprocess
 import sys
@@ -77,9 +79,9 @@ def test_run_summary_on_host(cg_parent: Parent, cg_path: str) -> None:
     assert f"cgroup2 run: group {cg_path}" in p.stderr
     assert "exit status    0" in p.stderr
     # cpu.stat is a core file: user time is there even without the cpu controller
-    user = [ln for ln in p.stderr.splitlines() if ln.startswith("CPU user")][0]
+    user = next(ln for ln in p.stderr.splitlines() if ln.startswith("CPU user"))
     assert user.split()[-1] not in ("-", "0"), p.stderr
-    wall = [ln for ln in p.stderr.splitlines() if ln.startswith("wall time")][0]
+    wall = next(ln for ln in p.stderr.splitlines() if ln.startswith("wall time"))
     assert float(wall.split()[-1].rstrip("s")) > 0
     assert not os.path.exists(cg_parent.mountpoint + cg_path)
 
@@ -151,7 +153,9 @@ def test_run_refuses_existing_group(cg_parent: Parent, cg_path: str) -> None:
         p = cli("run", "--parent", cg_parent.group, "--name", os.path.basename(cg_path),
                 "--", "true")
         assert p.returncode == 1
-        assert p.stderr == f"cgroup2: error: group {cg_path} exists already; choose another --name\n"
+        assert p.stderr == (
+            f"cgroup2: error: group {cg_path} exists already; choose another --name\n"
+        )
     finally:
         m.delete()
 
@@ -296,12 +300,15 @@ def test_top_sorts_by_cpu(cg_parent: Parent, cg_path: str) -> None:
         nap.wait()
 
 
-def test_top_live_in_tmux(cg_parent: Parent, sleeper: tuple[str, int]) -> None:
+def test_top_live_in_tmux(
+    cg_parent: Parent, sleeper: tuple[str, int], tmp_path: pathlib.Path
+) -> None:
     """Drive the live view in a real terminal for three refreshes; read the screen."""
+    if shutil.which("tmux") is None:
+        pytest.skip("needs tmux")
     group, _ = sleeper
-    sock = f"cgroup2-test-{os.getpid()}"
     session = f"cgroup2-top-{os.getpid()}"
-    tmux = ["tmux", "-L", sock]
+    tmux = ["tmux", "-S", str(tmp_path / "tmux.sock")]  # a server of our own
     cmd = " ".join([*CLI, "top", "--interval", "0.3", group])
     # pytest exports COLUMNS/LINES (80x24), which rich would prefer to the terminal's size
     env = {k: v for k, v in os.environ.items() if k not in ("COLUMNS", "LINES")}
