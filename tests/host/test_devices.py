@@ -1,0 +1,324 @@
+"""host: eBPF device filters loaded, attached, replaced and enforced by this kernel.
+
+Each test makes its group under the run's parent (``cg_path``), runs a child process in
+it that tries device operations and reports the errno of each, and removes the group.
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import random
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+from conftest import Parent
+
+from cgroup2 import DeviceRule, ProgramEmulator, device_filter, load_attach_device_filter
+from cgroup2._fs import Dir
+from cgroup2.devices import (
+    PROG_NAME,
+    BPFError,
+    apply_device_rules,
+    attached_programs,
+    detach_device_filters,
+    load_program,
+)
+from cgroup2.devices.asm import Assembler, AluOp, Reg, Size, alu32, exit_insn, load_mem
+from cgroup2.devices.bpf import attach, detach, prog_fd_by_id, query
+
+# A child that waits for "go" on stdin (so that it is in the group before it acts), then
+# runs the operations given as JSON in argv[1] and prints one errno (0: ok) per operation.
+CHILD = r"""
+import json, os, sys
+ops = json.loads(sys.argv[1])
+sys.stdin.readline()
+out = []
+for op in ops:
+    try:
+        if op[0] == "open":
+            os.close(os.open(op[1], {"r": os.O_RDONLY, "w": os.O_WRONLY, "rw": os.O_RDWR}[op[2]]))
+        else:
+            _, path, kind, major, minor = op
+            mode = (0o20000 if kind == "c" else 0o60000) | 0o600
+            os.mknod(path, mode, os.makedev(major, minor))
+            os.unlink(path)
+        out.append(0)
+    except OSError as e:
+        out.append(e.errno)
+print(json.dumps(out))
+"""
+
+Op = list[object]
+
+
+def fd_count() -> int:
+    return len(os.listdir("/proc/self/fd"))
+
+
+@contextmanager
+def group(parent: Parent, cg_path: str) -> Iterator[Dir]:
+    """Create the test's group; yield it open; remove it at the end (also on failure)."""
+    name = os.path.basename(cg_path)
+    with Dir.open(parent.mountpoint + os.path.dirname(cg_path)) as top:
+        top.mkdir(name)
+        try:
+            with top.child(name) as d:
+                yield d
+        finally:
+            deadline = time.monotonic() + 10
+            while True:
+                try:
+                    top.rmdir(name)
+                    break
+                except OSError as e:
+                    if e.errno != errno.EBUSY or time.monotonic() > deadline:
+                        raise
+                    time.sleep(0.01)
+
+
+def run_in(d: Dir, ops: list[Op]) -> list[int]:
+    """Run ``ops`` in a child process inside group ``d``; return the errno of each."""
+    child = subprocess.Popen(
+        [sys.executable, "-c", CHILD, json.dumps(ops)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        d.write("cgroup.procs", str(child.pid))
+        out, _ = child.communicate("go\n", timeout=30)
+    finally:
+        if child.poll() is None:
+            child.kill()
+        child.wait()
+    assert child.returncode == 0, out
+    result: list[int] = json.loads(out)
+    return result
+
+
+def ours(d: Dir) -> list[int]:
+    return [p.id for p in attached_programs(d.fd) if p.name == PROG_NAME]
+
+
+def wait_gone(prog_ids: list[int]) -> list[int]:
+    """The ids among ``prog_ids`` the kernel still has after up to 2 s."""
+    deadline = time.monotonic() + 2
+    while True:
+        alive = []
+        for pid in prog_ids:
+            fd = prog_fd_by_id(pid)
+            if fd is not None:
+                os.close(fd)
+                alive.append(pid)
+        if not alive or time.monotonic() > deadline:
+            return alive
+        time.sleep(0.02)
+
+
+def random_rules(rng: random.Random, n: int) -> list[DeviceRule]:
+    numbers = [0, 1, 3, 5, 7, 8, 136, 2**31, 2**32 - 1]
+    out = []
+    for _ in range(n):
+        out.append(
+            DeviceRule(
+                rng.random() < 0.5,
+                rng.choice("abc"),
+                rng.choice([None, rng.choice(numbers), rng.randrange(2**32)]),
+                rng.choice([None, rng.choice(numbers), rng.randrange(2**32)]),
+                rng.choice(["r", "w", "m", "rw", "rm", "wm", "rwm"]),
+            )
+        )
+    return out
+
+
+# --- tests ---------------------------------------------------------------------------------
+
+
+def test_verifier_accepts_every_program_of_a_200_rule_random_set() -> None:
+    rng = random.Random(20240601)
+    rules = random_rules(rng, 200)
+    before = fd_count()
+    for k in range(len(rules) + 1):
+        program, license = device_filter(rules[:k])
+        fd = load_program(program, license)
+        os.close(fd)
+    # and the same set with the catch-alls taken out, so that no rule is dropped
+    kept = [r for r in rules if not (r.type == "a" and r.major is None and r.minor is None)]
+    program, license = device_filter(kept)
+    assert len(program.labels) == len(kept) + 1  # a block per rule and the default
+    os.close(load_program(program, license))
+    assert fd_count() == before
+
+
+def test_refused_program_reports_the_verifier_log() -> None:
+    a = Assembler()
+    a.emit(load_mem(Reg.R0, Reg.R1, 12, Size.W), exit_insn())  # past the 12-byte context
+    with pytest.raises(BPFError) as e:
+        load_program(a.assemble(), "Apache")
+    assert e.value.errno == errno.EACCES
+    assert e.value.log and "invalid bpf_context access" in e.value.log
+    assert "verifier log" in str(e.value)
+
+
+def test_deny_all_allow_dev_null_rw(cg_parent: Parent, cg_path: str, tmp_path: Path) -> None:
+    before = fd_count()
+    with group(cg_parent, cg_path) as d:
+        apply_device_rules(d, [DeviceRule(False), DeviceRule(True, "c", 1, 3, "rw")])
+        assert fd_count() == before + 2  # only the fds of the group and its parent
+        res = run_in(
+            d,
+            [
+                ["open", "/dev/null", "rw"],
+                ["open", "/dev/null", "r"],
+                ["open", "/dev/zero", "r"],
+                ["mknod", str(tmp_path / "null"), "c", 1, 3],
+                ["mknod", str(tmp_path / "sda"), "b", 8, 0],
+            ],
+        )
+        assert res == [0, 0, errno.EPERM, errno.EPERM, errno.EPERM]
+        assert detach_device_filters(d.fd) == 1
+    assert fd_count() == before
+
+
+def test_all_requested_bits_must_be_allowed(
+    cg_parent: Parent, cg_path: str, tmp_path: Path
+) -> None:
+    # runc #2796: with "c 1:3 r" only, an open(O_RDWR) must fail (the reference let it in).
+    with group(cg_parent, cg_path) as d:
+        apply_device_rules(d, [DeviceRule(False), DeviceRule(True, "c", 1, 3, "r")])
+        res = run_in(
+            d,
+            [["open", "/dev/null", "r"], ["open", "/dev/null", "w"], ["open", "/dev/null", "rw"]],
+        )
+        assert res == [0, errno.EPERM, errno.EPERM]
+        # allow everything but writing to /dev/null: the later deny decides the w bit only
+        apply_device_rules(d, [DeviceRule(True), DeviceRule(False, "c", 1, 3, "w")])
+        res = run_in(
+            d,
+            [
+                ["open", "/dev/null", "r"],
+                ["open", "/dev/null", "rw"],
+                ["open", "/dev/zero", "rw"],
+                ["mknod", str(tmp_path / "null"), "c", 1, 3],
+            ],
+        )
+        assert res == [0, errno.EPERM, 0, 0]
+        detach_device_filters(d.fd)
+
+
+def test_replacing_100_times_keeps_one_program_and_leaks_nothing(
+    cg_parent: Parent, cg_path: str
+) -> None:
+    with group(cg_parent, cg_path) as d:
+        before = fd_count()
+        seen: list[int] = []
+        for i in range(100):
+            apply_device_rules(d, [DeviceRule(False), DeviceRule(True, "c", 1, 3 + i % 2, "rw")])
+            now = ours(d)
+            assert len(now) == 1, now
+            assert len(query(d.fd)) == 1
+            seen.extend(now)
+        assert fd_count() == before
+        assert len(set(seen)) == 100  # a new program each time ...
+        assert wait_gone(seen[:-1]) == []  # ... and the replaced ones are freed
+        # the last one (minor 4: /dev/zero is 1:5, /dev/null 1:3) is the one enforced
+        assert run_in(d, [["open", "/dev/null", "r"], ["open", "/dev/zero", "r"]]) == [
+            errno.EPERM,
+            errno.EPERM,
+        ]
+        apply_device_rules(d, [DeviceRule(False), DeviceRule(True, "c", 1, 5, "r")])
+        assert run_in(d, [["open", "/dev/null", "r"], ["open", "/dev/zero", "r"]]) == [
+            errno.EPERM,
+            0,
+        ]
+        last = ours(d)
+        assert detach_device_filters(d.fd) == 1
+        assert query(d.fd) == []
+        assert wait_gone(last) == []
+        # detach restores access
+        assert run_in(d, [["open", "/dev/null", "rw"], ["open", "/dev/zero", "r"]]) == [0, 0]
+        assert fd_count() == before
+
+
+def test_load_attach_closer_detaches_and_closes(cg_parent: Parent, cg_path: str) -> None:
+    before = fd_count()
+    with group(cg_parent, cg_path) as d:
+        program, license = device_filter([DeviceRule(False)])
+        close = load_attach_device_filter(program, license, d.fd)
+        assert fd_count() == before + 4  # group and parent fds + program fd + dup of dir fd
+        ids = ours(d)
+        assert len(ids) == 1
+        assert run_in(d, [["open", "/dev/null", "r"]]) == [errno.EPERM]
+        # a second filter replaces the first, it does not stack
+        program2, _ = device_filter([DeviceRule(True)])
+        close2 = load_attach_device_filter(program2, license, d.fd)
+        assert len(ours(d)) == 1 and ours(d) != ids
+        assert run_in(d, [["open", "/dev/null", "r"]]) == [0]
+        close()  # its program is no longer attached: not an error
+        close2()
+        close2()  # twice is harmless
+        assert query(d.fd) == []
+        assert run_in(d, [["open", "/dev/zero", "r"]]) == [0]
+    assert fd_count() == before
+
+
+def test_programs_of_others_are_left_alone(cg_parent: Parent, cg_path: str) -> None:
+    a = Assembler()
+    a.emit(alu32(AluOp.MOV, Reg.R0, imm=1), exit_insn())
+    other = load_program(a.assemble(), "Apache", name="someone_else")
+    try:
+        with group(cg_parent, cg_path) as d:
+            attach(d.fd, other)
+            try:
+                for _ in range(3):
+                    apply_device_rules(d, [DeviceRule(False)])
+                names = sorted(p.name for p in attached_programs(d.fd))
+                assert names == [PROG_NAME, "someone_else"]
+                # both must allow: ours denies
+                assert run_in(d, [["open", "/dev/null", "r"]]) == [errno.EPERM]
+                assert detach_device_filters(d.fd) == 1
+                assert [p.name for p in attached_programs(d.fd)] == ["someone_else"]
+            finally:
+                detach(d.fd, other)
+    finally:
+        os.close(other)
+
+
+def test_kernel_agrees_with_the_emulator(cg_parent: Parent, cg_path: str, tmp_path: Path) -> None:
+    """Random rule sets over the devices probed: the kernel's answer is the emulator's."""
+    rng = random.Random(7)
+    devs = [("c", 1, 3, "/dev/null"), ("c", 1, 5, "/dev/zero"), ("c", 1, 7, "/dev/full")]
+    probes: list[tuple[str, int, int, str, Op]] = []
+    for kind, major, minor, path in devs:
+        for acc in ("r", "w", "rw"):
+            probes.append((kind, major, minor, acc, ["open", path, acc]))
+    for kind, major, minor in [("c", 1, 3), ("c", 1, 5), ("b", 1, 3), ("b", 8, 0), ("c", 8, 0)]:
+        node = str(tmp_path / f"{kind}{major}_{minor}")
+        probes.append((kind, major, minor, "m", ["mknod", node, kind, major, minor]))
+    with group(cg_parent, cg_path) as d:
+        for _ in range(12):
+            rules = []
+            for _ in range(rng.randint(1, 8)):
+                rules.append(
+                    DeviceRule(
+                        rng.random() < 0.5,
+                        rng.choice("abc"),
+                        rng.choice([None, 1, 8]),
+                        rng.choice([None, 0, 3, 5, 7]),
+                        rng.choice(["r", "w", "m", "rw", "rm", "wm", "rwm"]),
+                    )
+                )
+            apply_device_rules(d, rules)
+            emu = ProgramEmulator(device_filter(rules)[0])
+            got = run_in(d, [p[4] for p in probes])
+            for (kind, major, minor, acc, op), err in zip(probes, got, strict=True):
+                assert err in (0, errno.EPERM), (op, err)
+                assert (err == 0) == emu.allows(kind, major, minor, acc), (rules, op, err)
+        detach_device_filters(d.fd)
