@@ -30,7 +30,7 @@ from cgroup2.devices import (
     detach_device_filters,
     load_program,
 )
-from cgroup2.devices.asm import Assembler, AluOp, Reg, Size, alu32, exit_insn, load_mem
+from cgroup2.devices.asm import AluOp, Assembler, Reg, Size, alu32, exit_insn, load_mem
 from cgroup2.devices.bpf import attach, detach, prog_fd_by_id, query
 
 # A child that waits for "go" on stdin (so that it is in the group before it acts), then
