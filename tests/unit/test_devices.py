@@ -172,16 +172,18 @@ def test_golden_partial_access_and_reload() -> None:
             14: And32Imm dst: r2 imm: 65535
             15: LdXMemW dst: r4 src: r1 off: 4 imm: 0
             16: LdXMemW dst: r5 src: r1 off: 8 imm: 0
-            17: JNEImm dst: r2 off: 6 imm: 2 <block-2>
-            18: JNEImm dst: r4 off: 5 imm: 1 <block-2>
-            19: JNEImm dst: r5 off: 4 imm: 3 <block-2>
-            20: And32Imm dst: r3 imm: -7
-            21: JNEImm dst: r3 off: 2 imm: 0 <block-2>
-            22: Mov32Imm dst: r0 imm: 1
-            23: Exit
-        block-2:
-            24: Mov32Imm dst: r0 imm: 0
+            17: JNEImm dst: r2 off: 8 imm: 2 <block-2>
+            18: JNEImm dst: r4 off: 7 imm: 1 <block-2>
+            19: JNEImm dst: r5 off: 6 imm: 3 <block-2>
+            20: Mov32Reg dst: r0 src: r3
+            21: And32Imm dst: r0 imm: 6
+            22: Sub32Reg dst: r3 src: r0
+            23: JNEImm dst: r3 off: 2 imm: 0 <block-2>
+            24: Mov32Imm dst: r0 imm: 1
             25: Exit
+        block-2:
+            26: Mov32Imm dst: r0 imm: 0
+            27: Exit
         """,
     )
 

@@ -150,6 +150,34 @@ def _close(fd: int) -> None:
 # --- the commands ------------------------------------------------------------------------
 
 
+def _prog_load(
+    prog_type: int,
+    insns: ctypes.Array[ctypes.c_char],
+    count: int,
+    lic: ctypes.Array[ctypes.c_char],
+    name: str,
+    log_level: int = 0,
+    log: ctypes.Array[ctypes.c_char] | None = None,
+) -> int:
+    """``BPF_PROG_LOAD``; the fd or OSError."""
+    # prog_type, insn_cnt, insns, license, log_level, log_size, log_buf, kern_version,
+    # prog_flags, prog_name[16]
+    attr = _attr(
+        "=IIQQIIQII16s",
+        prog_type,
+        count,
+        ctypes.addressof(insns),
+        ctypes.addressof(lic),
+        log_level,
+        len(log) if log is not None else 0,
+        ctypes.addressof(log) if log is not None else 0,
+        0,
+        0,
+        name.encode(),
+    )
+    return _bpf(BPF_PROG_LOAD, attr)
+
+
 def load_program(
     program: Program,
     license: str,
@@ -171,22 +199,7 @@ def load_program(
     what = f"<{len(program)}-instruction program>"
 
     def load(log_level: int, log: ctypes.Array[ctypes.c_char] | None) -> int:
-        # prog_type, insn_cnt, insns, license, log_level, log_size, log_buf, kern_version,
-        # prog_flags, prog_name[16]
-        attr = _attr(
-            "=IIQQIIQII16s",
-            prog_type,
-            len(program),
-            ctypes.addressof(insns),
-            ctypes.addressof(lic),
-            log_level,
-            len(log) if log is not None else 0,
-            ctypes.addressof(log) if log is not None else 0,
-            0,
-            0,
-            name.encode(),
-        )
-        return _bpf(BPF_PROG_LOAD, attr)
+        return _prog_load(prog_type, insns, len(program), lic, name, log_level, log)
 
     try:
         return load(0, None)
@@ -202,6 +215,21 @@ def load_program(
         code = err if e.errno == _errno.ENOSPC else e.errno or err
         raise BPFError(code, what, op="BPF_PROG_LOAD", log=text) from None
     return fd  # loaded the second time (should not happen): keep it
+
+
+def verifier_stats(program: Program, license: str) -> str:
+    """Load ``program`` with the verifier's statistics on (``BPF_LOG_STATS``), unload it,
+    and return the statistics (``processed N insns ...``)."""
+    insns = ctypes.create_string_buffer(program.encode(), len(program) * 8)
+    lic = ctypes.create_string_buffer(license.encode())
+    log = ctypes.create_string_buffer(1 << 16)
+    try:
+        fd = _prog_load(BPF_PROG_TYPE_CGROUP_DEVICE, insns, len(program), lic, PROG_NAME, 4, log)
+    except OSError as e:
+        raise BPFError(e.errno or 0, f"<{len(program)}-instruction program>",
+                       op="BPF_PROG_LOAD", log=log.value.decode("utf-8", "replace")) from None
+    os.close(fd)
+    return log.value.decode("utf-8", "replace").strip()
 
 
 def attach(

@@ -23,10 +23,10 @@ before it can be reached; when no block decides, the program denies. Corrections
 * Every requested access bit must be allowed (the reference allowed an ``rw`` request as
   soon as a rule allowed ``r``). Each access bit is decided by the last rule that matches
   the device and names the bit. An allow block with a partial access clears the bits it
-  allows from ``r3`` and allows only when none is left; otherwise the bits still undecided
-  go on to the earlier rules. A deny block with a partial access denies when any
-  undecided requested bit is one it names (the reference's test; its temp register is
-  ``r0`` here, as ``r1`` must keep pointing at the context).
+  allows from ``r3`` (``r3 -= r3 & bits``) and allows only when none is left; otherwise
+  the bits still undecided go on to the earlier rules. A deny block with a partial
+  access denies when any undecided requested bit is one it names (the reference's test;
+  its temp register is ``r0`` here, as ``r1`` must keep pointing at the context).
 * Blocks after the first reload the registers they compare from the context. Without
   this, every path that leaves a block half-way (type equal, major not) carries what the
   verifier learnt (``r2 == 1``) into the next blocks, the verifier cannot merge those
@@ -184,8 +184,12 @@ def device_filter(rules: Iterable[DeviceRule]) -> tuple[Program, str]:
         if rule.minor is not None:
             _eq_check(out, Reg.R5, rule.minor)
         if partial and rule.allow:
-            # the requested bits this rule allows are decided; the rest go on
-            out.append(alu32(AluOp.AND, Reg.R3, imm=~acc & 0xFFFFFFFF))
+            # the requested bits this rule allows are decided; the rest go on. r3 -= r3 & acc
+            # rather than r3 &= ~acc: the verifier then cannot tell which bits are left, and
+            # the paths through the following blocks merge instead of multiplying by up to 8.
+            out.append(_COPY_ACCESS)
+            out.append(alu32(AluOp.AND, Reg.R0, imm=acc))
+            out.append(alu32(AluOp.SUB, Reg.R3, src=Reg.R0))
             out.append((_JNE_IMM, Reg.R3, 0, 0))
         out.extend(_RETURN[rule.allow])
         end = len(asm) + len(out)
