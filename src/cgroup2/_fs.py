@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import errno
 import os
+import time
 from types import TracebackType
 
 from .errors import CgroupDeletedError, CgroupError, KernelError
@@ -124,9 +125,25 @@ class Dir:
             return False
         return (st.st_dev, st.st_ino) != (mine.st_dev, mine.st_ino)
 
+    def gone(self) -> bool:
+        """True when the group is removed or being removed.
+
+        rmdir of a group removes its files (each controller's, then the core ones) before
+        the directory itself: a file that vanished under a directory that is still there
+        is looked at again for a few milliseconds before it is called absent. For the
+        error paths only (a missing file that is normal, such as a controller's file where
+        the controller is off, should use :meth:`is_deleted`).
+        """
+        for delay in (0.0, 0.001, 0.004):
+            if delay:
+                time.sleep(delay)
+            if self.is_deleted():
+                return True
+        return False
+
     def _fail(self, e: OSError, name: str, op: str, value: str | None = None) -> CgroupError:
         err = e.errno or 0
-        if err in (errno.ENOENT, errno.ENODEV) and self.is_deleted():
+        if (err == errno.ENOENT and self.is_deleted()) or (err == errno.ENODEV and self.gone()):
             return CgroupDeletedError(
                 f"cgroups: cgroup deleted: {self.path} was removed ({op} {name})",
                 errno=err,

@@ -309,8 +309,12 @@ class Manager:
         The files are checked to exist first; if the kernel refuses one value, the ones
         written before it are put back as they were and the error is raised.
         """
-        # --- systemd: a group owned by a systemd unit (self.unit) is updated through
-        # --- the unit's properties here (added by the systemd module).
+        if self.unit is not None:
+            # A group owned by a systemd unit: SetUnitProperties (cgroup2.systemd.unit).
+            from .systemd import unit as _systemd
+
+            _systemd.update(self, resources)
+            return
         if resources is None:
             return
         if not isinstance(resources, Resources):
@@ -494,6 +498,8 @@ class Manager:
         """
         with Dir.open(self.path) as d:
             if not d.exists(FREEZE):
+                if d.gone():
+                    raise _deleted(d, FREEZE)
                 raise FreezerNotSupportedError(
                     f"cgroups: {self.path} has no {FREEZE} (kernel without the v2 freezer)"
                 )
@@ -510,6 +516,8 @@ class Manager:
         """Thaw the group; return when ``cgroup.events`` says ``frozen 0``."""
         with Dir.open(self.path) as d:
             if not d.exists(FREEZE):
+                if d.gone():
+                    raise _deleted(d, FREEZE)
                 raise FreezerNotSupportedError(
                     f"cgroups: {self.path} has no {FREEZE} (kernel without the v2 freezer)"
                 )
@@ -612,6 +620,52 @@ class Manager:
 
     # --- systemd (create_systemd, load_systemd, delete_systemd: the systemd module) ---
 
+    #: What systemd could not do as asked in the last create_systemd/update of this
+    #: group (a property it is too old for or refused, a rounded quota...).
+    systemd_warnings: tuple[str, ...] = ()
+
+    @classmethod
+    def create_systemd(
+        cls,
+        slice: str,
+        group: str,
+        pid: int = -1,
+        resources: Resources | None = None,
+        *,
+        timeout: float = 30.0,
+        subgroup: str = "leaf",
+        description: str | None = None,
+    ) -> Manager:
+        """Start the transient systemd unit ``group`` (a ``.scope`` holding process
+        ``pid``, or a ``.slice`` with ``pid=-1``) in ``slice`` (``""``: system.slice),
+        delegated, with ``resources`` as unit properties; what systemd has no property
+        for goes to the sub-group ``subgroup``. ``timeout``: seconds to wait for the
+        start job. See :func:`cgroup2.systemd.unit.create`."""
+        from .systemd import unit as _systemd
+
+        return _systemd.create(
+            slice,
+            group,
+            pid,
+            resources,
+            timeout=timeout,
+            subgroup=subgroup,
+            description=description,
+        )
+
+    @classmethod
+    def load_systemd(cls, slice: str, group: str) -> Manager:
+        """The group of the existing systemd unit ``group`` in ``slice``."""
+        from .systemd import unit as _systemd
+
+        return _systemd.load(slice, group)
+
+    def delete_systemd(self, *, timeout: float = 30.0) -> None:
+        """Stop the group's systemd unit (``StopUnit``) and wait for the job."""
+        from .systemd import unit as _systemd
+
+        _systemd.delete(self, timeout=timeout)
+
 
 # --- helpers --------------------------------------------------------------------------
 
@@ -628,6 +682,8 @@ def _check_files(d: Dir, resources: Resources, filenames: list[str]) -> None:
     """Refuse, before any write, files this group does not have (checked by name)."""
     for e in resources.hugetlb or ():
         if not d.exists(e.filename):
+            if d.gone():
+                raise _deleted(d, e.filename)
             offered = sorted(
                 n.split(".")[1]
                 for n in _list_files(d)
@@ -639,10 +695,21 @@ def _check_files(d: Dir, resources: Resources, filenames: list[str]) -> None:
             )
     for name in dict.fromkeys(filenames):
         if not d.exists(name):
+            if d.gone():
+                raise _deleted(d, name)
             raise CgroupError(
                 f"cgroups: {d.path} has no file {name!r} (controller not enabled, or not "
                 f"offered by this kernel); nothing was written"
             )
+
+
+def _deleted(d: Dir, name: str) -> CgroupDeletedError:
+    """The error for a group that was removed while its file ``name`` was looked for."""
+    return CgroupDeletedError(
+        f"cgroups: cgroup deleted: {d.path} was removed (looking for {name})",
+        errno=errno.ENOENT,
+        path=d.file_path(name),
+    )
 
 
 def _list_files(d: Dir) -> list[str]:
@@ -666,6 +733,9 @@ def _apply_devices(d: Dir, rules: Sequence[Any]) -> None:
     apply(d, rules)
 
 
+_GONE = (errno.ENOENT, errno.ENODEV)
+
+
 def _walk_procs(d: Dir, out: list[int]) -> None:
     out += _pids(d.read(PROCS))
     for name in d.subdirs():
@@ -674,7 +744,13 @@ def _walk_procs(d: Dir, out: list[int]) -> None:
         except CgroupError:
             continue  # removed meanwhile
         with c:
-            _walk_procs(c, out)
+            try:
+                _walk_procs(c, out)
+            except CgroupError as e:
+                # removed after it was opened (an empty group: no pid is lost); while the
+                # kernel removes it, its files fail with ENODEV before its path is gone
+                if not isinstance(e, CgroupDeletedError) and e.errno not in _GONE:
+                    raise
 
 
 def _wait_event(d: Dir, key: bytes, want: bytes, timeout: float) -> bool:
@@ -689,7 +765,10 @@ def _wait_event(d: Dir, key: bytes, want: bytes, timeout: float) -> bool:
         p.register(fd, select.POLLPRI | select.POLLERR)
         deadline = time.monotonic() + timeout
         while True:
-            data = os.pread(fd, 4096, 0)
+            try:
+                data = os.pread(fd, 4096, 0)
+            except OSError as e:  # ENODEV: the group was removed while we waited
+                raise d._fail(e, EVENTS, "read") from None
             if _keyed(data).get(key) == want:
                 return True
             left = deadline - time.monotonic()
