@@ -303,7 +303,8 @@ class EventWatcher:
                             path=e.path,
                         ) from None
                     raise
-                if memory is not False:
+                # memory=None: look first (cheaper than a failed open where it is absent)
+                if memory or (memory is None and d.exists(MEMORY_EVENTS)):
                     try:
                         w.mfd = d.open_fd(MEMORY_EVENTS)
                     except KernelError as e:

@@ -1,0 +1,159 @@
+"""vm tier: memory events from a real OOM kill (the VM has the memory controller).
+
+A child process moves itself into a group whose ``memory.max`` is 16 MiB and then
+allocates (and touches) memory until the kernel's OOM killer kills it. It is the group's
+only process, so its death also empties the group: the OOM kill of the last process
+(containerd/cgroups#374) must be reported before the stream ends.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import select
+import struct
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from itertools import pairwise
+
+import pytest
+from conftest import Parent
+
+from cgroup2 import (
+    CgroupEvents,
+    Event,
+    EventStream,
+    EventWatcher,
+    NoticeKind,
+    memory_event_fd,
+)
+from cgroup2._fs import Dir
+
+LIMIT = 16 << 20
+# The child joins the group itself (raw write of "0" to cgroup.procs), then touches
+# memory until it is killed.
+CHILD = r"""
+import os, sys
+fd = os.open(sys.argv[1] + "/cgroup.procs", os.O_WRONLY)
+os.write(fd, b"0")
+os.close(fd)
+hog = []
+for _ in range(1024):
+    hog.append(b"x" * (1 << 20))
+sys.exit(3)  # not killed: the limit did not work
+"""
+
+
+@pytest.fixture
+def group(cg_parent: Parent, cg_path: str) -> Iterator[str]:
+    """A group with memory.max = 16 MiB and no swap; removed at the end."""
+    from cgtest import remove_tree
+
+    with Dir.open(cg_parent.mountpoint) as root:
+        if b"memory" not in root.read("cgroup.controllers").split():
+            pytest.skip("the mount has no memory controller")
+        root.write("cgroup.subtree_control", "+memory")
+    fs = cg_parent.mountpoint + cg_path
+    with Dir.open(cg_parent.fs_path) as parent:
+        parent.write("cgroup.subtree_control", "+memory")
+        parent.mkdir(os.path.basename(cg_path))
+    try:
+        with Dir.open(fs) as d:
+            d.write("memory.max", str(LIMIT))
+            if d.exists("memory.swap.max"):
+                d.write("memory.swap.max", "0")
+        yield fs
+    finally:
+        remove_tree(fs)
+
+
+def _hog(group: str) -> subprocess.Popen[bytes]:
+    return subprocess.Popen([sys.executable, "-S", "-c", CHILD, group])
+
+
+def _oom_checks(events: list[Event], child: subprocess.Popen[bytes]) -> None:
+    assert child.wait(30) == -9, "the child was not killed by the OOM killer"
+    assert events, "no memory event was reported"
+    last = events[-1]
+    assert last.oom_kill == 1 and last.oom >= 1 and last.max >= 1, events
+    # counts only grow; after the kill the victim may still hit memory.max while it exits
+    assert all(a.max <= b.max and a.oom_kill <= b.oom_kill for a, b in pairwise(events))
+
+
+def test_oom_kill_is_reported_then_stream_ends(group: str) -> None:
+    with EventStream(group) as s:
+        child = _hog(group)
+        got: list[Event] = []
+        deadline = time.monotonic() + 60
+        while not s.ended:
+            assert time.monotonic() < deadline, f"stream did not end; got {got}"
+            e = s.get(timeout=deadline - time.monotonic())
+            if e is not None:
+                got.append(e)
+        _oom_checks(got, child)
+        assert s.cgroup == CgroupEvents(False)
+
+
+def test_oom_kill_async_for_and_latency(group: str) -> None:
+    async def main() -> tuple[list[tuple[Event, int]], int, subprocess.Popen[bytes]]:
+        loop = asyncio.get_running_loop()
+        got: list[tuple[Event, int]] = []
+        async with EventStream(group) as s:
+            child = _hog(group)
+            pidfd = os.pidfd_open(child.pid)
+            exited: asyncio.Future[int] = loop.create_future()
+
+            def on_exit() -> None:
+                if not exited.done():
+                    exited.set_result(time.monotonic_ns())
+
+            loop.add_reader(pidfd, on_exit)
+            try:
+                async for e in s:
+                    got.append((e, time.monotonic_ns()))
+                exit_ns = await asyncio.wait_for(exited, 30)
+            finally:
+                loop.remove_reader(pidfd)
+                os.close(pidfd)
+        return got, exit_ns, child
+
+    got, exit_ns, child = asyncio.run(asyncio.wait_for(main(), 90))
+    _oom_checks([e for e, _ in got], child)
+    report_ns = got[-1][1]
+    delta_ms = (report_ns - exit_ns) / 1e6
+    print(f"\nOOM kill reported {delta_ms:+.1f} ms relative to the victim's exit (pidfd)")
+    assert delta_ms < 100, "the OOM kill was reported too late"
+
+
+def test_watcher_reports_memory_before_populated_0(group: str) -> None:
+    with EventWatcher() as w:
+        first = w.add(group, memory=True)
+        assert first.memory is not None and first.memory.oom_kill == 0
+        child = _hog(group)
+        kinds: list[tuple[NoticeKind, bool, int]] = []
+        deadline = time.monotonic() + 60
+        while not kinds or kinds[-1][:2] != (NoticeKind.CGROUP, False):
+            assert time.monotonic() < deadline, kinds
+            for n in w.poll(deadline - time.monotonic()):
+                assert n.memory is not None
+                kinds.append((n.kind, n.cgroup.populated, n.memory.oom_kill))
+        assert child.wait(30) == -9
+        # the oom_kill count is reported while or before the group reads empty
+        assert (NoticeKind.MEMORY, True, 1) in kinds or (NoticeKind.MEMORY, False, 1) in kinds
+        assert kinds[-1] == (NoticeKind.CGROUP, False, 1)
+
+
+def test_memory_event_fd_becomes_readable(group: str) -> None:
+    fd, wd = memory_event_fd(group)
+    try:
+        assert select.select([fd], [], [], 0)[0] == []
+        child = _hog(group)
+        assert select.select([fd], [], [], 30)[0] == [fd], "no inotify event"
+        data = os.read(fd, 4096)
+        ev_wd, mask, _cookie, _len = struct.unpack_from("iIII", data)
+        assert ev_wd == wd and mask & 0x2  # IN_MODIFY
+        assert child.wait(30) == -9
+    finally:
+        os.close(fd)
