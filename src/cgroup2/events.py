@@ -477,7 +477,8 @@ class EventWatcher:
 
         Uses ``loop.add_reader`` on the epoll fd (no thread); ``callback`` is still
         called. Must be called from within the loop; undone by :meth:`detach` or
-        :meth:`close`. While attached, :meth:`poll` and ``async for`` are refused.
+        :meth:`close`. While attached, :meth:`poll` and ``async for`` are refused. A read
+        error other than a removal detaches and goes to the loop's exception handler.
         """
         ep = self._live()
         if self._waiter is not None or self._queue is not None:
@@ -489,7 +490,12 @@ class EventWatcher:
         def ready() -> None:
             if self._ep is None:
                 return
-            for n in self._read_ready(self._ep.poll(0, self._max_events)):
+            try:
+                notices = self._read_ready(self._ep.poll(0, self._max_events))
+            except BaseException:
+                self.detach()  # a read error (not a removal): stop, do not spin on it
+                raise  # to the loop's exception handler
+            for n in notices:
                 if cb is not None:
                     cb(n)
                 q.put_nowait(n)

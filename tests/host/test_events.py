@@ -241,3 +241,25 @@ def test_memory_events_absent_on_this_mount(group: str) -> None:
     with EventWatcher() as w, pytest.raises(MemoryNotSupportedError):
         w.add(group, memory=True)
     assert _fds() == before
+
+
+def test_close_ends_a_waiting_async_for(group: str) -> None:
+    before = _fds()
+
+    async def main() -> list[Notice]:
+        w = EventWatcher()
+        w.add(group)
+        got: list[Notice] = []
+
+        async def consume() -> None:
+            async for n in w:
+                got.append(n)
+
+        task = asyncio.create_task(consume())
+        await asyncio.sleep(0.05)  # the consumer is waiting on the epoll fd now
+        w.close()
+        await asyncio.wait_for(task, 5)
+        return got
+
+    assert asyncio.run(main()) == []
+    assert _fds() == before
