@@ -50,6 +50,11 @@ class CgroupMount:
     options: str  # the super options (for v1: the controllers)
 
 
+def _is_octal(s: str) -> bool:
+    # not str.isdigit(): it is true of "8", "9" and of other scripts' digits ("²", "٣")
+    return all(c in "01234567" for c in s)
+
+
 def _unescape(field: str) -> str:
     r"""Undo mountinfo's octal escapes (``\040`` for a space, ``\134`` for a backslash)."""
     if "\\" not in field:
@@ -57,7 +62,7 @@ def _unescape(field: str) -> str:
     out = []
     i = 0
     while i < len(field):
-        if field[i] == "\\" and i + 4 <= len(field) and field[i + 1 : i + 4].isdigit():
+        if field[i] == "\\" and i + 4 <= len(field) and _is_octal(field[i + 1 : i + 4]):
             out.append(chr(int(field[i + 1 : i + 4], 8)))
             i += 4
         else:
