@@ -12,10 +12,12 @@ this module asks each for its part and puts the parts together. The conventions:
   percentages.
 
 Performance: every file is read at most once per :func:`collect`, whole, in binary, and
-split once; only the files the mask needs are opened, and the first absent file of a
-controller stands for the rest of that controller's files (a controller that is off
-costs one failed ``openat``). ``cpu.stat`` is a core file and is read whether or not the
-cpu controller is enabled. A group removed while it is read raises
+split once; only the files the mask needs are opened. When the mask asks for a
+controller's files, ``cgroup.controllers`` is read first (one file) and the files of the
+controllers that are off are not tried at all; within a controller, the first absent file
+stands for the rest of its kind (the root has ``memory.stat`` but no ``memory.current``).
+``cpu.stat`` and the pressure files are core files, read whether or not the cpu, memory
+or io controller is enabled. A group removed while it is read raises
 :class:`~cgroup2.errors.CgroupDeletedError`; a malformed number in a known field raises
 :class:`~cgroup2.errors.InvalidFormatError` naming the file and the line.
 """
@@ -166,6 +168,10 @@ _M_IO_P = StatMask.IO_PRESSURE.value
 _M_CPU_ANY = _M_CPU | _M_CPU_P
 _M_MEM_ANY = _M_MEM_STAT | _M_MEM_USAGE | _M_MEM_P
 _M_IO_ANY = _M_IO | _M_IO_P
+_M_CONTROLLER_FILES = (
+    _M_PIDS | _M_MEM_STAT | _M_MEM_USAGE | _M_MEM_EVENTS | _M_IO | _M_RDMA | _M_HUGETLB
+    | _M_MISC | _M_CPUSET
+)
 
 
 def collect(d: Dir, mask: StatMask = StatMask.ALL) -> Metrics:
@@ -178,27 +184,32 @@ def collect(d: Dir, mask: StatMask = StatMask.ALL) -> Metrics:
     """
     m = mask.value
     try:
+        # which controllers the group has: one read instead of a failed open for each
+        # controller that is off (cpu.stat and the pressure files are core files)
+        on = d.read("cgroup.controllers").split() if m & _M_CONTROLLER_FILES else ()
         return Metrics(
-            pids=read_pids(d) if m & _M_PIDS else None,
+            pids=read_pids(d) if m & _M_PIDS and b"pids" in on else None,
             cpu=read_cpu(d, stat=bool(m & _M_CPU), pressure=bool(m & _M_CPU_P))
             if m & _M_CPU_ANY
             else None,
             memory=read_memory(
                 d,
-                stat=bool(m & _M_MEM_STAT),
-                usage=bool(m & _M_MEM_USAGE),
+                stat=bool(m & _M_MEM_STAT) and b"memory" in on,
+                usage=bool(m & _M_MEM_USAGE) and b"memory" in on,
                 pressure=bool(m & _M_MEM_P),
             )
             if m & _M_MEM_ANY
             else None,
-            memory_events=read_memory_events(d) if m & _M_MEM_EVENTS else None,
-            rdma=read_rdma(d) if m & _M_RDMA else None,
-            io=read_io(d, stat=bool(m & _M_IO), pressure=bool(m & _M_IO_P))
+            memory_events=read_memory_events(d)
+            if m & _M_MEM_EVENTS and b"memory" in on
+            else None,
+            rdma=read_rdma(d) if m & _M_RDMA and b"rdma" in on else None,
+            io=read_io(d, stat=bool(m & _M_IO) and b"io" in on, pressure=bool(m & _M_IO_P))
             if m & _M_IO_ANY
             else None,
-            hugetlb=read_hugetlb(d) if m & _M_HUGETLB else None,
-            misc=read_misc(d) if m & _M_MISC else None,
-            cpuset=read_cpuset(d) if m & _M_CPUSET else None,
+            hugetlb=read_hugetlb(d) if m & _M_HUGETLB and b"hugetlb" in on else None,
+            misc=read_misc(d) if m & _M_MISC and b"misc" in on else None,
+            cpuset=read_cpuset(d) if m & _M_CPUSET and b"cpuset" in on else None,
         )
     except InvalidFormatError as e:
         # the parsers know the file's name; name the group's file in full

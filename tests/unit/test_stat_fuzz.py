@@ -71,7 +71,7 @@ def _total(fn: Callable[[bytes], Any], data: bytes) -> None:
 @FUZZ
 @given(DATA)
 def test_flat_fast_path_equals_line_by_line(data: bytes) -> None:
-    known = {k.encode(): k for k in MEMORY_STAT_KEYS}
+    known = frozenset(MEMORY_STAT_KEYS)
     try:
         fast = _parse.parse_flat(data, "memory.stat", known)
     except InvalidFormatError:
@@ -145,7 +145,8 @@ def test_single_values(data: bytes) -> None:
 
 
 class _FuzzDir:
-    """A stand-in for a group directory whose every file holds the same bytes."""
+    """A stand-in for a group directory with every controller, whose every statistics
+    file holds the same bytes."""
 
     path = "/fuzz"
 
@@ -156,6 +157,8 @@ class _FuzzDir:
         return f"{self.path}/{name}"
 
     def try_read(self, name: str) -> bytes:
+        if name == "cgroup.controllers":
+            return b"cpuset cpu io memory hugetlb pids rdma misc\n"
         return self.data
 
     read = try_read

@@ -20,8 +20,6 @@ the group, or the kernel has no such file or key); a limit of ``max`` is :data:`
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-
 from ..errors import InvalidFormatError
 from ._values import U64_MAX
 
@@ -90,7 +88,7 @@ def parse_value(value: bytes, *, limit: bool = False) -> int | None:
 
 
 def _flat_slow(
-    data: bytes, filename: str, known: Mapping[bytes, str]
+    data: bytes, filename: str, known: frozenset[str]
 ) -> tuple[dict[str, int], dict[str, int]]:
     named: dict[str, int] = {}
     other: dict[str, int] = {}
@@ -98,46 +96,39 @@ def _flat_slow(
         parts = line.split()
         if not parts:
             continue
-        name = known.get(parts[0])
+        key = decode_key(parts[0])
         v = _uint(parts[1]) if len(parts) == 2 else None
         if v is None:
-            if name is not None:
+            if key in known:
                 raise invalid_format(filename, lineno, line, "expected '<key> <unsigned integer>'")
             continue  # an odd line with a key we do not know: skipped
-        if name is None:
-            other[decode_key(parts[0])] = v
+        if key in known:
+            named[key] = v
         else:
-            named[name] = v
+            other[key] = v
     return named, other
 
 
 def parse_flat(
-    data: bytes, filename: str, known: Mapping[bytes, str]
+    data: bytes, filename: str, known: frozenset[str]
 ) -> tuple[dict[str, int], dict[str, int]]:
-    """A flat keyed file (``<key> <uint>`` lines): ``(known fields, other keys)``.
+    """A flat keyed file (``<key> <uint>`` lines): ``(known keys, other keys)``.
 
-    ``known`` maps the kernel's key to the field name. Keys not in ``known`` go to the
-    second mapping (when their value is an unsigned decimal; else the line is skipped).
-    The common case is one ``splitlines`` and one ``split`` per line, done in C; any
-    irregularity falls back to a line-by-line pass that names the bad line.
+    ``known`` holds the kernel's keys that have a field of their own (of the same
+    name). Other keys go to the second mapping when their value is an unsigned decimal;
+    else their line is skipped. The common case runs in C: one ``splitlines``, one
+    ``split`` per line to check the shape, one ``split`` of the whole file for the
+    values; any irregularity falls back to a line-by-line pass that names the bad line.
     """
+    lines = data.splitlines()
     try:
-        pairs = dict(map(bytes.split, data.splitlines()))
-    except ValueError:  # a line without exactly two fields
+        dict(map(bytes.split, lines))  # ValueError: a line without exactly two fields
+        tokens = data.split()
+        values = tokens[1::2]
+        if not b"".join(values).isdigit():
+            raise ValueError
+        nums = dict(zip(map(bytes.decode, tokens[::2]), map(int, values), strict=True))
+    except ValueError:  # also UnicodeDecodeError, and int()'s digit limit
         return _flat_slow(data, filename, known)
-    values = pairs.values()
-    if not b"".join(values).isdigit():
-        return _flat_slow(data, filename, known)
-    try:
-        nums = map(int, values)
-        named: dict[str, int] = {}
-        other: dict[str, int] = {}
-        for key, v in zip(pairs, nums, strict=True):
-            name = known.get(key)
-            if name is None:
-                other[decode_key(key)] = v
-            else:
-                named[name] = v
-    except ValueError:  # a number with more digits than int() converts
-        return _flat_slow(data, filename, known)
-    return named, other
+    present = known.intersection(nums)
+    return dict(zip(present, map(nums.pop, present), strict=True)), nums

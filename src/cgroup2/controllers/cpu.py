@@ -160,9 +160,8 @@ class CPUStat:
     other: Mapping[str, int] = field(default_factory=dict)
 
 
-_CPU_STAT_KEYS = {
-    k.encode(): k
-    for k in (
+_CPU_STAT_KEYS = frozenset(
+    (
         "usage_usec",
         "user_usec",
         "system_usec",
@@ -172,7 +171,7 @@ _CPU_STAT_KEYS = {
         "nr_bursts",
         "burst_usec",
     )
-}
+)
 
 
 def parse_cpu_stat(data: bytes, filename: str = "cpu.stat") -> CPUStat:

@@ -97,6 +97,11 @@ class HugeTlbStat:
     for ``max``); ``failcnt``: the ``max`` count of ``hugetlb.<size>.events`` (allocations
     refused by the limit); ``rsvd_current``/``rsvd_max``: ``hugetlb.<size>.rsvd.current``
     and ``.rsvd.max`` (reservations, Linux 5.7+). ``None``: the kernel has no such file.
+
+    Without a limit the kernel prints ``max`` (``U64_MAX`` here) only when its page
+    counter's maximum is a whole number of huge pages; else it prints that maximum
+    itself (``2**63 - 4096`` bytes on x86-64, seen for 1GB pages and for ``rsvd.max``),
+    which is reported as printed, as containerd does.
     """
 
     pagesize: str
@@ -107,7 +112,7 @@ class HugeTlbStat:
     rsvd_max: int | None = None
 
 
-_EVENTS = {b"max": "max"}
+_EVENTS = frozenset(("max",))
 
 
 def parse_hugetlb_events(data: bytes, filename: str = "hugetlb.events") -> int | None:

@@ -151,7 +151,7 @@ MEMORY_STAT_KEYS = (
     "thp_fault_alloc",
     "thp_collapse_alloc",
 )
-_MEMORY_STAT = {k.encode(): k for k in MEMORY_STAT_KEYS}
+_MEMORY_STAT = frozenset(MEMORY_STAT_KEYS)
 
 
 def parse_memory_stat(data: bytes, filename: str = "memory.stat") -> MemoryStat:
@@ -217,9 +217,7 @@ class MemoryEvents:
     other: Mapping[str, int] = _field(default_factory=dict)
 
 
-_MEMORY_EVENTS = {
-    k.encode(): k for k in ("low", "high", "max", "oom", "oom_kill", "oom_group_kill")
-}
+_MEMORY_EVENTS = frozenset(("low", "high", "max", "oom", "oom_kill", "oom_group_kill"))
 
 
 def parse_memory_events(data: bytes, filename: str = "memory.events") -> MemoryEvents:

@@ -8,6 +8,7 @@ here; :class:`PSIStats` is what is read. A kernel built without PSI, or booted w
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from .._fs import Dir
@@ -70,6 +71,11 @@ def _line(line: bytes, filename: str, lineno: int) -> PSIData:
     return PSIData(a10, a60, a300, total)
 
 
+# the kernel's exact form of the file (psi_show(): "%lu.%02lu" averages, "%llu" total)
+_AVGS = rb" avg10=(\d+\.\d\d) avg60=(\d+\.\d\d) avg300=(\d+\.\d\d) total=(\d{1,20})\n"
+_FILE = re.compile(b"some" + _AVGS + b"full" + _AVGS)
+
+
 def parse_pressure(data: bytes, filename: str = "pressure") -> PSIStats:
     """Parse a ``<resource>.pressure`` file: ``some ...`` and ``full ...`` lines.
 
@@ -77,6 +83,13 @@ def parse_pressure(data: bytes, filename: str = "pressure") -> PSIStats:
     ignored; a ``some``/``full`` line without all four numbers is an
     :class:`~cgroup2.errors.InvalidFormatError`.
     """
+    m = _FILE.fullmatch(data)  # the common case, checked strictly in one pass
+    if m is not None:
+        a, b, c, d, e, f, g, h = m.groups()
+        return PSIStats(
+            PSIData(float(a), float(b), float(c), int(d)),
+            PSIData(float(e), float(f), float(g), int(h)),
+        )
     some = full = None
     for lineno, line in enumerate(data.splitlines(), 1):
         if line.startswith(b"some "):

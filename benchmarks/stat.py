@@ -1,0 +1,217 @@
+"""Benchmark of stat(): Python CPU time against the kernel time it causes, and file reads.
+
+    sudo .venv/bin/python benchmarks/stat.py [--groups N] [--rounds R] [--many M] [--strace]
+
+Makes its own parent group ``cgroup2-bench-<pid>`` directly under the cgroup2 mount (with
+every controller the mount offers it enabled for its children), N child groups in it
+(each with one sleeping process, so there is something to count), and removes it all at
+the end, also on failure. Then:
+
+1. timing: R rounds of ``collect()`` over the N groups (directories opened once, as a
+   Manager holds them); user CPU time (the Python side: parsing, objects, the syscall
+   wrappers) against system CPU time (the kernel: openat, generating the files, close),
+   from ``resource.getrusage``. The target (DESIGN.md) is user <= sys.
+2. file reads: M groups (default 10,000) stat'ed once each, every ``open`` counted with
+   an audit hook (``sys.addaudithook`` sees each ``os.open``): each file is opened exactly
+   once per group, and only the files the mask needs.
+3. with ``--strace`` (when strace is installed): the system calls of one stat, counted by
+   ``strace -c`` on a child process (stats of one group, minus an empty run).
+
+Runs on the host tier and in the VM (``tests/vm/test_stats.py`` runs it there).
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import contextlib
+import os
+import resource
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+
+from cgroup2 import StatMask, default_mountpoint
+from cgroup2._fs import Dir
+from cgroup2.stats import collect
+
+
+def _cpu() -> tuple[float, float]:
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime, r.ru_stime
+
+
+def _write(path: str, value: str) -> None:
+    with open(path, "w") as f:
+        f.write(value)
+
+
+@contextlib.contextmanager
+def bench_parent(groups: int, *, sleepers: bool = True) -> Iterator[tuple[str, list[str]]]:
+    """The benchmark's parent group with ``groups`` children; all removed at the end."""
+    mnt = default_mountpoint()
+    parent = f"{mnt}/cgroup2-bench-{os.getpid()}"
+    os.mkdir(parent)
+    pids: list[int] = []
+    names = [f"g{i}" for i in range(groups)]
+    try:
+        with open(parent + "/cgroup.controllers") as f:
+            for c in f.read().split():
+                with contextlib.suppress(OSError):
+                    _write(parent + "/cgroup.subtree_control", "+" + c)
+        for n in names:
+            os.mkdir(f"{parent}/{n}")
+        if sleepers:
+            for n in names[: min(groups, 200)]:
+                pid = os.fork()
+                if pid == 0:  # pragma: no cover - child
+                    try:
+                        _write(f"{parent}/{n}/cgroup.procs", "0")
+                        signal.pause()
+                    finally:
+                        os._exit(0)
+                pids.append(pid)
+        yield parent, names
+    finally:
+        for pid in pids:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+        for n in names:
+            for _ in range(100):
+                try:
+                    os.rmdir(f"{parent}/{n}")
+                    break
+                except FileNotFoundError:
+                    break
+                except OSError:
+                    time.sleep(0.01)
+        os.rmdir(parent)
+
+
+def timing(parent: str, names: list[str], rounds: int, mask: StatMask) -> float:
+    dirs = [Dir.open(f"{parent}/{n}") for n in names]
+    try:
+        for d in dirs:  # warm up (page sizes, first-time allocations)
+            collect(d, mask)
+        u0, s0 = _cpu()
+        t0 = time.perf_counter()
+        for _ in range(rounds):
+            for d in dirs:
+                collect(d, mask)
+        wall = time.perf_counter() - t0
+        u1, s1 = _cpu()
+    finally:
+        for d in dirs:
+            d.close()
+    n = rounds * len(dirs)
+    user, sys_ = u1 - u0, s1 - s0
+    ratio = user / sys_ if sys_ else float("inf")
+    print(
+        f"timing  mask={mask.name or mask!r}: {n} stats of {len(dirs)} groups in {wall:.2f} s "
+        f"({wall / n * 1e6:.1f} us/stat); user {user / n * 1e6:.1f} us/stat, "
+        f"sys {sys_ / n * 1e6:.1f} us/stat; user/sys = {ratio:.2f} "
+        f"({'OK' if ratio <= 1 else 'ABOVE TARGET'}: target <= 1)"
+    )
+    return ratio
+
+
+def reads(parent: str, names: list[str], mask: StatMask) -> bool:
+    opened: collections.Counter[str] = collections.Counter()
+    active = [False]
+
+    def hook(event: str, args: tuple[object, ...]) -> None:
+        if active[0] and event == "open":
+            opened[str(args[0])] += 1
+
+    sys.addaudithook(hook)
+    dirs = 0
+    active[0] = True
+    try:
+        for n in names:
+            with Dir.open(f"{parent}/{n}") as d:
+                dirs += 1
+                collect(d, mask)
+    finally:
+        active[0] = False
+    group_dirs = {k for k in opened if k.startswith(parent)}
+    files = {k: v for k, v in opened.items() if k not in group_dirs}
+    once = all(v == len(names) for v in files.values())
+    print(
+        f"reads   mask={mask.name or mask!r}: {len(names)} groups, {len(group_dirs)} "
+        f"directories opened, {sum(files.values())} file opens = {len(files)} files x "
+        f"{len(names)} groups; each file once per group: {'yes' if once else 'NO'}"
+    )
+    print(f"        files: {' '.join(sorted(files))}")
+    if not once:
+        print(f"        counts: {dict(files)}")
+    return once and len(group_dirs) == len(names)
+
+
+def strace_count(parent: str, name: str, rounds: int) -> None:
+    strace = shutil.which("strace")
+    if strace is None:
+        print("strace  not installed: skipped")
+        return
+    per: dict[int, collections.Counter[str]] = {}
+    for k in (0, rounds):
+        with tempfile.NamedTemporaryFile("r", suffix=".strace") as out:
+            subprocess.run(
+                [strace, "-f", "-c", "-U", "name,calls", "-o", out.name, sys.executable,
+                 __file__, "--stat-only", f"{parent}/{name}", str(k)],
+                check=True,
+            )
+            c: collections.Counter[str] = collections.Counter()
+            for line in out.read().splitlines():
+                parts = line.split()
+                if len(parts) == 2 and parts[1].isdigit() and parts[0] != "total":
+                    c[parts[0]] = int(parts[1])
+            per[k] = c
+    diff = {k: (per[rounds][k] - per[0][k]) / rounds for k in per[rounds]}
+    calls = {k: v for k, v in sorted(diff.items()) if v >= 0.5}
+    print(f"strace  system calls per stat of one group: {sum(calls.values()):.1f}: " + ", ".join(
+        f"{k} {v:.1f}" for k, v in calls.items()
+    ))
+
+
+def _stat_only(path: str, rounds: int) -> None:
+    with Dir.open(path) as d:
+        for _ in range(rounds):
+            collect(d)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--groups", type=int, default=100, help="groups for the timing")
+    ap.add_argument("--rounds", type=int, default=100, help="stats of each group (timing)")
+    ap.add_argument("--many", type=int, default=10_000, help="groups for the read count")
+    ap.add_argument("--strace", action="store_true", help="count system calls with strace")
+    ap.add_argument("--stat-only", nargs=2, metavar=("PATH", "N"), help=argparse.SUPPRESS)
+    a = ap.parse_args()
+    if a.stat_only:
+        _stat_only(a.stat_only[0], int(a.stat_only[1]))
+        return 0
+    ok = True
+    with bench_parent(a.groups) as (parent, names):
+        with open(f"{parent}/{names[0]}/cgroup.controllers") as f:
+            print(f"kernel {os.uname().release}; controllers in each group: {f.read().split()}")
+        worst = max(
+            timing(parent, names, a.rounds, StatMask.ALL),
+            timing(parent, names, a.rounds, StatMask.CPU | StatMask.PSI),
+        )
+        ok = reads(parent, names, StatMask.ALL) and ok
+        if a.strace:
+            strace_count(parent, names[0], 200)
+    if a.many:
+        with bench_parent(a.many, sleepers=False) as (parent, names):
+            ok = reads(parent, names, StatMask.ALL) and ok
+    print(f"result: worst user/sys {worst:.2f}; reads once: {'yes' if ok else 'NO'}")
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
