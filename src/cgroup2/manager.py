@@ -633,14 +633,13 @@ class Manager:
         resources: Resources | None = None,
         *,
         timeout: float = 30.0,
-        subgroup: str = "leaf",
         description: str | None = None,
     ) -> Manager:
         """Start the transient systemd unit ``group`` (a ``.scope`` holding process
         ``pid``, or a ``.slice`` with ``pid=-1``) in ``slice`` (``""``: system.slice),
         delegated, with ``resources`` as unit properties; what systemd has no property
-        for goes to the sub-group ``subgroup``. ``timeout``: seconds to wait for the
-        start job. See :func:`cgroup2.systemd.unit.create`."""
+        for goes to the sub-group ``leaf`` of the unit's group. ``timeout``: seconds to
+        wait for the start job. See :func:`cgroup2.systemd.unit.create`."""
         from .systemd import unit as _systemd
 
         return _systemd.create(
@@ -649,7 +648,6 @@ class Manager:
             pid,
             resources,
             timeout=timeout,
-            subgroup=subgroup,
             description=description,
         )
 

@@ -104,6 +104,11 @@ def test_scope_with_every_property(units: Units, agent: Agent) -> None:
     # device rules are enforced (systemd's eBPF program): /dev/null yes, /dev/zero no
     assert agent.ask("open /dev/null") == "ok"
     assert agent.ask("open /dev/zero") == "errno 1"
+    # new rules replace the old ones (the unit's list is reset first)
+    m.update(Resources(devices=[DeviceRule(False), DeviceRule(True, "c", 1, 5, "r")]))
+    assert show(unit)["DeviceAllow"] == ["/dev/char/1:5 r"]
+    assert agent.ask("open /dev/zero") == "ok"
+    assert agent.ask("open /dev/null") == "errno 1"
 
     # load_systemd finds the same group
     assert Manager.load_systemd(SLICE, unit) == m

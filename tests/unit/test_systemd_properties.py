@@ -211,9 +211,14 @@ Block devices:
 
 def dev_props(rules: list[DeviceRule]) -> tuple[str, list[tuple[str, str]]]:
     s = device_settings(rules, PROC_DEVICES)
-    by = {p.name: p for p in s.properties}
-    assert [p.signature for p in s.properties] == ["s", "a(ss)"]
-    return by["DevicePolicy"].value, by["DeviceAllow"].value
+    policy, reset, *rest = s.properties
+    assert (policy.name, policy.signature) == ("DevicePolicy", "s")
+    # the list is reset first, then the entries are added
+    assert (reset.name, reset.signature, reset.value) == ("DeviceAllow", "a(ss)", [])
+    assert len(rest) <= 1
+    for p in rest:
+        assert (p.name, p.signature) == ("DeviceAllow", "a(ss)") and p.value
+    return policy.value, rest[0].value if rest else []
 
 
 def test_devices_deny_all_then_allow() -> None:
@@ -277,6 +282,7 @@ def test_devices_in_resources() -> None:
     assert rest == []
     assert [(p.name, p.value) for p in settings[0].properties] == [
         ("DevicePolicy", "strict"),
+        ("DeviceAllow", []),
         ("DeviceAllow", [("/dev/char/1:3", "rwm")]),
     ]
 

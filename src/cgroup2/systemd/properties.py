@@ -385,12 +385,12 @@ def device_settings(rules: Sequence[DeviceRule], proc_devices: str = "") -> Sett
             if e not in entries:
                 entries.append(e)
     policy = "strict" if deny_all else "auto"
-    return Setting(
-        (
-            Property("DevicePolicy", "s", policy),
-            Property("DeviceAllow", "a(ss)", entries),
-        )
-    )
+    # An empty DeviceAllow resets the unit's list (a non-empty one adds to it): the
+    # rules replace what the unit had, as a new device program replaces the old one.
+    props = [Property("DevicePolicy", "s", policy), Property("DeviceAllow", "a(ss)", [])]
+    if entries:
+        props.append(Property("DeviceAllow", "a(ss)", entries))
+    return Setting(tuple(props))
 
 
 # --- all of it ------------------------------------------------------------------------

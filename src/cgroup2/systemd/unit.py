@@ -8,7 +8,7 @@ unit's own files (``memory.max`` of the scope...) belong to systemd and are only
 through unit properties (``SetUnitProperties`` for updates).
 
 Settings systemd has no property for (see :mod:`cgroup2.systemd.properties`) are written
-to a sub-group of the unit's group, ``<unit group>/leaf`` by default: the unit's processes
+to a sub-group of the unit's group, ``<unit group>/leaf``: the unit's processes
 are moved into it, the controllers it needs are enabled in the unit's
 ``cgroup.subtree_control`` (ours to write under delegation), then the values are written
 there. Slices are not delegated, so they cannot have such settings (refused before
@@ -158,7 +158,6 @@ def create(
     resources: Resources | None = None,
     *,
     timeout: float = JOB_TIMEOUT,
-    subgroup: str = SUBGROUP,
     description: str | None = None,
 ) -> Manager:
     """Start the transient unit ``unit`` in ``slice_name`` with ``resources``.
@@ -174,7 +173,6 @@ def create(
     if not slice_name.endswith(".slice"):
         raise CgroupError(f"cgroups: invalid systemd slice {slice_name!r}: must end in '.slice'")
     _check_pid(unit, pid)
-    _check_subgroup_name(subgroup)
     settings, rest = resource_settings(resources, proc_devices=_proc_devices(resources))
     if rest and unit.endswith(".slice"):
         raise _not_delegated(unit, rest)
@@ -188,7 +186,7 @@ def create(
             group, p = _cross_check(conn, unit, group, p)
             m = Manager(mountpoint, group, unit=unit)
             if p.subgroup:
-                _write_subgroup(m, p.subgroup, subgroup, rollback=False)
+                _write_subgroup(m, p.subgroup, rollback=False)
         except BaseException:
             with contextlib.suppress(CgroupError):
                 _stop(conn, unit, timeout)
@@ -263,21 +261,6 @@ def _report(m: Manager, warnings: Sequence[str]) -> None:
 # --- the sub-group --------------------------------------------------------------------
 
 
-def _check_subgroup_name(name: str) -> None:
-    if (
-        not isinstance(name, str)
-        or not name
-        or "/" in name
-        or name in (".", "..")
-        or name.startswith("cgroup.")
-        or any(name.startswith(c + ".") for c in CONTROLLERS)
-    ):
-        raise CgroupError(
-            f"cgroups: invalid sub-group name {name!r}: one path element that is not a "
-            f"controller's or cgroup's file prefix"
-        )
-
-
 def _not_delegated(unit: str, values: Sequence[Value]) -> CgroupError:
     files = ", ".join(f"{v.filename}={v.value!r}" for v in values)
     return CgroupError(
@@ -291,8 +274,8 @@ def _controller(filename: str) -> str | None:
     return prefix if prefix in CONTROLLERS else None
 
 
-def _write_subgroup(m: Manager, values: Sequence[Value], name: str, *, rollback: bool) -> None:
-    """Write ``values`` to ``<m.path>/<name>``, making it the home of the unit's processes.
+def _write_subgroup(m: Manager, values: Sequence[Value], *, rollback: bool) -> None:
+    """Write ``values`` to ``<m.path>/leaf``, making it the home of the unit's processes.
 
     The processes of the unit's own group are moved into the sub-group, then the
     controllers the values need are enabled in the unit's ``cgroup.subtree_control``
@@ -311,11 +294,11 @@ def _write_subgroup(m: Manager, values: Sequence[Value], name: str, *, rollback:
                 f"cannot write {', '.join(v.filename for v in values)}"
             )
         try:
-            d.mkdir(name)
+            d.mkdir(SUBGROUP)
         except KernelError as e:
             if e.errno != errno.EEXIST:
                 raise
-        with d.child(name) as leaf:
+        with d.child(SUBGROUP) as leaf:
             _move_procs(d, leaf)
             on = d.read("cgroup.subtree_control").decode().split()
             off = [c for c in needed if c not in on]
@@ -410,14 +393,13 @@ def _set_properties(
             refused.add(name)
 
 
-def update(m: Manager, resources: Resources | None, *, subgroup: str = SUBGROUP) -> None:
+def update(m: Manager, resources: Resources | None) -> None:
     """Change the unit's properties (``SetUnitProperties``, runtime); what systemd has
     no property for goes to the sub-group."""
     if resources is None:
         return
     if m.unit is None:
         raise CgroupError(f"cgroups: {m.path} is not owned by a systemd unit")
-    _check_subgroup_name(subgroup)
     settings, rest = resource_settings(resources, proc_devices=_proc_devices(resources))
     if rest and m.unit.endswith(".slice"):
         raise _not_delegated(m.unit, rest)
@@ -425,7 +407,7 @@ def update(m: Manager, resources: Resources | None, *, subgroup: str = SUBGROUP)
     with conn:
         p = _set_properties(conn, m.unit, settings, rest, version, set())
     if p.subgroup:
-        _write_subgroup(m, p.subgroup, subgroup, rollback=True)
+        _write_subgroup(m, p.subgroup, rollback=True)
     _report(m, p.warnings)
 
 
