@@ -92,6 +92,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     r.add_argument("--memory-max", metavar="SIZE", help="memory.max, e.g. 512M (1024-based)")
     r.add_argument("--memory-high", metavar="SIZE", help="memory.high (throttle above it)")
+    r.add_argument("--memory-swap-max", metavar="SIZE", help="memory.swap.max (0: no swap)")
     r.add_argument("--cpu-max", metavar="CPU", help="cpu.max: 50%%, 150%%, QUOTA/PERIOD, max")
     r.add_argument("--cpu-weight", metavar="N", type=_int, help="cpu.weight, 1..10000")
     r.add_argument("--pids-max", metavar="N", type=_pids_max, help="pids.max: tasks, or max")

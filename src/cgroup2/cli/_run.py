@@ -50,6 +50,7 @@ _RESET = (*FORWARDED, signal.SIGPIPE, signal.SIGXFSZ)
 OPTION_CONTROLLER = {
     "--memory-max": "memory",
     "--memory-high": "memory",
+    "--memory-swap-max": "memory",
     "--cpu-max": "cpu",
     "--cpu-weight": "cpu",
     "--cpus": "cpuset",
@@ -75,13 +76,22 @@ def build_resources(args: argparse.Namespace) -> tuple[Resources, list[str]]:
     io: IO | None = None
     devices: list[DeviceRule] | None = None
     try:
-        if args.memory_max is not None or args.memory_high is not None:
-            mmax = None if args.memory_max is None else parse_size(args.memory_max, "--memory-max")
-            mhigh = (
-                None if args.memory_high is None else parse_size(args.memory_high, "--memory-high")
+        sizes = {
+            opt: parse_size(text, opt)
+            for opt, text in (
+                ("--memory-max", args.memory_max),
+                ("--memory-high", args.memory_high),
+                ("--memory-swap-max", args.memory_swap_max),
             )
-            memory = Memory(max=mmax, high=mhigh)
-            given += [o for o, v in (("--memory-max", mmax), ("--memory-high", mhigh)) if v]
+            if text is not None
+        }
+        if sizes:
+            memory = Memory(
+                max=sizes.get("--memory-max"),
+                high=sizes.get("--memory-high"),
+                swap=sizes.get("--memory-swap-max"),
+            )
+            given += list(sizes)
         if args.cpu_max is not None or args.cpu_weight is not None or args.cpus is not None:
             cpu = CPU(
                 max=None if args.cpu_max is None else parse_cpu_max(args.cpu_max),
