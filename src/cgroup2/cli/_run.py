@@ -22,8 +22,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from rich.console import Console, Group, RenderableType
-from rich.table import Table
+from rich.console import Console, RenderableType
 from rich.text import Text
 
 from .._fs import Dir
@@ -154,41 +153,49 @@ class Summary:
     pids_max: int | None = None
     pids_max_hits: int | None = None
 
-    def render(self) -> RenderableType:
-        """A title line and a two-column table, one screen at most."""
-        t = Table(box=None, show_header=False, pad_edge=False)
-        t.add_column(style="bold")
-        t.add_column()
+    def rows(self) -> list[tuple[str, str]]:
+        """(label, value) lines; the labels are stable (tests and scripts read them)."""
+        out: list[tuple[str, str]] = []
         if self.signal is not None:
             name = signal.Signals(self.signal).name
-            t.add_row("exit status", f"{self.status} (killed by {name})")
+            out.append(("exit status", f"{self.status} (killed by {name})"))
         else:
-            t.add_row("exit status", str(self.status))
-        t.add_row("wall time", f"{self.wall_sec:.3f}s")
-        t.add_row("CPU user", format_usec(self.user_usec))
-        t.add_row("CPU system", format_usec(self.system_usec))
+            out.append(("exit status", str(self.status)))
+        out.append(("wall time", f"{self.wall_sec:.3f}s"))
+        out.append(("CPU user", format_usec(self.user_usec)))
+        out.append(("CPU system", format_usec(self.system_usec)))
         if self.nr_throttled is not None:
-            t.add_row(
+            out.append((
                 "CPU throttled",
                 f"{self.nr_throttled} of {self.nr_periods} periods, "
                 f"{format_usec(self.throttled_usec)}",
-            )
+            ))
         else:
-            t.add_row("CPU throttled", "- (no cpu controller)")
+            out.append(("CPU throttled", "- (no cpu controller)"))
         no_mem = "- (no memory controller)"
         if self.memory_peak is None:
-            t.add_row("peak memory", no_mem)
+            out.append(("peak memory", no_mem))
         else:
             lim = self.memory_max
             limit = "" if lim in (None, 2**64 - 1) else f" (memory.max {format_bytes(lim)})"
-            t.add_row("peak memory", format_bytes(self.memory_peak) + limit)
-        t.add_row("OOM kills", no_mem if self.oom_kill is None else str(self.oom_kill))
+            out.append(("peak memory", format_bytes(self.memory_peak) + limit))
+        out.append(("OOM kills", no_mem if self.oom_kill is None else str(self.oom_kill)))
         if self.pids_max_hits is None:
-            t.add_row("pids.max hits", "- (no pids controller)")
+            out.append(("pids.max hits", "- (no pids controller)"))
         else:
             plim = "" if self.pids_max in (None, 2**64 - 1) else f", pids.max {self.pids_max}"
-            t.add_row("pids.max hits", f"{self.pids_max_hits} (fork failures{plim})")
-        return Group(Text(f"cgroup2 run: group {self.group}", style="bold"), t)
+            out.append(("pids.max hits", f"{self.pids_max_hits} (fork failures{plim})"))
+        return out
+
+    def render(self) -> RenderableType:
+        """A title line and one ``label  value`` line per row (no padding after)."""
+        text = Text(f"cgroup2 run: group {self.group}", style="bold")
+        width = max(len(k) for k, _ in self.rows()) + 2
+        for k, v in self.rows():
+            text.append("\n")
+            text.append(k.ljust(width), style="bold")
+            text.append(v)
+        return text
 
 
 def _pids_max_hits(d: Dir) -> int | None:
@@ -293,7 +300,9 @@ def _place(args: argparse.Namespace, m: Manager | None, pid: int, resources: Res
     create = getattr(Manager, "create_systemd", None)
     if create is None:
         raise Failure("--systemd: this build of cgroup2 has no systemd support")
-    unit = f"{args.name or f'cgroup2-run-{os.getpid()}'}.scope"
+    unit = args.name or f"cgroup2-run-{os.getpid()}"
+    if not unit.endswith(".scope"):
+        unit += ".scope"
     made: Manager = create(args.slice or "", unit, pid, resources)
     return made
 
