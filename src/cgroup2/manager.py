@@ -16,7 +16,7 @@ import signal
 import stat
 import time
 from collections.abc import Callable, Iterable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from . import _fs
 from ._fs import Dir
@@ -33,6 +33,9 @@ from .errors import (
 from .paths import default_mountpoint, verify_group_path
 from .resources import Resources
 from .stats import Metrics, StatMask
+
+if TYPE_CHECKING:
+    from .events import EventStream
 
 __all__ = ["ControllerToggle", "Manager", "State"]
 
@@ -605,18 +608,18 @@ class Manager:
         with Dir.open(self.path) as d:
             return collect(d, mask)
 
-    def events(self) -> Any:
-        """An :class:`~cgroup2.events.EventStream` of the group's memory events."""
-        from . import events  # type: ignore[attr-defined,unused-ignore]
+    def events(self) -> EventStream:
+        """An :class:`~cgroup2.events.EventStream` of the group's memory events
+        (``memory.events``); close it, or use it as a context manager."""
+        from .events import EventStream
 
-        return events.EventStream(self.path)
+        return EventStream(self.path)
 
     def memory_event_fd(self) -> tuple[int, int]:
         """An inotify fd watching ``memory.events``, and its watch descriptor."""
-        from . import events  # type: ignore[attr-defined,unused-ignore]
+        from .events import memory_event_fd
 
-        fd_wd: tuple[int, int] = events.memory_event_fd(self.path)
-        return fd_wd
+        return memory_event_fd(self.path)
 
     # --- systemd (create_systemd, load_systemd, delete_systemd: the systemd module) ---
 

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 # --- what is written ------------------------------------------------------------------
+# misc.max ("<resource> <limit>", one resource a write) has no typed setting, as in the
+# reference: write it with Resources(unified={"misc.max": "sev 4"}), which also enables
+# the misc controller (Resources.enabled_controllers()).
 
 # --- what is read ---------------------------------------------------------------------
 _READ_FILES = ("misc.current", "misc.max", "misc.events")
