@@ -281,22 +281,36 @@ def run_command(
             raise Failure(f"group {group} exists already; choose another --name")
         m_create = Manager.create(group, resources, mountpoint=mountpoint)
     sigs = {*FORWARDED, signal.SIGCHLD}
-    m: Manager | None = m_create
+    placed: list[Manager] = [] if m_create is None else [m_create]
+    status = 1
     try:
-        status, sig, wall, m = _fork_exec(args, cmd, resources, m, sigs)
-        if args.summary and m is not None:
-            s = collect_summary(m, status=status, sig=sig, wall=wall)
-            err.print(s.render())
+        status, sig, wall = _fork_exec(args, cmd, resources, placed, sigs)
+        if args.summary and placed:
+            try:
+                s = collect_summary(placed[0], status=status, sig=sig, wall=wall)
+                err.print(s.render())
+            except CgroupError as e:  # the command may have removed or moved its group
+                err.print(f"cgroup2 run: no summary: {e}", highlight=False)
         return status
     finally:
-        if m is not None:
-            _finish(m, args, err)
+        if placed:
+            try:
+                _finish(placed[0], args, err)
+            except CgroupError as e:
+                # the command's status stays the exit status, unless it was 0
+                err.print(f"cgroup2: error: removing the group: {e}", highlight=False)
+                if status == 0:
+                    status = 1
+                    return status
 
 
-def _place(args: argparse.Namespace, m: Manager | None, pid: int, resources: Resources) -> Manager:
-    if m is not None:
-        m.add_proc(pid)
-        return m
+def _place(
+    args: argparse.Namespace, placed: list[Manager], pid: int, resources: Resources
+) -> None:
+    """Put ``pid`` in the group (or start the scope with it); ``placed`` gets the group."""
+    if placed:
+        placed[0].add_proc(pid)
+        return
     create = getattr(Manager, "create_systemd", None)
     if create is None:
         raise Failure("--systemd: this build of cgroup2 has no systemd support")
@@ -304,16 +318,16 @@ def _place(args: argparse.Namespace, m: Manager | None, pid: int, resources: Res
     if not unit.endswith(".scope"):
         unit += ".scope"
     made: Manager = create(args.slice or "", unit, pid, resources)
-    return made
+    placed.append(made)
 
 
 def _fork_exec(
     args: argparse.Namespace,
     cmd: Sequence[str],
     resources: Resources,
-    m: Manager | None,
+    placed: list[Manager],
     sigs: set[signal.Signals],
-) -> tuple[int, int | None, float, Manager | None]:
+) -> tuple[int, int | None, float]:
     go_r, go_w = os.pipe2(os.O_CLOEXEC)
     err_r, err_w = os.pipe2(os.O_CLOEXEC)
     old_mask = signal.pthread_sigmask(signal.SIG_BLOCK, sigs)
@@ -329,7 +343,7 @@ def _fork_exec(
         os.close(go_r)
         os.close(err_w)
         try:
-            m = _place(args, m, pid, resources)
+            _place(args, placed, pid, resources)
         except BaseException:
             os.close(go_w)  # the child reads EOF and exits
             os.close(err_r)
@@ -348,8 +362,8 @@ def _fork_exec(
         wall = time.monotonic() - start
         code = os.waitstatus_to_exitcode(status)
         if code < 0:
-            return 128 - code, -code, wall, m
-        return code, None, wall, m
+            return 128 - code, -code, wall
+        return code, None, wall
     finally:
         _drain(sigs)
         signal.pthread_sigmask(signal.SIG_SETMASK, old_mask)
