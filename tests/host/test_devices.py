@@ -322,3 +322,28 @@ def test_kernel_agrees_with_the_emulator(cg_parent: Parent, cg_path: str, tmp_pa
                 assert err in (0, errno.EPERM), (op, err)
                 assert (err == 0) == emu.allows(kind, major, minor, acc), (rules, op, err)
         detach_device_filters(d.fd)
+
+
+def test_replace_falls_back_where_the_kernel_lacks_f_replace(
+    cg_parent: Parent, cg_path: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Kernels before 5.6 refuse BPF_F_REPLACE with EINVAL: attach the new program, then
+    detach the old one. Simulated here by refusing the flag before the real call."""
+    from cgroup2.devices import bpf
+
+    real_attach = bpf.attach
+
+    def old_kernel_attach(dir_fd: int, prog_fd: int, **kw: int) -> None:
+        if kw.get("replace_fd"):
+            raise BPFError(errno.EINVAL, "simulated", op="BPF_PROG_ATTACH")
+        real_attach(dir_fd, prog_fd, **kw)
+
+    monkeypatch.setattr(bpf, "attach", old_kernel_attach)
+    with group(cg_parent, cg_path) as d:
+        apply_device_rules(d, [DeviceRule(False)])
+        first = ours(d)
+        apply_device_rules(d, [DeviceRule(True)])
+        second = ours(d)
+        assert len(first) == len(second) == 1 and first != second
+        assert run_in(d, [["open", "/dev/null", "r"]]) == [0]
+        detach_device_filters(d.fd)

@@ -361,10 +361,13 @@ def _attach_replacing(dir_fd: int, prog_fd: int, name: str) -> None:
         try:
             attach(dir_fd, prog_fd, replace_fd=old[0])
         except BPFError as e:
-            if e.errno != _errno.EINVAL:
+            if e.errno == _errno.ENOENT:  # detached meanwhile: nothing left to replace
+                attach(dir_fd, prog_fd)
+            elif e.errno == _errno.EINVAL:  # no BPF_F_REPLACE: attach, then detach
+                attach(dir_fd, prog_fd)
+                _detach_quietly(dir_fd, old[0])
+            else:
                 raise
-            attach(dir_fd, prog_fd)
-            _detach_quietly(dir_fd, old[0])
         for fd in old[1:]:
             _detach_quietly(dir_fd, fd)
     finally:
