@@ -86,8 +86,12 @@ def build_parser() -> argparse.ArgumentParser:
             "Create the group PARENT/NAME (default /cgroup2-run-<pid> directly below the "
             "cgroup2 mount), apply the limits, run CMD in it, and remove the group when CMD "
             "ends (killing what is left in it) unless --keep. Exits with CMD's status "
-            "(128+N when killed by signal N). SIGINT, SIGTERM, SIGHUP and SIGQUIT are "
-            "passed on to CMD."
+            "(128+N when killed by signal N), 127 when CMD is not found, 126 when it cannot "
+            "be executed, 1 when the group cannot be made. SIGINT, SIGTERM, SIGHUP and "
+            "SIGQUIT are passed on to CMD (those the terminal sends to the whole process "
+            "group are not sent twice). With --systemd, CMD runs in the transient scope "
+            "NAME.scope in SLICE instead. A limit whose controller the mount lacks is an "
+            "error that names the controller."
         ),
     )
     r.add_argument("--memory-max", metavar="SIZE", help="memory.max, e.g. 512M (1024-based)")
@@ -208,7 +212,11 @@ def _dispatch(args: argparse.Namespace, out: Console, err: Console) -> int:
         if argv and argv[0] == "--":
             argv = argv[1:]
         if args.parent is not None:
+            if args.systemd:
+                raise UsageError("run: --parent and --systemd: choose one (--slice with --systemd)")
             args.parent = _group_path(args.parent, mountpoint)
+        if args.slice is not None and not args.systemd:
+            raise UsageError("run: --slice needs --systemd")
         return run_command(args, argv, err, mountpoint=mountpoint)
     group = _group_path(args.group, mountpoint)
     if cmd == "top":
@@ -240,13 +248,16 @@ def _top(args: argparse.Namespace, group: str, mountpoint: str, out: Console) ->
         return 0
     from rich.live import Live
 
-    with Live(console=out, auto_refresh=False, screen=out.is_terminal) as live:
-        for _, title, rows in frames(
-            mountpoint, group, interval=args.interval, sort=args.sort, depth=args.depth,
-            iterations=args.iterations,
-        ):
-            limit = max(1, out.size.height - 4) if out.is_terminal else None
-            live.update(table(rows, title=title, limit=limit), refresh=True)
+    try:
+        with Live(console=out, auto_refresh=False, screen=out.is_terminal) as live:
+            for _, title, rows in frames(
+                mountpoint, group, interval=args.interval, sort=args.sort, depth=args.depth,
+                iterations=args.iterations,
+            ):
+                limit = max(1, out.size.height - 4) if out.is_terminal else None
+                live.update(table(rows, title=title, limit=limit), refresh=True)
+    except KeyboardInterrupt:
+        pass  # ^C is how a live view is left
     return 0
 
 
