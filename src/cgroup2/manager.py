@@ -332,9 +332,9 @@ class Manager:
         done: list[tuple[str, str, bytes]] = []
         try:
             for v in values:
-                old = d.read(v.filename) if rollback else b""
+                old = _read_old(d, v.filename) if rollback else None
                 d.write(v.filename, v.value)
-                if rollback:
+                if old is not None:
                     done.append((v.filename, v.value, old))
             if resources.devices is not None:
                 _apply_devices(d, resources.devices)
@@ -669,6 +669,16 @@ class Manager:
 
 
 # --- helpers --------------------------------------------------------------------------
+
+
+def _read_old(d: Dir, name: str) -> bytes | None:
+    """The content of ``name`` before a write, None for a write-only file (memory.reclaim)."""
+    try:
+        return d.read(name)
+    except KernelError as e:
+        if e.errno in (errno.EACCES, errno.EPERM, errno.EINVAL, errno.EOPNOTSUPP):
+            return None
+        raise
 
 
 def _enable(d: Dir, needed: list[str]) -> None:
