@@ -222,16 +222,25 @@ def test_unified_files_written_last(cg_parent: Parent, cg_path: str, procs: Spaw
         m.delete()
 
 
-def test_device_rules_are_never_ignored(cg_parent: Parent, cg_path: str, procs: Spawner) -> None:
-    import cgroup2.devices as devices
+def test_device_rules_are_applied(cg_parent: Parent, cg_path: str, procs: Spawner) -> None:
     from cgroup2.devices.rules import DeviceRule
 
-    if hasattr(devices, "apply_device_rules"):
-        pytest.skip("device rules are implemented: tested by the devices tests")
-    with pytest.raises(CgroupError, match="not implemented"):
-        Manager.create(cg_path, Resources(devices=[DeviceRule(allow=False)]),
-                       mountpoint=cg_parent.mountpoint)
-    assert not exists(cg_parent, cg_path)
+    def run(m: Manager, script: str) -> int:
+        p = procs(script)
+        m.add_proc(p.pid)  # the filter applies to opens after the move
+        return p.wait(timeout=10)
+
+    null = DeviceRule(allow=False, type="c", major=1, minor=3)  # /dev/null
+    rules = [DeviceRule(allow=True), null]
+    m = Manager.create(cg_path, Resources(devices=rules), mountpoint=cg_parent.mountpoint)
+    try:
+        probe = "sleep 0.2; exec 3>{}"
+        assert run(m, probe.format("/dev/null")) != 0  # denied by the group's filter
+        assert run(m, probe.format("/dev/zero")) == 0
+        m.update(Resources(devices=[DeviceRule(allow=True)]))  # replaces the filter
+        assert run(m, probe.format("/dev/null")) == 0
+    finally:
+        m.delete()
 
 
 def test_toggle_controllers_and_root_controllers(
