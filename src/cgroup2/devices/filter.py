@@ -122,6 +122,8 @@ _RETURN = {
     False: (alu32(AluOp.MOV, Reg.R0, imm=0), exit_insn()),
 }
 _COPY_ACCESS = alu32(AluOp.MOV, Reg.R0, src=Reg.R3)
+_MASK_ACCESS = {bits: alu32(AluOp.AND, Reg.R0, imm=bits) for bits in range(1, ACC_ALL)}
+_SUB_ACCESS = alu32(AluOp.SUB, Reg.R3, src=Reg.R0)
 _JNE_IMM = JMP | K | JumpOp.JNE
 _JNE_REG = JMP | X | JumpOp.JNE
 _JEQ_IMM = JMP | K | JumpOp.JEQ
@@ -177,7 +179,7 @@ def device_filter(rules: Iterable[DeviceRule]) -> tuple[Program, str]:
         if partial and not rule.allow:
             # no undecided requested bit is one this rule denies: goto next (r0: temp)
             out.append(_COPY_ACCESS)
-            out.append(alu32(AluOp.AND, Reg.R0, imm=acc))
+            out.append(_MASK_ACCESS[acc])
             out.append((_JEQ_IMM, Reg.R0, 0, 0))
         if rule.major is not None:
             _eq_check(out, Reg.R4, rule.major)
@@ -188,8 +190,8 @@ def device_filter(rules: Iterable[DeviceRule]) -> tuple[Program, str]:
             # rather than r3 &= ~acc: the verifier then cannot tell which bits are left, and
             # the paths through the following blocks merge instead of multiplying by up to 8.
             out.append(_COPY_ACCESS)
-            out.append(alu32(AluOp.AND, Reg.R0, imm=acc))
-            out.append(alu32(AluOp.SUB, Reg.R3, src=Reg.R0))
+            out.append(_MASK_ACCESS[acc])
+            out.append(_SUB_ACCESS)
             out.append((_JNE_IMM, Reg.R3, 0, 0))
         out.extend(_RETURN[rule.allow])
         end = len(asm) + len(out)
