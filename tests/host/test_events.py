@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import os
 import subprocess
+import threading
 import time
 from collections.abc import Iterator
 
@@ -165,6 +166,8 @@ def test_watcher_add_remove_and_callback(group: str, sleeper: subprocess.Popen[b
 
 
 def test_watcher_async_queue_and_async_for(group: str) -> None:
+    threads = threading.active_count()
+
     async def main() -> tuple[Notice, Notice]:
         with EventWatcher() as w:
             w.add(group)
@@ -172,6 +175,7 @@ def test_watcher_async_queue_and_async_for(group: str) -> None:
             with Dir.open(group) as d:
                 d.write("cgroup.freeze", "1")
             a = await asyncio.wait_for(q.get(), 5)
+            assert threading.active_count() == threads  # no thread behind the queue
             w.detach()
             with Dir.open(group) as d:
                 d.write("cgroup.freeze", "0")
