@@ -5,8 +5,11 @@ Kernfs (the file system under every cgroup2 mount) wakes a poller of an open
 changes the file (``cgroup_file_notify()``), and keeps the fd ready until the file is read
 again. So one ``select.epoll`` can watch any number of groups from one thread: each watched
 file is opened once (through :mod:`cgroup2._fs`), registered for ``EPOLLPRI``, and read
-again with ``pread(fd, n, 0)`` after each wake. When a group is removed, its kept fds wake
-too and the read fails with ``ENODEV``.
+again with ``pread(fd, n, 0)`` after each wake. The removal of a group does *not* wake its
+kept fds (they only fail with ``ENODEV`` when read), and cgroupfs sends no
+``IN_DELETE_SELF`` for a removed group; so the watcher also holds one inotify fd, in the
+same epoll, with an ``IN_DELETE`` watch on each *parent* directory (one for all siblings):
+a child's removal is a hint to read that child's fd again, and ``ENODEV`` confirms it.
 
 Three ways in:
 
@@ -27,8 +30,9 @@ Kernel facts the code relies on (Linux 6.1 and 6.18 checked):
   (``CGROUP_FILE_NOTIFY_MIN_INTV``); a later change in that interval is notified when it
   ends. Two changes that undo each other within it (``populated`` 0 -> 1 -> 0) can
   therefore read as no change at all; the watcher only reports what the file says.
-* a fresh fd is ready until its first read; the watcher reads each file right after
-  registering it, which also gives the first state.
+* a fresh fd is ready until its first read, and a read fd is ready again as soon as the
+  kernel notifies the file; the watcher reads each file (its first state) and then
+  registers it, so no change in between is lost.
 * an OOM kill is counted in ``memory.events`` before the killed process exits, so reading
   ``memory.events`` after ``cgroup.events`` says ``populated 0`` sees the count of an OOM
   kill of the last process (the race fixed late in the reference, containerd/cgroups#374).
@@ -42,6 +46,7 @@ import ctypes
 import errno
 import os
 import select
+import struct
 import time
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -201,12 +206,14 @@ class Notice:
 class _Watch:
     """The watcher's record of one group (not public)."""
 
-    __slots__ = ("cfd", "craw", "cstate", "mem", "mfd", "mraw", "path")
+    __slots__ = ("cfd", "craw", "cstate", "mem", "mfd", "mraw", "name", "path", "wd")
 
     def __init__(self, path: str) -> None:
         self.path = path
         self.cfd = -1
         self.mfd = -1
+        self.wd = -1  # the inotify watch of the parent directory
+        self.name = os.fsencode(os.path.basename(path))
         self.craw = b""
         self.mraw = b""
         self.cstate = CgroupEvents(False)
@@ -266,6 +273,15 @@ class EventWatcher:
         self._ep: select.epoll | None = select.epoll()
         self._fds: dict[int, tuple[_Watch, bool]] = {}
         self._watches: dict[str, _Watch] = {}
+        # The removal of groups: one inotify fd, IN_DELETE on each parent directory;
+        # parent watch -> child name -> group.
+        self._ino = _inotify_init()
+        self._dirs: dict[int, dict[bytes, _Watch]] = {}
+        try:
+            self._ep.register(self._ino, select.EPOLLIN)
+        except BaseException:
+            os.close(self._ino)
+            raise
         self._queue: asyncio.Queue[Notice] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._waiter: asyncio.Future[None] | None = None
@@ -291,6 +307,9 @@ class EventWatcher:
             raise CgroupError(f"cgroups: watch: {path} is already watched")
         w = _Watch(path)
         try:
+            parent = os.path.dirname(path)
+            w.wd = _add_watch(self._ino, parent, _IN_CHILD_GONE, parent)
+            self._dirs.setdefault(w.wd, {})[w.name] = w
             with Dir.open(path) as d:
                 try:
                     w.cfd = d.open_fd(CGROUP_EVENTS)
@@ -319,8 +338,15 @@ class EventWatcher:
                                 errno=e.errno,
                                 path=e.path,
                             ) from None
-            # Register first, then read: a change after the read wakes the epoll; a change
-            # between the two is in what is read (and the read clears the wake).
+            # Read first, then register. Kernfs reports a file ready while the kernel's
+            # change count differs from the one this fd saw at its last read, so a change
+            # between the read and the register makes the fd ready at once; reading
+            # first also keeps 10,000 fresh fds (ready until read) off epoll's ready list.
+            w.craw = _pread(w.cfd, path, CGROUP_EVENTS)
+            w.cstate = parse_cgroup_events(w.craw)
+            if w.mfd >= 0:
+                w.mraw = _pread(w.mfd, path, MEMORY_EVENTS)
+                w.mem = parse_memory_events(w.mraw)
             for fd, name in ((w.cfd, CGROUP_EVENTS), (w.mfd, MEMORY_EVENTS)):
                 if fd >= 0:
                     try:
@@ -329,11 +355,6 @@ class EventWatcher:
                         raise KernelError(
                             e.errno or 0, f"{path}/{name}", op="epoll_ctl(ADD)"
                         ) from None
-            w.craw = _pread(w.cfd, path, CGROUP_EVENTS)
-            w.cstate = parse_cgroup_events(w.craw)
-            if w.mfd >= 0:
-                w.mraw = _pread(w.mfd, path, MEMORY_EVENTS)
-                w.mem = parse_memory_events(w.mraw)
         except BaseException:
             self._close_fds(w)
             raise
@@ -398,43 +419,91 @@ class EventWatcher:
     def _read_ready(self, ready: list[tuple[int, int]]) -> list[Notice]:
         out: list[Notice] = []
         fds = self._fds
-        now = time.monotonic_ns
+        removals = False
         for fd, _mask in ready:
             entry = fds.get(fd)
-            if entry is None:  # dropped earlier in this batch
-                continue
-            w, is_memory = entry
-            try:
-                if is_memory:
-                    data = os.pread(fd, _READ_SIZE, 0)
-                    if data != w.mraw:
-                        w.mraw = data
-                        w.mem = parse_memory_events(data)
-                        out.append(Notice(w.path, NoticeKind.MEMORY, w.cstate, w.mem, now()))
-                    continue
-                data = os.pread(fd, _READ_SIZE, 0)
-                if data == w.craw:
-                    if not self._wakes:
-                        continue
-                else:
-                    w.craw = data
-                    w.cstate = parse_cgroup_events(data)
-                if w.mfd >= 0 and not w.cstate.populated:
-                    # The last process is gone: an OOM kill of it is counted by now.
-                    data = os.pread(w.mfd, _READ_SIZE, 0)
-                    if data != w.mraw:
-                        w.mraw = data
-                        w.mem = parse_memory_events(data)
-                        out.append(Notice(w.path, NoticeKind.MEMORY, w.cstate, w.mem, now()))
-                out.append(Notice(w.path, NoticeKind.CGROUP, w.cstate, w.mem, now()))
-            except OSError as e:
-                if e.errno not in _GONE:
-                    name = MEMORY_EVENTS if is_memory else CGROUP_EVENTS
-                    raise KernelError(e.errno or 0, f"{w.path}/{name}", op="read") from None
-                self._watches.pop(w.path, None)
-                self._drop(w)
-                out.append(Notice(w.path, NoticeKind.DELETED, w.cstate, w.mem, now()))
+            if entry is not None:
+                self._read_one(fd, entry[0], entry[1], out, True)
+            elif fd == self._ino:
+                removals = True  # handled after the files' changes of this batch
+            # else: dropped earlier in this batch
+        if removals:
+            self._read_removals(out)
         return out
+
+    def _read_one(self, fd: int, w: _Watch, is_memory: bool, out: list[Notice], woke: bool) -> None:
+        """Read one kept fd again and append what changed (or DELETED) to ``out``."""
+        try:
+            if is_memory:
+                data = os.pread(fd, _READ_SIZE, 0)
+                if data != w.mraw:
+                    w.mraw = data
+                    w.mem = parse_memory_events(data)
+                    out.append(
+                        Notice(w.path, NoticeKind.MEMORY, w.cstate, w.mem, time.monotonic_ns())
+                    )
+                return
+            data = os.pread(fd, _READ_SIZE, 0)
+            if data == w.craw:
+                if not (woke and self._wakes):
+                    return
+            else:
+                w.craw = data
+                w.cstate = parse_cgroup_events(data)
+            if w.mfd >= 0 and not w.cstate.populated:
+                # The last process is gone: an OOM kill of it is counted by now.
+                data = os.pread(w.mfd, _READ_SIZE, 0)
+                if data != w.mraw:
+                    w.mraw = data
+                    w.mem = parse_memory_events(data)
+                    out.append(
+                        Notice(w.path, NoticeKind.MEMORY, w.cstate, w.mem, time.monotonic_ns())
+                    )
+            out.append(Notice(w.path, NoticeKind.CGROUP, w.cstate, w.mem, time.monotonic_ns()))
+        except OSError as e:
+            if e.errno not in _GONE:
+                name = MEMORY_EVENTS if is_memory else CGROUP_EVENTS
+                raise KernelError(e.errno or 0, f"{w.path}/{name}", op="read") from None
+            self._deleted(w, out)
+
+    def _deleted(self, w: _Watch, out: list[Notice]) -> None:
+        if self._watches.get(w.path) is w:
+            del self._watches[w.path]
+            self._drop(w)
+            out.append(Notice(w.path, NoticeKind.DELETED, w.cstate, w.mem, time.monotonic_ns()))
+
+    def _read_removals(self, out: list[Notice]) -> None:
+        """Drain the inotify fd: each removed group is reported DELETED and dropped."""
+        overflow = False
+        while True:
+            try:
+                buf = os.read(self._ino, 65536)
+            except BlockingIOError:
+                break
+            off = 0
+            while off + _EVENT_SIZE <= len(buf):
+                wd, mask, _cookie, n = _EVENT.unpack_from(buf, off)
+                off += _EVENT_SIZE + n
+                if mask & _IN_Q_OVERFLOW:
+                    overflow = True
+                elif mask & _IN_DELETE:
+                    # a child of a watched parent was removed: ours? (ENODEV says so)
+                    name = buf[off - n : off].rstrip(b"\0")
+                    w = self._dirs.get(wd, {}).get(name)
+                    if w is not None:
+                        self._read_one(w.cfd, w, False, out, False)
+                elif mask & _IN_IGNORED:
+                    # the parent itself is gone (so are its children) or was unwatched
+                    for w in list(self._dirs.pop(wd, {}).values()):
+                        w.wd = -1
+                        self._read_one(w.cfd, w, False, out, False)
+        if overflow:
+            # Events were lost: find the removed groups by reading every kept fd again
+            # (which also reports, and so consumes, any change still pending).
+            for w in list(self._watches.values()):
+                self._read_one(w.cfd, w, False, out, False)
+                if w.mfd >= 0:
+                    self._read_one(w.mfd, w, True, out, False)
 
     # -- asyncio -------------------------------------------------------------------------
 
@@ -527,6 +596,14 @@ class EventWatcher:
                         self._ep.unregister(fd)  # fails when never registered (failed add)
                 os.close(fd)
         w.cfd = w.mfd = -1
+        children = self._dirs.get(w.wd)
+        if children is not None and children.get(w.name) is w:
+            del children[w.name]
+            if not children:  # the last watched child of this parent
+                del self._dirs[w.wd]
+                # the IN_IGNORED this causes is for a wd no longer known: ignored
+                _c().inotify_rm_watch(self._ino, w.wd)
+        w.wd = -1
 
     def _drop(self, w: _Watch) -> None:
         self._fds.pop(w.cfd, None)
@@ -546,8 +623,11 @@ class EventWatcher:
             self._drop(w)
         self._watches.clear()
         self._fds.clear()
+        self._dirs.clear()
         ep, self._ep = self._ep, None
         ep.close()
+        os.close(self._ino)
+        self._ino = -1
 
     def __enter__(self) -> EventWatcher:
         return self
@@ -563,7 +643,7 @@ class EventWatcher:
     def __del__(self) -> None:
         # A safety net for a watcher that was never closed: release the kept fds.
         if getattr(self, "_ep", None) is not None:
-            for fd in list(getattr(self, "_fds", ())):
+            for fd in [*getattr(self, "_fds", ()), getattr(self, "_ino", -1)]:
                 with contextlib.suppress(OSError):
                     os.close(fd)
             self._fds.clear()
@@ -793,8 +873,38 @@ def _c() -> ctypes.CDLL:
         lib.inotify_init1.restype = ctypes.c_int
         lib.inotify_add_watch.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_uint32]
         lib.inotify_add_watch.restype = ctypes.c_int
+        lib.inotify_rm_watch.argtypes = [ctypes.c_int, ctypes.c_int]
+        lib.inotify_rm_watch.restype = ctypes.c_int
         _libc = lib
     return _libc
+
+
+_IN_DELETE = 0x00000200
+_IN_IGNORED = 0x00008000
+_IN_Q_OVERFLOW = 0x00004000
+_IN_ONLYDIR = 0x01000000
+_IN_CHILD_GONE = _IN_DELETE | _IN_ONLYDIR | IN_DONT_FOLLOW
+_EVENT = struct.Struct("iIII")  # struct inotify_event: wd, mask, cookie, len (then name)
+_EVENT_SIZE = _EVENT.size
+
+
+def _inotify_init() -> int:
+    fd: int = _c().inotify_init1(IN_CLOEXEC | IN_NONBLOCK)
+    if fd < 0:
+        raise KernelError(ctypes.get_errno(), "inotify", op="inotify_init1")
+    return fd
+
+
+def _add_watch(fd: int, target: str, mask: int, path: str) -> int:
+    wd: int = _c().inotify_add_watch(fd, os.fsencode(target), mask)
+    if wd < 0:
+        err = ctypes.get_errno()
+        if err == errno.ENOENT:
+            raise CgroupDeletedError(
+                f"cgroups: cgroup deleted: {path} does not exist", errno=err, path=path
+            )
+        raise KernelError(err, path, op="inotify_add_watch")
+    return wd
 
 
 def memory_event_fd(path: str) -> tuple[int, int]:

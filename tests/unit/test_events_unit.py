@@ -118,13 +118,18 @@ def test_public_names() -> None:
 
 
 class _Files:
-    """A watcher whose one group's kept fds are plain files (epoll is not involved)."""
+    """A watcher whose one group ``<tmp>/grp`` is a plain directory: its kept fds are
+    plain files (not in the epoll); the removal watch on ``<tmp>`` is real inotify."""
 
     def __init__(self, tmp: Path, cg: bytes, mem: bytes | None) -> None:
-        self.cg, self.mem = tmp / "cgroup.events", tmp / "memory.events"
+        self.dir = tmp / "grp"
+        self.dir.mkdir()
+        self.cg, self.mem = self.dir / "cgroup.events", self.dir / "memory.events"
         self.cg.write_bytes(cg)
         self.watcher = EventWatcher(_wakes=False)
-        w = events._Watch(str(tmp))
+        w = events._Watch(str(self.dir))
+        w.wd = events._add_watch(self.watcher._ino, str(tmp), events._IN_CHILD_GONE, str(tmp))
+        self.watcher._dirs[w.wd] = {b"grp": w}
         w.cfd = os.open(self.cg, os.O_RDONLY | os.O_CLOEXEC)
         w.craw = cg
         w.cstate = parse_cgroup_events(cg)
@@ -195,6 +200,57 @@ def test_removed_group_is_reported_once_and_dropped(
     for fd in (cfd, mfd):
         with pytest.raises(OSError):
             os.fstat(fd)
+
+
+def _enodev(monkeypatch: pytest.MonkeyPatch, fds: tuple[int, ...]) -> None:
+    real = os.pread
+
+    def gone(fd: int, n: int, off: int) -> bytes:
+        if fd in fds:
+            raise OSError(errno.ENODEV, "No such device")
+        return real(fd, n, off)
+
+    monkeypatch.setattr(events.os, "pread", gone)
+
+
+def test_removal_is_seen_through_the_parent_watch(
+    files: _Files, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    (tmp_path / "sibling").mkdir()
+    (tmp_path / "sibling").rmdir()  # not watched: a hint that reads nothing new
+    assert files.watcher.poll(1) == []
+    assert len(files.watcher) == 1
+    _enodev(monkeypatch, (files.w.cfd, files.w.mfd))
+    for f in files.dir.iterdir():
+        f.unlink()
+    files.dir.rmdir()
+    (n,) = files.watcher.poll(1)
+    assert n.kind is NoticeKind.DELETED and n.path == str(files.dir)
+    assert len(files.watcher) == 0 and files.watcher._dirs == {}
+
+
+def test_lost_inotify_events_mean_every_group_is_read_again(
+    files: _Files, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    overflow = events._EVENT.pack(-1, events._IN_Q_OVERFLOW, 0, 0)
+    reads = [overflow]
+
+    def read(fd: int, n: int) -> bytes:
+        assert fd == files.watcher._ino
+        if reads:
+            return reads.pop()
+        raise BlockingIOError
+
+    monkeypatch.setattr(events.os, "read", read)
+    files.cg.write_bytes(b"populated 1\nfrozen 1\n")  # a change whose wake was not seen
+    out: list[Notice] = []
+    files.watcher._read_removals(out)
+    assert [(n.kind, n.cgroup.frozen) for n in out] == [(NoticeKind.CGROUP, True)]
+    reads.append(overflow)
+    _enodev(monkeypatch, (files.w.cfd, files.w.mfd))
+    out.clear()
+    files.watcher._read_removals(out)
+    assert [n.kind for n in out] == [NoticeKind.DELETED]
 
 
 def test_other_read_errors_name_the_file(files: _Files, monkeypatch: pytest.MonkeyPatch) -> None:
