@@ -155,6 +155,7 @@ def test_memory_max_oom_kills_and_counts(group: str, spawn: Spawner) -> None:
     out, _ = p.communicate(timeout=120)
     assert p.returncode == -9 and b"survived" not in out
     ev = keyed(m, "memory.events")
+    print(f"\nmemory.max: memory.events {ev}")
     assert ev["oom_kill"] >= 1 and ev["max"] >= 1, ev
     m.delete()
 
@@ -187,6 +188,7 @@ def test_memory_high_throttles_and_counts(group: str, spawn: Spawner) -> None:
     out, _ = p.communicate(timeout=30)
     done = len(out.split())
     ev = keyed(m, "memory.events")
+    print(f"\nmemory.high: {done} MiB allocated in 4 s, memory.events {ev}")
     assert ev["high"] >= 1, ev
     assert ev["oom_kill"] == 0, ev
     # 96 MiB unthrottled takes well under a second even here; throttled, far less gets done
@@ -210,6 +212,8 @@ def test_cpu_max_throttles_to_the_quota(group: str, spawn: Spawner) -> None:
     time.sleep(3)
     u1, s1, t1 = _usage_usec(m), keyed(m, "cpu.stat"), time.monotonic()
     share = (u1 - u0) / 1e6 / (t1 - t0)
+    print(f"\ncpu.max 50000/100000: CPU use {share:.3f} of one CPU, "
+          f"nr_throttled +{s1['nr_throttled'] - s0['nr_throttled']}")
     assert s1["nr_throttled"] > s0["nr_throttled"]
     assert 0.4 <= share <= 0.6, f"CPU use {share:.2f} of one CPU, quota 0.5"
     m.delete(kill=True)
@@ -227,6 +231,7 @@ def test_cpu_weight_shares_one_cpu_in_proportion(group: str, spawn: Spawner) -> 
     time.sleep(3)
     da, db = _usage_usec(a) - a0, _usage_usec(b) - b0
     ratio = db / da
+    print(f"\ncpu.weight 300/100 on one CPU: CPU time ratio {ratio:.3f}")
     assert 2.4 <= ratio <= 3.6, f"CPU time b/a = {ratio:.2f}, weights 300/100"
     parent.delete(kill=True)
 
@@ -284,6 +289,7 @@ def test_io_max_limits_read_bandwidth(group: str, spawn: Spawner, block_device: 
     _, err = p.communicate(timeout=60)
     took = time.monotonic() - t
     assert p.returncode == 0, err
+    print(f"\nio.max rbps={rate} on {block_device}: 3 MiB read in {took:.2f} s")
     # 3 MiB at 1 MiB/s: about 3 s (the kernel lets the first slice through at once)
     assert took >= 1.8, f"3 MiB read in {took:.2f} s with rbps={rate}"
     assert keyed_io(m, major, minor).get("rbytes", 0) >= 3 * MiB
