@@ -309,3 +309,29 @@ def test_refusals_name_field_value_and_why(
 def test_golden_table_is_large_enough() -> None:
     assert len(GOLDEN) >= 40
     assert len(REFUSALS) >= 40
+
+
+@pytest.mark.parametrize(
+    ("filename", "written", "old", "restore"),
+    [
+        ("memory.max", "1048576", b"max\n", "max"),
+        ("cpu.max", "50000 100000", b"max 100000\n", "max 100000"),
+        ("cpuset.cpus", "0-1", b"\n", ""),
+        ("io.max", "8:0 rbps=1", b"8:0 rbps=5 wbps=max riops=max wiops=max\n",
+         "8:0 rbps=5 wbps=max riops=max wiops=max"),
+        ("io.max", "8:16 rbps=1", b"8:0 rbps=5 wbps=max riops=max wiops=max\n",
+         "8:16 rbps=max wbps=max riops=max wiops=max"),
+        ("rdma.max", "mlx5_0 hca_handle=2 hca_object=2000", b"",
+         "mlx5_0 hca_handle=max hca_object=max"),
+        ("rdma.max", "rxe0 hca_handle=1 hca_object=1", b"rxe0 hca_handle=3 hca_object=max\n",
+         "rxe0 hca_handle=3 hca_object=max"),
+        ("io.weight", "200", b"default 100\n8:0 300\n", "default 100"),
+        ("io.bfq.weight", "200", b"default 100\n", "default 100"),
+        ("memory.oom.group", "1", b"0\n", "0"),
+        ("some.multi", "x", b"a 1\nb 2\n", None),  # not a file whose old text can be put back
+    ],
+)
+def test_update_rollback_text(filename: str, written: str, old: bytes, restore: str | None) -> None:
+    from cgroup2.manager import _restore_text
+
+    assert _restore_text(filename, written, old) == restore
