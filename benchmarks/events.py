@@ -10,7 +10,9 @@ Measures, on this machine's cgroup2 mount (as root):
   in its callback. Median and p99 of callback minus write start (an upper bound) and of
   callback minus write return;
 * a burst: the trigger freezes every group as fast as it can; the time until the last
-  callback and the watcher's CPU per notice.
+  callback and the watcher's CPU per notice;
+* removal: the trigger removes every group; the time from each ``rmdir`` to its
+  ``DELETED`` callback.
 
 DESIGN target: an OOM kill reported well under 100 ms (the kernel itself batches
 notifications of one file to one per 10 ms; each change here is on a different group).
@@ -48,33 +50,45 @@ def _pct(xs: list[float], q: float) -> float:
     return s[min(len(s) - 1, round(q * (len(s) - 1)))]
 
 
-def trigger(parent: str, names: list[str], gap: float, out: str) -> int:
-    """The trigger process: freeze each group in turn, noting the clock around the write."""
+def trigger(parent: str, names: list[str], gap: float, out: str, op: str) -> int:
+    """The trigger process: freeze (or remove) each group in turn, noting the clock around
+    the system call."""
     lines = []
-    with Dir.open(parent) as p:
-        dirs = [p.child(n) for n in names]
+    p = Dir.open(parent)
+    dirs = [p.child(n) for n in names]
     for name, d in zip(names, dirs, strict=True):
         t0 = time.monotonic_ns()
-        d.write("cgroup.freeze", "1")
+        if op == "rmdir":
+            p.rmdir(name)
+        else:
+            d.write("cgroup.freeze", "1")
         t1 = time.monotonic_ns()
         lines.append(f"{name} {t0} {t1}\n")
         if gap:
             time.sleep(gap * (0.5 + random.random()))
     for d in dirs:
         d.close()
+    p.close()
     with open(out, "w") as f:
         f.writelines(lines)
     return 0
 
 
-def _run_trigger(parent: str, names: list[str], gap: float) -> tuple[subprocess.Popen[bytes], str]:
+def _run_trigger(
+    parent: str, names: list[str], gap: float, op: str = "freeze"
+) -> tuple[subprocess.Popen[bytes], str]:
     fd, out = tempfile.mkstemp(prefix="cgroup2-bench-events-")
     os.close(fd)
     listing = out + ".names"
     with open(listing, "w") as f:
         f.write("\n".join(names))
-    cmd = [sys.executable, __file__, "--trigger", parent, listing, str(gap), out]
-    return subprocess.Popen(cmd), out
+    cmd = [sys.executable, __file__, "--trigger", parent, listing, str(gap), out, op]
+    proc = subprocess.Popen(cmd, start_new_session=True)  # Ctrl-C reaches only us
+    _triggers.append((proc, out))
+    return proc, out
+
+
+_triggers: list[tuple[subprocess.Popen[bytes], str]] = []
 
 
 def _read_trigger(out: str) -> dict[str, tuple[int, int]]:
@@ -119,7 +133,7 @@ def bench(parent_path: str, n: int, changes: int, idle: float, gap: float) -> No
             for x in names:
                 w.add(f"{parent_path}/{x}")
             t_add, c_add = time.perf_counter() - t, _cpu() - c
-            print(f"groups watched: {len(w)} (kept fds: {n} + 1 epoll), one thread")
+            print(f"groups watched: {len(w)} (kept fds: {n} + 1 epoll + 1 inotify), one thread")
             print(f"  make groups (mkdir):      {t_mkdir * 1e6 / n:8.1f} us/group")
             print(
                 f"  add to the watcher:       {t_add * 1e6 / n:8.1f} us/group "
@@ -182,7 +196,31 @@ def bench(parent_path: str, n: int, changes: int, idle: float, gap: float) -> No
                 f"{c_burst * 1e6 / max(len(seen), 1):.1f} us/notice"
             )
             _thaw(parent, names)
+            while w.poll(0.2):
+                pass
+
+            # removal: every group at once, each reported DELETED (inotify IN_DELETE)
+            seen.clear()
+            proc, out = _run_trigger(parent_path, names, 0.0, "rmdir")
+            deadline = time.monotonic() + 120
+            while len(seen) < n and time.monotonic() < deadline:
+                w.poll(1.0)
+            proc.wait(60)
+            marks = _read_trigger(out)
+            lat = [(seen[x] - marks[x][1]) / 1e6 for x in names if x in seen]
+            print(f"removal: {len(seen)}/{n} groups removed by the trigger, reported DELETED")
+            print(
+                f"  rmdir return -> callback: median {statistics.median(lat):.3f} ms, "
+                f"p99 {_pct(lat, 0.99):.3f} ms; still watched: {len(w)}"
+            )
     finally:
+        for proc, out in _triggers:  # stop a trigger still running (interrupted), by pid
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+            for f in (out, out + ".names"):
+                if os.path.exists(f):
+                    os.unlink(f)
         cleanup(parent, names)
 
 
@@ -199,10 +237,10 @@ def cleanup(parent: Dir, names: list[str]) -> None:
 
 def main() -> int:
     if len(sys.argv) > 1 and sys.argv[1] == "--trigger":
-        _, _, parent, listing, gap, out = sys.argv
+        _, _, parent, listing, gap, out, op = sys.argv
         with open(listing) as f:
             names = f.read().split()
-        return trigger(parent, names, float(gap), out)
+        return trigger(parent, names, float(gap), out, op)
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--groups", type=int, default=10_000)
     ap.add_argument("--changes", type=int, default=1000, help="timed changes, one per group")
@@ -214,6 +252,7 @@ def main() -> int:
         raise KeyboardInterrupt
 
     signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)  # also when started with SIGINT ignored (&)
     parent_path = f"{default_mountpoint()}/cgroup2-bench-{os.getpid()}"
     os.mkdir(parent_path)
     try:
