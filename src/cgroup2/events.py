@@ -435,13 +435,7 @@ class EventWatcher:
         """Read one kept fd again and append what changed (or DELETED) to ``out``."""
         try:
             if is_memory:
-                data = os.pread(fd, _READ_SIZE, 0)
-                if data != w.mraw:
-                    w.mraw = data
-                    w.mem = parse_memory_events(data)
-                    out.append(
-                        Notice(w.path, NoticeKind.MEMORY, w.cstate, w.mem, time.monotonic_ns())
-                    )
+                self._read_memory(w, out)
                 return
             data = os.pread(fd, _READ_SIZE, 0)
             if data == w.craw:
@@ -452,19 +446,41 @@ class EventWatcher:
                 w.cstate = parse_cgroup_events(data)
             if w.mfd >= 0 and not w.cstate.populated:
                 # The last process is gone: an OOM kill of it is counted by now.
-                data = os.pread(w.mfd, _READ_SIZE, 0)
-                if data != w.mraw:
-                    w.mraw = data
-                    w.mem = parse_memory_events(data)
-                    out.append(
-                        Notice(w.path, NoticeKind.MEMORY, w.cstate, w.mem, time.monotonic_ns())
-                    )
+                self._read_memory(w, out)
             out.append(Notice(w.path, NoticeKind.CGROUP, w.cstate, w.mem, time.monotonic_ns()))
         except OSError as e:
             if e.errno not in _GONE:
                 name = MEMORY_EVENTS if is_memory else CGROUP_EVENTS
                 raise KernelError(e.errno or 0, f"{w.path}/{name}", op="read") from None
             self._deleted(w, out)
+
+    def _read_memory(self, w: _Watch, out: list[Notice]) -> None:
+        try:
+            data = os.pread(w.mfd, _READ_SIZE, 0)
+        except OSError as e:
+            if e.errno not in _GONE:
+                raise
+            # The group is gone, or only its memory.events is (the memory controller was
+            # disabled for it): cgroup.events tells which. In the second case memory is no
+            # longer watched; the last counts stay in ``mem``.
+            cdata = os.pread(w.cfd, _READ_SIZE, 0)  # raises ENODEV when the group is gone
+            self._fds.pop(w.mfd, None)
+            if self._ep is not None:
+                with contextlib.suppress(OSError, ValueError):
+                    self._ep.unregister(w.mfd)
+            os.close(w.mfd)
+            w.mfd = -1
+            if cdata != w.craw:  # that read consumed a wake: report its change here
+                w.craw = cdata
+                w.cstate = parse_cgroup_events(cdata)
+                out.append(
+                    Notice(w.path, NoticeKind.CGROUP, w.cstate, w.mem, time.monotonic_ns())
+                )
+            return
+        if data != w.mraw:
+            w.mraw = data
+            w.mem = parse_memory_events(data)
+            out.append(Notice(w.path, NoticeKind.MEMORY, w.cstate, w.mem, time.monotonic_ns()))
 
     def _deleted(self, w: _Watch, out: list[Notice]) -> None:
         if self._watches.get(w.path) is w:

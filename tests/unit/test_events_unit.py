@@ -213,6 +213,21 @@ def _enodev(monkeypatch: pytest.MonkeyPatch, fds: tuple[int, ...]) -> None:
     monkeypatch.setattr(events.os, "pread", gone)
 
 
+def test_memory_events_removed_alone_is_not_a_removal(
+    files: _Files, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The memory controller disabled for the group: only memory.events goes away.
+    _enodev(monkeypatch, (files.w.mfd,))
+    mfd = files.w.mfd
+    files.cg.write_bytes(b"populated 1\nfrozen 1\n")
+    out = files.wake("mem")
+    assert [(n.kind, n.cgroup.frozen) for n in out] == [(NoticeKind.CGROUP, True)]
+    assert len(files.watcher) == 1 and files.w.mfd == -1 and mfd not in files.watcher._fds
+    assert files.w.mem is not None  # the last counts read
+    files.cg.write_bytes(b"populated 0\nfrozen 1\n")
+    assert [n.kind for n in files.wake("cg")] == [NoticeKind.CGROUP]
+
+
 def test_removal_is_seen_through_the_parent_watch(
     files: _Files, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
