@@ -157,3 +157,36 @@ def test_memory_event_fd_becomes_readable(group: str) -> None:
         assert child.wait(30) == -9
     finally:
         os.close(fd)
+
+
+GROUP_CHILD = r"""
+import os, sys
+fd = os.open(sys.argv[1] + "/cgroup.procs", os.O_WRONLY)
+os.write(fd, b"0")
+os.close(fd)
+if os.fork() == 0:
+    os.pause()  # a bystander: killed with the group
+hog = []
+for _ in range(1024):
+    hog.append(b"x" * (1 << 20))
+sys.exit(3)
+"""
+
+
+def test_oom_group_kill_counts(group: str) -> None:
+    with Dir.open(group) as d:
+        if not d.exists("memory.oom.group"):
+            pytest.skip("the kernel has no memory.oom.group")
+        d.write("memory.oom.group", "1")
+    with EventStream(group) as s:
+        child = subprocess.Popen([sys.executable, "-S", "-c", GROUP_CHILD, group])
+        got: list[Event] = []
+        deadline = time.monotonic() + 60
+        while not s.ended:
+            assert time.monotonic() < deadline, f"stream did not end; got {got}"
+            e = s.get(timeout=deadline - time.monotonic())
+            if e is not None:
+                got.append(e)
+    assert child.wait(30) == -9
+    last = got[-1]
+    assert last.oom_group_kill == 1 and last.oom_kill == 2, got
