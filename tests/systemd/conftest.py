@@ -59,3 +59,16 @@ def units() -> Iterator[Units]:
         yield u
     finally:
         u.cleanup()
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """On failures in this tier, show the end of systemd's journal."""
+    if os.environ.get("CGROUP2_TIER") != "systemd" or not terminalreporter.stats.get("failed"):
+        return
+    import subprocess
+
+    out = subprocess.run(
+        ["journalctl", "-b", "--no-pager", "-n", "60"], capture_output=True, text=True
+    ).stdout
+    terminalreporter.write_sep("-", "systemd journal (last 60 lines)")
+    terminalreporter.write(out)

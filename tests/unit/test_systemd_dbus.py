@@ -51,6 +51,7 @@ class Fake:
     no_job_signal: bool = False
     control_group: str = "/system.slice/a.scope"
     bus: bool = False  # behave as the bus daemon too (Hello, AddMatch)
+    no_owner: bool = False  # as a bus: systemd has not joined it yet
     calls: list[tuple[str, tuple[Any, ...]]] = field(default_factory=list)
     serial: int = 1000
     jobs: int = 0
@@ -61,6 +62,12 @@ class Fake:
         out: list[Message] = []
         if member == "Hello":
             out.append(new_method_return(msg, "s", (":1.42",)))
+        elif member == "GetNameOwner":
+            if self.no_owner:
+                out.append(new_error(msg, "org.freedesktop.DBus.Error.NameHasNoOwner", "s",
+                                     ("Could not get owner of name 'org.freedesktop.systemd1'",)))
+            else:
+                out.append(new_method_return(msg, "s", (":1.1",)))
         elif member == "AddMatch" or member == "Subscribe":
             out.append(new_method_return(msg))
         elif member == "Get":
@@ -168,15 +175,24 @@ def serve_one(fake: Fake, conn: socket.socket) -> None:
             parser.add_data(data)
 
 
+def listen(f: Fake, path: str) -> socket.socket:
+    listener = socket.socket(socket.AF_UNIX)
+    listener.bind(path)
+    listener.listen(8)
+    threading.Thread(target=serve, args=(f, listener), daemon=True).start()
+    return listener
+
+
+def stop(listener: socket.socket) -> None:
+    listener.shutdown(socket.SHUT_RDWR)
+    listener.close()
+
+
 @pytest.fixture
 def fake(tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[Fake]:
     f = Fake()
     path = os.path.join(tmp_path, "private")
-    listener = socket.socket(socket.AF_UNIX)
-    listener.bind(path)
-    listener.listen(8)
-    t = threading.Thread(target=serve, args=(f, listener), daemon=True)
-    t.start()
+    listener = listen(f, path)
 
     def connect(*, timeout: float = 2.0) -> Connection:
         return Connection(path, direct=not f.bus, timeout=timeout)
@@ -186,8 +202,7 @@ def fake(tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[Fake]:
     try:
         yield f
     finally:
-        listener.shutdown(socket.SHUT_RDWR)
-        listener.close()
+        stop(listener)
 
 
 def sent_props(f: Fake, method: str = "StartTransientUnit") -> list[dict[str, Any]]:
@@ -226,7 +241,7 @@ def test_via_the_bus_daemon(fake: Fake) -> None:
     fake.bus = True
     Manager.create_systemd("", "a.scope", 1234)
     ms = members(fake)
-    assert ms[0] == "Hello" and "AddMatch" in ms
+    assert ms[:2] == ["Hello", "GetNameOwner"] and "AddMatch" in ms
     add = next(body for m, body in fake.calls if m == "AddMatch")
     assert "member='JobRemoved'" in add[0]
 
@@ -349,3 +364,58 @@ def test_address_parsing() -> None:
     )
     assert dbus._address_path("tcp:host=x;unix:path=/a%20b,guid=1") == "/a b"
     assert dbus._address_path("unix:abstract=foo") is None
+
+
+def _use(monkeypatch: pytest.MonkeyPatch, bus: str, private: str) -> None:
+    monkeypatch.setattr(dbus, "SYSTEM_BUS_SOCKET", bus)
+    monkeypatch.setattr(dbus, "PRIVATE_SOCKET", private)
+    monkeypatch.delenv("DBUS_SYSTEM_BUS_ADDRESS", raising=False)
+
+
+def test_connect_prefers_the_bus(monkeypatch: pytest.MonkeyPatch, tmp_path: Any) -> None:
+    bus, private = Fake(bus=True), Fake()
+    lb, lp = listen(bus, f"{tmp_path}/bus"), listen(private, f"{tmp_path}/private")
+    try:
+        _use(monkeypatch, f"{tmp_path}/bus", f"{tmp_path}/private")
+        with dbus.connect() as conn:
+            assert not conn.direct
+            assert conn.manager_call("GetUnit", "s", ("a.scope",))
+    finally:
+        stop(lb)
+        stop(lp)
+    assert "GetUnit" in members(bus) and private.calls == []
+
+
+def test_connect_falls_back_when_systemd_is_not_on_the_bus_yet(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Any
+) -> None:
+    bus, private = Fake(bus=True, no_owner=True), Fake()
+    lb, lp = listen(bus, f"{tmp_path}/bus"), listen(private, f"{tmp_path}/private")
+    try:
+        _use(monkeypatch, f"{tmp_path}/bus", f"{tmp_path}/private")
+        with dbus.connect() as conn:
+            assert conn.direct and conn.path == f"{tmp_path}/private"
+            conn.subscribe()
+    finally:
+        stop(lb)
+        stop(lp)
+    assert members(bus) == ["Hello", "GetNameOwner"]
+    assert members(private) == ["Subscribe"]
+
+
+def test_connect_falls_back_when_the_bus_does_not_answer(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Any
+) -> None:
+    # a socket that accepts but never authenticates (a bus daemon still starting)
+    mute = socket.socket(socket.AF_UNIX)
+    mute.bind(f"{tmp_path}/bus")
+    mute.listen(1)
+    private = Fake()
+    lp = listen(private, f"{tmp_path}/private")
+    try:
+        _use(monkeypatch, f"{tmp_path}/bus", f"{tmp_path}/private")
+        with dbus.connect(timeout=0.3) as conn:
+            assert conn.direct
+    finally:
+        mute.close()
+        stop(lp)

@@ -3,11 +3,14 @@
 Two ways in, tried in this order:
 
 * the system bus (``/run/dbus/system_bus_socket``, or ``DBUS_SYSTEM_BUS_ADDRESS``): the
-  client says ``Hello`` and adds a match rule for the manager's ``JobRemoved`` signal;
+  client says ``Hello``, checks that systemd owns ``org.freedesktop.systemd1`` there (during
+  boot the bus can be up before systemd joins it, and a call would hang waiting for bus
+  activation), and adds a match rule for the manager's ``JobRemoved`` signal;
 * systemd's private socket ``/run/systemd/private`` (root only): a direct peer-to-peer
   connection to PID 1, as ``systemctl`` uses when no bus daemon runs (early boot, minimal
   containers). There is no bus there: no ``Hello``, no names, no match rules; signals
-  arrive directly once ``Subscribe()`` has been called on the manager.
+  arrive directly (``Subscribe()`` is called all the same: it is a no-op on a direct
+  connection, which systemd subscribes by default).
 
 On both, the client calls ``Subscribe()`` so that systemd emits job signals, and waits for
 a job by reading messages until ``JobRemoved`` names the job's object path (the match is
@@ -128,7 +131,11 @@ class Connection:
             self.sock.sendall(BEGIN)
             self.sock.settimeout(None)
             if not direct:
-                self.call(message_bus.Hello())
+                self.call(message_bus.Hello(), timeout=timeout)
+                # The bus may be up before systemd has joined it (early boot): a call to
+                # org.freedesktop.systemd1 would then wait for bus activation, so make
+                # sure systemd owns its name first (this call never activates anything).
+                self.call(message_bus.GetNameOwner(_SYSTEMD), timeout=timeout)
         except BaseException:
             self.sock.close()
             raise
