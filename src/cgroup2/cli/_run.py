@@ -5,15 +5,21 @@ is forked. The child waits on a pipe until the parent has placed it in the group
 writing its pid to the group's ``cgroup.procs``, or as the pid of a systemd transient
 scope), then restores the signal state it inherited and ``execvp``\\ s the command; an
 ``exec`` failure comes back over a close-on-exec pipe. So the command's first instruction
-already runs under the limits. The parent then waits with ``sigwaitinfo``: SIGCHLD ends the
-wait, the other signals are passed on to the child (except those the terminal itself sent
-to the whole foreground process group, which the child got already).
+already runs under the limits. With ``--systemd --summary`` a second forked process, which
+only waits on a pipe, is put in the scope too: systemd removes a scope the moment it is
+empty, and this keeps its counters readable until the summary is taken (``pids.max`` is
+raised by one for it, so the command gets the limit it asked for).
+
+The parent then waits with ``sigwaitinfo``: SIGCHLD ends the wait, the other signals are
+passed on to the child (except those the terminal itself sent to the whole foreground
+process group, which the child got already).
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import errno
 import os
 import signal
@@ -210,8 +216,11 @@ def _pids_max_hits(d: Dir) -> int | None:
     return 0
 
 
-def collect_summary(m: Manager, *, status: int, sig: int | None, wall: float) -> Summary:
-    """Read the group's counters once its command has ended."""
+def collect_summary(
+    m: Manager, *, status: int, sig: int | None, wall: float, pids_extra: int = 0
+) -> Summary:
+    """Read the group's counters once its command has ended (``pids_extra``: tasks of
+    ours that the limit was raised for, not shown)."""
     st = m.stat(StatMask.CPU | StatMask.MEMORY_USAGE | StatMask.MEMORY_EVENTS | StatMask.PIDS)
     with Dir.open(m.path) as d:
         hits = _pids_max_hits(d)
@@ -230,7 +239,11 @@ def collect_summary(m: Manager, *, status: int, sig: int | None, wall: float) ->
         memory_max=mem.usage_limit if mem else None,
         oom=ev.oom if ev else None,
         oom_kill=ev.oom_kill if ev else None,
-        pids_max=pids.limit if pids else None,
+        pids_max=(
+            pids.limit - pids_extra
+            if pids and pids.limit is not None and pids.limit != 2**64 - 1
+            else (pids.limit if pids else None)
+        ),
         pids_max_hits=hits,
     )
 
@@ -280,19 +293,31 @@ def run_command(
         if os.path.lexists(mountpoint + group):
             raise Failure(f"group {group} exists already; choose another --name")
         m_create = Manager.create(group, resources, mountpoint=mountpoint)
+    pids_extra = 0
+    holder: list[tuple[int, int]] = []
+    if args.systemd and args.summary:
+        # systemd removes a scope as soon as it is empty: a holder process keeps it (and
+        # its counters) until the summary is read; pids.max is raised by one for it.
+        holder.append((0, 0))
+        if resources.pids is not None and isinstance(resources.pids.max, int):
+            resources = dataclasses.replace(resources, pids=Pids(max=resources.pids.max + 1))
+            pids_extra = 1
     sigs = {*FORWARDED, signal.SIGCHLD}
     placed: list[Manager] = [] if m_create is None else [m_create]
     status = 1
     try:
-        status, sig, wall = _fork_exec(args, cmd, resources, placed, sigs)
+        status, sig, wall = _fork_exec(args, cmd, resources, placed, sigs, holder)
         if args.summary and placed:
             try:
-                s = collect_summary(placed[0], status=status, sig=sig, wall=wall)
+                s = collect_summary(
+                    placed[0], status=status, sig=sig, wall=wall, pids_extra=pids_extra
+                )
                 err.print(s.render())
             except CgroupError as e:  # the command may have removed or moved its group
                 err.print(f"cgroup2 run: no summary: {e}", highlight=False)
         return status
     finally:
+        _release(holder)
         if placed:
             try:
                 _finish(placed[0], args, err)
@@ -304,8 +329,36 @@ def run_command(
                     return status
 
 
+def _start_holder() -> tuple[int, int]:
+    """A forked process that only waits for EOF on a pipe: (pid, write end)."""
+    r, w = os.pipe2(os.O_CLOEXEC)
+    pid = os.fork()
+    if pid == 0:
+        try:
+            os.closerange(3, r)
+            os.closerange(r + 1, 1 << 16)
+            os.read(r, 1)
+        finally:
+            os._exit(0)
+    os.close(r)
+    return pid, w
+
+
+def _release(holder: list[tuple[int, int]]) -> None:
+    """Let the holder process (if one was started) exit, and reap it."""
+    for pid, w in holder:
+        if pid > 0:
+            os.close(w)
+            os.waitpid(pid, 0)
+    holder.clear()
+
+
 def _place(
-    args: argparse.Namespace, placed: list[Manager], pid: int, resources: Resources
+    args: argparse.Namespace,
+    placed: list[Manager],
+    pid: int,
+    resources: Resources,
+    holder: list[tuple[int, int]],
 ) -> None:
     """Put ``pid`` in the group (or start the scope with it); ``placed`` gets the group."""
     if placed:
@@ -319,6 +372,9 @@ def _place(
         unit += ".scope"
     made: Manager = create(args.slice or "", unit, pid, resources)
     placed.append(made)
+    if holder:
+        holder[0] = _start_holder()
+        made.add_proc(holder[0][0])
 
 
 def _fork_exec(
@@ -327,6 +383,7 @@ def _fork_exec(
     resources: Resources,
     placed: list[Manager],
     sigs: set[signal.Signals],
+    holder: list[tuple[int, int]],
 ) -> tuple[int, int | None, float]:
     go_r, go_w = os.pipe2(os.O_CLOEXEC)
     err_r, err_w = os.pipe2(os.O_CLOEXEC)
@@ -343,7 +400,7 @@ def _fork_exec(
         os.close(go_r)
         os.close(err_w)
         try:
-            _place(args, placed, pid, resources)
+            _place(args, placed, pid, resources, holder)
         except BaseException:
             os.close(go_w)  # the child reads EOF and exits
             os.close(err_r)
