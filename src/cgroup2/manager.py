@@ -87,6 +87,11 @@ def _pids(data: bytes) -> list[int]:
 
 
 def _check_controller_names(controllers: Iterable[str]) -> list[str]:
+    if isinstance(controllers, (str, bytes)):
+        raise CgroupError(
+            f"cgroups: invalid controllers {controllers!r}: a sequence of names such as "
+            f"['cpu', 'memory'], not one string"
+        )
     out = []
     for c in controllers:
         if not isinstance(c, str) or not c or not all(ch.isalnum() or ch == "_" for ch in c):
@@ -206,7 +211,7 @@ class Manager:
             except FileNotFoundError:
                 return False  # a missing ancestor
             except FileExistsError:
-                self.update(resources)
+                self._update_existing(resources)
                 return True
             except OSError as e:
                 raise KernelError(e.errno or 0, self.path, op="mkdir") from None
@@ -232,7 +237,7 @@ class Manager:
             except KernelError as e:
                 if e.errno != errno.EEXIST:
                     raise
-                self.update(resources)
+                self._update_existing(resources)
                 return True
             try:
                 with parent.child(name) as d:
@@ -242,6 +247,20 @@ class Manager:
                 _remove_created([self.path])
                 raise
         return True
+
+    def _update_existing(self, resources: Resources | None) -> None:
+        """create() of a name that exists: update it if it is a group directory (EEXIST is
+        also what mkdir says for an interface file such as ``cgroup.procs``)."""
+        try:
+            st = os.stat(self.path, follow_symlinks=False)
+        except OSError as e:
+            raise KernelError(e.errno or 0, self.path, op="stat") from None
+        if not stat.S_ISDIR(st.st_mode):
+            raise CgroupError(
+                f"cgroups: cannot create group {self.group!r}: {self.path} exists and is not "
+                f"a group directory (a file of the parent group)"
+            )
+        self.update(resources)
 
     def _create_tree(self, needed: list[str], resources: Resources | None) -> None:
         """mkdir -p of the group, enabling ``needed`` in each ancestor, then the values."""
@@ -499,6 +518,7 @@ class Manager:
 
         On timeout the group is thawed again and a :class:`CgroupError` is raised.
         """
+        _check_timeout("freeze", timeout)
         with Dir.open(self.path) as d:
             if not d.exists(FREEZE):
                 if d.gone():
@@ -517,6 +537,7 @@ class Manager:
 
     def thaw(self, timeout: float = 5.0) -> None:
         """Thaw the group; return when ``cgroup.events`` says ``frozen 0``."""
+        _check_timeout("thaw", timeout)
         with Dir.open(self.path) as d:
             if not d.exists(FREEZE):
                 if d.gone():
@@ -538,6 +559,7 @@ class Manager:
         Uses ``cgroup.kill``; where the kernel lacks it: freeze, SIGKILL each process,
         thaw. Waits (poll on ``cgroup.events``) until ``populated 0``.
         """
+        _check_timeout("kill", timeout)
         with Dir.open(self.path) as d:
             if d.exists(KILL):
                 d.write(KILL, "1")
@@ -605,6 +627,8 @@ class Manager:
         """The group's statistics (see :mod:`cgroup2.stats`)."""
         from .stats import collect
 
+        if not isinstance(mask, StatMask):
+            raise CgroupError(f"cgroups: invalid stat mask {mask!r}: a StatMask, e.g. StatMask.ALL")
         with Dir.open(self.path) as d:
             return collect(d, mask)
 
@@ -745,6 +769,18 @@ def _apply_devices(d: Dir, rules: Sequence[Any]) -> None:
 
 
 _GONE = (errno.ENOENT, errno.ENODEV)
+
+
+def _check_timeout(op: str, timeout: object) -> None:
+    """Refuse a timeout that is not a finite number of seconds >= 0, before any write."""
+    if (
+        isinstance(timeout, bool)
+        or not isinstance(timeout, (int, float))
+        or not 0 <= timeout < float("inf")
+    ):
+        raise CgroupError(
+            f"cgroups: invalid {op} timeout {timeout!r}: a number of seconds >= 0"
+        )
 
 
 def _walk_procs(d: Dir, out: list[int]) -> None:
