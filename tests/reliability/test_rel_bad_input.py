@@ -347,17 +347,6 @@ bad("resources-devices-and-bad-unified", CgroupError, "not a limit",
 KNOWN: dict[str, str] = {
     "hugetlb-size-not-offered-create": "manager: create enables hugetlb in the parent's "
     "subtree_control before the page size is checked",
-    **{
-        f"{op}-timeout-{k}": f"manager: {op}() does not check its timeout: a TypeError or a "
-        f"negative wait after cgroup.{'kill' if op == 'kill' else 'freeze'} was written"
-        for op in ("freeze", "thaw", "kill")
-        for k in ("str", "negative")
-    },
-    "stat-mask-str": "manager/stats: stat(mask) of a non-StatMask is an AttributeError",
-    "stat-mask-int": "manager/stats: stat(mask) of a non-StatMask is an AttributeError",
-    "create-over-interface-file": "manager: create() takes EEXIST of an interface file for "
-    "an existing group and returns a Manager of a file",
-    "toggle-str-not-list": "manager: toggle_controllers('hugetlb') iterates the letters",
     "watcher-poll-timeout-str": "events: EventWatcher.poll('1') is a TypeError",
     "device_filter-none": "devices: device_filter(None) is a TypeError",
     "load_attach-license-int": "devices: load_attach_device_filter(license=5) is an "
