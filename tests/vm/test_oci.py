@@ -82,8 +82,10 @@ def _assert_reads_back(m: Manager, res: Resources) -> dict[str, str]:
 
 
 def _block_device() -> tuple[int, int] | None:
-    """major:minor of a whole disk of this machine, from /sys/block/*/dev."""
-    for path in sorted(glob.glob("/sys/block/*/dev")):
+    """major:minor of a whole disk of this machine, from /sys/block/*/dev (an optical
+    drive only when there is nothing else)."""
+    paths = sorted(glob.glob("/sys/block/*/dev"), key=lambda p: (p.startswith("/sys/block/sr"), p))
+    for path in paths:
         name = path.split("/")[3]
         if name.startswith(("loop", "ram", "zram")):
             continue  # not disks: throttling them shows nothing real
