@@ -196,6 +196,8 @@ class Manager:
             raise CgroupError(f"cgroups: invalid resources {resources!r}: must be Resources")
         if resources is not None:
             _check_devices_supported(resources)
+        if resources is not None and resources.hugetlb:
+            _check_page_sizes(resources, m.path)  # before any ancestor is changed
         needed = resources.enabled_controllers() if resources is not None else []
         if group != "/" and m._create_fast(needed, resources):
             return m
@@ -769,6 +771,21 @@ def _apply_devices(d: Dir, rules: Sequence[Any]) -> None:
 
 
 _GONE = (errno.ENOENT, errno.ENODEV)
+
+
+def _check_page_sizes(resources: Resources, path: str) -> None:
+    """Refuse huge page sizes the kernel does not have (``/sys/kernel/mm/hugepages``)."""
+    from .controllers.hugetlb import page_sizes
+
+    offered = page_sizes()
+    if not offered:
+        return  # no list to check against: the group's files are checked later
+    for e in resources.hugetlb or ():
+        if e.huge_page_size not in offered:
+            raise CgroupError(
+                f"cgroups: invalid hugetlb page size {e.huge_page_size!r}: the kernel does "
+                f"not offer it for {path} (offers: {', '.join(offered)}); nothing was written"
+            )
 
 
 def _check_timeout(op: str, timeout: object) -> None:
