@@ -345,8 +345,6 @@ bad("resources-devices-and-bad-unified", CgroupError, "not a limit",
 #: Cases that show an open defect: expected to fail until the owner fixes it (strict, so a
 #: fix turns them into failures that say "now remove the mark").
 KNOWN: dict[str, str] = {
-    "hugetlb-size-not-offered-create": "manager: create enables hugetlb in the parent's "
-    "subtree_control before the page size is checked",
     "watcher-poll-timeout-str": "events: EventWatcher.poll('1') is a TypeError",
     "device_filter-none": "devices: device_filter(None) is a TypeError",
     "load_attach-license-int": "devices: load_attach_device_filter(license=5) is an "
