@@ -342,6 +342,17 @@ bad("resources-devices-and-bad-unified", CgroupError, "not a limit",
     lambda c: c.m().update(Resources(devices=[DeviceRule(False, "c", 1, 3)],
                                      unified={"cgroup.procs": "1"})))  # fmt: skip
 
+bad("update-devices-missing-file", CgroupError, "has no file 'nosuch.file'",
+    lambda c: c.m().update(Resources(devices=[DeviceRule(False, "c", 1, 3)],
+                                     unified={"nosuch.file": "1"})))  # fmt: skip
+bad("create-devices-missing-file", CgroupError, "has no file 'nosuch.file'",
+    lambda c: c.create(Resources(devices=[DeviceRule(True)],
+                                 unified={"nosuch.file": "1"})))  # fmt: skip
+bad("update-devices-kernel-refuses", cgroup2.KernelError, "cgroup.max.depth",
+    lambda c: c.m().update(Resources(devices=[DeviceRule(False, "c", 1, 3)],
+                                     unified={"cgroup.max.depth": "x"})))  # fmt: skip
+
+
 #: Cases that show an open defect: expected to fail until the owner fixes it (strict, so a
 #: fix turns them into failures that say "now remove the mark").
 KNOWN: dict[str, str] = {
