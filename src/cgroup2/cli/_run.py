@@ -446,11 +446,13 @@ def _finish(m: Manager, args: argparse.Namespace, err: Console) -> None:
     if args.keep:
         err.print(f"cgroup2 run: kept group {m.group} ({m.path})", highlight=False)
         return
-    if args.systemd and getattr(m, "unit", None):
+    if args.systemd:
         with contextlib.suppress(CgroupError):
-            m.kill()
-        delete = getattr(m, "delete_systemd", None)
-        if delete is not None:
-            delete()
+            m.kill()  # what CMD left behind; the scope may be gone already
+        try:
+            m.delete_systemd()
+        except CgroupError:
+            if os.path.exists(m.path):
+                raise  # systemd stops an empty scope by itself: only a left group is an error
         return
     m.delete(kill=True)
