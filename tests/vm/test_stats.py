@@ -124,7 +124,7 @@ def _worker(fs: str, ready_w: int, block: str | None) -> None:  # pragma: no cov
             pass
         os.write(ready_w, b"1")
         while True:  # anon and huge stay mapped while this frame lives
-            os.pause()
+            signal.pause()
     except BaseException as e:
         os.write(ready_w, f"worker failed: {e!r}".encode())
     finally:
@@ -229,7 +229,8 @@ def test_stat_every_controller_filled(cg_parent: Parent, cg_path: str) -> None:
         assert mem.usage_limit == 512 << 20
         assert mem.max_usage is not None and mem.max_usage >= mem.usage
         assert mem.swap_limit == U64_MAX  # memory.swap.max "max"
-        assert mem.pgfault is not None and mem.pgfault > 10_000
+        assert mem.pgfault is not None and mem.pgfault > 0
+        assert mem.anon_thp is not None and mem.thp_fault_alloc is not None
         assert "kernel" in mem.other or "percpu" in mem.other  # keys beyond the 31
         assert mem.psi is not None
         # memory events: the child group's OOM kill counts here too (hierarchical)
