@@ -1,7 +1,8 @@
 """unit: every stat parser, fed arbitrary bytes, gives a result or InvalidFormatError.
 
-The number of examples per parser is ``fuzz_settings`` (200 by default, 2,000 with
-``HYPOTHESIS_PROFILE=ci``); ``CGROUP2_STAT_FUZZ_EXAMPLES=N`` overrides it for these tests.
+The number of examples per parser is the active hypothesis profile's (100, or 300 with
+``HYPOTHESIS_PROFILE=ci``): the 2,000-example runs of every parser are the reliability
+suite's (tests/reliability); ``CGROUP2_STAT_FUZZ_EXAMPLES=N`` overrides it for these tests.
 Inputs are a mix of raw bytes and lines built from the tokens the kernel prints (keys,
 numbers, ``max``, ``=``, ``:``), so that both the happy paths and the error paths run.
 """
@@ -12,7 +13,6 @@ import os
 from collections.abc import Callable
 from typing import Any
 
-from conftest import fuzz_settings
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -33,7 +33,7 @@ from cgroup2.controllers.rdma import parse_rdma
 from cgroup2.stats import StatMask, collect
 
 _n = os.environ.get("CGROUP2_STAT_FUZZ_EXAMPLES")
-FUZZ = settings(fuzz_settings, max_examples=int(_n)) if _n else fuzz_settings
+FUZZ = settings(max_examples=int(_n)) if _n else settings()
 
 _TOKENS = [
     *(k.encode() for k in MEMORY_STAT_KEYS),
