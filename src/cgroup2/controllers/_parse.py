@@ -116,18 +116,24 @@ def parse_flat(
 
     ``known`` holds the kernel's keys that have a field of their own (of the same
     name). Other keys go to the second mapping when their value is an unsigned decimal;
-    else their line is skipped. The common case runs in C: one ``splitlines``, one
-    ``split`` per line to check the shape, one ``split`` of the whole file for the
-    values; any irregularity falls back to a line-by-line pass that names the bad line.
+    else their line is skipped. The common case runs in C: one ASCII decode and one
+    ``split`` of the whole file, its shape checked by counting (``n`` lines hold exactly
+    ``n`` spaces, ``n`` newlines and ``2n`` fields); any irregularity falls back to a
+    line-by-line pass that names the bad line.
     """
-    lines = data.splitlines()
     try:
-        dict(map(bytes.split, lines))  # ValueError: a line without exactly two fields
-        tokens = data.split()
+        text = data.decode("ascii")
+        n = text.count("\n")
+        tokens = text.split()
         values = tokens[1::2]
-        if not b"".join(values).isdigit():
+        if (
+            len(tokens) != 2 * n
+            or text.count(" ") != n
+            or len("".join(tokens)) != len(text) - 2 * n
+            or not "".join(values).isdigit()
+        ):
             raise ValueError
-        nums = dict(zip(map(bytes.decode, tokens[::2]), map(int, values), strict=True))
+        nums = dict(zip(tokens[::2], map(int, values), strict=True))
     except ValueError:  # also UnicodeDecodeError, and int()'s digit limit
         return _flat_slow(data, filename, known)
     present = known.intersection(nums)
