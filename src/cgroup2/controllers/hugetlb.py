@@ -60,7 +60,7 @@ import functools  # noqa: E402
 import os  # noqa: E402
 
 from .._fs import Dir  # noqa: E402
-from ._parse import parse_flat, parse_limit, parse_uint  # noqa: E402
+from ._parse import parse_flat, parse_limit, parse_uint, parse_value  # noqa: E402
 
 _HUGEPAGES = "/sys/kernel/mm/hugepages"
 
@@ -116,30 +116,39 @@ _EVENTS = frozenset(("max",))
 
 
 def parse_hugetlb_events(data: bytes, filename: str = "hugetlb.events") -> int | None:
-    """The ``max`` count of a ``hugetlb.<size>.events`` file."""
+    """The ``max`` count of a ``hugetlb.<size>.events`` file (``max <n>``)."""
+    parts = data.split()
+    if len(parts) == 2 and parts[0] == b"max" and (n := parse_value(parts[1])) is not None:
+        return n  # the kernel's one line
     named, _ = parse_flat(data, filename, _EVENTS)
     return named.get("max")
+
+
+@functools.cache
+def _names(size: str) -> tuple[str, str, str, str, str]:
+    p = f"hugetlb.{size}."
+    return p + "current", p + "max", p + "events", p + "rsvd.current", p + "rsvd.max"
 
 
 def read_hugetlb(d: Dir) -> tuple[HugeTlbStat, ...] | None:
     """Read the hugetlb files of every page size; ``None`` when the controller is off."""
     out: list[HugeTlbStat] = []
     for size in page_sizes():
-        prefix = f"hugetlb.{size}."
-        data = d.try_read(prefix + "current")
+        cur_f, max_f, events_f, rsvd_f, rsvd_max_f = _names(size)
+        data = d.try_read(cur_f)
         if data is None:
             if not out:
                 return None  # the first size stands for the rest: controller off
             continue
-        v: dict[str, int] = {"current": parse_uint(data, prefix + "current")}
-        if (data := d.try_read(prefix + "max")) is not None:
-            v["max"] = parse_limit(data, prefix + "max")
-        data = d.try_read(prefix + "events")
-        if data is not None and (n := parse_hugetlb_events(data, prefix + "events")) is not None:
-            v["failcnt"] = n
-        if (data := d.try_read(prefix + "rsvd.current")) is not None:
-            v["rsvd_current"] = parse_uint(data, prefix + "rsvd.current")
-            if (data := d.try_read(prefix + "rsvd.max")) is not None:
-                v["rsvd_max"] = parse_limit(data, prefix + "rsvd.max")
-        out.append(HugeTlbStat(size, **v))
+        current = parse_uint(data, cur_f)
+        data = d.try_read(max_f)
+        limit = None if data is None else parse_limit(data, max_f)
+        data = d.try_read(events_f)
+        failcnt = None if data is None else parse_hugetlb_events(data, events_f)
+        rsvd = rsvd_max = None
+        if (data := d.try_read(rsvd_f)) is not None:
+            rsvd = parse_uint(data, rsvd_f)
+            if (data := d.try_read(rsvd_max_f)) is not None:
+                rsvd_max = parse_limit(data, rsvd_max_f)
+        out.append(HugeTlbStat(size, current, limit, failcnt, rsvd, rsvd_max))
     return tuple(out) if out else None

@@ -99,8 +99,11 @@ def parse_pressure(data: bytes, filename: str = "pressure") -> PSIStats:
     return PSIStats(some, full)
 
 
+_NAMES = {r: f"{r}.pressure" for r in ("cpu", "memory", "io", "irq")}
+
+
 def read_pressure(d: Dir, resource: str) -> PSIStats | None:
     """Read ``<resource>.pressure`` (``cpu``, ``memory``, ``io``); ``None`` when absent."""
-    name = f"{resource}.pressure"
+    name = _NAMES.get(resource) or f"{resource}.pressure"
     data = d.try_read(name)
     return None if data is None else parse_pressure(data, name)
