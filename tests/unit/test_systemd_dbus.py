@@ -52,6 +52,7 @@ class Fake:
     control_group: str = "/system.slice/a.scope"
     bus: bool = False  # behave as the bus daemon too (Hello, AddMatch)
     no_owner: bool = False  # as a bus: systemd has not joined it yet
+    stall_first: bool = False  # answer a connection's first call only when more comes
     calls: list[tuple[str, tuple[Any, ...]]] = field(default_factory=list)
     serial: int = 1000
     jobs: int = 0
@@ -162,10 +163,19 @@ def serve_one(fake: Fake, conn: socket.socket) -> None:
         rest = buf.split(b"BEGIN\r\n", 1)[1]
         if rest:
             parser.add_data(rest)
+        held: list[Message] = []
+        first = True
         while True:
             while (msg := parser.get_next_message()) is not None:
-                if msg.header.message_type is MessageType.method_call:
-                    fake.handle(conn, msg)
+                if msg.header.message_type is not MessageType.method_call:
+                    continue
+                if first and fake.stall_first:
+                    first = False
+                    held.append(msg)
+                    continue
+                for m in [*held, msg]:
+                    fake.handle(conn, m)
+                held = []
             try:
                 data = conn.recv(65536)
             except OSError:
@@ -419,3 +429,10 @@ def test_connect_falls_back_when_the_bus_does_not_answer(
     finally:
         mute.close()
         stop(lp)
+
+
+def test_a_stalled_first_call_is_nudged(fake: Fake) -> None:
+    fake.stall_first = True
+    m = Manager.create_systemd("", "a.scope", 1234)
+    assert m.unit == "a.scope"
+    assert "Ping" in members(fake)

@@ -58,6 +58,9 @@ _PROPS_IFACE = "org.freedesktop.DBus.Properties"
 
 #: Seconds to wait for a method reply.
 CALL_TIMEOUT = 25.0
+#: Seconds without a reply after which the peer is pinged (then again every _NUDGE_EVERY).
+_NUDGE_AFTER = 1.0
+_NUDGE_EVERY = 3.0
 
 
 class SystemdError(CgroupError):
@@ -182,14 +185,29 @@ class Connection:
         :class:`SystemdError`, no reply in ``timeout`` seconds raises one too."""
         serial = self._send(msg)
         method = str(msg.header.fields.get(HeaderFields.member, ""))
-        deadline = time.monotonic() + timeout
+        start = time.monotonic()
+        deadline = start + timeout
+        nudge = start + _NUDGE_AFTER
+        nudges = 0
         while True:
             try:
-                reply = self._receive(deadline)
+                reply = self._receive(min(deadline, nudge))
             except TimeoutError:
-                raise SystemdError(
-                    "timeout", f"no reply within {timeout} s", method=method
-                ) from None
+                now = time.monotonic()
+                if now >= deadline:
+                    raise SystemdError(
+                        "timeout",
+                        f"no reply within {timeout} s on {self.path} "
+                        f"({'direct' if self.direct else 'bus'}; {nudges} pings sent)",
+                        method=method,
+                    ) from None
+                # Seen in a container booted with systemd: now and then a call on a fresh
+                # direct connection gets no answer until more bytes arrive. A Ping (whose
+                # answer is dropped) is harmless and gets the peer to read again.
+                self._send(_ping())
+                nudges += 1
+                nudge = now + _NUDGE_EVERY
+                continue
             if reply.header.fields.get(HeaderFields.reply_serial) != serial:
                 if reply.header.message_type is MessageType.signal:
                     self._signals.append(reply)
@@ -247,6 +265,12 @@ class Connection:
             )
             self.call(message_bus.AddMatch(rule))
         self.manager_call("Subscribe")
+
+
+def _ping() -> Message:
+    """``org.freedesktop.DBus.Peer.Ping`` to systemd (its reply is ignored)."""
+    addr = DBusAddress(_MANAGER_PATH, bus_name=_SYSTEMD, interface="org.freedesktop.DBus.Peer")
+    return new_method_call(addr, "Ping")
 
 
 def _job_removed(msg: Message) -> JobResult | None:
