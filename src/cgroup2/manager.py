@@ -28,9 +28,10 @@ from .errors import (
     InvalidPidError,
     KernelError,
     MemoryNotSupportedError,
+    MountPointNotExistError,
     PidsNotSupportedError,
 )
-from .paths import default_mountpoint, verify_group_path
+from .paths import default_mountpoint, is_cgroup2_dir, verify_group_path
 from .resources import Resources
 from .stats import Metrics, StatMask
 
@@ -122,6 +123,9 @@ def _restore_text(filename: str, written: str, old: bytes) -> str | None:
     return text if len(lines) == 1 else None
 
 
+_CHECKED_MOUNTS: set[str] = set()  # mount points given to create() and found to be cgroup2
+
+
 class Manager:
     """A group of the cgroup2 hierarchy.
 
@@ -192,6 +196,12 @@ class Manager:
         the error is raised. An existing group is loaded and updated.
         """
         m = cls(mountpoint if mountpoint is not None else default_mountpoint(), group)
+        if mountpoint is not None and mountpoint not in _CHECKED_MOUNTS:
+            if not is_cgroup2_dir(mountpoint):
+                raise MountPointNotExistError(
+                    f"cgroups: {mountpoint} is not a directory of a cgroup2 file system"
+                )
+            _CHECKED_MOUNTS.add(mountpoint)
         if resources is not None and not isinstance(resources, Resources):
             raise CgroupError(f"cgroups: invalid resources {resources!r}: must be Resources")
         if resources is not None:
@@ -599,6 +609,8 @@ class Manager:
         a bounded backoff; a group that is already gone is success.
         """
         # --- systemd: a group owned by a systemd unit is removed by delete_systemd().
+        if self.group == "/":
+            raise CgroupError(f"cgroups: refusing to delete the root group {self.path}")
         try:
             os.rmdir(self.path)  # the common case: an empty leaf, one system call
             return

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import enum
 import functools
+import os
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -18,6 +19,7 @@ __all__ = [
     "Mode",
     "clean_path",
     "default_mountpoint",
+    "is_cgroup2_dir",
     "mode",
     "nested_group_path",
     "parse_mountinfo",
@@ -48,6 +50,7 @@ class CgroupMount:
     root: str  # the path within the hierarchy that is mounted ("/" for the whole)
     fstype: str  # "cgroup2" or "cgroup"
     options: str  # the super options (for v1: the controllers)
+    device: int = 0  # st_dev of the files of this mount (mountinfo's major:minor)
 
 
 def _is_octal(s: str) -> bool:
@@ -89,12 +92,17 @@ def parse_mountinfo(text: str) -> list[CgroupMount]:
         fstype = rest[0]
         if fstype not in ("cgroup", "cgroup2"):
             continue
+        major, _, minor = fields[2].partition(":")
+        device = (
+            os.makedev(int(major), int(minor)) if major.isdecimal() and minor.isdecimal() else 0
+        )
         mounts.append(
             CgroupMount(
                 mountpoint=_unescape(fields[4]),
                 root=_unescape(fields[3]),
                 fstype=fstype,
                 options=rest[2],
+                device=device,
             )
         )
     return mounts
@@ -156,6 +164,20 @@ def default_mountpoint() -> str:
             f"cgroups: no cgroup2 file system in {MOUNTINFO} (mode: {mode().value})"
         )
     return mp
+
+
+def is_cgroup2_dir(path: str) -> bool:
+    """True when ``path`` is a directory on a cgroup2 mount of this process's mount table."""
+    try:
+        dev = os.stat(path).st_dev
+    except OSError:
+        return False
+    for attempt in (0, 1):
+        if attempt:
+            refresh()  # mounted since the table was read?
+        if any(m.fstype == "cgroup2" and m.device == dev for m in _mounts()):
+            return True
+    return False
 
 
 def clean_path(p: str) -> str:

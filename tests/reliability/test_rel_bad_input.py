@@ -357,11 +357,6 @@ bad("update-devices-kernel-refuses", cgroup2.KernelError, "cgroup.max.depth",
 #: fix turns them into failures that say "now remove the mark").
 KNOWN: dict[str, str] = {
     "watcher-poll-timeout-str": "events: EventWatcher.poll('1') is a TypeError",
-    "device_filter-none": "devices: device_filter(None) is a TypeError",
-    "load_attach-license-int": "devices: load_attach_device_filter(license=5) is an "
-    "AttributeError",
-    "load_attach-closed-fd": "devices: load_attach_device_filter on a closed fd is a plain "
-    "OSError",
 }
 
 

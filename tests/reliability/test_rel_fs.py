@@ -136,11 +136,6 @@ def test_load_refuses_a_symlink_as_a_group(planted: str) -> None:
         Manager.load("/group/linkdir", mountpoint=root)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="manager: create() does not check that the mountpoint is a cgroup2 file system "
-    "(it makes plain directories there, following symlinked ancestors)",
-)
 def test_create_refuses_a_mountpoint_that_is_not_cgroup2(planted: str) -> None:
     root = os.path.dirname(planted)
     try:

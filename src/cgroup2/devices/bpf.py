@@ -192,6 +192,8 @@ def load_program(
     """
     if not isinstance(program, Program) or not len(program):
         raise CgroupError("cgroups: BPF_PROG_LOAD needs a non-empty Program")
+    if not isinstance(license, str) or not license or "\0" in license:
+        raise CgroupError(f"cgroups: BPF_PROG_LOAD: invalid license {license!r}: a non-empty str")
     if len(name) > 15 or not all(c.isalnum() or c in "_." for c in name) or not name.isascii():
         raise CgroupError(f"cgroups: invalid eBPF program name {name!r}")
     insns = ctypes.create_string_buffer(program.encode(), len(program) * 8)
@@ -439,6 +441,12 @@ def load_attach_device_filter(program: Program, license: str, dir_fd: int) -> Ca
     replaced (``BPF_F_REPLACE``). Returns a callable that detaches the program and closes
     the fds held (an :class:`AttachedFilter`).
     """
+    if isinstance(dir_fd, bool) or not isinstance(dir_fd, int) or dir_fd < 0:
+        raise CgroupError(f"cgroups: invalid group directory fd {dir_fd!r}")
+    try:
+        os.fstat(dir_fd)
+    except OSError as e:
+        raise KernelError(e.errno or 0, f"fd {dir_fd}", op="fstat group directory") from None
     prog_fd = load_program(program, license)
     dup = -1
     try:

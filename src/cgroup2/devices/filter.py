@@ -149,6 +149,10 @@ def device_filter(rules: Iterable[DeviceRule]) -> tuple[Program, str]:
     No rules: the program denies every device. Invalid rules raise :class:`CgroupError`
     naming the rule, before anything else happens.
     """
+    if isinstance(rules, (str, bytes)) or not hasattr(rules, "__iter__"):
+        raise CgroupError(
+            f"cgroups: invalid device rules {rules!r}: an iterable of DeviceRule is needed"
+        )
     checked: Sequence[DeviceRule] = [_check(r) for r in rules]
     asm = Assembler()
     asm.comment("load parameters into registers")
