@@ -18,7 +18,6 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from . import _fs
 from ._fs import Dir
 from .errors import (
     CgroupDeletedError,
@@ -835,7 +834,7 @@ def _wait_event(d: Dir, key: bytes, want: bytes, timeout: float) -> bool:
     kernfs wakes ``POLLPRI`` on a change of the file; the file is read again from
     offset 0 after each wake-up (no busy loop).
     """
-    fd = d._open(EVENTS, _fs._O_READ, "open")
+    fd = d.open_fd(EVENTS)
     try:
         p = select.poll()
         p.register(fd, select.POLLPRI | select.POLLERR)
