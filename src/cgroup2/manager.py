@@ -524,12 +524,10 @@ class Manager:
             return State.UNKNOWN
         return State.FROZEN if frozen == b"1" else State.THAWED
 
-    def freeze(self, timeout: float = 5.0) -> None:
-        """Freeze the group; return when ``cgroup.events`` says ``frozen 1``.
-
-        On timeout the group is thawed again and a :class:`CgroupError` is raised.
-        """
-        _check_timeout("freeze", timeout)
+    def _set_frozen(self, what: str, want: bytes, timeout: float) -> bool:
+        """Write ``cgroup.freeze`` and wait for ``cgroup.events`` to follow; on a timeout
+        of a freeze, thaw again. False on timeout."""
+        _check_timeout(what, timeout)
         with Dir.open(self.path) as d:
             if not d.exists(FREEZE):
                 if d.gone():
@@ -537,10 +535,20 @@ class Manager:
                 raise FreezerNotSupportedError(
                     f"cgroups: {self.path} has no {FREEZE} (kernel without the v2 freezer)"
                 )
-            d.write(FREEZE, "1")
-            if _wait_event(d, b"frozen", b"1", timeout):
-                return
-            d.write(FREEZE, "0")
+            d.write(FREEZE, want.decode())
+            if _wait_event(d, b"frozen", want, timeout):
+                return True
+            if want == b"1":
+                d.write(FREEZE, "0")
+        return False
+
+    def freeze(self, timeout: float = 5.0) -> None:
+        """Freeze the group; return when ``cgroup.events`` says ``frozen 1``.
+
+        On timeout the group is thawed again and a :class:`CgroupError` is raised.
+        """
+        if self._set_frozen("freeze", b"1", timeout):
+            return
         raise CgroupError(
             f"cgroups: freezing {self.path} did not complete within {timeout} s "
             f"(cgroup.events never said 'frozen 1'); the group was thawed again"
@@ -548,17 +556,8 @@ class Manager:
 
     def thaw(self, timeout: float = 5.0) -> None:
         """Thaw the group; return when ``cgroup.events`` says ``frozen 0``."""
-        _check_timeout("thaw", timeout)
-        with Dir.open(self.path) as d:
-            if not d.exists(FREEZE):
-                if d.gone():
-                    raise _deleted(d, FREEZE)
-                raise FreezerNotSupportedError(
-                    f"cgroups: {self.path} has no {FREEZE} (kernel without the v2 freezer)"
-                )
-            d.write(FREEZE, "0")
-            if _wait_event(d, b"frozen", b"0", timeout):
-                return
+        if self._set_frozen("thaw", b"0", timeout):
+            return
         raise CgroupError(
             f"cgroups: thawing {self.path} did not complete within {timeout} s "
             f"(an ancestor may be frozen)"
