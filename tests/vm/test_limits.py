@@ -50,9 +50,11 @@ class Spawner:
         self, m: Manager, argv: list[str], *, cpus: set[int] | None = None, **kw: object
     ) -> subprocess.Popen[bytes]:
         def join() -> None:
+            # Affinity after joining: attaching to a group with the cpuset controller
+            # resets a task's affinity to the group's effective cpus.
+            m.add_proc(os.getpid())
             if cpus is not None:
                 os.sched_setaffinity(0, cpus)
-            m.add_proc(os.getpid())
 
         kw.setdefault("stdin", subprocess.DEVNULL)
         p: subprocess.Popen[bytes] = subprocess.Popen(argv, preexec_fn=join, **kw)  # type: ignore[call-overload]
