@@ -402,6 +402,12 @@ class EventWatcher:
 
         ``timeout=0`` reads what is ready without waiting.
         """
+        if timeout is not None and (
+            isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout != timeout
+        ):
+            raise CgroupError(
+                f"cgroups: watch: invalid poll timeout {timeout!r}: seconds as a number or None"
+            )
         ep = self._live()
         if self._waiter is not None or self._queue is not None:
             raise CgroupError("cgroups: watch: poll() while the watcher is used by asyncio")

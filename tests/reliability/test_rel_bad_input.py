@@ -355,9 +355,7 @@ bad("update-devices-kernel-refuses", cgroup2.KernelError, "cgroup.max.depth",
 
 #: Cases that show an open defect: expected to fail until the owner fixes it (strict, so a
 #: fix turns them into failures that say "now remove the mark").
-KNOWN: dict[str, str] = {
-    "watcher-poll-timeout-str": "events: EventWatcher.poll('1') is a TypeError",
-}
+KNOWN: dict[str, str] = {}
 
 
 # --- the test ------------------------------------------------------------------------
