@@ -59,7 +59,7 @@ _PROPS_IFACE = "org.freedesktop.DBus.Properties"
 #: Seconds to wait for a method reply.
 CALL_TIMEOUT = 25.0
 #: Seconds without a reply after which the peer is pinged (then again every _NUDGE_EVERY).
-_NUDGE_AFTER = 1.0
+_NUDGE_AFTER = 0.5
 _NUDGE_EVERY = 3.0
 
 
