@@ -40,7 +40,6 @@ Kernel facts the code relies on (Linux 6.1 and 6.18 checked):
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import ctypes
 import errno
@@ -53,7 +52,10 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from enum import StrEnum
 from types import TracebackType
-from typing import Generic, Self, TypeVar
+from typing import TYPE_CHECKING, Generic, Self, TypeVar
+
+if TYPE_CHECKING:
+    import asyncio
 
 from ._fs import Dir
 from .controllers.memory import parse_memory_events as _parse_memory_events_full
@@ -534,6 +536,8 @@ class EventWatcher:
         ep = self._live()
         if self._waiter is not None or self._queue is not None:
             raise CgroupError("cgroups: watch: the watcher is already waited on by asyncio")
+        import asyncio  # here, not at module level: asyncio costs ~40 ms to import
+
         loop = asyncio.get_running_loop()
         fut: asyncio.Future[None] = loop.create_future()
         fd = ep.fileno()
@@ -574,6 +578,8 @@ class EventWatcher:
         ep = self._live()
         if self._waiter is not None or self._queue is not None:
             raise CgroupError("cgroups: watch: the watcher is already used by asyncio")
+        import asyncio
+
         loop = asyncio.get_running_loop()
         q: asyncio.Queue[Notice] = asyncio.Queue() if queue is None else queue
         cb = self._callback
