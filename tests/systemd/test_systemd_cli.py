@@ -1,6 +1,6 @@
 """systemd tier: ``cgroup2 run --systemd`` puts the command in a transient scope.
 
-Run with ``scripts/systemd-test tests/vm/test_cli_systemd.py -q`` (systemd as PID 1 in a
+Run with ``scripts/systemd-test tests/systemd/test_systemd_cli.py -q`` (systemd as PID 1 in a
 container in the VM); skipped anywhere else, with the reason.
 """
 
@@ -27,7 +27,7 @@ def _pid1() -> str:
 
 pytestmark = pytest.mark.skipif(
     os.environ.get("CGROUP2_TIER") != "systemd" or _pid1() != "systemd" or os.geteuid() != 0,
-    reason="needs systemd as PID 1 and root: run scripts/systemd-test tests/vm/test_cli_systemd.py",
+    reason="needs systemd as PID 1 and root: run scripts/systemd-test",
 )
 
 
