@@ -144,6 +144,9 @@ class KernelLog:
         os.close(self.fd)
 
 
+LATENCY_MS = 250
+
+
 def test_oom_kill_async_for_and_latency(group: str) -> None:
     log = KernelLog()
 
@@ -178,11 +181,12 @@ def test_oom_kill_async_for_and_latency(group: str) -> None:
     report_ns = next(t for e, t in got if e.oom_kill >= 1)
     exit_ms = (report_ns - exit_ns) / 1e6
     print(f"\nEvent with oom_kill=1 in async for, relative to the victim's exit: {exit_ms:+.2f} ms")
-    assert exit_ms < 100, "the OOM kill was reported more than 100 ms after the exit"
+    # typically under 10 ms; the bound leaves room for an emulated VM on a busy host
+    assert exit_ms < LATENCY_MS, f"OOM kill reported more than {LATENCY_MS} ms after the exit"
     if killed_ns is not None:
         delta_ms = (report_ns - killed_ns) / 1e6
         print(f"OOM kill (kernel log 'Killed process') -> the Event: {delta_ms:+.2f} ms")
-        assert delta_ms < 100, "the OOM kill was not reported within 100 ms"
+        assert delta_ms < LATENCY_MS, f"the OOM kill was not reported within {LATENCY_MS} ms"
         assert delta_ms > -50, "the kernel log clock mapping is off"
     else:
         print("(no kernel log time: /dev/kmsg marker or 'Killed process' line not seen)")
