@@ -68,11 +68,12 @@ def read_abs(path: str) -> bytes:
 class Dir:
     """An open group directory: the fd every file operation of the group goes through."""
 
-    __slots__ = ("fd", "path")
+    __slots__ = ("absent", "fd", "path")
 
     def __init__(self, fd: int, path: str) -> None:
         self.fd = fd
         self.path = path
+        self.absent = 0  # files try_read found missing: a hint for removal checks
 
     @classmethod
     def open(cls, path: str) -> Dir:
@@ -125,7 +126,7 @@ class Dir:
             return False
         return (st.st_dev, st.st_ino) != (mine.st_dev, mine.st_ino)
 
-    def gone(self) -> bool:
+    def gone(self, delays: tuple[float, ...] = (0.0, 0.001, 0.004)) -> bool:
         """True when the group is removed or being removed.
 
         rmdir of a group removes its files (each controller's, then the core ones) before
@@ -134,7 +135,7 @@ class Dir:
         error paths only (a missing file that is normal, such as a controller's file where
         the controller is off, should use :meth:`is_deleted`).
         """
-        for delay in (0.0, 0.001, 0.004):
+        for delay in delays:
             if delay:
                 time.sleep(delay)
             if self.is_deleted():
@@ -180,6 +181,7 @@ class Dir:
         except FileNotFoundError as e:
             if self.is_deleted():
                 raise self._fail(e, name, "open") from None
+            self.absent += 1
             return None
         except OSError as e:
             raise self._fail(e, name, "open") from None

@@ -28,6 +28,7 @@ import dataclasses
 import enum
 import json
 import math
+import os
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -43,7 +44,7 @@ from .controllers.misc import MiscStat, read_misc
 from .controllers.pids import PidsStat, read_pids
 from .controllers.psi import PSIData, PSIStats
 from .controllers.rdma import RdmaStat, RdmaStatEntry, read_rdma
-from .errors import InvalidFormatError
+from .errors import CgroupDeletedError, InvalidFormatError
 
 __all__ = [
     "U64_MAX",
@@ -187,7 +188,8 @@ def collect(d: Dir, mask: StatMask = StatMask.ALL) -> Metrics:
         # which controllers the group has: one read instead of a failed open for each
         # controller that is off (cpu.stat and the pressure files are core files)
         on = d.read("cgroup.controllers").split() if m & _M_CONTROLLER_FILES else ()
-        return Metrics(
+        absent = d.absent
+        metrics = Metrics(
             pids=read_pids(d) if m & _M_PIDS and b"pids" in on else None,
             cpu=read_cpu(d, stat=bool(m & _M_CPU), pressure=bool(m & _M_CPU_P))
             if m & _M_CPU_ANY
@@ -218,6 +220,40 @@ def collect(d: Dir, mask: StatMask = StatMask.ALL) -> Metrics:
         raise InvalidFormatError(
             str(e).replace(f" {name} line ", f" {path} line ", 1), path=path
         ) from None
+    if d.absent != absent and _being_removed(d, on):
+        raise CgroupDeletedError(
+            f"cgroups: cgroup deleted: {d.path} was removed (stat)", path=d.path
+        )
+    return metrics
+
+
+# a file each controller has in every non-root group, whatever the kernel's config
+_CONTROLLER_PROBE = {
+    b"pids": "pids.max",
+    b"memory": "memory.max",
+    b"io": "io.stat",
+    b"rdma": "rdma.max",
+    b"misc": "misc.max",
+    b"cpuset": "cpuset.cpus",
+}
+
+
+def _being_removed(d: Dir, on: Iterable[bytes]) -> bool:
+    """Whether a file found missing during a stat means the group is being removed.
+
+    rmdir of a group removes each controller's files, then the core files, then the
+    directory: a stat that races it finds files missing in a directory that is still
+    there. A missing file is otherwise normal (an older kernel, a controller that is
+    off), so this runs only after one was missing, and looks at files that any live
+    non-root group has (the root group, a mount point, has no ``cgroup.type``).
+    """
+    if d.exists("cgroup.type"):
+        if all(d.exists(_CONTROLLER_PROBE[c]) for c in on if c in _CONTROLLER_PROBE):
+            return False
+    elif os.path.ismount(d.path):
+        return False
+    # the rmdir is under way: the directory goes within the same system call
+    return d.gone((0.0, 0.001, 0.004, 0.015, 0.03, 0.05))
 
 
 # --- Prometheus text exposition ---------------------------------------------------------

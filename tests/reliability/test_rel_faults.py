@@ -136,12 +136,13 @@ def test_stat_of_an_open_group_removed_mid_read(group: Manager) -> None:
     ["stat", "procs", "procs-recursive", "freeze", "thaw", "state", "cgroup-events", "update"],
 )
 def test_removed_while_running(cg_parent: Parent, group: Manager, op: str) -> None:
-    if "hugetlb" in _controllers(group.mountpoint):
+    hugetlb = "hugetlb" in _controllers(group.mountpoint)
+    if hugetlb:
         for d in (cg_parent.fs_path, group.path):  # the races' groups get hugetlb files
             with open(d + "/cgroup.subtree_control", "w") as f:
                 f.write("+hugetlb")
     actions: dict[str, Callable[[Manager], object]] = {
-        "stat": lambda m: m.stat(),
+        "stat": lambda m: _whole_stat(m, hugetlb),
         "procs": lambda m: m.procs(),
         "procs-recursive": lambda m: m.procs(recursive=True),
         "freeze": lambda m: m.freeze(timeout=2),
@@ -152,6 +153,15 @@ def test_removed_while_running(cg_parent: Parent, group: Manager, op: str) -> No
     }
     out = _race_removal(cg_parent.mountpoint, group.group, actions[op], rounds=40)
     assert sum(out.values()) == 40, out
+
+
+def _whole_stat(m: Manager, hugetlb: bool) -> None:
+    """A stat that returns must be whole: a group removed under it raises instead of
+    giving sections that read as absent (its files go before its directory)."""
+    st = m.stat()
+    assert st.cpu is not None and st.cpu.usage_usec is not None, st.cpu
+    if hugetlb:
+        assert st.hugetlb is not None and all(h.max is not None for h in st.hugetlb), st
 
 
 def _stream_once(m: Manager) -> None:
