@@ -19,6 +19,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 from cgtest import subgroups
@@ -210,6 +211,55 @@ def stop(p: subprocess.Popen[bytes]) -> None:
 def read_procs(fs_path: str) -> list[int]:
     with open(os.path.join(fs_path, "cgroup.procs")) as f:
         return [int(x) for x in f.read().split()]
+
+
+def create_concurrently(
+    mnt: str, group: str, resources: Any, threads: int = 8, processes: int = 4
+) -> tuple[list[Any], list[int]]:
+    """``Manager.create(group, resources)`` at the same moment from ``threads`` threads of
+    this process and ``processes`` forked children.
+
+    Returns what each thread got (a Manager or the exception) and the children's exit
+    codes (0: created; 1: failed, with the error on stderr).
+    """
+    from cgroup2 import Manager
+
+    go_r, go_w = os.pipe()
+    pids = []
+    for _ in range(processes):
+        pid = os.fork()
+        if pid == 0:  # pragma: no cover - runs in the child
+            code = 1
+            try:
+                os.read(go_r, 1)
+                Manager.create(group, resources, mountpoint=mnt)
+                code = 0
+            except BaseException as e:
+                os.write(2, f"create in child {os.getpid()}: {type(e).__name__}: {e}\n".encode())
+            finally:
+                os._exit(code)
+        pids.append(pid)
+    barrier = threading.Barrier(threads + 1)
+    results: list[Any] = []
+
+    def create() -> None:
+        barrier.wait()
+        try:
+            results.append(Manager.create(group, resources, mountpoint=mnt))
+        except BaseException as e:
+            results.append(e)
+
+    workers = [threading.Thread(target=create) for _ in range(threads)]
+    for t in workers:
+        t.start()
+    os.close(go_r)
+    os.write(go_w, b"x" * processes)
+    barrier.wait()
+    os.close(go_w)
+    for t in workers:
+        t.join()
+    codes = [os.waitstatus_to_exitcode(os.waitpid(p, 0)[1]) for p in pids]
+    return results, codes
 
 
 def wait_for(cond: object, timeout: float = 5.0) -> bool:

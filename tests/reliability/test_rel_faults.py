@@ -14,12 +14,12 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
-from typing import Any
 
 import pytest
 from conftest import Parent
 from reltools import (  # noqa: F401
     PY,
+    create_concurrently,
     no_leaks,
     read_procs,
     sleeper_in,
@@ -360,23 +360,6 @@ def test_delete_refuses_a_populated_group(group: Manager) -> None:
 # --- concurrent creation --------------------------------------------------------------
 
 
-def _create_in_child(mnt: str, group: str, resources: Resources, go_r: int) -> int:
-    """fork; the child waits on ``go_r``, creates, and exits 0 (or 1 with the error on
-    stderr). Returns the pid."""
-    pid = os.fork()
-    if pid == 0:  # pragma: no cover - runs in the child
-        code = 1
-        try:
-            os.read(go_r, 1)
-            Manager.create(group, resources, mountpoint=mnt)
-            code = 0
-        except BaseException as e:
-            os.write(2, f"create in child {os.getpid()}: {type(e).__name__}: {e}\n".encode())
-        finally:
-            os._exit(code)
-    return pid
-
-
 @pytest.mark.parametrize("depth", [1, 3])
 def test_create_the_same_group_from_8_threads_and_4_processes(
     cg_parent: Parent, cg_path: str, depth: int
@@ -388,28 +371,7 @@ def test_create_the_same_group_from_8_threads_and_4_processes(
     if "hugetlb" not in _controllers(mnt):
         res = Resources()
     for _round in range(5):
-        go_r, go_w = os.pipe()
-        pids = [_create_in_child(mnt, group, res, go_r) for _ in range(4)]
-        barrier = threading.Barrier(9)
-        results: list[Any] = []
-
-        def create(barrier: threading.Barrier = barrier, results: list[Any] = results) -> None:
-            barrier.wait()
-            try:
-                results.append(Manager.create(group, res, mountpoint=mnt))
-            except BaseException as e:
-                results.append(e)
-
-        threads = [threading.Thread(target=create) for _ in range(8)]
-        for t in threads:
-            t.start()
-        os.close(go_r)
-        os.write(go_w, b"x" * 4)
-        barrier.wait()
-        os.close(go_w)
-        for t in threads:
-            t.join()
-        codes = [os.waitstatus_to_exitcode(os.waitpid(p, 0)[1]) for p in pids]
+        results, codes = create_concurrently(mnt, group, res)
         try:
             errors = [r for r in results if isinstance(r, BaseException)]
             assert not errors, errors
