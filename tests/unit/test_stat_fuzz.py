@@ -149,6 +149,7 @@ class _FuzzDir:
     file holds the same bytes."""
 
     path = "/fuzz"
+    absent = 0  # every file is there
 
     def __init__(self, data: bytes) -> None:
         self.data = data
