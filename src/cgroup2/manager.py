@@ -43,6 +43,9 @@ SUBTREE_CONTROL = "cgroup.subtree_control"
 CONTROLLERS_FILE = "cgroup.controllers"
 PROCS = "cgroup.procs"
 THREADS = "cgroup.threads"
+#: The sub-group of a systemd unit's group that holds the unit's processes when a
+#: setting systemd has no property for was written there (cgroup2.systemd.unit).
+UNIT_SUBGROUP = "leaf"
 EVENTS = "cgroup.events"
 FREEZE = "cgroup.freeze"
 KILL = "cgroup.kill"
@@ -79,6 +82,21 @@ def _keyed(data: bytes) -> dict[bytes, bytes]:
         if k:
             out[k] = v
     return out
+
+
+def _write_id(d: Dir, filename: str, pid: int) -> None:
+    """Write a pid or tid to ``cgroup.procs``/``cgroup.threads``, retrying EINVAL (a task
+    still being set up by fork) for up to about 100 ms."""
+    delay = 0.001
+    for attempt in range(8):
+        try:
+            d.write(filename, str(pid))
+            return
+        except KernelError as e:
+            if e.errno != errno.EINVAL or attempt == 7:
+                raise
+        time.sleep(delay)
+        delay *= 2
 
 
 def _pids(data: bytes) -> list[int]:
@@ -448,7 +466,9 @@ class Manager:
         """Move process ``pid`` (all its threads) into the group (``cgroup.procs``).
 
         EINVAL, which the kernel returns for a task that is still being set up by fork,
-        is retried for up to about 100 ms.
+        is retried for up to about 100 ms. For a systemd unit whose processes live in its
+        sub-group ``leaf`` (see :meth:`create_systemd`), the process goes there: the
+        unit's own group has children with controllers, so it cannot take processes.
         """
         self._add(PROCS, "pid", pid)
 
@@ -459,24 +479,24 @@ class Manager:
     def _add(self, filename: str, what: str, pid: int) -> None:
         if isinstance(pid, bool) or not isinstance(pid, int) or pid <= 0:
             raise InvalidPidError(f"cgroups: {what} must be greater than 0, got {pid!r}")
-        delay = 0.001
-        with Dir.open(self.path) as d:
-            for attempt in range(8):
-                try:
-                    d.write(filename, str(pid))
-                    return
-                except KernelError as e:
-                    if e.errno != errno.EINVAL or attempt == 7:
-                        raise
-                time.sleep(delay)
-                delay *= 2
+        with Dir.open(self.path) as top:
+            if self.unit is not None and filename == PROCS and top.exists(UNIT_SUBGROUP):
+                with top.child(UNIT_SUBGROUP) as leaf:
+                    _write_id(leaf, filename, pid)
+            else:
+                _write_id(top, filename, pid)
 
     def procs(self, recursive: bool = False) -> list[int]:
         """The processes of the group (``cgroup.procs``); with ``recursive``, also those
-        of every group below it (depth-first)."""
+        of every group below it (depth-first). For a systemd unit whose processes live
+        in its sub-group ``leaf``, those are the group's own too."""
         with Dir.open(self.path) as d:
             if not recursive:
-                return _pids(d.read(PROCS))
+                own = _pids(d.read(PROCS))
+                if self.unit is not None and d.exists(UNIT_SUBGROUP):
+                    with d.child(UNIT_SUBGROUP) as leaf:  # the unit's processes
+                        own += _pids(leaf.read(PROCS))
+                return own
             out: list[int] = []
             _walk_procs(d, out)
             return out

@@ -306,6 +306,17 @@ def test_what_systemd_lacks_goes_to_the_subgroup(units: Units, agent: Agent) -> 
     assert {"memory", "cpu"} <= set(read(f"{m.path}/cgroup.subtree_control").split())
     m.update(Resources(memory=Memory(oom_group=False)))
     assert read(f"{leaf}/memory.oom.group") == "0"
+    # a process added later joins the others in the sub-group (the unit's own group has
+    # children with controllers: the kernel would refuse it there with EBUSY)
+    late = subprocess.Popen(["sleep", "60"])
+    try:
+        m.add_proc(late.pid)
+        in_leaf = sorted(int(x) for x in read(f"{leaf}/cgroup.procs").split())
+        assert in_leaf == sorted([agent.pid, late.pid])
+        assert sorted(m.procs()) == sorted([agent.pid, late.pid])
+    finally:
+        late.kill()
+        late.wait()
     m.delete_systemd()
     assert not os.path.exists(m.path)
 

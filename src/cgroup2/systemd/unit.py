@@ -28,7 +28,7 @@ from collections.abc import Sequence
 
 from .._fs import Dir, read_abs
 from ..errors import CgroupDeletedError, CgroupError, InvalidPidError, KernelError
-from ..manager import Manager, _restore_text
+from ..manager import UNIT_SUBGROUP, Manager, _restore_text
 from ..paths import default_mountpoint
 from ..resources import CONTROLLERS, Resources, Value
 from .dbus import Connection, SystemdError, connect
@@ -50,7 +50,7 @@ log = logging.getLogger("cgroup2.systemd")
 #: Seconds to wait for a start or stop job to finish.
 JOB_TIMEOUT = 30.0
 #: The sub-group of a delegated unit that takes what systemd has no property for.
-SUBGROUP = "leaf"
+SUBGROUP = UNIT_SUBGROUP
 
 UNIT_EXISTS = "org.freedesktop.systemd1.UnitExists"
 NO_SUCH_UNIT = "org.freedesktop.systemd1.NoSuchUnit"
