@@ -141,6 +141,15 @@ def test_cpuset_vm() -> None:
     assert parse_cpu_list(sample("vm-6.1", "group", "cpuset.mems.effective")) == (0,)
 
 
+def test_cpuset_bad_element_is_named_briefly() -> None:
+    with pytest.raises(InvalidFormatError, match=r"bad element b'0-x': expected N or N-M"):
+        parse_cpu_list(b"1,0-x\n")
+    huge = b"9" * 5000
+    with pytest.raises(InvalidFormatError) as e:
+        parse_cpu_list(b"0," + huge + b"\n")
+    assert len(str(e.value)) < 400 and "cpuset.cpus.effective line 1" in str(e.value)
+
+
 def test_pids_vm() -> None:
     assert _parse.parse_uint(sample("vm-6.1", "group", "pids.current"), "pids.current") == 1
     assert _parse.parse_limit(sample("vm-6.1", "group", "pids.max"), "pids.max") == 64

@@ -51,7 +51,8 @@ def parse_cpu_list(data: bytes, filename: str = "cpuset.cpus.effective") -> tupl
         lo = parse_value(lo_b)
         hi = parse_value(hi_b) if dash else lo
         if lo is None or hi is None or hi < lo or hi - lo > 1 << 16:
-            raise invalid_format(filename, 1, data, f"bad element {part!r}: expected N or N-M")
+            bad = part[:40] + (b"..." if len(part) > 40 else b"")
+            raise invalid_format(filename, 1, data, f"bad element {bad!r}: expected N or N-M")
         out.update(range(lo, hi + 1))
     return tuple(sorted(out))
 
