@@ -4,21 +4,15 @@ The public API; see the project's API table for the names of the reference
 (containerd/cgroups v2) that each one stands for.
 """
 
+from typing import TYPE_CHECKING
+
 from .controllers.cpu import CPU, CPUMax
 from .controllers.hugetlb import HugeTlb, HugeTlbEntry
 from .controllers.io import BFQ, IO, Entry, IOType
 from .controllers.memory import Memory
 from .controllers.pids import Pids
 from .controllers.rdma import RDMA, RDMAEntry
-from .devices import (
-    BPFError,
-    DeviceRule,
-    Program,
-    ProgramEmulator,
-    device_filter,
-    emulate,
-    load_attach_device_filter,
-)
+from .devices.rules import DeviceRule
 from .errors import (
     CgroupDeletedError,
     CgroupError,
@@ -34,18 +28,7 @@ from .errors import (
     PidsNotSupportedError,
     ignore_not_exist,
 )
-from .events import (
-    CgroupEvents,
-    CgroupEventStream,
-    Event,
-    EventStream,
-    EventWatcher,
-    Notice,
-    NoticeKind,
-    memory_event_fd,
-)
 from .manager import ControllerToggle, Manager, State
-from .oci import OCIConversion, OCISpecError, OCIWarning, convert_resources, to_resources
 from .paths import (
     Mode,
     default_mountpoint,
@@ -74,6 +57,67 @@ from .stats import (
     StatMask,
     prometheus_text,
 )
+
+if TYPE_CHECKING:
+    from .devices import (
+        BPFError,
+        Program,
+        ProgramEmulator,
+        device_filter,
+        emulate,
+        load_attach_device_filter,
+    )
+    from .events import (
+        CgroupEvents,
+        CgroupEventStream,
+        Event,
+        EventStream,
+        EventWatcher,
+        Notice,
+        NoticeKind,
+        memory_event_fd,
+    )
+    from .oci import OCIConversion, OCISpecError, OCIWarning, convert_resources, to_resources
+
+# imported on first use, so that ``import cgroup2`` stays cheap for a program that only
+# creates groups and reads statistics (the CLI starts faster too)
+_LAZY = {
+    "BPFError": "devices",
+    "Program": "devices",
+    "ProgramEmulator": "devices",
+    "device_filter": "devices",
+    "emulate": "devices",
+    "load_attach_device_filter": "devices",
+    "CgroupEvents": "events",
+    "CgroupEventStream": "events",
+    "Event": "events",
+    "EventStream": "events",
+    "EventWatcher": "events",
+    "Notice": "events",
+    "NoticeKind": "events",
+    "memory_event_fd": "events",
+    "OCIConversion": "oci",
+    "OCISpecError": "oci",
+    "OCIWarning": "oci",
+    "convert_resources": "oci",
+    "to_resources": "oci",
+}
+
+
+def __getattr__(name: str) -> object:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))
+
 
 __all__ = [
     "BFQ",

@@ -6,21 +6,63 @@
 and attach it to a group's directory, replacing this library's previous program there.
 """
 
-from .asm import Assembler, Instruction, Program
-from .bpf import (
-    PROG_NAME,
-    AttachedFilter,
-    BPFError,
-    ProgInfo,
-    apply_device_rules,
-    attached_programs,
-    detach_device_filters,
-    load_attach_device_filter,
-    load_program,
-)
-from .emulator import EmulatorError, ProgramEmulator, emulate
-from .filter import LICENSE, device_filter
+from typing import TYPE_CHECKING
+
 from .rules import DeviceRule
+
+if TYPE_CHECKING:
+    from .asm import Assembler, Instruction, Program
+    from .bpf import (
+        PROG_NAME,
+        AttachedFilter,
+        BPFError,
+        ProgInfo,
+        apply_device_rules,
+        attached_programs,
+        detach_device_filters,
+        load_attach_device_filter,
+        load_program,
+    )
+    from .emulator import EmulatorError, ProgramEmulator, emulate
+    from .filter import LICENSE, device_filter
+
+# the assembler, the bpf(2) wrappers and the emulator are imported on first use: a
+# program that only states rules (Resources(devices=...)) does not pay for them
+_LAZY = {
+    "Assembler": "asm",
+    "Instruction": "asm",
+    "Program": "asm",
+    "PROG_NAME": "bpf",
+    "AttachedFilter": "bpf",
+    "BPFError": "bpf",
+    "ProgInfo": "bpf",
+    "apply_device_rules": "bpf",
+    "attached_programs": "bpf",
+    "detach_device_filters": "bpf",
+    "load_attach_device_filter": "bpf",
+    "load_program": "bpf",
+    "EmulatorError": "emulator",
+    "ProgramEmulator": "emulator",
+    "emulate": "emulator",
+    "LICENSE": "filter",
+    "device_filter": "filter",
+}
+
+
+def __getattr__(name: str) -> object:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))
+
 
 __all__ = [
     "LICENSE",
