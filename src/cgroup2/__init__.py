@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 
 from .controllers.cpu import CPU, CPUMax
 from .controllers.hugetlb import HugeTlb, HugeTlbEntry
-from .controllers.io import BFQ, IO, Entry, IOType
+from .controllers.io import BFQ, IO, Entry, IOType, WeightDevice
 from .controllers.memory import Memory
 from .controllers.pids import Pids
 from .controllers.rdma import RDMA, RDMAEntry
@@ -180,6 +180,7 @@ __all__ = [
     "StatMask",
     "State",
     "Value",
+    "WeightDevice",
     "convert_resources",
     "default_mountpoint",
     "device_filter",

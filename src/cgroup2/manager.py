@@ -133,6 +133,12 @@ def _restore_text(filename: str, written: str, old: bytes) -> str | None:
             return key + "rbps=max wbps=max riops=max wiops=max"
         return key + "hca_handle=max hca_object=max"
     if filename in ("io.weight", "io.bfq.weight"):
+        key = written.split(" ", 1)[0]
+        if ":" in key:  # a device's line: back to its old weight, or to the default
+            for line in lines:
+                if line.startswith(key + " "):
+                    return line
+            return key + " default"
         for line in lines:
             if line.startswith("default "):
                 return line

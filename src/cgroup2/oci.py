@@ -29,7 +29,9 @@ Which weight file: a group has ``io.bfq.weight`` only while the kernel has the B
 scheduler (module ``bfq``) loaded, and ``io.weight`` only with blk-iocost. The choice is
 the caller's (``bfq=``), made for the kernel the settings go to: for example convert with
 ``bfq=os.path.exists(parent + "/io.bfq.weight")``. ``blockIO.weightDevice`` (per-device
-weights) is left out with a warning: ``Resources`` has no field for per-device weights.
+weights) follows the same choice: ``IO.bfq_device`` unchanged, or ``IO.weight_device``
+converted by the same formula (the kernel takes these lines only for a device that runs
+BFQ, or has iocost enabled, respectively).
 
 Bad input (a wrong JSON type, a bool where a number belongs, a negative number other than
 -1, an unknown device type, ...) raises :class:`OCISpecError`, which names the JSON path
@@ -47,7 +49,7 @@ from typing import Any, TypeVar
 
 from .controllers.cpu import CPU, CPUMax
 from .controllers.hugetlb import HugeTlb, HugeTlbEntry
-from .controllers.io import BFQ, IO, Entry, IOType
+from .controllers.io import BFQ, IO, Entry, IOType, WeightDevice
 from .controllers.memory import Memory
 from .controllers.pids import Pids
 from .controllers.rdma import RDMA, RDMAEntry
@@ -426,6 +428,8 @@ class _Walker:
         leaf = self._blkio_weight(b.get("leafWeight"), f"{path}.leafWeight")
         if leaf:
             self.warn(f"{path}.leafWeight", leaf, f"{_NO_FILE} (leaf weights were CFQ's)")
+        bfq_devices: list[WeightDevice] = []
+        io_devices: list[WeightDevice] = []
         for i, d in enumerate(self.array(b.get("weightDevice"), f"{path}.weightDevice")):
             p = f"{path}.weightDevice[{i}]"
             dev = self.obj(d, p, "weightDevice")
@@ -435,12 +439,12 @@ class _Walker:
             w = self._blkio_weight(dev.get("weight"), f"{p}.weight")
             lw = self._blkio_weight(dev.get("leafWeight"), f"{p}.leafWeight")
             if w:
-                self.warn(
-                    f"{p}.weight",
-                    w,
-                    f"per-device weight for {major}:{minor}: Resources has no field for it "
-                    "yet; left out",
-                )
+                if bfq:
+                    bfq_devices.append(_build(p, d, WeightDevice, major, minor, w))
+                else:
+                    io_devices.append(
+                        _build(p, d, WeightDevice, major, minor, blkio_weight_to_io_weight(w))
+                    )
             if lw:
                 self.warn(f"{p}.leafWeight", lw, f"{_NO_FILE} (leaf weights were CFQ's)")
         entries: list[Entry] = []
@@ -462,9 +466,19 @@ class _Walker:
                 bfq_w = _build(f"{path}.weight", weight, lambda: BFQ(weight))
             else:
                 io_w = blkio_weight_to_io_weight(weight)
-        if bfq_w is None and io_w is None and not entries:
+        if bfq_w is None and io_w is None and not entries and not bfq_devices and not io_devices:
             return None
-        return _build(path, b, lambda: IO(bfq=bfq_w, max=tuple(entries), weight=io_w))
+        return _build(
+            path,
+            b,
+            lambda: IO(
+                bfq=bfq_w,
+                max=tuple(entries),
+                weight=io_w,
+                weight_device=tuple(io_devices),
+                bfq_device=tuple(bfq_devices),
+            ),
+        )
 
     def _blkio_weight(self, value: object, path: str) -> int | None:
         w = self.int_(value, path, _U16)

@@ -124,6 +124,28 @@ CONVERSIONS: list[tuple[str, dict[str, Any], dict[str, Any], list[tuple[str, str
     ("blkio-100-io", {"blockIO": {"weight": 100}}, {"bfq": False}, [("io.weight", "910")]),
     ("blkio-0-unset", {"blockIO": {"weight": 0}}, {}, []),
     (
+        "weight-device-bfq",
+        {"blockIO": {"weight": 200, "weightDevice": [
+            {"major": 8, "minor": 0, "weight": 300}, {"major": 253, "minor": 16, "weight": 10},
+        ]}},
+        {},
+        [("io.bfq.weight", "200"), ("io.bfq.weight", "8:0 300"), ("io.bfq.weight", "253:16 10")],
+    ),
+    (
+        "weight-device-io",
+        {"blockIO": {"weight": 500, "weightDevice": [
+            {"major": 8, "minor": 0, "weight": 1000}, {"major": 8, "minor": 16, "weight": 10},
+        ]}},
+        {"bfq": False},
+        [("io.weight", "4950"), ("io.weight", "8:0 10000"), ("io.weight", "8:16 1")],
+    ),
+    (
+        "weight-device-0-unset",
+        {"blockIO": {"weightDevice": [{"major": 8, "minor": 0, "weight": 0}]}},
+        {},
+        [],
+    ),
+    (
         "throttles-in-spec-order",
         {
             "blockIO": {
@@ -417,9 +439,9 @@ WARNED: list[tuple[str, dict[str, Any], str]] = [
     ("limit-0", {"memory": {"limit": 0}}, f"{R}.memory.limit"),
     ("leaf-weight", {"blockIO": {"leafWeight": 500}}, f"{R}.blockIO.leafWeight"),
     (
-        "weight-device",
-        {"blockIO": {"weightDevice": [{"major": 8, "minor": 0, "weight": 300}]}},
-        f"{R}.blockIO.weightDevice[0].weight",
+        "weight-device-leaf-weight",
+        {"blockIO": {"weightDevice": [{"major": 8, "minor": 0, "leafWeight": 300}]}},
+        f"{R}.blockIO.weightDevice[0].leafWeight",
     ),
     ("class-id", {"network": {"classID": 1048577}}, f"{R}.network.classID"),
     (

@@ -25,6 +25,7 @@ from cgroup2 import (
     Resources,
     State,
     Value,
+    WeightDevice,
 )
 from cgroup2.devices.rules import DeviceRule
 
@@ -109,6 +110,21 @@ GOLDEN: list[tuple[Any, list[tuple[str, str]]]] = [
         ],
     ),
     (IO(), []),
+    (
+        IO(
+            weight=100,
+            weight_device=[WeightDevice(8, 0, 10000), WeightDevice(259, 3, 1)],
+            bfq=BFQ(50),
+            bfq_device=(WeightDevice(8, 16, 1000),),
+        ),
+        [
+            ("io.bfq.weight", "50"),
+            ("io.bfq.weight", "8:16 1000"),
+            ("io.weight", "100"),
+            ("io.weight", "8:0 10000"),
+            ("io.weight", "259:3 1"),
+        ],
+    ),
     # rdma
     (
         RDMA(limit=[RDMAEntry("mlx5_0", 2, 2000)]),
@@ -255,6 +271,11 @@ REFUSALS: list[tuple[Callable[[], object], str, str]] = [
     (lambda: BFQ(weight=1001), "io.bfq.weight", "out of range 1..1000"),
     (lambda: IO(weight=0), "io.weight", "out of range 1..10000"),
     (lambda: IO(weight=10001), "io.weight", "out of range 1..10000"),
+    (lambda: WeightDevice(8, 0, 0), "io weight device weight", "out of range 1..10000"),
+    (lambda: WeightDevice(8, -1, 5), "io weight device minor", "out of range"),
+    (lambda: IO(bfq_device=[WeightDevice(8, 0, 1001)]), "io.bfq.weight weight", "1..1000"),
+    (lambda: IO(weight_device=[(8, 0, 5)]), "io.weight", "must be a WeightDevice"),  # type: ignore[list-item]
+    (lambda: IO(weight_device="8:0 5"), "io.weight", "sequence of WeightDevice"),  # type: ignore[arg-type]
     (lambda: Entry("xbps", 8, 0, 1), "io.max type", "rbps, wbps, riops, wiops"),  # type: ignore[arg-type]
     (lambda: Entry(IOType.READ_BPS, -1, 0, 1), "io.max major", "out of range"),
     (lambda: Entry(IOType.READ_BPS, 8, 2**32, 1), "io.max minor", "out of range"),
@@ -327,6 +348,9 @@ def test_golden_table_is_large_enough() -> None:
          "rxe0 hca_handle=3 hca_object=max"),
         ("io.weight", "200", b"default 100\n8:0 300\n", "default 100"),
         ("io.bfq.weight", "200", b"default 100\n", "default 100"),
+        ("io.weight", "8:0 200", b"default 100\n8:0 300\n", "8:0 300"),
+        ("io.weight", "8:16 200", b"default 100\n8:0 300\n", "8:16 default"),
+        ("io.bfq.weight", "8:0 20", b"default 100\n", "8:0 default"),
         ("memory.oom.group", "1", b"0\n", "0"),
         ("some.multi", "x", b"a 1\nb 2\n", None),  # not a file whose old text can be put back
     ],

@@ -19,6 +19,7 @@ import pytest
 from conftest import Parent
 
 from cgroup2 import (
+    BFQ,
     CPU,
     IO,
     RDMA,
@@ -26,11 +27,13 @@ from cgroup2 import (
     Entry,
     HugeTlbEntry,
     IOType,
+    KernelError,
     Manager,
     Memory,
     Pids,
     RDMAEntry,
     Resources,
+    WeightDevice,
 )
 
 MiB = 1 << 20
@@ -304,6 +307,66 @@ def test_io_max_limits_read_bandwidth(group: str, spawn: Spawner, block_device: 
     p.communicate(timeout=60)
     assert time.monotonic() - t < took / 2, "without the limit the same read should be much faster"
     m.delete()
+
+
+def _dev_numbers(block_device: str) -> tuple[int, int]:
+    with open(f"/sys/block/{block_device}/dev") as f:
+        major, minor = (int(x) for x in f.read().split(":"))
+    return major, minor
+
+
+def _put(path: str, text: str) -> None:
+    with open(path, "w") as f:
+        f.write(text)
+
+
+def test_io_weight_per_device(cg_parent: Parent, group: str, block_device: str) -> None:
+    """A per-device io.weight line (OCI weightDevice) is refused by the kernel unless the
+    device runs iocost; once it does, the group reads back the weight for that device."""
+    major, minor = _dev_numbers(block_device)
+    qos = f"{cg_parent.mountpoint}/io.cost.qos"
+    if not os.path.exists(qos):
+        pytest.skip("this kernel has no blk-iocost (no io.cost.qos)")
+    io = IO(weight=50, weight_device=[WeightDevice(major, minor, 300)])
+    with pytest.raises(KernelError) as e:
+        Manager.create(group, Resources(io=io))
+    print(f"\nper-device io.weight without iocost on {block_device}: {e.value}")
+    assert e.value.errno == errno.EOPNOTSUPP
+    assert "io.weight" in str(e.value) and f"{major}:{minor} 300" in str(e.value)
+    assert not os.path.exists(cg_parent.mountpoint + group), "a failed create left its group"
+    _put(qos, f"{major}:{minor} enable=1")  # the VM's root: ours to change
+    try:
+        m = Manager.create(group, Resources(io=io))
+        lines = read(m, "io.weight").splitlines()
+        print(f"io.weight with iocost on {block_device}: {lines}")
+        assert "default 50" in lines and f"{major}:{minor} 300" in lines
+        m.update(Resources(io=IO(weight_device=[WeightDevice(major, minor, 7)])))
+        assert f"{major}:{minor} 7" in read(m, "io.weight").splitlines()
+        m.delete()
+    finally:
+        _put(qos, f"{major}:{minor} enable=0")
+
+
+def test_io_bfq_weight_per_device(group: str, block_device: str) -> None:
+    """With BFQ as the device's scheduler, a per-device io.bfq.weight line reads back."""
+    major, minor = _dev_numbers(block_device)
+    sched = f"/sys/block/{block_device}/queue/scheduler"
+    subprocess.run(["modprobe", "bfq"], capture_output=True)
+    with open(sched) as f:
+        offered = f.read()
+    if "bfq" not in offered.replace("[", " ").replace("]", " ").split():
+        pytest.skip(f"BFQ is not offered for {block_device}: {offered.strip()}")
+    before = offered.split("[", 1)[1].split("]", 1)[0]
+    _put(sched, "bfq")
+    try:
+        io = IO(bfq=BFQ(50), bfq_device=[WeightDevice(major, minor, 300)])
+        m = Manager.create(group, Resources(io=io))
+        lines = read(m, "io.bfq.weight").splitlines()
+        print(f"\nio.bfq.weight with BFQ on {block_device}: {lines}")
+        assert "default 50" in lines and f"{major}:{minor} 300" in lines
+        m.delete()
+    finally:
+        _put(sched, before)
 
 
 def keyed_io(m: Manager, major: int, minor: int) -> dict[str, int]:

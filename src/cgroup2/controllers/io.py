@@ -56,16 +56,55 @@ class Entry:
 
 
 @dataclass(frozen=True, slots=True)
+class WeightDevice:
+    """One device's proportional weight: the line ``"<major>:<minor> <weight>"`` of
+    ``io.weight`` (1..10000, blk-iocost) or, in ``IO.bfq_device``, of ``io.bfq.weight``
+    (1..1000, the BFQ scheduler). The kernel takes such a line only for a device whose
+    queue runs that policy (iocost enabled in the root's ``io.cost.qos``; BFQ as the
+    device's scheduler); else the write fails with EOPNOTSUPP or ENODEV-like errors.
+    Not in the reference (it has no per-device weights); the OCI spec's
+    ``blockIO.weightDevice``.
+    """
+
+    major: int
+    minor: int
+    weight: int
+
+    def __post_init__(self) -> None:
+        int_in("io weight device major", self.major, 0, U32_MAX)
+        int_in("io weight device minor", self.minor, 0, U32_MAX)
+        int_in("io weight device weight", self.weight, 1, 10000)
+
+    def __str__(self) -> str:
+        return f"{self.major}:{self.minor} {self.weight}"
+
+
+def _weight_devices(name: str, devices: object, top: int) -> tuple[WeightDevice, ...]:
+    if isinstance(devices, (str, bytes)) or not isinstance(devices, Sequence):
+        raise invalid(name, devices, "must be a sequence of WeightDevice")
+    out = tuple(devices)
+    for d in out:
+        if not isinstance(d, WeightDevice):
+            raise invalid(name, d, "must be a WeightDevice")
+        int_in(f"{name} weight", d.weight, 1, top)
+    return out
+
+
+@dataclass(frozen=True, slots=True)
 class IO:
     """The io settings of a group.
 
     ``bfq`` -> ``io.bfq.weight``, ``max`` -> one ``io.max`` write per :class:`Entry`,
-    ``weight`` -> ``io.weight`` (the default weight of the group, 1..10000).
+    ``weight`` -> ``io.weight`` (the default weight of the group, 1..10000);
+    ``weight_device`` / ``bfq_device``: per-device weights, one ``io.weight`` /
+    ``io.bfq.weight`` write per :class:`WeightDevice` (after the default weight).
     """
 
     bfq: BFQ | None = None
     max: Sequence[Entry] = field(default=())
     weight: int | None = None
+    weight_device: Sequence[WeightDevice] = field(default=())
+    bfq_device: Sequence[WeightDevice] = field(default=())
 
     def __post_init__(self) -> None:
         if self.bfq is not None and not isinstance(self.bfq, BFQ):
@@ -79,17 +118,28 @@ class IO:
         object.__setattr__(self, "max", entries)
         if self.weight is not None:
             int_in("io.weight", self.weight, 1, 10000)
+        object.__setattr__(
+            self, "weight_device", _weight_devices("io.weight", self.weight_device, 10000)
+        )
+        object.__setattr__(
+            self, "bfq_device", _weight_devices("io.bfq.weight", self.bfq_device, 1000)
+        )
 
     def _items(self) -> Iterator[Value]:
         if self.bfq is not None:
             yield Value("io.bfq.weight", str(self.bfq.weight))
+        for d in self.bfq_device:
+            yield Value("io.bfq.weight", str(d))
         for e in self.max:
             yield Value("io.max", str(e))
         if self.weight is not None:
             yield Value("io.weight", str(self.weight))
+        for d in self.weight_device:
+            yield Value("io.weight", str(d))
 
     def values(self) -> list[Value]:
-        """The files and texts to write: io.bfq.weight, io.max lines, io.weight."""
+        """The files and texts to write: io.bfq.weight (default, then per device), io.max
+        lines, io.weight (default, then per device)."""
         return list(self._items())
 
 
