@@ -25,8 +25,13 @@ _O_WRITE = os.O_WRONLY | os.O_CLOEXEC | os.O_NOFOLLOW
 _CHUNK = 1 << 16
 
 
+_CHECKED: set[str] = set()  # names already found good (the library's own, mostly)
+
+
 def check_name(name: str) -> None:
     """Refuse a file or directory name that could leave its directory."""
+    if type(name) is str and name in _CHECKED:
+        return
     if (
         not isinstance(name, str)
         or name in ("", ".", "..")
@@ -37,6 +42,8 @@ def check_name(name: str) -> None:
             f"cgroups: invalid file name {name!r}: a single path element is required "
             f"(no '/', NUL, '.' or '..')"
         )
+    if len(_CHECKED) < 4096:
+        _CHECKED.add(name)
 
 
 def _read_fd(fd: int) -> bytes:

@@ -118,7 +118,7 @@ def _plain(obj: object) -> Any:
     return obj
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Metrics:
     """The statistics of one group (what ``Manager.stat()`` returns).
 

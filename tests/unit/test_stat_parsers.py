@@ -260,3 +260,17 @@ def test_host_hugepage_sizes_sample() -> None:
 
 def test_samples_are_present() -> None:
     assert VM.is_dir() and len(os.listdir(VM / "group")) > 30
+
+
+def test_pressure_averages_are_exact_and_their_cache_bounded() -> None:
+    from cgroup2.controllers import psi
+
+    for i in range(0, 12_000, 7):  # past 100.00 too: the kernel never prints it, the cache holds
+        avg = f"{i // 100}.{i % 100:02d}".encode()
+        data = (b"some avg10=" + avg + b" avg60=0.00 avg300=1.50 total=9\n"
+                b"full avg10=0.00 avg60=" + avg + b" avg300=0.00 total=3\n")
+        p = psi.parse_pressure(data)
+        assert p.some is not None and p.full is not None
+        assert p.some.avg10 == p.full.avg60 == float(avg) and p.some.avg300 == 1.5
+        assert (p.some.total, p.full.total) == (9, 3)
+    assert len(psi._FLOATS) <= 10_001

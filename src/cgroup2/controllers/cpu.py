@@ -137,7 +137,7 @@ from ._parse import parse_flat  # noqa: E402
 from .psi import PSIStats, read_pressure  # noqa: E402
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class CPUStat:
     """``cpu.stat`` (microseconds and counts) and ``cpu.pressure`` (``psi``).
 

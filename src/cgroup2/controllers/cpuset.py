@@ -31,7 +31,7 @@ from .._fs import Dir  # noqa: E402
 from ._parse import invalid_format, parse_value  # noqa: E402
 
 
-@_dataclass(frozen=True, slots=True)
+@_dataclass(slots=True)
 class CpusetStat:
     """``cpuset.cpus.effective`` and ``cpuset.mems.effective``: the CPUs and memory nodes
     the group's tasks may really use (granted by the parent), as sorted numbers."""

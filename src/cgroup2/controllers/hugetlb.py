@@ -89,7 +89,7 @@ def page_sizes() -> tuple[str, ...]:
     return tuple(page_size_name(s) for s in sorted(sizes))
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class HugeTlbStat:
     """The hugetlb files of one page size (``pagesize``, e.g. ``"2MB"``), in bytes.
 

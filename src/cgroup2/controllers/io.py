@@ -152,7 +152,7 @@ from ._parse import decode_key, invalid_format, parse_value  # noqa: E402
 from .psi import PSIStats, read_pressure  # noqa: E402
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class IOStatEntry:
     """One device line of ``io.stat``: bytes and operations read, written and discarded.
 
@@ -173,7 +173,7 @@ class IOStatEntry:
     other: Mapping[str, int | float] = _field(default_factory=dict)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class IOStat:
     """``io.stat`` (one :class:`IOStatEntry` per device, as ``usage``) and ``io.pressure``
     (``psi``, a core file: there even when the io controller is not)."""

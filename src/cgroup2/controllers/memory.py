@@ -59,7 +59,7 @@ from ._parse import parse_flat, parse_limit, parse_uint  # noqa: E402
 from .psi import PSIStats, read_pressure  # noqa: E402
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class MemoryStat:
     """The memory statistics of a group, in bytes (sizes) and counts (events).
 
@@ -202,7 +202,7 @@ def read_memory(
     return MemoryStat(**named, psi=psi, other=other)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class MemoryEvents:
     """``memory.events``: how many times each memory event happened in the group (and
     below it). ``oom_group_kill`` is ``None`` before Linux 5.17; other keys

@@ -16,7 +16,7 @@ from .._fs import Dir  # noqa: E402, RUF100
 from ._parse import decode_key, invalid_format, parse_value  # noqa: E402, RUF100
 
 
-@_dataclass(frozen=True, slots=True)
+@_dataclass(slots=True)
 class MiscStat:
     """One resource of the misc controller (``sev``, ``sev_es``, ``tdx``, ...).
 

@@ -31,7 +31,7 @@ from .._fs import Dir  # noqa: E402
 from ._parse import parse_limit, parse_uint  # noqa: E402
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class PidsStat:
     """``pids.current`` (tasks in the group and below) and ``pids.max`` as ``limit``
     (``U64_MAX`` for ``max``; ``None`` where the kernel has no such file, e.g. the root)."""

@@ -22,7 +22,7 @@ __all__ = ["PSIData", "PSIStats", "parse_pressure", "read_pressure"]
 # --- what is read ---------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class PSIData:
     """One line of a ``<resource>.pressure`` file.
 
@@ -37,7 +37,7 @@ class PSIData:
     total: int
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class PSIStats:
     """A ``<resource>.pressure`` file: ``some`` (at least one task stalled) and ``full``
     (all non-idle tasks stalled). A line the kernel does not print is ``None`` (``full``
@@ -76,6 +76,20 @@ _AVGS = rb" avg10=(\d+\.\d\d) avg60=(\d+\.\d\d) avg300=(\d+\.\d\d) total=(\d{1,2
 _FILE = re.compile(b"some" + _AVGS + b"full" + _AVGS)
 
 
+class _Floats(dict[bytes, float]):
+    """``float(text)`` remembered: an average is one of 10,001 texts (``0.00``..``100.00``)
+    and most are ``0.00``; a dictionary hit costs a fifth of a conversion."""
+
+    def __missing__(self, key: bytes) -> float:
+        value = float(key)
+        if len(self) < 10_001:
+            self[key] = value
+        return value
+
+
+_FLOATS = _Floats()
+
+
 def parse_pressure(data: bytes, filename: str = "pressure") -> PSIStats:
     """Parse a ``<resource>.pressure`` file: ``some ...`` and ``full ...`` lines.
 
@@ -86,10 +100,8 @@ def parse_pressure(data: bytes, filename: str = "pressure") -> PSIStats:
     m = _FILE.fullmatch(data)  # the common case, checked strictly in one pass
     if m is not None:
         a, b, c, d, e, f, g, h = m.groups()
-        return PSIStats(
-            PSIData(float(a), float(b), float(c), int(d)),
-            PSIData(float(e), float(f), float(g), int(h)),
-        )
+        fl = _FLOATS
+        return PSIStats(PSIData(fl[a], fl[b], fl[c], int(d)), PSIData(fl[e], fl[f], fl[g], int(h)))
     some = full = None
     for lineno, line in enumerate(data.splitlines(), 1):
         if line.startswith(b"some "):

@@ -62,7 +62,7 @@ from .._fs import Dir  # noqa: E402
 from ._parse import invalid_format, parse_value  # noqa: E402
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class RdmaStatEntry:
     """One device line of ``rdma.current`` or ``rdma.max``: HCA handles and objects
     (``U64_MAX`` for ``max``; ``None`` when the line lacks the key)."""
@@ -72,7 +72,7 @@ class RdmaStatEntry:
     hca_objects: int | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class RdmaStat:
     """``rdma.current`` (``current``) and ``rdma.max`` (``limit``, ``None`` at the root)."""
 
