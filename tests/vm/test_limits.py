@@ -220,9 +220,7 @@ def test_cpu_max_throttles_to_the_quota(group: str, spawn: Spawner) -> None:
     print(f"\ncpu.max 50000/100000: CPU use {share:.3f} of one CPU, "
           f"nr_throttled +{s1['nr_throttled'] - s0['nr_throttled']}")
     assert s1["nr_throttled"] > s0["nr_throttled"]
-    # the upper bound is the kernel enforcing the quota; the lower one only shows the task
-    # ran (loose: the emulated VM's CPU can be starved by other work on the host)
-    assert 0.3 <= share <= 0.6, f"CPU use {share:.2f} of one CPU, quota 0.5"
+    assert 0.4 <= share <= 0.6, f"CPU use {share:.2f} of one CPU, quota 0.5 (within 20%)"
     m.delete(kill=True)
 
 
