@@ -6,6 +6,7 @@ The public API; see the project's API table for the names of the reference
 
 from typing import TYPE_CHECKING
 
+from ._lazy import lazy_names
 from .controllers.cpu import CPU, CPUMax
 from .controllers.hugetlb import HugeTlb, HugeTlbEntry
 from .controllers.io import BFQ, IO, Entry, IOType, WeightDevice
@@ -104,20 +105,7 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str) -> object:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    import importlib
-
-    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))
-
+__getattr__, __dir__ = lazy_names(__name__, _LAZY, globals())
 
 __all__ = [
     "BFQ",

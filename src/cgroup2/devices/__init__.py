@@ -8,6 +8,7 @@ and attach it to a group's directory, replacing this library's previous program 
 
 from typing import TYPE_CHECKING
 
+from .._lazy import lazy_names
 from .rules import DeviceRule
 
 if TYPE_CHECKING:
@@ -49,19 +50,8 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str) -> object:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    import importlib
+__getattr__, __dir__ = lazy_names(__name__, _LAZY, globals())
 
-    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))
 
 
 __all__ = [
