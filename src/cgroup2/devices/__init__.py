@@ -53,7 +53,6 @@ _LAZY = {
 __getattr__, __dir__ = lazy_names(__name__, _LAZY, globals())
 
 
-
 __all__ = [
     "LICENSE",
     "PROG_NAME",
