@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import pathlib
+import re
 import shutil
 import signal
 import subprocess
@@ -84,6 +85,33 @@ def test_run_summary_on_host(cg_parent: Parent, cg_path: str) -> None:
     wall = next(ln for ln in p.stderr.splitlines() if ln.startswith("wall time"))
     assert float(wall.split()[-1].rstrip("s")) > 0
     assert not os.path.exists(cg_parent.mountpoint + cg_path)
+
+
+SPIN = "import time\nt = time.monotonic()\nwhile time.monotonic() - t < {}: pass"
+
+
+def test_run_live_prints_statistics_while_it_runs(cg_parent: Parent, cg_path: str) -> None:
+    name = os.path.basename(cg_path)
+    p = cli("run", "--parent", cg_parent.group, "--name", name, "--live", "0.25", "--",
+            sys.executable, "-c", SPIN.format(1.5) + "\nprint('spun')")
+    assert p.returncode == 0, p.stderr
+    assert p.stdout == "spun\n"  # the lines go to stderr only
+    lines = [ln for ln in p.stderr.splitlines() if ln.startswith("cgroup2 run: t=")]
+    assert len(lines) >= 4, p.stderr  # 1.5 s (plus start-up) every 0.25 s
+    times = [float(re.search(r"t=\s*([\d.]+)s", ln).group(1)) for ln in lines]  # type: ignore[union-attr]
+    assert times == sorted(times) and times[0] >= 0.2, lines
+    shares = [float(re.search(r"cpu=\s*([\d.]+)%", ln).group(1)) for ln in lines]  # type: ignore[union-attr]
+    # one thread spinning: about 100% of a CPU in the lines that cover the spin (the
+    # core file cpu.stat has usage_usec without the cpu controller)
+    assert max(shares) >= 60, lines
+    assert not os.path.exists(cg_parent.mountpoint + cg_path)
+
+
+@pytest.mark.parametrize("bad", ["0", "-1", "inf", "nan", "x"])
+def test_run_live_refuses_a_bad_interval(bad: str) -> None:
+    p = cli("run", "--live", bad, "--", "true")
+    assert p.returncode == 2
+    assert p.stderr.count("\n") == 1 and "invalid interval" in p.stderr, p.stderr
 
 
 def test_run_killed_by_signal_is_128_plus(cg_parent: Parent, cg_path: str) -> None:

@@ -122,6 +122,26 @@ def test_run_cpu_max_throttles(cg_parent: Parent, cg_path: str) -> None:
     assert used <= 0.2 * wall + 0.1, p.stderr
 
 
+def test_run_live_shows_memory_tasks_and_throttling(cg_parent: Parent, cg_path: str) -> None:
+    name = os.path.basename(cg_path)
+    work = ("import time\nblock = b'x' * (64 << 20)\nt = time.monotonic()\n"
+            "while time.monotonic() - t < 2: pass")
+    p = cli("run", "--parent", cg_parent.group, "--name", name, "--live", "0.5",
+            "--cpu-max", "50%", "--memory-max", "256M", "--pids-max", "10", "--",
+            sys.executable, "-c", work)
+    assert p.returncode == 0, p.stderr
+    lines = [ln for ln in p.stderr.splitlines() if ln.startswith("cgroup2 run: t=")]
+    assert len(lines) >= 4, p.stderr
+    last = lines[-1]
+    m = re.search(r"throttled=(\d+)/(\d+)\s+memory=([\d.]+)M\s+pids=(\d+)$", last)
+    assert m is not None, lines
+    assert int(m.group(1)) >= 1 and int(m.group(2)) >= int(m.group(1)), last
+    assert float(m.group(3)) >= 64, last  # the 64 MiB block is charged to the group
+    assert m.group(4) == "1", last
+    shares = [float(re.search(r"cpu=\s*([\d.]+)%", ln).group(1)) for ln in lines]  # type: ignore[union-attr]
+    assert max(shares) <= 75, lines  # cpu.max 50%: no line far above it (period edges)
+
+
 def test_run_cpus_and_limits_visible_inside(cg_parent: Parent, cg_path: str) -> None:
     name = os.path.basename(cg_path)
     fs = cg_parent.mountpoint + cg_path

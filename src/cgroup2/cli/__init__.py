@@ -66,8 +66,8 @@ def _positive(text: str) -> float:
         v = float(text)
     except ValueError:
         v = -1.0
-    if not v > 0:
-        raise UsageError(f"invalid interval {text!r}: seconds, more than 0")
+    if not 0 < v < 1e6:
+        raise UsageError(f"invalid interval {text!r}: seconds, more than 0 and less than 1e6")
     return v
 
 
@@ -120,6 +120,12 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--parent", metavar="GROUP", help="create the group below GROUP (default /)")
     r.add_argument("--keep", action="store_true", help="leave the group when CMD ends")
     r.add_argument("--summary", action="store_true", help="print what CMD used, on stderr")
+    r.add_argument(
+        "--live",
+        type=_positive,
+        metavar="SEC",
+        help="while CMD runs, print its CPU use, memory and tasks every SEC seconds (stderr)",
+    )
     r.add_argument(
         "--systemd", action="store_true", help="a systemd transient scope instead of a group"
     )

@@ -248,6 +248,42 @@ def collect_summary(
     )
 
 
+class Live:
+    """``--live SEC``: one line of the group's statistics every SEC seconds while CMD runs
+    (CPU use since the last line, memory.current, pids.current, throttled periods)."""
+
+    MASK = StatMask.CPU | StatMask.MEMORY_USAGE | StatMask.PIDS
+
+    def __init__(self, m: Manager, err: Console, start: float) -> None:
+        self.m, self.err, self.start = m, err, start
+        self.last_t, self.last_usage = start, 0
+
+    def line(self, now: float) -> str:
+        st = self.m.stat(self.MASK)
+        cpu, mem, pids = st.cpu, st.memory, st.pids
+        usage = cpu.usage_usec if cpu and cpu.usage_usec is not None else None
+        parts = [f"t={now - self.start:5.1f}s"]
+        if usage is not None and now > self.last_t:
+            share = (usage - self.last_usage) / 1e6 / (now - self.last_t)
+            parts.append(f"cpu={100 * share:5.1f}%")
+            self.last_usage = usage
+        if cpu and cpu.nr_throttled is not None:
+            parts.append(f"throttled={cpu.nr_throttled}/{cpu.nr_periods}")
+        if mem is not None and mem.usage is not None:
+            parts.append(f"memory={format_bytes(mem.usage)}")
+        if pids is not None:
+            parts.append(f"pids={pids.current}")
+        self.last_t = now
+        return "  ".join(parts)
+
+    def tick(self) -> None:
+        try:
+            text = self.line(time.monotonic())
+        except CgroupError as e:  # the command may have moved or removed its group
+            text = f"no statistics: {e}"
+        self.err.print(f"cgroup2 run: {text}", highlight=False)
+
+
 def _child(cmd: Sequence[str], go_r: int, err_w: int, old_mask: set[int]) -> None:
     """In the forked child: wait to be placed, restore the signal state, exec. Never returns."""
     code = 127
@@ -306,7 +342,7 @@ def run_command(
     placed: list[Manager] = [] if m_create is None else [m_create]
     status = 1
     try:
-        status, sig, wall = _fork_exec(args, cmd, resources, placed, sigs, holder)
+        status, sig, wall = _fork_exec(args, cmd, resources, placed, sigs, holder, err)
         if args.summary and placed:
             try:
                 s = collect_summary(
@@ -384,6 +420,7 @@ def _fork_exec(
     placed: list[Manager],
     sigs: set[signal.Signals],
     holder: list[tuple[int, int]],
+    err: Console,
 ) -> tuple[int, int | None, float]:
     go_r, go_w = os.pipe2(os.O_CLOEXEC)
     err_r, err_w = os.pipe2(os.O_CLOEXEC)
@@ -415,7 +452,8 @@ def _fork_exec(
             e = int(failed)
             why = f"cannot run {cmd[0]!r}: {os.strerror(e)}"
             raise Failure(why, 127 if e == errno.ENOENT else 126)
-        status = _wait(pid, sigs)
+        live = Live(placed[0], err, start) if args.live and placed else None
+        status = _wait(pid, sigs, live, args.live or 1.0)
         wall = time.monotonic() - start
         code = os.waitstatus_to_exitcode(status)
         if code < 0:
@@ -426,13 +464,28 @@ def _fork_exec(
         signal.pthread_sigmask(signal.SIG_SETMASK, old_mask)
 
 
-def _wait(pid: int, sigs: set[signal.Signals]) -> int:
-    """Wait for the child, passing on the forwarded signals; its wait status."""
+def _wait(
+    pid: int, sigs: set[signal.Signals], live: Live | None = None, interval: float = 1.0
+) -> int:
+    """Wait for the child, passing on the forwarded signals (and, with ``live``, printing
+    a line of statistics every ``interval`` seconds); its wait status."""
+    due = time.monotonic() + interval
     while True:
         wpid, status = os.waitpid(pid, os.WNOHANG)
         if wpid == pid:
             return status
-        info = signal.sigwaitinfo(sigs)
+        if live is None:
+            info = signal.sigwaitinfo(sigs)
+        else:
+            now = time.monotonic()
+            if now >= due:
+                live.tick()
+                due = max(due + interval, now + interval / 2)
+                continue
+            got = signal.sigtimedwait(sigs, due - now)
+            if got is None:
+                continue
+            info = got
         if info.si_signo == signal.SIGCHLD:
             continue
         if info.si_code == _SI_KERNEL:
