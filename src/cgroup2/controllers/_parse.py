@@ -133,8 +133,8 @@ def parse_flat(
             or not "".join(values).isdigit()
         ):
             raise ValueError
-        nums = dict(zip(tokens[::2], map(int, values), strict=True))
+        nums = dict(zip(tokens[::2], map(int, values)))  # noqa: B905 (lengths checked above)
     except ValueError:  # also UnicodeDecodeError, and int()'s digit limit
         return _flat_slow(data, filename, known)
     present = known.intersection(nums)
-    return dict(zip(present, map(nums.pop, present), strict=True)), nums
+    return dict(zip(present, map(nums.pop, present))), nums  # noqa: B905 (one key, one value)
