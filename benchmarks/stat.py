@@ -96,20 +96,33 @@ def bench_parent(groups: int, *, sleepers: bool = True) -> Iterator[tuple[str, l
         os.rmdir(parent)
 
 
-def files_of(d: Dir, mask: StatMask) -> list[str]:
-    """The files one stat with ``mask`` opens in the group ``d`` (seen by an audit hook)."""
-    opened: list[str] = []
-    active = [True]
+_SINKS: list[list[str]] = []  # where the audit hook puts the paths opened (innermost last)
 
-    def hook(event: str, args: tuple[object, ...]) -> None:
-        if active[0] and event == "open" and isinstance(args[0], str):
-            opened.append(args[0])
 
-    sys.addaudithook(hook)  # hooks cannot be removed: this one is switched off after use
+def _audit(event: str, args: tuple[object, ...]) -> None:
+    if _SINKS and event == "open" and isinstance(args[0], str):
+        _SINKS[-1].append(args[0])
+
+
+@contextlib.contextmanager
+def recorded_opens() -> Iterator[list[str]]:
+    """The paths ``open`` is called with (``os.open`` included) inside the block, seen by
+    an audit hook (installed once: hooks cannot be removed)."""
+    if not getattr(_audit, "installed", False):
+        sys.addaudithook(_audit)
+        _audit.installed = True  # type: ignore[attr-defined]
+    got: list[str] = []
+    _SINKS.append(got)
     try:
-        collect(d, mask)
+        yield got
     finally:
-        active[0] = False
+        _SINKS.pop()
+
+
+def files_of(d: Dir, mask: StatMask) -> list[str]:
+    """The files one stat with ``mask`` opens in the group ``d``."""
+    with recorded_opens() as opened:
+        collect(d, mask)
     return opened
 
 
@@ -165,23 +178,11 @@ def timing(parent: str, names: list[str], rounds: int, mask: StatMask) -> float:
 
 
 def reads(parent: str, names: list[str], mask: StatMask) -> bool:
-    opened: collections.Counter[str] = collections.Counter()
-    active = [False]
-
-    def hook(event: str, args: tuple[object, ...]) -> None:
-        if active[0] and event == "open":
-            opened[str(args[0])] += 1
-
-    sys.addaudithook(hook)
-    dirs = 0
-    active[0] = True
-    try:
+    with recorded_opens() as paths:
         for n in names:
             with Dir.open(f"{parent}/{n}") as d:
-                dirs += 1
                 collect(d, mask)
-    finally:
-        active[0] = False
+    opened = collections.Counter(paths)
     group_dirs = {k for k in opened if k.startswith(parent)}
     files = {k: v for k, v in opened.items() if k not in group_dirs}
     once = all(v == len(names) for v in files.values())
