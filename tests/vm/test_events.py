@@ -82,16 +82,22 @@ def _oom_checks(events: list[Event], child: subprocess.Popen[bytes]) -> None:
     assert all(a.max <= b.max and a.oom_kill <= b.oom_kill for a, b in pairwise(events))
 
 
+def _until_end(s: EventStream, timeout: float = 60) -> list[Event]:
+    """Every event of ``s`` until it ends (the group empties); fails after ``timeout`` s."""
+    got: list[Event] = []
+    deadline = time.monotonic() + timeout
+    while not s.ended:
+        assert time.monotonic() < deadline, f"stream did not end; got {got}"
+        e = s.get(timeout=deadline - time.monotonic())
+        if e is not None:
+            got.append(e)
+    return got
+
+
 def test_oom_kill_is_reported_then_stream_ends(group: str) -> None:
     with EventStream(group) as s:
         child = _hog(group)
-        got: list[Event] = []
-        deadline = time.monotonic() + 60
-        while not s.ended:
-            assert time.monotonic() < deadline, f"stream did not end; got {got}"
-            e = s.get(timeout=deadline - time.monotonic())
-            if e is not None:
-                got.append(e)
+        got = _until_end(s)
         _oom_checks(got, child)
         assert s.cgroup == CgroupEvents(False)
 
@@ -246,13 +252,7 @@ def test_oom_group_kill_counts(group: str) -> None:
         d.write("memory.oom.group", "1")
     with EventStream(group) as s:
         child = subprocess.Popen([sys.executable, "-S", "-c", GROUP_CHILD, group])
-        got: list[Event] = []
-        deadline = time.monotonic() + 60
-        while not s.ended:
-            assert time.monotonic() < deadline, f"stream did not end; got {got}"
-            e = s.get(timeout=deadline - time.monotonic())
-            if e is not None:
-                got.append(e)
+        got = _until_end(s)
     assert child.wait(30) == -9
     last = got[-1]
     # the kernel counts the victim once more when it kills the rest of the group
