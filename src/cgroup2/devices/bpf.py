@@ -11,6 +11,13 @@ later call finds the program this library attached to a group before and replace
 instead of stacking one more (the kernel allows 64 programs per group). Programs attached
 by others are left alone. Every fd this module opens is closed on every path, except the
 two a :class:`AttachedFilter` holds until it is called or closed.
+
+Finding our program and replacing it is two system calls, so two processes setting the
+filter of one group at once could both find none (or both find the same one, the second
+replace failing with ENOENT) and both attach. Each replace or detach therefore runs under
+``flock(LOCK_EX)`` on a descriptor of the group's own directory (:func:`group_lock`;
+cgroupfs directories take flock like any file), which every user of this module takes,
+in any process: one holds it from the query to the attach, the next one waits.
 """
 
 from __future__ import annotations
@@ -18,10 +25,11 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import errno as _errno
+import fcntl
 import os
 import platform
 import struct
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -347,14 +355,44 @@ def _ours(dir_fd: int, name: str) -> list[int]:
     return fds
 
 
+@contextlib.contextmanager
+def group_lock(dir_fd: int) -> Iterator[None]:
+    """Hold ``flock(LOCK_EX)`` on the group ``dir_fd`` for the ``with`` block.
+
+    The lock is taken on a new open file description of the directory (``openat(dir_fd,
+    ".", O_RDONLY | O_DIRECTORY)``), not on ``dir_fd`` itself: flock locks belong to the
+    open file description, so threads sharing one directory fd exclude each other too.
+    Closing that descriptor releases the lock, also when the process dies.
+    """
+    try:
+        fd = os.open(".", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC, dir_fd=dir_fd)
+    except OSError as e:
+        raise KernelError(e.errno or 0, _fd_path(dir_fd), op="open group directory") from None
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)  # EINTR is retried by Python (PEP 475)
+        except OSError as e:
+            raise KernelError(e.errno or 0, _fd_path(dir_fd), op="flock group directory") from None
+        yield
+    finally:
+        os.close(fd)
+
+
 def _attach_replacing(dir_fd: int, prog_fd: int, name: str) -> None:
     """Attach ``prog_fd``, replacing the programs named ``name`` attached there before.
 
-    One program of ours is replaced in place (``BPF_F_REPLACE``: no moment without a
-    filter); any more of ours (left by a crash between attach and detach) are detached.
-    On kernels without ``BPF_F_REPLACE`` (before 5.6) the new program is attached first
-    and the old one detached after, so that the group is never without a filter.
+    Runs under :func:`group_lock`: between the query and the attach no other caller
+    attaches or detaches a program of ours on this group. One program of ours is replaced
+    in place (``BPF_F_REPLACE``: no moment without a filter); any more of ours (left by a
+    crash between attach and detach) are detached. On kernels without ``BPF_F_REPLACE``
+    (before 5.6) the new program is attached first and the old one detached after, so
+    that the group is never without a filter.
     """
+    with group_lock(dir_fd):
+        _attach_replacing_locked(dir_fd, prog_fd, name)
+
+
+def _attach_replacing_locked(dir_fd: int, prog_fd: int, name: str) -> None:
     old = _ours(dir_fd, name)
     try:
         if not old:
@@ -388,13 +426,14 @@ def _detach_quietly(dir_fd: int, prog_fd: int) -> None:
 
 def detach_device_filters(dir_fd: int, *, name: str = PROG_NAME) -> int:
     """Detach every program of this library from the group ``dir_fd``; return how many."""
-    fds = _ours(dir_fd, name)
-    try:
-        for fd in fds:
-            _detach_quietly(dir_fd, fd)
-    finally:
-        for fd in fds:
-            _close(fd)
+    with group_lock(dir_fd):
+        fds = _ours(dir_fd, name)
+        try:
+            for fd in fds:
+                _detach_quietly(dir_fd, fd)
+        finally:
+            for fd in fds:
+                _close(fd)
     return len(fds)
 
 
