@@ -213,6 +213,27 @@ def test_all_requested_bits_must_be_allowed(
         detach_device_filters(d.fd)
 
 
+def test_one_rule_must_grant_every_requested_bit(cg_parent: Parent, cg_path: str) -> None:
+    """issue 13 item 10: access bits do not add up across rules (cgroup v1's
+    match_exception; runc's and crun's programs). "r" from ``c 1:*`` and "w" from
+    ``c 1:3`` do not make an O_RDWR open of /dev/null (c 1:3) allowed."""
+    with group(cg_parent, cg_path) as d:
+        apply_device_rules(
+            d,
+            [
+                DeviceRule(False),
+                DeviceRule(True, "c", 1, None, "r"),
+                DeviceRule(True, "c", 1, 3, "w"),
+            ],
+        )
+        res = run_in(
+            d,
+            [["open", "/dev/null", "rw"], ["open", "/dev/null", "r"], ["open", "/dev/null", "w"]],
+        )
+        assert res == [errno.EPERM, 0, 0]
+        detach_device_filters(d.fd)
+
+
 def test_replacing_100_times_keeps_one_program_and_leaks_nothing(
     cg_parent: Parent, cg_path: str
 ) -> None:

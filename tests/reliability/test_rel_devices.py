@@ -11,6 +11,7 @@ finds and replaces the first one's program.
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import subprocess
@@ -145,3 +146,47 @@ def test_concurrent_filter_updates_leave_one_program(
         first = next(s for s in seen if s["waited_out"])
         second = next(s for s in seen if not s["waited_out"])
         assert first["listed"] == before and second["listed"] == 1, seen
+
+
+OPENS = r"""
+import json, os
+out = []
+for flags in (os.O_RDWR, os.O_RDONLY, os.O_WRONLY):
+    try:
+        os.close(os.open("/dev/null", flags))
+        out.append(0)
+    except OSError as e:
+        out.append(e.errno)
+print(json.dumps(out))
+"""
+
+
+def test_access_bits_do_not_add_up_across_rules(cg_parent: Parent, cg_path: str) -> None:
+    """issue 13 item 10, on the kernel: ``deny a``, ``allow c 1:* r``, ``allow c 1:3 w``
+    refuse open("/dev/null", O_RDWR) (no one rule grants both bits) and allow O_RDONLY
+    and O_WRONLY."""
+    fs_path = cg_parent.mountpoint + cg_path
+    with _group(fs_path) as fd:
+        _attach(
+            fd,
+            [
+                DeviceRule(False),
+                DeviceRule(True, "c", 1, None, "r"),
+                DeviceRule(True, "c", 1, 3, "w"),
+            ],
+        )
+        procs = os.path.join(fs_path, "cgroup.procs")
+
+        def join() -> None:
+            with open(procs, "w") as f:
+                f.write("0")
+
+        out = subprocess.run(
+            [sys.executable, "-c", OPENS],
+            preexec_fn=join,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=True,
+        ).stdout
+        assert json.loads(out) == [errno.EPERM, 0, 0]

@@ -150,8 +150,10 @@ def test_golden_weird() -> None:
 
 def test_golden_partial_access_and_reload() -> None:
     # Not in the reference's tests: the shape of the corrected partial-access blocks and
-    # of the per-block reload (see cgroup2.devices.filter).
-    check_golden(
+    # of the per-block reload (see cgroup2.devices.filter). The deny block passes over a
+    # request with no bit in common (JEq 0 after And 4); the allow block passes over a
+    # request with a bit it does not name (JNE 0 after And 0xfff9, all but r and w).
+    p = check_golden(
         [
             DeviceRule(False, "a"),
             DeviceRule(True, "c", 1, 3, "rw"),
@@ -172,20 +174,21 @@ def test_golden_partial_access_and_reload() -> None:
             14: And32Imm dst: r2 imm: 65535
             15: LdXMemW dst: r4 src: r1 off: 4 imm: 0
             16: LdXMemW dst: r5 src: r1 off: 8 imm: 0
-            17: JNEImm dst: r2 off: 8 imm: 2 <block-2>
-            18: JNEImm dst: r4 off: 7 imm: 1 <block-2>
-            19: JNEImm dst: r5 off: 6 imm: 3 <block-2>
-            20: Mov32Reg dst: r0 src: r3
-            21: And32Imm dst: r0 imm: 6
-            22: Sub32Reg dst: r3 src: r0
-            23: JNEImm dst: r3 off: 2 imm: 0 <block-2>
-            24: Mov32Imm dst: r0 imm: 1
-            25: Exit
+            17: JNEImm dst: r2 off: 7 imm: 2 <block-2>
+            18: Mov32Reg dst: r0 src: r3
+            19: And32Imm dst: r0 imm: 65529
+            20: JNEImm dst: r0 off: 4 imm: 0 <block-2>
+            21: JNEImm dst: r4 off: 3 imm: 1 <block-2>
+            22: JNEImm dst: r5 off: 2 imm: 3 <block-2>
+            23: Mov32Imm dst: r0 imm: 1
+            24: Exit
         block-2:
-            26: Mov32Imm dst: r0 imm: 0
-            27: Exit
+            25: Mov32Imm dst: r0 imm: 0
+            26: Exit
         """,
     )
+    assert emulate(p, "c", 1, 3, "r") and not emulate(p, "c", 1, 3, "rw")
+    assert not emulate(p, "c", 1, 3, "rm") and not emulate(p, "c", 1, 5, "r")
 
 
 # --- the encoding ------------------------------------------------------------------------
@@ -330,16 +333,45 @@ def test_all_requested_bits_must_be_allowed() -> None:
     assert emulate(ref, "c", 1, 3, "rw")
     assert not emulate(ours, "c", 1, 3, "rw")
     assert not emulate(ours, "c", 1, 3, "w")
-    # bits allowed by different rules add up; a later deny of one bit wins for that bit
-    rules = [
-        DeviceRule(False),
-        DeviceRule(True, "c", 1, 3, "r"),
-        DeviceRule(True, "c", 1, None, "w"),
-    ]
-    ours, _ = device_filter(rules)
-    assert emulate(ours, "c", 1, 3, "rw") and not emulate(ours, "c", 1, 3, "rwm")
+    # a later deny of one bit refuses every request that asks for that bit
     ours, _ = device_filter([DeviceRule(True), DeviceRule(False, "c", 1, 3, "w")])
     assert emulate(ours, "c", 1, 3, "r") and not emulate(ours, "c", 1, 3, "rw")
+
+
+def test_bits_do_not_add_up_across_rules() -> None:
+    """issue 13 item 10: one rule must grant every requested bit (cgroup v1's
+    match_exception, runc's and crun's programs); "r" from one rule and "w" from another
+    do not allow "rw"."""
+    rules = [
+        DeviceRule(False),
+        DeviceRule(True, "c", 1, None, "r"),
+        DeviceRule(True, "c", 1, 3, "w"),
+    ]
+    p, _ = device_filter(rules)
+    assert not emulate(p, "c", 1, 3, "rw")
+    assert emulate(p, "c", 1, 3, "r") and emulate(p, "c", 1, 3, "w")
+    assert emulate(p, "c", 1, 5, "r") and not emulate(p, "c", 1, 5, "w")
+    rules = [DeviceRule(False), DeviceRule(True, "c", 1, 3, "r"), DeviceRule(True, "c", 1, 3, "w")]
+    p, _ = device_filter(rules)
+    assert not emulate(p, "c", 1, 3, "rw") and emulate(p, "c", 1, 3, "w")
+    # an allow that does not cover the request is passed over; an earlier one that does
+    # decides
+    rules = [DeviceRule(False), DeviceRule(True, "c", 1, 3, "rw"), DeviceRule(True, "c", 1, 3, "r")]
+    p, _ = device_filter(rules)
+    assert emulate(p, "c", 1, 3, "rw") and not emulate(p, "c", 1, 3, "m")
+    # a deny refuses a request asking for any bit it names (v1's match_exception_partial)
+    rules = [DeviceRule(True, "c", 1, 3, "rw"), DeviceRule(False, "c", 1, 3, "w")]
+    p, _ = device_filter(rules)
+    assert emulate(p, "c", 1, 3, "r")
+    assert not emulate(p, "c", 1, 3, "rw") and not emulate(p, "c", 1, 3, "w")
+    # ... and is passed over by a request that asks for none of them
+    rules = [
+        DeviceRule(True, "c"),
+        DeviceRule(False, "c", 1, 3, "m"),
+        DeviceRule(False, "c", 1, 3, "w"),
+    ]
+    p, _ = device_filter(rules)
+    assert emulate(p, "c", 1, 3, "r") and not emulate(p, "c", 1, 3, "rm")
 
 
 def test_type_load_is_endian_safe() -> None:

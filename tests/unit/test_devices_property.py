@@ -1,9 +1,9 @@
 """unit (hypothesis): the emulated program decides exactly what the rules say.
 
-The oracle below evaluates the rules directly, without any eBPF: each requested access
-bit is decided by the last rule that matches the device and names the bit (a deny
-denies the whole request); a bit no rule decides is denied; the request is allowed only
-when every requested bit is allowed.
+The oracle below evaluates the rules directly, without any eBPF, as
+``cgroup2.devices.filter`` defines them: a rule matches a request when its type, major and
+minor match and, for an allow, its access holds every requested bit, for a deny, any
+requested bit; the last rule that matches decides; no match denies.
 """
 
 from __future__ import annotations
@@ -38,20 +38,16 @@ device_st = st.tuples(
 
 
 def oracle(rules: list[DeviceRule], type: str, major: int, minor: int, access: str) -> bool:
-    for bit in access:
-        for r in reversed(rules):
-            if (
-                r.type in ("a", type)
-                and r.major in (None, major)
-                and r.minor in (None, minor)
-                and bit in r.access
-            ):
-                if not r.allow:
-                    return False
-                break
-        else:
+    for r in reversed(rules):
+        if r.type not in ("a", type) or r.major not in (None, major):
+            continue
+        if r.minor not in (None, minor):
+            continue
+        if r.allow and set(access) <= set(r.access):
+            return True
+        if not r.allow and set(access) & set(r.access):
             return False
-    return True
+    return False
 
 
 @given(rules_st, st.lists(device_st, min_size=1, max_size=8))

@@ -11,6 +11,26 @@ where type is ``BPF_DEVCG_DEV_BLOCK`` (1) or ``BPF_DEVCG_DEV_CHAR`` (2) and acce
 set of ``BPF_DEVCG_ACC_MKNOD`` (1), ``_READ`` (2), ``_WRITE`` (4); it returns 1 to allow
 and 0 to deny.
 
+What a rule set means (the semantics of cgroup v1's device controller, whose checks are
+``match_exception`` and ``match_exception_partial`` in ``security/device_cgroup.c``):
+
+* A rule *matches* a request (type, major, minor, access bits) when its type (``a``: any),
+  major and minor (``None``: any) match, and
+
+  - an **allow** rule names **every** requested bit (v1 ``match_exception``: the access
+    asked for may not exceed the exception's, ``access & ~ex->access == 0``);
+  - a **deny** rule names **any** requested bit (v1 ``match_exception_partial``: a
+    request that shares one bit with a deny exception is refused).
+
+* The last rule that matches decides; when none matches, the request is denied.
+
+So access bits never add up across rules: with ``deny a``, ``allow c 1:* r``, ``allow c
+1:3 w``, ``open("/dev/null", O_RDWR)`` (c 1:3, read and write) is denied, while a read or
+a write alone is allowed. This is what runc's and crun's programs do for allow rules
+(``(access & rule) == access``). For deny rules they also require every requested bit,
+so that an ``rw`` request passes a ``deny ... w`` rule; here, as in cgroup v1, it is
+refused: a deny that names writing refuses every open for writing.
+
 Program shape (the reference's): a prologue loads type, access, major and minor into
 ``r2``..``r5``; then one block per rule, the last rule first, so that the last rule that
 matches decides; a rule that checks nothing (``a *:* rwm``) ends the list, since no rule
@@ -20,13 +40,11 @@ before it can be reached; when no block decides, the program denies. Corrections
   (``LdXMemH``), which is the low half of ``access_type`` only on a little-endian host. Here
   the whole 32-bit word is loaded (its *value* is defined, whatever the byte order) and
   masked with ``0xffff`` (``LdXMemW`` + ``And32Imm``).
-* Every requested access bit must be allowed (the reference allowed an ``rw`` request as
-  soon as a rule allowed ``r``). Each access bit is decided by the last rule that matches
-  the device and names the bit. An allow block with a partial access clears the bits it
-  allows from ``r3`` (``r3 -= r3 & bits``) and allows only when none is left; otherwise
-  the bits still undecided go on to the earlier rules. A deny block with a partial
-  access denies when any undecided requested bit is one it names (the reference's test;
-  its temp register is ``r0`` here, as ``r1`` must keep pointing at the context).
+* The access test of a block with a partial access (``r0`` is the temp register, as
+  ``r1`` must keep pointing at the context; ``r3`` is never changed):
+  allow: ``if (r3 & ~access) goto next`` (the reference's test only asked for one common
+  bit, so an ``rw`` request passed a rule allowing ``r``); deny: ``if (!(r3 & access))
+  goto next``.
 * Blocks after the first reload the registers they compare from the context. Without
   this, every path that leaves a block half-way (type equal, major not) carries what the
   verifier learnt (``r2 == 1``) into the next blocks, the verifier cannot merge those
@@ -122,8 +140,13 @@ _RETURN = {
     False: (alu32(AluOp.MOV, Reg.R0, imm=0), exit_insn()),
 }
 _COPY_ACCESS = alu32(AluOp.MOV, Reg.R0, src=Reg.R3)
-_MASK_ACCESS = {bits: alu32(AluOp.AND, Reg.R0, imm=bits) for bits in range(1, ACC_ALL)}
-_SUB_ACCESS = alu32(AluOp.SUB, Reg.R3, src=Reg.R0)
+# the access word is 16 bits: an allow passes over a request with any bit it does not name,
+# also one this library does not know
+_ACCESS_MASK = 0xFFFF
+_MASK_ACCESS = {
+    bits: alu32(AluOp.AND, Reg.R0, imm=bits)
+    for bits in [*range(1, ACC_ALL), *(_ACCESS_MASK ^ b for b in range(1, ACC_ALL))]
+}
 _JNE_IMM = JMP | K | JumpOp.JNE
 _JNE_REG = JMP | X | JumpOp.JNE
 _JEQ_IMM = JMP | K | JumpOp.JEQ
@@ -180,23 +203,20 @@ def device_filter(rules: Iterable[DeviceRule]) -> tuple[Program, str]:
                 out.append(_LOAD_MINOR)
         if typed:
             out.append((_JNE_IMM, Reg.R2, 0, _TYPE[rule.type]))
-        if partial and not rule.allow:
-            # no undecided requested bit is one this rule denies: goto next (r0: temp)
+        if partial:
             out.append(_COPY_ACCESS)
-            out.append(_MASK_ACCESS[acc])
-            out.append((_JEQ_IMM, Reg.R0, 0, 0))
+            if rule.allow:
+                # a requested bit this rule does not allow: goto next
+                out.append(_MASK_ACCESS[_ACCESS_MASK ^ acc])
+                out.append((_JNE_IMM, Reg.R0, 0, 0))
+            else:
+                # no requested bit is one this rule denies: goto next
+                out.append(_MASK_ACCESS[acc])
+                out.append((_JEQ_IMM, Reg.R0, 0, 0))
         if rule.major is not None:
             _eq_check(out, Reg.R4, rule.major)
         if rule.minor is not None:
             _eq_check(out, Reg.R5, rule.minor)
-        if partial and rule.allow:
-            # the requested bits this rule allows are decided; the rest go on. r3 -= r3 & acc
-            # rather than r3 &= ~acc: the verifier then cannot tell which bits are left, and
-            # the paths through the following blocks merge instead of multiplying by up to 8.
-            out.append(_COPY_ACCESS)
-            out.append(_MASK_ACCESS[acc])
-            out.append(_SUB_ACCESS)
-            out.append((_JNE_IMM, Reg.R3, 0, 0))
         out.extend(_RETURN[rule.allow])
         end = len(asm) + len(out)
         base = len(asm) + 1

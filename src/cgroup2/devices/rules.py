@@ -15,7 +15,13 @@ class DeviceRule:
 
     ``type`` is ``"a"`` (all), ``"b"`` (block) or ``"c"`` (char); ``major``/``minor``
     ``None`` is the wildcard ``*``; ``access`` is a non-empty subset of ``"rwm"``
-    (read, write, mknod). The last rule that matches a device decides.
+    (read, write, mknod).
+
+    The last rule that matches a request decides, and no match denies. An allow rule
+    matches only a request whose every access bit it names (bits never add up across
+    rules: ``c 1:* r`` and ``c 1:3 w`` do not allow an ``rw`` open of ``c 1:3``); a deny
+    rule matches a request that asks for any bit it names. These are cgroup v1's rules;
+    see :mod:`cgroup2.devices.filter`.
     """
 
     allow: bool
