@@ -313,22 +313,53 @@ def _drain(sigs: set[signal.Signals]) -> None:
 def run_command(
     args: argparse.Namespace, cmd: Sequence[str], err: Console, *, mountpoint: str
 ) -> int:
-    """Create the group, run ``cmd`` in it, report, clean up; return the exit status."""
+    """Create the group, run ``cmd`` in it, report, clean up; return the exit status.
+
+    The forwarded signals (and SIGCHLD) are blocked before anything is created and stay
+    blocked until the group is gone: one that comes during the set-up or the clean-up is
+    queued, not acted on half-way (a SIGTERM would otherwise end this process between the
+    group's ``mkdir`` and its removal). One that comes before the command is started
+    stops the run there: the command is not started, the group is removed, and the exit
+    status is 128+N. Pending signals are discarded at the end, before the mask is restored.
+    """
     if not cmd:
         raise UsageError("run: no command given (cgroup2 run [OPTIONS] -- CMD ...)")
     resources, given = build_resources(args)
     name = args.name or f"cgroup2-run-{os.getpid()}"
     if "/" in name or name in (".", ".."):
         raise UsageError(f"invalid --name {name!r}: one path element")
-    if args.systemd:
-        m_create = None
-    else:
+    sigs = {*FORWARDED, signal.SIGCHLD}
+    # The current mask first: a SIGINT that came before this line raises its
+    # KeyboardInterrupt here (CPython runs pending handlers inside pthread_sigmask), while
+    # nothing is made yet. Once the second call has returned, no handler is pending.
+    old_mask = signal.pthread_sigmask(signal.SIG_BLOCK, ())
+    try:
+        signal.pthread_sigmask(signal.SIG_BLOCK, sigs)
+        return _run_blocked(args, cmd, err, mountpoint, name, resources, given, sigs, old_mask)
+    finally:
+        _drain(sigs)
+        signal.pthread_sigmask(signal.SIG_SETMASK, old_mask)
+
+
+def _run_blocked(
+    args: argparse.Namespace,
+    cmd: Sequence[str],
+    err: Console,
+    mountpoint: str,
+    name: str,
+    resources: Resources,
+    given: list[str],
+    sigs: set[signal.Signals],
+    old_mask: set[int],
+) -> int:
+    """:func:`run_command` once the signals are blocked."""
+    group = None
+    if not args.systemd:
         parent = args.parent or "/"
         group = parent.rstrip("/") + "/" + name
         check_controllers(mountpoint, given)
         if os.path.lexists(mountpoint + group):
             raise Failure(f"group {group} exists already; choose another --name")
-        m_create = Manager.create(group, resources, mountpoint=mountpoint)
     pids_extra = 0
     holder: list[tuple[int, int]] = []
     if args.systemd and args.summary:
@@ -338,11 +369,12 @@ def run_command(
         if resources.pids is not None and isinstance(resources.pids.max, int):
             resources = dataclasses.replace(resources, pids=Pids(max=resources.pids.max + 1))
             pids_extra = 1
-    sigs = {*FORWARDED, signal.SIGCHLD}
-    placed: list[Manager] = [] if m_create is None else [m_create]
+    placed: list[Manager] = []
     status = 1
     try:
-        status, sig, wall = _fork_exec(args, cmd, resources, placed, sigs, holder, err)
+        if group is not None:
+            placed.append(Manager.create(group, resources, mountpoint=mountpoint))
+        status, sig, wall = _fork_exec(args, cmd, resources, placed, old_mask, holder, err)
         if args.summary and placed:
             try:
                 s = collect_summary(
@@ -418,13 +450,15 @@ def _fork_exec(
     cmd: Sequence[str],
     resources: Resources,
     placed: list[Manager],
-    sigs: set[signal.Signals],
+    old_mask: set[int],
     holder: list[tuple[int, int]],
     err: Console,
 ) -> tuple[int, int | None, float]:
+    """Fork, place and start the command (signals are blocked by the caller); wait for
+    it: (exit status, the signal that killed it, wall time)."""
+    sigs = {*FORWARDED, signal.SIGCHLD}
     go_r, go_w = os.pipe2(os.O_CLOEXEC)
     err_r, err_w = os.pipe2(os.O_CLOEXEC)
-    old_mask = signal.pthread_sigmask(signal.SIG_BLOCK, sigs)
     start = time.monotonic()
     try:
         sys.stdout.flush()
@@ -443,6 +477,16 @@ def _fork_exec(
             os.close(err_r)
             os.waitpid(pid, 0)
             raise
+        pending = signal.sigpending() & set(FORWARDED)
+        if pending:  # asked to stop during the set-up: the command is not started
+            os.close(go_w)
+            os.close(err_r)
+            os.waitpid(pid, 0)
+            first = min(pending)
+            raise Failure(
+                f"{signal.Signals(first).name} received before {cmd[0]!r} started; it was not run",
+                128 + first,
+            )
         os.write(go_w, b"1")
         os.close(go_w)
         with os.fdopen(err_r, "rb") as f:
@@ -461,7 +505,6 @@ def _fork_exec(
         return code, None, wall
     finally:
         _drain(sigs)
-        signal.pthread_sigmask(signal.SIG_SETMASK, old_mask)
 
 
 def _wait(

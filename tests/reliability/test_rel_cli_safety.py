@@ -1,0 +1,111 @@
+"""The ``cgroup2`` command on this machine's cgroup2 mount (host tier): signals during
+``cgroup2 run``'s set-up, a missing ``--parent``, control characters in what is printed.
+
+Every ``run`` goes below a parent group the test makes itself (``cg_path``, a plain
+``mkdir``), so "nothing left behind" is "that parent has no subgroups"; the parent is
+removed at the end. Processes are started by the tests and stopped by pid.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+
+import pytest
+from cgtest import remove_tree, subgroups
+from conftest import Parent
+from reltools import no_leaks  # noqa: F401
+
+CLI = [sys.executable, "-m", "cgroup2"]
+
+
+@pytest.fixture
+def parent(cg_parent: Parent, cg_path: str) -> Iterator[tuple[str, str]]:
+    """A parent group of the test's own: (group path, file system path); removed after."""
+    fs = cg_parent.mountpoint + cg_path
+    os.mkdir(fs)
+    try:
+        yield cg_path, fs
+    finally:
+        remove_tree(fs)
+
+
+# --- item 5: signals during set-up -------------------------------------------------------
+
+
+def _signal_run(
+    group: str, name: str, sig: int, *, delay: float | None, fs: str
+) -> tuple[int, str, bool]:
+    """Start ``cgroup2 run --parent group --name name -- true`` and send ``sig`` to it
+    ``delay`` seconds after the start, or (``delay=None``) the moment its group appears.
+    (exit status, stderr, whether the signal was sent before it ended)."""
+    target = os.path.join(fs, name)
+    p = subprocess.Popen(
+        [*CLI, "run", "--parent", group, "--name", name, "--", "true"],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    sent = False
+    try:
+        if delay is None:
+            deadline = time.monotonic() + 10
+            while not os.path.lexists(target):
+                if p.poll() is not None or time.monotonic() > deadline:
+                    break
+        else:
+            time.sleep(delay)
+        if p.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(p.pid, sig)
+                sent = True
+        _, err = p.communicate(timeout=30)
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            p.kill()
+        p.wait()
+    return p.returncode, err.decode(errors="replace"), sent
+
+
+@pytest.mark.slow
+def test_run_signal_during_setup_leaves_no_group(parent: tuple[str, str]) -> None:
+    """Item 5: SIGINT, SIGTERM or SIGHUP at any moment of ``cgroup2 run``'s set-up (swept
+    over the whole run, and sent the moment the group's directory appears) leaves no group
+    behind, and the exit status says what happened."""
+    group, fs = parent
+    # How long a run takes here, to sweep the signal over all of it.
+    t0 = time.monotonic()
+    status, err, _ = _signal_run(group, "calibrate", 0, delay=0.0, fs=fs)
+    total = time.monotonic() - t0
+    assert status == 0, err
+    assert subgroups(fs) == []
+    sigs = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+    tries: list[tuple[int, float | None]] = []
+    steps = 24
+    for i in range(steps):
+        tries.append((sigs[i % 3], total * 1.1 * i / steps))  # 0 .. 110% of a run
+    for i in range(18):
+        tries.append((sigs[i % 3], None))  # the moment the group appears
+    leaked, bad = [], []
+    for n, (sig, delay) in enumerate(tries):
+        name = f"job{n}"
+        status, err, sent = _signal_run(group, name, sig, delay=delay, fs=fs)
+        when = "at mkdir" if delay is None else f"after {delay * 1000:.0f} ms"
+        left = subgroups(fs)
+        if left:
+            leaked.append(f"{signal.Signals(sig).name} {when}: {left} (status {status})")
+            for g in left:
+                remove_tree(os.path.join(fs, g.split("/")[0]))
+        # 0: the command ran to its end first; 128+N: the command was stopped by the
+        # signal (or not started); -N: cgroup2 was killed before it made anything.
+        ok = {0, 128 + sig, -sig} if sent else {0}
+        traceback = "Traceback" in err and not err.rstrip().endswith("KeyboardInterrupt")
+        if status not in ok or traceback:
+            bad.append(f"{signal.Signals(sig).name} {when}: status {status}: {err.strip()}")
+    assert not leaked, f"groups left behind in {len(leaked)} of {len(tries)} tries: {leaked}"
+    assert not bad, f"unexpected outcomes: {bad}"
