@@ -61,8 +61,12 @@ def check_unified_key(key: object) -> str:
 class Resources:
     """The settings of a group; a field that is ``None`` is left as it is.
 
-    ``devices`` are device access rules (an eBPF program on the group); ``unified`` maps
-    file names to the exact texts to write, after every other setting.
+    ``devices`` are device access rules (an eBPF program on the group). An empty list
+    is the same as ``None``: devices are not controlled, as in containerd's v2 (nothing is
+    attached by ``create``; ``update`` leaves the group's filter as it is). To deny every
+    device, say so: ``[DeviceRule(allow=False)]``; to lift a filter, allow everything
+    (``[DeviceRule(allow=True)]``). ``unified`` maps file names to the exact texts to
+    write, after every other setting.
     """
 
     cpu: CPU | None = None
@@ -96,7 +100,8 @@ class Resources:
             for r in rules:
                 if not isinstance(r, DeviceRule):
                     raise invalid("devices", r, "must be a DeviceRule")
-            object.__setattr__(self, "devices", rules)
+            # no rules: devices not controlled (containerd's len(Devices) == 0), not deny-all
+            object.__setattr__(self, "devices", rules or None)
         if self.unified is not None:
             if not isinstance(self.unified, Mapping):
                 raise invalid("unified", self.unified, "must be a mapping of file name to text")

@@ -20,7 +20,14 @@ from pathlib import Path
 import pytest
 from conftest import Parent
 
-from cgroup2 import DeviceRule, ProgramEmulator, device_filter, load_attach_device_filter
+from cgroup2 import (
+    DeviceRule,
+    Manager,
+    ProgramEmulator,
+    Resources,
+    device_filter,
+    load_attach_device_filter,
+)
 from cgroup2._fs import Dir
 from cgroup2.devices import (
     PROG_NAME,
@@ -368,3 +375,28 @@ def test_replace_falls_back_where_the_kernel_lacks_f_replace(
         assert len(first) == len(second) == 1 and first != second
         assert run_in(d, [["open", "/dev/null", "r"]]) == [0]
         detach_device_filters(d.fd)
+
+
+def test_empty_device_list_leaves_devices_alone_in_create_and_update(
+    cg_parent: Parent, cg_path: str
+) -> None:
+    """issue 13 item 11: ``Resources(devices=[])`` is "devices not controlled", as in
+    containerd's v2 (``setDevices`` returns at ``len(devices) == 0``, in ``NewManager`` and
+    in ``Update`` alike): create attaches nothing, update leaves the filter as it is."""
+    m = Manager.create(cg_path, Resources(devices=[]), mountpoint=cg_parent.mountpoint)
+    try:
+        fs_path = cg_parent.mountpoint + cg_path
+        with Dir.open(fs_path) as d:
+            assert query(d.fd) == []  # create with []: nothing attached
+            m.update(Resources(devices=[]))
+            assert query(d.fd) == []  # update with []: nothing attached
+            assert run_in(d, [["open", "/dev/null", "rw"]]) == [0]
+            m.update(Resources(devices=[DeviceRule(False)]))
+            before = ours(d)
+            assert len(before) == 1
+            m.update(Resources(devices=[]))
+            assert ours(d) == before  # update with []: the filter set before stays
+            assert run_in(d, [["open", "/dev/null", "r"]]) == [errno.EPERM]
+            detach_device_filters(d.fd)
+    finally:
+        m.delete()

@@ -462,3 +462,22 @@ def test_emulator_alu_and_jump_semantics() -> None:
     a.label("low-equal")
     a.emit(exit_insn())
     assert ProgramEmulator(a.assemble()).run(bytes(12)) == 1
+
+
+# --- an empty rule list in Resources ---------------------------------------------------------
+
+
+def test_empty_device_list_is_devices_not_controlled() -> None:
+    """issue 13 item 11: ``devices=[]`` says nothing about devices, as in containerd's v2
+    (and as an empty OCI ``devices`` list already did): the same as ``None`` for every
+    driver; the compiler itself still turns no rules into a deny-all program."""
+    from cgroup2 import Resources
+    from cgroup2.oci import to_resources
+    from cgroup2.systemd.properties import resource_settings
+
+    for empty in ([], ()):
+        r = Resources(devices=empty)
+        assert r.devices is None and r == Resources()
+        assert resource_settings(r) == ([], [])  # no DevicePolicy/DeviceAllow for systemd
+    assert to_resources({"devices": []}).devices is None
+    assert not emulate(device_filter([])[0], "c", 1, 3, "r")
