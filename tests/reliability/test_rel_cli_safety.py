@@ -19,7 +19,7 @@ from collections.abc import Iterator
 import pytest
 from cgtest import remove_tree, subgroups
 from conftest import Parent
-from reltools import no_leaks  # noqa: F401
+from reltools import diff, no_leaks, snapshot  # noqa: F401
 
 CLI = [sys.executable, "-m", "cgroup2"]
 
@@ -109,3 +109,43 @@ def test_run_signal_during_setup_leaves_no_group(parent: tuple[str, str]) -> Non
             bad.append(f"{signal.Signals(sig).name} {when}: status {status}: {err.strip()}")
     assert not leaked, f"groups left behind in {len(leaked)} of {len(tries)} tries: {leaked}"
     assert not bad, f"unexpected outcomes: {bad}"
+
+
+# --- item 6: a missing --parent ----------------------------------------------------------
+
+
+def _run(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [*CLI, *args], capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL
+    )
+
+
+@pytest.mark.parametrize("command", [["true"], ["sh", "-c", "exit 3"], ["/nonexistent/cmd"]])
+def test_run_refuses_a_missing_parent(parent: tuple[str, str], command: list[str]) -> None:
+    """Item 6: ``run --parent /a/b`` where /a/b does not exist is an error naming it, and
+    nothing is created (not /a, not /a/b, not the job), whatever the command would do."""
+    group, fs = parent
+    before = snapshot(fs)
+    missing = f"{group}/a/b"
+    p = _run("run", "--parent", missing, "--name", "job", "--", *command)
+    assert p.returncode == 1, p.stderr
+    assert p.stderr == (f"cgroup2: error: parent group {missing} does not exist; create it first\n")
+    assert subgroups(fs) == []
+    assert diff(before, snapshot(fs)) == []
+
+
+@pytest.mark.parametrize(
+    ("command", "status"), [(["true"], 0), (["sh", "-c", "exit 3"], 3), (["/nonexistent/cmd"], 127)]
+)
+def test_run_under_an_existing_parent_leaves_it_as_it_was(
+    parent: tuple[str, str], command: list[str], status: int
+) -> None:
+    """Item 6: under an existing ``--parent`` (two levels below the test's group), the job
+    is removed when it ends, on success and on failure, and the parents are untouched."""
+    group, fs = parent
+    os.makedirs(os.path.join(fs, "a", "b"))
+    before = snapshot(fs)
+    p = _run("run", "--parent", f"{group}/a/b", "--name", "job", "--", *command)
+    assert p.returncode == status, p.stderr
+    assert sorted(subgroups(fs)) == ["a", "a/b"]
+    assert diff(before, snapshot(fs)) == []

@@ -357,6 +357,9 @@ def _run_blocked(
     if not args.systemd:
         parent = args.parent or "/"
         group = parent.rstrip("/") + "/" + name
+        # Like mkdir without -p: a missing parent is an error, never made (and left).
+        if parent != "/" and not os.path.isdir(mountpoint.rstrip("/") + parent):
+            raise Failure(f"parent group {parent} does not exist; create it first")
         check_controllers(mountpoint, given)
         if os.path.lexists(mountpoint + group):
             raise Failure(f"group {group} exists already; choose another --name")
