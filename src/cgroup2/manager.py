@@ -99,9 +99,18 @@ def _write_id(d: Dir, filename: str, pid: int) -> None:
         delay *= 2
 
 
-def _pids(data: bytes) -> list[int]:
-    """The numbers of ``cgroup.procs`` / ``cgroup.threads``, one a line."""
-    return [int(x) for x in data.split()]
+def _pids(data: bytes, filename: str = "cgroup.procs") -> list[int]:
+    """The numbers of ``cgroup.procs`` / ``cgroup.threads``, one a line; a word that is not
+    an unsigned decimal of at most 10 digits is an InvalidFormatError naming its line."""
+    words = data.split()
+    if not words or (b"".join(words).isdigit() and max(map(len, words)) <= 10):
+        return list(map(int, words))
+    from .controllers._parse import invalid_format
+
+    for lineno, line in enumerate(data.splitlines(), 1):
+        if any(not w.isdigit() or len(w) > 10 for w in line.split()):
+            raise invalid_format(filename, lineno, line, "expected a process id")
+    raise invalid_format(filename, 1, data, "expected a process id")
 
 
 def _check_controller_names(controllers: Iterable[str]) -> list[str]:

@@ -93,9 +93,15 @@ def parse_mountinfo(text: str) -> list[CgroupMount]:
         if fstype not in ("cgroup", "cgroup2"):
             continue
         major, _, minor = fields[2].partition(":")
-        device = (
-            os.makedev(int(major), int(minor)) if major.isdecimal() and minor.isdecimal() else 0
-        )
+        device = 0
+        if major.isascii() and major.isdigit() and minor.isascii() and minor.isdigit():
+            # the kernel's dev_t: a 12-bit major and a 20-bit minor (MINORBITS)
+            if len(major) > 7 or len(minor) > 7 or int(major) >> 12 or int(minor) >> 20:
+                raise InvalidFormatError(
+                    f"cgroups: {MOUNTINFO} line {lineno}: device number out of range: "
+                    f"{line[:200]!r}"
+                )
+            device = os.makedev(int(major), int(minor))
         mounts.append(
             CgroupMount(
                 mountpoint=_unescape(fields[4]),
