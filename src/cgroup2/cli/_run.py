@@ -209,10 +209,15 @@ def _pids_max_hits(d: Dir) -> int | None:
     data = d.try_read("pids.events")
     if data is None:
         return None
-    for line in data.split(b"\n"):
+    from ..controllers._parse import invalid_format, parse_value
+
+    for lineno, line in enumerate(data.split(b"\n"), 1):
         k, _, v = line.partition(b" ")
         if k == b"max":
-            return int(v)
+            n = parse_value(v.strip())
+            if n is None:
+                raise invalid_format("pids.events", lineno, line, "expected 'max <count>'")
+            return n
     return 0
 
 
