@@ -400,3 +400,71 @@ def test_empty_device_list_leaves_devices_alone_in_create_and_update(
             detach_device_filters(d.fd)
     finally:
         m.delete()
+
+
+# Loads a device program the way `cgroup2 run --device` does and prints what it raised.
+LOAD_CHILD = r"""
+import json, sys
+sys.path.insert(0, sys.argv[1])
+from cgroup2 import DeviceRule, device_filter
+from cgroup2.devices import BPFError, load_program
+try:
+    load_program(*device_filter([DeviceRule(False)]))
+    print(json.dumps([0, ""]))
+except BPFError as e:
+    print(json.dumps([e.errno, str(e)]))
+"""
+
+
+def test_unprivileged_load_names_the_capabilities_it_needs() -> None:
+    """issue 13 item 14 (devices): without CAP_BPF/CAP_SYS_ADMIN the error names them
+    instead of a bare ``BPF_PROG_LOAD: EPERM``. The child is root with every capability
+    dropped (``setpriv``)."""
+    import shutil
+
+    setpriv = shutil.which("setpriv")
+    if setpriv is None:
+        pytest.skip("setpriv (util-linux) is not installed: cannot drop capabilities")
+    src = str(Path(__file__).resolve().parents[2] / "src")
+    p = subprocess.run(
+        [
+            setpriv,
+            "--inh-caps=-all",
+            "--bounding-set=-all",
+            "--",
+            sys.executable,
+            "-c",
+            LOAD_CHILD,
+            src,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert p.returncode == 0, p.stderr
+    err, message = json.loads(p.stdout)
+    assert err == errno.EPERM, message
+    assert "BPF_PROG_LOAD" in message and "EPERM" in message
+    assert "CAP_SYS_ADMIN" in message and "CAP_BPF" in message, message
+
+
+def test_refused_attach_says_why(cg_parent: Parent, cg_path: str) -> None:
+    """issue 13 item 14 (devices): a program attached by another tool without
+    BPF_F_ALLOW_MULTI makes the kernel refuse ours with EPERM; the error says so."""
+    a = Assembler()
+    a.emit(alu32(AluOp.MOV, Reg.R0, imm=1), exit_insn())
+    other = load_program(a.assemble(), "Apache", name="someone_else")
+    try:
+        with group(cg_parent, cg_path) as d:
+            attach(d.fd, other, flags=0)  # exclusive: no other program may join
+            try:
+                with pytest.raises(BPFError) as e:
+                    apply_device_rules(d, [DeviceRule(False)])
+                assert e.value.errno == errno.EPERM
+                message = str(e.value)
+                assert "BPF_PROG_ATTACH" in message and "BPF_F_ALLOW_MULTI" in message, message
+                assert ours(d) == []
+            finally:
+                detach(d.fd, other)
+    finally:
+        os.close(other)

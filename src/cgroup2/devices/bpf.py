@@ -105,14 +105,39 @@ _syscall.restype = ctypes.c_long
 _syscall.argtypes = [ctypes.c_long, ctypes.c_int, ctypes.c_void_p, ctypes.c_uint]
 
 
-class BPFError(KernelError):
-    """A ``bpf(2)`` command failed. ``log`` holds the verifier's log for a refused load."""
+# What an EPERM means, measured on 6.18 and read in kernel/bpf/syscall.c: a CGROUP_DEVICE
+# program is a "net admin" program type, so loading it needs CAP_SYS_ADMIN, or CAP_BPF
+# with CAP_NET_ADMIN (kernels >= 5.8; CAP_BPF alone is refused). Attaching checks no
+# capability on current kernels, nor write access to the group (a user without any
+# capability attached a program fd given to it to a group of root's, on 6.18); older
+# kernels asked for CAP_NET_ADMIN. On every kernel, a program attached to the group or
+# an ancestor without BPF_F_ALLOW_MULTI makes the kernel refuse others.
+_LOAD_EPERM = (
+    "loading a device program needs CAP_SYS_ADMIN, or CAP_BPF with CAP_NET_ADMIN "
+    "on Linux 5.8 and later"
+)
+_ATTACH_EPERM = (
+    "a program attached to this group or an ancestor without BPF_F_ALLOW_MULTI, by "
+    "another tool, forbids any other; older kernels also ask for CAP_NET_ADMIN"
+)
 
-    def __init__(self, err: int, what: str, *, op: str, log: str | None = None) -> None:
+
+class BPFError(KernelError):
+    """A ``bpf(2)`` command failed. ``log`` holds the verifier's log for a refused load;
+    ``hint`` says what an errno usually means for that command (also in the message)."""
+
+    def __init__(
+        self, err: int, what: str, *, op: str, log: str | None = None, hint: str | None = None
+    ) -> None:
         super().__init__(err, what, op=op)
         self.log = log
+        self.hint = hint
+        text = str(self.args[0])
+        if hint:
+            text += f" ({hint})"
         if log:
-            self.args = (f"{self.args[0]}\nverifier log:\n{log.rstrip()}",)
+            text += f"\nverifier log:\n{log.rstrip()}"
+        self.args = (text,)
 
 
 def _nr() -> int:
@@ -215,7 +240,9 @@ def load_program(
         return load(0, None)
     except OSError as first:
         err = first.errno or 0
-    if err in (_errno.EPERM, _errno.ENOMEM):
+    if err == _errno.EPERM:
+        raise BPFError(err, what, op="BPF_PROG_LOAD", hint=_LOAD_EPERM)
+    if err == _errno.ENOMEM:
         raise BPFError(err, what, op="BPF_PROG_LOAD")
     log = ctypes.create_string_buffer(_LOG_SIZE)
     try:
@@ -236,8 +263,14 @@ def verifier_stats(program: Program, license: str) -> str:
     try:
         fd = _prog_load(BPF_PROG_TYPE_CGROUP_DEVICE, insns, len(program), lic, PROG_NAME, 4, log)
     except OSError as e:
-        raise BPFError(e.errno or 0, f"<{len(program)}-instruction program>",
-                       op="BPF_PROG_LOAD", log=log.value.decode("utf-8", "replace")) from None
+        err = e.errno or 0
+        raise BPFError(
+            err,
+            f"<{len(program)}-instruction program>",
+            op="BPF_PROG_LOAD",
+            log=log.value.decode("utf-8", "replace"),
+            hint=_LOAD_EPERM if err == _errno.EPERM else None,
+        ) from None
     os.close(fd)
     return log.value.decode("utf-8", "replace").strip()
 
@@ -253,7 +286,9 @@ def attach(
         _bpf(BPF_PROG_ATTACH, _attr("=IIIII", dir_fd, prog_fd, BPF_CGROUP_DEVICE, flags,
                                     replace_fd))
     except OSError as e:
-        raise BPFError(e.errno or 0, _fd_path(dir_fd), op="BPF_PROG_ATTACH") from None
+        err = e.errno or 0
+        hint = _ATTACH_EPERM if err == _errno.EPERM else None
+        raise BPFError(err, _fd_path(dir_fd), op="BPF_PROG_ATTACH", hint=hint) from None
 
 
 def detach(dir_fd: int, prog_fd: int) -> None:
