@@ -10,16 +10,20 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING
 
 import pytest
 from cgtest import remove_tree, subgroups
-from conftest import Parent
 from reltools import diff, no_leaks, snapshot  # noqa: F401
+
+if TYPE_CHECKING:
+    from conftest import Parent
 
 CLI = [sys.executable, "-m", "cgroup2"]
 
@@ -149,3 +153,61 @@ def test_run_under_an_existing_parent_leaves_it_as_it_was(
     assert p.returncode == status, p.stderr
     assert sorted(subgroups(fs)) == ["a", "a/b"]
     assert diff(before, snapshot(fs)) == []
+
+
+# --- item 8: control characters in what is printed ----------------------------------------
+
+#: A group name and a command line that would clear root's screen, set its window title,
+#: start a CSI sequence (U+009B, C1) and reverse the text that follows (U+202E).
+EVIL_NAME = "evil\x1b[2J\x1b]0;pwn\x07\u009b31m\u202etxt.exe"
+EVIL_ARGV0 = "\x1b]0;pwn\x07\x1b[2Jsleep\u009b31m\u202e"
+RAW = (b"\x1b", b"\x07", b"\x9b", "\u202e".encode())
+
+
+def _join(fs_path: str) -> Callable[[], None]:
+    def join() -> None:
+        with open(os.path.join(fs_path, "cgroup.procs"), "w") as f:
+            f.write("0")
+
+    return join
+
+
+def _cli_bytes(*args: str) -> subprocess.CompletedProcess[bytes]:
+    return subprocess.run([*CLI, *args], capture_output=True, timeout=60, stdin=subprocess.DEVNULL)
+
+
+def test_control_characters_are_escaped_in_output(parent: tuple[str, str]) -> None:
+    """Item 8: a group whose name holds ESC, BEL, a C1 CSI and U+202E, with a process whose
+    argv[0] holds an OSC title sequence: ``tree``, ``top --once``, ``stat`` and ``run
+    --summary`` print none of those characters raw, and show them escaped."""
+    group, fs = parent
+    evil_fs = os.path.join(fs, EVIL_NAME)
+    os.mkdir(evil_fs)
+    sleep = shutil.which("sleep") or "/bin/sleep"
+    proc = subprocess.Popen(
+        [EVIL_ARGV0, "30"],
+        executable=sleep,
+        preexec_fn=_join(evil_fs),
+        stdin=subprocess.DEVNULL,
+    )
+    try:
+        with open(f"/proc/{proc.pid}/cmdline", "rb") as f:
+            assert f.read().startswith(EVIL_ARGV0.encode())  # the crafted argv[0] is there
+        runs = {
+            "tree": _cli_bytes("tree", group),
+            "top": _cli_bytes("top", "--once", "--interval", "0.1", "--sort", "name", group),
+            "stat": _cli_bytes("stat", f"{group}/{EVIL_NAME}"),
+            "run": _cli_bytes(
+                "run", "--parent", group, "--name", EVIL_NAME + "2", "--summary", "--", "true"
+            ),
+        }
+        for what, p in runs.items():
+            assert p.returncode == 0, (what, p.stderr)
+            out = p.stdout + p.stderr
+            raw = [c for c in RAW if c in out]
+            assert not raw, f"{what} printed {raw} raw: {out!r}"
+            assert b"evil\\x1b[2J\\x1b]0;pwn\\x07\\x9b31m\\u202etxt.exe" in out, (what, out)
+        assert b"\\x1b]0;pwn\\x07\\x1b[2Jsleep\\x9b31m\\u202e 30" in runs["tree"].stdout
+    finally:
+        proc.kill()
+        proc.wait()

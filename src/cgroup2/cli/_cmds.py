@@ -8,7 +8,7 @@ import time
 from typing import Any
 
 from rich.console import Console
-from rich.markup import escape
+from rich.text import Text
 from rich.tree import Tree
 
 from ..devices import ProgramEmulator, device_filter
@@ -16,27 +16,36 @@ from ..errors import CgroupError
 from ..events import EventStream
 from ..manager import Manager
 from ..stats import prometheus_text
+from ._text import printable
 from ._units import parse_device, parse_rules
 
-__all__ = ["cmd_devices_check", "cmd_events", "cmd_simple", "cmd_stat", "stat_tree"]
+__all__ = [
+    "cmd_devices_check",
+    "cmd_events",
+    "cmd_simple",
+    "cmd_stat",
+    "event_line",
+    "stat_tree",
+]
 
 
 def _add(node: Tree, key: str, value: Any) -> None:
     if isinstance(value, dict):
-        sub = node.add(f"[bold]{escape(key)}[/]")
+        sub = node.add(Text(printable(key), style="bold"))
         for k, v in value.items():
             _add(sub, str(k), v)
     elif isinstance(value, list):
-        sub = node.add(f"[bold]{escape(key)}[/]")
+        sub = node.add(Text(printable(key), style="bold"))
         for i, v in enumerate(value):
             _add(sub, str(i), v)
     else:
-        node.add(f"{escape(key)} [cyan]{escape(str(value))}[/]")
+        node.add(Text.assemble(printable(key), " ", (printable(str(value)), "cyan")))
 
 
 def stat_tree(group: str, d: dict[str, Any]) -> Tree:
-    """The statistics as a tree of ``key value`` lines (the keys of ``Metrics.to_dict()``)."""
-    t = Tree(f"[bold]{escape(group)}[/]", guide_style="dim")
+    """The statistics as a tree of ``key value`` lines (the keys of ``Metrics.to_dict()``);
+    names and values shown through :func:`printable`, as plain text."""
+    t = Tree(Text(printable(group), style="bold"), guide_style="dim")
     for k, v in d.items():
         _add(t, k, v)
     return t
@@ -51,6 +60,11 @@ def cmd_stat(m: Manager, args: argparse.Namespace, out: Console) -> int:
     else:
         out.print(stat_tree(m.group, metrics.to_dict()))
     return 0
+
+
+def event_line(stamp: str, group: str, fields: dict[str, Any]) -> str:
+    """One line of ``cgroup2 events`` (text form): time, group (escaped), ``key=value``."""
+    return f"{stamp} {printable(group)} " + " ".join(f"{k}={v}" for k, v in fields.items())
 
 
 def cmd_events(m: Manager, args: argparse.Namespace, out: Console) -> int:
@@ -69,7 +83,7 @@ def cmd_events(m: Manager, args: argparse.Namespace, out: Console) -> int:
             if args.json:
                 line = json.dumps({"time": stamp, "group": m.group, **fields})
             else:
-                line = f"{stamp} {m.group} " + " ".join(f"{k}={v}" for k, v in fields.items())
+                line = event_line(stamp, m.group, fields)
             out.file.write(line + "\n")
             out.file.flush()
             n += 1
@@ -87,7 +101,9 @@ def cmd_simple(m: Manager, args: argparse.Namespace, out: Console) -> int:
         m.kill(timeout=args.timeout)
     elif args.command == "rm":
         if not args.kill and m.procs(recursive=True):
-            raise CgroupError(f"{m.group} still has processes; use rm --kill to kill them")
+            raise CgroupError(
+                f"{printable(m.group)} still has processes; use rm --kill to kill them"
+            )
         m.delete(kill=args.kill)
     return 0
 

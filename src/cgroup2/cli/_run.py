@@ -41,6 +41,7 @@ from ..errors import CgroupError
 from ..manager import Manager
 from ..resources import Resources
 from ..stats import StatMask
+from ._text import printable
 from ._units import UsageError, format_bytes, format_usec, parse_cpu_max, parse_size
 
 __all__ = ["FORWARDED", "Failure", "Summary", "build_resources", "run_command"]
@@ -134,8 +135,8 @@ def check_controllers(mountpoint: str, given: Sequence[str]) -> None:
         c = OPTION_CONTROLLER[opt]
         if c not in have:
             raise Failure(
-                f"{opt} needs the {c} controller, which the cgroup2 mount {mountpoint} does "
-                f"not offer (it offers: {' '.join(have) or 'none'})"
+                f"{opt} needs the {c} controller, which the cgroup2 mount "
+                f"{printable(mountpoint)} does not offer (it offers: {' '.join(have) or 'none'})"
             )
 
 
@@ -195,7 +196,7 @@ class Summary:
 
     def render(self) -> RenderableType:
         """A title line and one ``label  value`` line per row (no padding after)."""
-        text = Text(f"cgroup2 run: group {self.group}", style="bold")
+        text = Text(f"cgroup2 run: group {printable(self.group)}", style="bold")
         width = max(len(k) for k, _ in self.rows()) + 2
         for k, v in self.rows():
             text.append("\n")
@@ -286,7 +287,7 @@ class Live:
             text = self.line(time.monotonic())
         except CgroupError as e:  # the command may have moved or removed its group
             text = f"no statistics: {e}"
-        self.err.print(f"cgroup2 run: {text}", highlight=False)
+        self.err.print(f"cgroup2 run: {printable(text)}", highlight=False, markup=False)
 
 
 def _child(cmd: Sequence[str], go_r: int, err_w: int, old_mask: set[int]) -> None:
@@ -364,10 +365,10 @@ def _run_blocked(
         group = parent.rstrip("/") + "/" + name
         # Like mkdir without -p: a missing parent is an error, never made (and left).
         if parent != "/" and not os.path.isdir(mountpoint.rstrip("/") + parent):
-            raise Failure(f"parent group {parent} does not exist; create it first")
+            raise Failure(f"parent group {printable(parent)} does not exist; create it first")
         check_controllers(mountpoint, given)
         if os.path.lexists(mountpoint + group):
-            raise Failure(f"group {group} exists already; choose another --name")
+            raise Failure(f"group {printable(group)} exists already; choose another --name")
     pids_extra = 0
     holder: list[tuple[int, int]] = []
     if args.systemd and args.summary:
@@ -390,7 +391,8 @@ def _run_blocked(
                 )
                 err.print(s.render())
             except CgroupError as e:  # the command may have removed or moved its group
-                err.print(f"cgroup2 run: no summary: {e}", highlight=False)
+                why = printable(str(e))
+                err.print(f"cgroup2 run: no summary: {why}", highlight=False, markup=False)
         return status
     finally:
         _release(holder)
@@ -399,7 +401,11 @@ def _run_blocked(
                 _finish(placed[0], args, err)
             except CgroupError as e:
                 # the command's status stays the exit status, unless it was 0
-                err.print(f"cgroup2: error: removing the group: {e}", highlight=False)
+                err.print(
+                    f"cgroup2: error: removing the group: {printable(str(e))}",
+                    highlight=False,
+                    markup=False,
+                )
                 if status == 0:
                     status = 1
                     return status
@@ -548,7 +554,11 @@ def _wait(
 def _finish(m: Manager, args: argparse.Namespace, err: Console) -> None:
     """Remove the group (killing what is left in it) unless --keep."""
     if args.keep:
-        err.print(f"cgroup2 run: kept group {m.group} ({m.path})", highlight=False)
+        err.print(
+            f"cgroup2 run: kept group {printable(m.group)} ({printable(m.path)})",
+            highlight=False,
+            markup=False,
+        )
         return
     if args.systemd:
         with contextlib.suppress(CgroupError):

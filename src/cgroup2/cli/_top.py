@@ -20,6 +20,7 @@ from rich.text import Text
 from .._fs import Dir
 from ..errors import CgroupDeletedError, CgroupError
 from ..stats import StatMask, collect
+from ._text import printable
 from ._units import format_bytes
 
 __all__ = ["SORT_KEYS", "GroupSample", "Row", "rows", "sample", "table"]
@@ -145,21 +146,22 @@ def table(
     plain: bool = False,
     limit: int | None = None,
 ) -> RenderableType:
-    """The table (``plain``: no box, for ``--once`` and pipes)."""
+    """The table (``plain``: no box, for ``--once`` and pipes). Group names and the title
+    are shown through :func:`printable`, as plain text (never read as rich markup)."""
     t = Table(box=None if plain else box.SIMPLE_HEAD, pad_edge=False, expand=False)
     t.add_column("Group", overflow="fold")
     for name, width in (("Tasks", 5), ("%CPU", 6), ("Memory", 7), ("Read/s", 9), ("Write/s", 9)):
         t.add_column(name, justify="right", no_wrap=True, min_width=width)
     for r in rs[:limit] if limit is not None else rs:
         t.add_row(
-            r.group,
+            Text(printable(r.group)),
             str(r.tasks),
             "-" if r.cpu_percent is None else f"{r.cpu_percent:.1f}",
             format_bytes(r.memory),
             _rate_text(r.read_rate),
             _rate_text(r.write_rate),
         )
-    return Group(Text(title, style="bold"), t)
+    return Group(Text(printable(title), style="bold"), t)
 
 
 def frames(
