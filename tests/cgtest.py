@@ -62,33 +62,52 @@ def _populated(path: str) -> bool:
         return False
 
 
+def _dirs_below(path: str) -> list[str]:
+    """Every directory below ``path``, parents before children, without recursion (a
+    tree of any depth), never into a mount point (a test may mount onto its groups)."""
+    out: list[str] = []
+    todo = [path]
+    top_dev = os.stat(path).st_dev
+    while todo:
+        cur = todo.pop()
+        try:
+            with os.scandir(cur) as it:
+                names = [e.path for e in it if e.is_dir(follow_symlinks=False)]
+        except (FileNotFoundError, NotADirectoryError):
+            continue
+        for d in names:
+            if os.path.ismount(d) or os.stat(d).st_dev != top_dev:
+                continue
+            out.append(d)
+            todo.append(d)
+    return out
+
+
 def remove_tree(path: str, timeout: float = 10.0) -> None:
     """Kill every process below ``path`` and remove the groups, deepest first."""
     if not os.path.isdir(path):
         return
-    for dirpath, dirnames, _ in os.walk(path, topdown=False):
-        for d in dirnames:
-            remove_tree(os.path.join(dirpath, d), timeout)
-    _kill_group(path)
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            os.rmdir(path)
-            return
-        except FileNotFoundError:
-            return
-        except OSError:
-            if time.monotonic() > deadline:
-                raise
-            if _populated(path):
-                _kill_group(path)
-            time.sleep(0.01)
+    below = _dirs_below(path)
+    below.sort(key=lambda d: d.count("/"), reverse=True)
+    for d in [*below, path]:
+        _kill_group(d)
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                os.rmdir(d)
+                break
+            except FileNotFoundError:
+                break
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise
+                if _populated(d):
+                    _kill_group(d)
+                time.sleep(0.01)
 
 
 def subgroups(path: str) -> list[str]:
     """Every group below ``path``, as paths relative to it."""
-    out = []
-    for dirpath, dirnames, _ in os.walk(path):
-        for d in dirnames:
-            out.append(os.path.relpath(os.path.join(dirpath, d), path))
-    return sorted(out)
+    if not os.path.isdir(path):
+        return []
+    return sorted(os.path.relpath(d, path) for d in _dirs_below(path))

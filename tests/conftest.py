@@ -11,6 +11,7 @@ from __future__ import annotations
 import itertools
 import os
 import secrets
+import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -28,6 +29,33 @@ settings.register_profile(
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "dev"))
 FUZZ_EXAMPLES = 2000 if os.environ.get("HYPOTHESIS_PROFILE") == "ci" else 200
 fuzz_settings = settings(max_examples=FUZZ_EXAMPLES, deadline=None)
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", "real_fs_check: a unit test that keeps the file layer's cgroup2 check"
+    )
+
+
+@pytest.fixture(autouse=True)
+def _unit_fake_trees(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Unit tests use fake group directories under /tmp; the library opens a directory
+    only on a cgroup2 file system (cgroup2._fs), so for a unit test it takes /tmp's file
+    system too. Other tiers, and unit tests marked ``real_fs_check``, keep the rule."""
+    path = str(request.node.path)
+    if f"{os.sep}unit{os.sep}" not in path or request.node.get_closest_marker("real_fs_check"):
+        yield
+        return
+    from cgroup2 import _fs
+
+    dev = os.stat(tempfile.gettempdir()).st_dev
+    added = dev not in _fs._cgroup2_devs
+    _fs._cgroup2_devs.add(dev)
+    try:
+        yield
+    finally:
+        if added:
+            _fs._cgroup2_devs.discard(dev)
+
 
 _leftovers: list[str] = []
 _counter = itertools.count()

@@ -1,4 +1,14 @@
-"""The one module that opens cgroup files.
+"""The one module that opens cgroup files, and the safety rules every caller gets.
+
+Safety: every directory opened here is on a cgroup2 file system (its ``st_dev`` is that
+of a cgroup2 mount of this process's mount table), or :class:`NotCgroup2Error` is raised
+before anything below it is touched. A child is opened only if it is on the same file
+system and is the directory its parent lists (the inode ``readdir`` gives): a file system
+or another group mounted onto a group is a :class:`MountPointError`, never descended
+into. :meth:`Dir.refuse_mount_root` stops the operations that act on a whole subtree
+(kill, freeze, remove, move out) at the root of any mount. :func:`walk` is iterative,
+holds two descriptors whatever the depth, and ends with :class:`TreeLimitError` past
+:data:`MAX_DEPTH` levels or :data:`MAX_GROUPS` groups.
 
 Every file is opened relative to its group's directory fd, with ``O_CLOEXEC`` and
 ``O_NOFOLLOW``; a name with ``/``, a NUL, or that is ``.`` or ``..`` is refused before any
@@ -10,14 +20,32 @@ errno, or as :class:`~cgroup2.errors.CgroupDeletedError` when the group itself i
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
+import signal
 import time
+from collections.abc import Iterator
 from types import TracebackType
 
-from .errors import CgroupDeletedError, CgroupError, KernelError
+from .errors import (
+    CgroupDeletedError,
+    CgroupError,
+    KernelError,
+    MountPointError,
+    NotCgroup2Error,
+    TreeLimitError,
+)
 
-__all__ = ["Dir", "check_name", "read_abs"]
+__all__ = [
+    "MAX_DEPTH",
+    "MAX_GROUPS",
+    "Dir",
+    "check_name",
+    "read_abs",
+    "signals_held",
+    "walk",
+]
 
 _O_DIR = os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC | os.O_NOFOLLOW
 _O_READ = os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW
@@ -72,14 +100,72 @@ def read_abs(path: str) -> bytes:
         os.close(fd)
 
 
+#: The deepest a walk goes below its top group (the kernel's default cgroup.max.depth is
+#: unlimited; a tree deeper than this is refused with TreeLimitError, not a crash).
+MAX_DEPTH = 10_000
+#: The most groups one walk visits.
+MAX_GROUPS = 1_000_000
+
+#: st_dev of the cgroup2 file systems found so far (from /proc/self/mountinfo).
+_cgroup2_devs: set[int] = set()
+
+
+def _is_cgroup2_dev(dev: int) -> bool:
+    if dev in _cgroup2_devs:
+        return True
+    from . import paths
+
+    for attempt in (0, 1):
+        if attempt:
+            paths.refresh()  # mounted since the table was read?
+        for m in paths.mounts():
+            if m.fstype == "cgroup2":
+                _cgroup2_devs.add(m.device)
+        if dev in _cgroup2_devs:
+            return True
+    return False
+
+
+def _mount_id(fd: int) -> int:
+    """The mount id of the file open at ``fd`` (``mnt_id`` of ``/proc/self/fdinfo``)."""
+    data = read_abs(f"/proc/self/fdinfo/{fd}")
+    for line in data.split(b"\n"):
+        if line.startswith(b"mnt_id:"):
+            return int(line[7:])
+    raise CgroupError(f"cgroups: /proc/self/fdinfo/{fd} has no mnt_id line")
+
+
+_HELD = frozenset(
+    {signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT, signal.SIGALRM,
+     signal.SIGUSR1, signal.SIGUSR2}
+)
+
+
+@contextlib.contextmanager
+def signals_held() -> Iterator[None]:
+    """Hold (block) the signals a program turns into exceptions, for a short window.
+
+    For the steps that must not be split: a ``mkdir`` and the note that it must be undone.
+    A signal that arrives meanwhile is delivered when the window ends, where the caller's
+    clean-up sees it.
+    """
+    old = signal.pthread_sigmask(signal.SIG_BLOCK, _HELD)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, old)
+
+
 class Dir:
     """An open group directory: the fd every file operation of the group goes through."""
 
-    __slots__ = ("absent", "fd", "path")
+    __slots__ = ("absent", "dev", "fd", "ino", "path")
 
-    def __init__(self, fd: int, path: str) -> None:
+    def __init__(self, fd: int, path: str, dev: int = 0, ino: int = 0) -> None:
         self.fd = fd
         self.path = path
+        self.dev = dev
+        self.ino = ino
         self.absent = 0  # files try_read found missing: a hint for removal checks
 
     @classmethod
@@ -87,22 +173,38 @@ class Dir:
         """Open the group directory at the absolute file system ``path``.
 
         The last element is not followed if it is a symlink; a missing directory raises
-        :class:`CgroupDeletedError`.
+        :class:`CgroupDeletedError`, a directory that is not on a cgroup2 file system
+        :class:`NotCgroup2Error`.
         """
         try:
             fd = os.open(path, _O_DIR)
         except FileNotFoundError:
             raise CgroupDeletedError(
-                f"cgroups: cgroup deleted: {path} does not exist", errno=errno.ENOENT, path=path
+                f"cgroups: {path} does not exist", errno=errno.ENOENT, path=path
             ) from None
         except OSError as e:
-            raise KernelError(e.errno or 0, path, op="open directory") from None
-        return cls(fd, path)
+            hint = "not a directory" if e.errno == errno.ENOTDIR else None
+            raise KernelError(e.errno or 0, path, op="open directory", hint=hint) from None
+        try:
+            st = os.fstat(fd)
+            if not _is_cgroup2_dev(st.st_dev):
+                raise NotCgroup2Error(
+                    f"cgroups: {path} is not on a cgroup2 file system (device "
+                    f"{os.major(st.st_dev)}:{os.minor(st.st_dev)} is not a cgroup2 mount in "
+                    f"/proc/self/mountinfo); nothing below it was touched",
+                    path=path,
+                )
+        except BaseException:
+            os.close(fd)
+            raise
+        return cls(fd, path, st.st_dev, st.st_ino)
 
     def close(self) -> None:
-        if self.fd >= 0:
-            os.close(self.fd)
-            self.fd = -1
+        # forget the fd before closing it: an exception between the two steps (a signal)
+        # must not leave a number that a later close would take from another file
+        fd, self.fd = self.fd, -1
+        if fd >= 0:
+            os.close(fd)
 
     def __enter__(self) -> Dir:
         return self
@@ -116,8 +218,9 @@ class Dir:
         self.close()
 
     def __del__(self) -> None:
-        if getattr(self, "fd", -1) >= 0:
-            os.close(self.fd)
+        fd, self.fd = getattr(self, "fd", -1), -1
+        if fd >= 0:
+            os.close(fd)
 
     def file_path(self, name: str) -> str:
         return f"{self.path}/{name}"
@@ -224,9 +327,17 @@ class Dir:
 
     def subdirs(self) -> list[str]:
         """The names of the child groups (directories) of this group."""
+        return [name for name, _ in self.subdir_entries()]
+
+    def subdir_entries(self) -> list[tuple[str, int]]:
+        """The child groups of this group: (name, inode as ``readdir`` gives it).
+
+        The inode is that of the directory in this file system, also where something is
+        mounted onto it: :meth:`child` compares it with what it opened.
+        """
         try:
             with os.scandir(self.fd) as it:
-                return [e.name for e in it if e.is_dir(follow_symlinks=False)]
+                return [(e.name, e.inode()) for e in it if e.is_dir(follow_symlinks=False)]
         except OSError as e:
             raise self._fail(e, ".", "list") from None
 
@@ -244,10 +355,75 @@ class Dir:
         except OSError as e:
             raise KernelError(e.errno or 0, self.file_path(name), op="rmdir") from None
 
-    def child(self, name: str) -> Dir:
-        """Open the child group ``name`` (never through a symlink)."""
+    def child(self, name: str, ino: int | None = None) -> Dir:
+        """Open the child group ``name`` (never through a symlink, never across a mount).
+
+        The child must be on this directory's file system; with ``ino`` (from
+        :meth:`subdir_entries`) it must also be that directory and not something mounted
+        onto it. Either failure is a :class:`MountPointError`.
+        """
         fd = self._open(name, _O_DIR, "open directory")
-        return Dir(fd, self.file_path(name))
+        try:
+            st = os.fstat(fd)
+            if st.st_dev != self.dev or (ino is not None and st.st_ino != ino):
+                raise MountPointError(
+                    f"cgroups: {self.file_path(name)} is a mount point (another file system "
+                    f"or group is mounted there); refusing to go below it",
+                    path=self.file_path(name),
+                )
+        except BaseException:
+            os.close(fd)
+            raise
+        return Dir(fd, self.file_path(name), st.st_dev, st.st_ino)
+
+    def parent(self, path: str) -> Dir:
+        """The directory above this one (``..``), known as ``path``.
+
+        Only for a directory reached from its parent by :meth:`child`, which checked
+        that no mount lies between them.
+        """
+        try:
+            fd = os.open("..", _O_DIR, dir_fd=self.fd)
+        except OSError as e:
+            raise self._fail(e, "..", "open directory") from None
+        st = os.fstat(fd)
+        return Dir(fd, path, st.st_dev, st.st_ino)
+
+    def mount_root(self) -> str | None:
+        """Why this directory is the root of a mount (or a mount point), or ``None``.
+
+        Compares the mount of this directory with that of its parent (``..`` climbs out
+        of a mount to the directory it is mounted on), and catches the root of the file
+        system tree, whose ``..`` is itself.
+        """
+        try:
+            up = os.open("..", _O_DIR, dir_fd=self.fd)
+        except OSError as e:
+            raise self._fail(e, "..", "open directory") from None
+        try:
+            st = os.fstat(up)
+            if st.st_dev != self.dev:
+                return "the root of a cgroup2 mount"
+            if st.st_ino == self.ino:
+                return "the root of the cgroup2 hierarchy"
+            if _mount_id(up) != _mount_id(self.fd):
+                return "a mount point (a group is mounted there)"
+        finally:
+            os.close(up)
+        return None
+
+    def refuse_mount_root(self, op: str) -> None:
+        """Raise :class:`MountPointError` when this directory is the root of a mount.
+
+        ``op`` names the operation refused (kill, freeze, thaw, delete, move out of).
+        """
+        why = self.mount_root()
+        if why is not None:
+            raise MountPointError(
+                f"cgroups: refusing to {op} {self.path}: it is {why}, not a group of its "
+                f"own (that would reach every process or group below the mount)",
+                path=self.path,
+            )
 
     def open_fd(self, name: str) -> int:
         """Open file ``name`` read-only and return its raw fd, which the caller keeps.
@@ -258,3 +434,116 @@ class Dir:
         Same flags and errors as :meth:`read`.
         """
         return self._open(name, _O_READ, "open")
+
+
+ENTER = 0  # walk(): a group is entered (before its children)
+LEAVE = 1  # walk(): the subtree of a child has been walked (its parent is open)
+
+
+def _vanished(e: CgroupError) -> bool:
+    return isinstance(e, CgroupDeletedError) or e.errno in (errno.ENOENT, errno.ENODEV)
+
+
+def _entries(d: Dir) -> list[tuple[str, int]]:
+    """The children of ``d`` in reverse name order (``pop()`` gives the first)."""
+    try:
+        out = d.subdir_entries()
+    except CgroupError as e:
+        if _vanished(e):
+            return []  # removed while walked: it has no children any more
+        raise
+    out.sort(reverse=True)
+    return out
+
+
+def walk(
+    top: Dir,
+    *,
+    leave: bool = False,
+    max_depth: int | None = None,
+    max_groups: int | None = None,
+) -> Iterator[tuple[int, Dir, str, int]]:
+    """Every group of the subtree of ``top``, depth first in name order, without recursion.
+
+    Yields ``(ENTER, d, name, depth)`` for ``top`` (name ``""``, depth 0) and then for each
+    group below it before its children; with ``leave``, also ``(LEAVE, parent, name,
+    depth)`` once the subtree of the child ``name`` of ``parent`` is done (the parent is
+    open there, for ``rmdir``). A yielded :class:`Dir` is valid until the next step; the
+    caller does not close it. At most two descriptors are open besides ``top``: the walk
+    climbs back with ``..`` and checks it reached the directory it came from.
+
+    A group removed while it is walked is skipped; a mount point inside the subtree raises
+    :class:`MountPointError`; more than ``max_depth`` levels or ``max_groups`` groups raise
+    :class:`TreeLimitError` (default bounds: :data:`MAX_DEPTH`, :data:`MAX_GROUPS`).
+    """
+    if max_depth is None:
+        max_depth = MAX_DEPTH
+    if max_groups is None:
+        max_groups = MAX_GROUPS
+    yield ENTER, top, "", 0
+    stack: list[tuple[int, str, list[tuple[str, int]]]] = [(top.ino, top.path, _entries(top))]
+    names: list[str] = []
+    cur = top
+    count = 0
+    try:
+        while True:
+            pending = stack[-1][2]
+            if pending:
+                name, ino = pending.pop()
+                try:
+                    child = cur.child(name, ino)
+                except (MountPointError, NotCgroup2Error):
+                    raise
+                except CgroupError as e:
+                    if _vanished(e):
+                        continue
+                    raise
+                depth = len(stack)
+                count += 1
+                if depth > max_depth or count > max_groups:
+                    child.close()
+                    what = f"{max_depth} levels" if depth > max_depth else f"{max_groups} groups"
+                    raise TreeLimitError(
+                        f"cgroups: {top.path} has more than {what} below it (at "
+                        f"{child.path[:200]}...); this library walks at most {max_depth} "
+                        f"levels and {max_groups} groups",
+                        path=top.path,
+                    )
+                if cur is not top:
+                    cur.close()
+                cur = child
+                names.append(name)
+                yield ENTER, cur, name, depth
+                stack.append((cur.ino, cur.path, _entries(cur)))
+                continue
+            stack.pop()
+            if not stack:
+                return
+            name = names.pop()
+            up_ino, up_path, _ = stack[-1]
+            up = top if len(stack) == 1 else _climb(cur, up_path, up_ino)
+            if cur is not top:
+                cur.close()
+            cur = up
+            if leave:
+                yield LEAVE, cur, name, len(stack) - 1
+    finally:
+        if cur is not top:
+            cur.close()
+
+
+def _climb(d: Dir, path: str, ino: int) -> Dir:
+    """The parent of ``d`` (``..``, or ``path`` where ``..`` fails), checked to be the
+    directory ``ino`` the walk came down from."""
+    try:
+        up = d.parent(path)
+    except CgroupError:
+        up = Dir.open(path)
+    if up.ino != ino or up.dev != d.dev:
+        up.close()
+        raise MountPointError(
+            f"cgroups: {path} changed while its subtree was walked (another directory is "
+            f"there now); stopping",
+            path=path,
+        )
+    return up

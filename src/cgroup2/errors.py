@@ -20,9 +20,12 @@ __all__ = [
     "InvalidPidError",
     "KernelError",
     "MemoryNotSupportedError",
+    "MountPointError",
     "MountPointNotExistError",
     "NoCgroupMountDestinationError",
+    "NotCgroup2Error",
     "PidsNotSupportedError",
+    "TreeLimitError",
     "ignore_not_exist",
 ]
 
@@ -93,6 +96,32 @@ class InvalidGroupPathError(CgroupError):
     default_message = "cgroups: invalid group path"
 
 
+class NotCgroup2Error(MountPointNotExistError):
+    """A directory the library was asked to use is not on a cgroup2 file system.
+
+    Nothing was opened below it, written, signalled or removed.
+    """
+
+    default_message = "cgroups: not a directory of a cgroup2 file system"
+
+
+class MountPointError(CgroupError):
+    """The operation would cross a mount point or act on the root of a mount.
+
+    A file system (or another group) mounted onto a group is never descended into, and
+    the root group of a mount (or any mount point) is never frozen, killed, removed or
+    emptied, whatever path reached it.
+    """
+
+    default_message = "cgroups: refusing to act on a mount point"
+
+
+class TreeLimitError(CgroupError):
+    """A walk of a subtree found more levels or groups than the library's bound."""
+
+    default_message = "cgroups: the subtree is too deep or too large"
+
+
 class KernelError(CgroupError, OSError):
     """A system call on a cgroup file or directory failed.
 
@@ -107,10 +136,13 @@ class KernelError(CgroupError, OSError):
         *,
         op: str = "open",
         value: str | None = None,
+        hint: str | None = None,
     ) -> None:
         what = f"{op} {value!r} to" if value is not None else op
         name = _errno.errorcode.get(err, str(err))
         message = f"cgroups: {what} {path}: [Errno {err} {name}] {os.strerror(err)}"
+        if hint:
+            message += f" ({hint})"
         super().__init__(message, errno=err, path=path, value=value)
         self.strerror = os.strerror(err)
         self.filename = path

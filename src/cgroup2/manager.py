@@ -18,19 +18,21 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from ._fs import Dir
+from ._fs import LEAVE, Dir, signals_held, walk
 from .errors import (
     CgroupDeletedError,
     CgroupError,
     CPUNotSupportedError,
     FreezerNotSupportedError,
+    InvalidGroupPathError,
     InvalidPidError,
     KernelError,
     MemoryNotSupportedError,
-    MountPointNotExistError,
+    MountPointError,
+    NotCgroup2Error,
     PidsNotSupportedError,
 )
-from .paths import default_mountpoint, is_cgroup2_dir, verify_group_path
+from .paths import clean_path, default_mountpoint, verify_group_path
 from .resources import Resources
 from .stats import Metrics, StatMask
 
@@ -155,7 +157,66 @@ def _restore_text(filename: str, written: str, old: bytes) -> str | None:
     return text if len(lines) == 1 else None
 
 
-_CHECKED_MOUNTS: set[str] = set()  # mount points given to create() and found to be cgroup2
+_CHECKED_MOUNTS: set[str] = set()  # mount points given by a caller and found to be cgroup2
+
+#: The prefixes of the kernel's interface files in a group directory: ``cgroup.*`` and
+#: ``<controller>.*`` for every controller of cgroup v2 (and of v1, whose names systemd
+#: also escapes). A child group with such a name clashes with the file once the
+#: controller is enabled in the parent (``cgroup.subtree_control`` then fails with EEXIST).
+_INTERFACE_PREFIXES = frozenset(
+    {
+        "cgroup", "cpu", "cpuacct", "cpuset", "io", "blkio", "memory", "devices",
+        "freezer", "net_cls", "net_prio", "perf_event", "hugetlb", "pids", "rdma",
+        "misc", "dmem", "irq", "debug",
+    }
+)
+
+
+def _check_new_name(name: str) -> None:
+    """Refuse a new group's name that is (or may become) one of the kernel's files."""
+    prefix, dot, _ = name.partition(".")
+    if dot and prefix in _INTERFACE_PREFIXES:
+        raise InvalidGroupPathError(
+            f"cgroups: invalid group name {name!r}: '{prefix}.*' names the kernel's "
+            f"interface files of a group (a child with that name clashes with the file "
+            f"when the {prefix} controller is enabled in its parent); choose another name, "
+            f"e.g. '_{name}' as systemd escapes it"
+        )
+
+
+def _check_mountpoint(mountpoint: str) -> None:
+    """Refuse a mount point given by the caller that is not a cgroup2 directory."""
+    if mountpoint in _CHECKED_MOUNTS:
+        return
+    try:
+        Dir.open(mountpoint).close()
+    except NotCgroup2Error:
+        raise NotCgroup2Error(
+            f"cgroups: invalid mountpoint {mountpoint}: not a directory of a cgroup2 file "
+            f"system (see /proc/self/mountinfo)",
+            path=mountpoint,
+        ) from None
+    except CgroupError as e:
+        raise NotCgroup2Error(
+            f"cgroups: invalid mountpoint {mountpoint}: no such directory ({e})",
+            path=mountpoint,
+            errno=e.errno,
+        ) from None
+    _CHECKED_MOUNTS.add(mountpoint)
+
+
+def _mkdir_noted(parent: Dir, name: str, created: list[str]) -> bool:
+    """mkdir ``name`` in ``parent`` and note it in ``created`` in one step no signal can
+    split; False when it exists already."""
+    with signals_held():
+        try:
+            parent.mkdir(name)
+        except KernelError as e:
+            if e.errno == errno.EEXIST:
+                return False
+            raise
+        created.append(parent.file_path(name))
+    return True
 
 
 class Manager:
@@ -173,8 +234,16 @@ class Manager:
 
     def __init__(self, mountpoint: str, group: str, *, unit: str | None = None) -> None:
         verify_group_path(group)
-        if not isinstance(mountpoint, str) or not mountpoint.startswith("/"):
-            raise CgroupError(f"cgroups: invalid mountpoint {mountpoint!r}: must be absolute")
+        if (
+            not isinstance(mountpoint, str)
+            or not mountpoint.startswith("/")
+            or clean_path(mountpoint) != (mountpoint.rstrip("/") or "/")
+            or "\0" in mountpoint
+        ):
+            raise CgroupError(
+                f"cgroups: invalid mountpoint {mountpoint!r}: an absolute, clean path "
+                f"(no '.', '..' or '//')"
+            )
         self.mountpoint = mountpoint.rstrip("/") or "/"
         self.group = group
         self.path = self.mountpoint if group == "/" else self.mountpoint.rstrip("/") + group
@@ -196,20 +265,29 @@ class Manager:
 
     @classmethod
     def load(cls, group: str, *, mountpoint: str | None = None) -> Manager:
-        """The existing group ``group``; :class:`CgroupDeletedError` when it is missing."""
+        """The existing group ``group``; :class:`CgroupDeletedError` when it is missing,
+        :class:`NotCgroup2Error` when ``mountpoint`` or the group's directory is not on a
+        cgroup2 file system."""
         m = cls(mountpoint if mountpoint is not None else default_mountpoint(), group)
+        if mountpoint is not None:
+            _check_mountpoint(m.mountpoint)
         try:
-            st = os.stat(m.path, follow_symlinks=False)
-        except FileNotFoundError:
+            Dir.open(m.path).close()
+        except CgroupDeletedError:
             raise CgroupDeletedError(
-                f"cgroups: cgroup deleted: {m.path} does not exist",
+                f"cgroups: group {group} does not exist (no directory {m.path})",
                 errno=errno.ENOENT,
                 path=m.path,
             ) from None
-        except OSError as e:
-            raise KernelError(e.errno or 0, m.path, op="stat") from None
-        if not stat.S_ISDIR(st.st_mode):
-            raise CgroupDeletedError(f"cgroups: {m.path} is not a group directory", path=m.path)
+        except KernelError as e:
+            if e.errno in (errno.ENOTDIR, errno.ELOOP):
+                raise CgroupDeletedError(
+                    f"cgroups: group {group} does not exist ({m.path} is not a group "
+                    f"directory)",
+                    errno=e.errno,
+                    path=m.path,
+                ) from None
+            raise
         return m
 
     @classmethod
@@ -228,12 +306,10 @@ class Manager:
         the error is raised. An existing group is loaded and updated.
         """
         m = cls(mountpoint if mountpoint is not None else default_mountpoint(), group)
-        if mountpoint is not None and mountpoint not in _CHECKED_MOUNTS:
-            if not is_cgroup2_dir(mountpoint):
-                raise MountPointNotExistError(
-                    f"cgroups: {mountpoint} is not a directory of a cgroup2 file system"
-                )
-            _CHECKED_MOUNTS.add(mountpoint)
+        if mountpoint is not None:
+            _check_mountpoint(m.mountpoint)
+        for name in group.split("/"):
+            _check_new_name(name)
         if resources is not None and not isinstance(resources, Resources):
             raise CgroupError(f"cgroups: invalid resources {resources!r}: must be Resources")
         if resources is not None:
@@ -241,55 +317,36 @@ class Manager:
         if resources is not None and resources.hugetlb:
             _check_page_sizes(resources, m.path)  # before any ancestor is changed
         needed = resources.enabled_controllers() if resources is not None else []
-        if group != "/" and m._create_fast(needed, resources):
+        created: list[str] = []  # what this call made: removed again on any failure
+        try:
+            if group == "/" or not m._create_fast(needed, resources, created):
+                m._create_tree(needed, resources, created)
             return m
-        m._create_tree(needed, resources)
-        return m
+        except BaseException:
+            # also a signal's exception (KeyboardInterrupt...) at any step after a mkdir
+            _remove_created(created)
+            raise
 
-    def _create_fast(self, needed: list[str], resources: Resources | None) -> bool:
+    def _create_fast(self, needed: list[str], resources: Resources | None,
+                     created: list[str]) -> bool:
         """The common case: the parent exists and already enables ``needed``: one mkdir,
         then the values. False (nothing done) sends the caller to the general path."""
-        if not needed:
-            try:
-                os.mkdir(self.path, 0o755)  # nothing to read first
-            except FileNotFoundError:
-                return False  # a missing ancestor
-            except FileExistsError:
-                self._update_existing(resources)
-                return True
-            except OSError as e:
-                raise KernelError(e.errno or 0, self.path, op="mkdir") from None
-            if resources is not None:
-                try:
-                    with Dir.open(self.path) as d:
-                        self._write_values(d, resources, rollback=False)
-                except BaseException:
-                    _remove_created([self.path])
-                    raise
-            return True
         parent_path, _, name = self.path.rpartition("/")
         try:
-            parent = Dir.open(parent_path)
+            parent = Dir.open(parent_path or "/")
         except CgroupDeletedError:
-            return False
+            return False  # a missing ancestor
         with parent:
-            have = parent.read(SUBTREE_CONTROL).decode().split()
-            if any(c not in have for c in needed):
-                return False
-            try:
-                parent.mkdir(name)
-            except KernelError as e:
-                if e.errno != errno.EEXIST:
-                    raise
+            if needed:
+                have = parent.read(SUBTREE_CONTROL).decode().split()
+                if any(c not in have for c in needed):
+                    return False
+            if not _mkdir_noted(parent, name, created):
                 self._update_existing(resources)
                 return True
-            try:
+            if resources is not None:
                 with parent.child(name) as d:
-                    if resources is not None:
-                        self._write_values(d, resources, rollback=False)
-            except BaseException:
-                _remove_created([self.path])
-                raise
+                    self._write_values(d, resources, rollback=False)
         return True
 
     def _update_existing(self, resources: Resources | None) -> None:
@@ -306,10 +363,11 @@ class Manager:
             )
         self.update(resources)
 
-    def _create_tree(self, needed: list[str], resources: Resources | None) -> None:
-        """mkdir -p of the group, enabling ``needed`` in each ancestor, then the values."""
+    def _create_tree(self, needed: list[str], resources: Resources | None,
+                     created: list[str]) -> None:
+        """mkdir -p of the group, enabling ``needed`` in each ancestor, then the values
+        (the directories made are noted in ``created``; the caller removes them on error)."""
         names = [] if self.group == "/" else self.group[1:].split("/")
-        created: list[str] = []
         d = Dir.open(self.mountpoint)
         try:
             if needed:
@@ -318,30 +376,16 @@ class Manager:
             for i, name in enumerate(names):
                 if needed:
                     _enable(d, needed)
-                try:
-                    d.mkdir(name)
-                    created.append(d.file_path(name))
-                    existed = False
-                except KernelError as e:
-                    if e.errno != errno.EEXIST:
-                        raise
-                    existed = i == len(names) - 1
+                made = _mkdir_noted(d, name, created)
+                existed = not made and i == len(names) - 1
                 nxt = d.child(name)
                 d.close()
                 d = nxt
-        except BaseException:
-            d.close()
-            _remove_created(created)
-            raise
-        try:
             if existed:
                 d.close()
                 self.update(resources)
             elif resources is not None:
                 self._write_values(d, resources, rollback=False)
-        except BaseException:
-            _remove_created(created)
-            raise
         finally:
             d.close()
 
@@ -454,7 +498,7 @@ class Manager:
                     have = d.read(SUBTREE_CONTROL).decode().split()
                     off = [c for c in names if c in have]
                     if off:
-                        d.write(SUBTREE_CONTROL, " ".join("-" + c for c in off))
+                        _write_subtree_control(d, " ".join("-" + c for c in off))
         finally:
             for d in dirs:
                 d.close()
@@ -512,9 +556,7 @@ class Manager:
                     with d.child(UNIT_SUBGROUP) as leaf:  # the unit's processes
                         own += _pids(leaf.read(PROCS))
                 return own
-            out: list[int] = []
-            _walk_procs(d, out)
-            return out
+            return _subtree_pids(d)
 
     def threads(self) -> list[int]:
         """The threads of the group (``cgroup.threads``)."""
@@ -529,6 +571,14 @@ class Manager:
         """
         if not isinstance(dest, Manager):
             raise CgroupError(f"cgroups: invalid destination {dest!r}: must be a Manager")
+        self._refuse_root("move the processes out of")
+        if dest.path == self.path or dest.path.startswith(self.path.rstrip("/") + "/"):
+            raise CgroupError(
+                f"cgroups: cannot move the processes of {self.path} into {dest.path}: the "
+                f"destination is inside the group itself; nothing was moved"
+            )
+        with Dir.open(self.path) as src:
+            src.refuse_mount_root("move the processes out of")
         with Dir.open(dest.path) as d:
             for _ in range(100):
                 pids = self.procs(recursive=True)
@@ -563,7 +613,9 @@ class Manager:
         """Write ``cgroup.freeze`` and wait for ``cgroup.events`` to follow; on a timeout
         of a freeze, thaw again. False on timeout."""
         _check_timeout(what, timeout)
+        self._refuse_root(what)
         with Dir.open(self.path) as d:
+            d.refuse_mount_root(what)
             if not d.exists(FREEZE):
                 if d.gone():
                     raise _deleted(d, FREEZE)
@@ -605,18 +657,26 @@ class Manager:
         thaw. Waits (poll on ``cgroup.events``) until ``populated 0``.
         """
         _check_timeout("kill", timeout)
+        self._refuse_root("kill")
         with Dir.open(self.path) as d:
+            d.refuse_mount_root("kill")
             if d.exists(KILL):
                 d.write(KILL, "1")
             else:
-                self._kill_by_signal(timeout)
+                self._kill_by_signal(d, timeout)
             if not _wait_event(d, b"populated", b"0", timeout):
                 raise CgroupError(
                     f"cgroups: {self.path} still has processes {timeout} s after SIGKILL"
                 )
 
-    def _kill_by_signal(self, timeout: float) -> None:
-        """SIGKILL each process; frozen first where possible, so that none can fork."""
+    def _kill_by_signal(self, d: Dir, timeout: float) -> None:
+        """SIGKILL each process of the subtree; frozen first where possible, so that none
+        can fork.
+
+        Only pids read from the group's own subtree are signalled, never this process or
+        PID 1; each is opened as a pidfd and signalled through it only if a second read of
+        the subtree still lists it, so a pid reused meanwhile by another process is not hit.
+        """
         try:
             self.freeze(timeout)
             frozen = True
@@ -624,15 +684,20 @@ class Manager:
             frozen = False
         try:
             for _ in range(1 if frozen else 100):
-                pids = self.procs(recursive=True)
-                if not pids:
+                if not _signal_subtree(d, signal.SIGKILL):
                     break
-                for pid in pids:
-                    with contextlib.suppress(ProcessLookupError):
-                        os.kill(pid, signal.SIGKILL)
         finally:
             if frozen:
                 self.thaw(timeout)
+
+    def _refuse_root(self, op: str) -> None:
+        """Refuse ``op`` on the root group of the mount, before anything is opened."""
+        if self.group == "/":
+            raise MountPointError(
+                f"cgroups: refusing to {op} the root group {self.path} (it holds every "
+                f"process and group of the mount)",
+                path=self.path,
+            )
 
     def delete(self, *, kill: bool = False) -> None:
         """Remove the group and every group below it (depth-first).
@@ -642,31 +707,44 @@ class Manager:
         a bounded backoff; a group that is already gone is success.
         """
         # --- systemd: a group owned by a systemd unit is removed by delete_systemd().
-        if self.group == "/":
-            raise CgroupError(f"cgroups: refusing to delete the root group {self.path}")
+        self._refuse_root("delete")
+        parent_path, _, name = self.path.rpartition("/")
         try:
-            os.rmdir(self.path)  # the common case: an empty leaf, one system call
-            return
-        except FileNotFoundError:
-            return
-        except OSError as e:
-            if e.errno != errno.EBUSY:
-                raise KernelError(e.errno or 0, self.path, op="rmdir") from None
-        try:
-            d = Dir.open(self.path)
+            parent = Dir.open(parent_path or "/")
         except CgroupDeletedError:
             return
-        with d:
-            if _keyed(d.read(EVENTS)).get(b"populated") == b"1":
-                if not kill:
-                    raise CgroupError(
-                        f"cgroups: {self.path} still has processes "
-                        f"({len(self.procs(recursive=True))}); kill them first or "
-                        f"delete(kill=True)"
-                    )
-                self.kill()
-            _remove_children(d)
-        _rmdir_retry(self.path)
+        with parent:
+            try:
+                os.rmdir(name, dir_fd=parent.fd)  # the common case: an empty leaf
+                return
+            except FileNotFoundError:
+                return
+            except OSError as e:
+                if e.errno != errno.EBUSY:
+                    raise KernelError(e.errno or 0, self.path, op="rmdir") from None
+            try:
+                d = parent.child(name)
+            except CgroupError as e:
+                if isinstance(e, CgroupDeletedError) or e.errno == errno.ENOENT:
+                    return
+                raise
+            with d:
+                d.refuse_mount_root("delete")
+                # check the whole subtree (mount points, size) before anything is removed
+                for _ in walk(d):
+                    pass
+                if _keyed(d.read(EVENTS)).get(b"populated") == b"1":
+                    if not kill:
+                        raise CgroupError(
+                            f"cgroups: {self.path} still has processes "
+                            f"({len(_subtree_pids(d))}); kill them first or "
+                            f"delete(kill=True)"
+                        )
+                    self.kill()
+                for kind, at, child, _ in walk(d, leave=True):
+                    if kind == LEAVE:
+                        _rmdir_retry(at, child)
+            _rmdir_retry(parent, name)
 
     # --- statistics and events (other modules) ----------------------------------------
 
@@ -757,7 +835,32 @@ def _enable(d: Dir, needed: list[str]) -> None:
     have = d.read(SUBTREE_CONTROL).decode().split()
     missing = [c for c in needed if c not in have]
     if missing:
-        d.write(SUBTREE_CONTROL, " ".join("+" + c for c in missing))
+        _write_subtree_control(d, " ".join("+" + c for c in missing))
+
+
+def _write_subtree_control(d: Dir, value: str) -> None:
+    """Write ``cgroup.subtree_control``, with what the kernel's refusals mean."""
+    try:
+        d.write(SUBTREE_CONTROL, value)
+    except KernelError as e:
+        hint = {
+            errno.EBUSY: (
+                "the group has processes of its own: a group that enables controllers for "
+                "its children may hold no processes (the kernel's no-internal-processes "
+                "rule); move them to a child group first"
+                if value.startswith("+") or " +" in value
+                else "a child group still has the controller enabled for its own children"
+            ),
+            errno.EEXIST: (
+                "a child group's name is that of a file of the controller (e.g. a child "
+                "named 'memory.max'); rename or remove that child"
+            ),
+            errno.ENOENT: "the controller is not available to this group",
+        }.get(e.errno or 0)
+        if hint is None:
+            raise
+        raise KernelError(e.errno or 0, e.path or d.file_path(SUBTREE_CONTROL),
+                          op="write", value=value, hint=hint) from None
 
 
 def _check_files(d: Dir, resources: Resources, filenames: list[str]) -> None:
@@ -845,21 +948,48 @@ def _check_timeout(op: str, timeout: object) -> None:
         )
 
 
-def _walk_procs(d: Dir, out: list[int]) -> None:
-    out += _pids(d.read(PROCS))
-    for name in d.subdirs():
+def _subtree_pids(d: Dir) -> list[int]:
+    """The pids of ``cgroup.procs`` of ``d`` and of every group below it (iterative; a
+    mount point inside refuses, see :func:`cgroup2._fs.walk`)."""
+    out: list[int] = []
+    for _, g, _, _ in walk(d):
         try:
-            c = d.child(name)
-        except CgroupError:
-            continue  # removed meanwhile
-        with c:
+            out += _pids(g.read(PROCS))
+        except CgroupError as e:
+            # removed after it was opened (an empty group: no pid is lost); while the
+            # kernel removes it, its files fail with ENODEV before its path is gone
+            if not isinstance(e, CgroupDeletedError) and e.errno not in _GONE:
+                raise
+    return out
+
+
+def _signal_subtree(d: Dir, sig: int) -> bool:
+    """Send ``sig`` to the processes of ``d``'s subtree; False when there were none.
+
+    Never this process or PID 1. Each pid is held as a pidfd, then the subtree is read
+    again: only a pid still listed there is signalled (through its pidfd), so a pid that
+    was reused by an unrelated process between the reads is not hit.
+    """
+    me = os.getpid()
+    pids = [p for p in _subtree_pids(d) if p not in (me, 1)]
+    if not pids:
+        return False
+    held: dict[int, int] = {}
+    try:
+        for pid in pids:
             try:
-                _walk_procs(c, out)
-            except CgroupError as e:
-                # removed after it was opened (an empty group: no pid is lost); while the
-                # kernel removes it, its files fail with ENODEV before its path is gone
-                if not isinstance(e, CgroupDeletedError) and e.errno not in _GONE:
-                    raise
+                held[pid] = os.pidfd_open(pid)
+            except ProcessLookupError:
+                continue
+        still = set(_subtree_pids(d))
+        for pid, fd in held.items():
+            if pid in still:
+                with contextlib.suppress(ProcessLookupError):
+                    signal.pidfd_send_signal(fd, sig)
+    finally:
+        for fd in held.values():
+            os.close(fd)
+    return True
 
 
 def _wait_event(d: Dir, key: bytes, want: bytes, timeout: float) -> bool:
@@ -888,31 +1018,20 @@ def _wait_event(d: Dir, key: bytes, want: bytes, timeout: float) -> bool:
         os.close(fd)
 
 
-def _remove_children(d: Dir) -> None:
-    """Remove every group below ``d``, deepest first."""
-    for name in d.subdirs():
-        try:
-            c = d.child(name)
-        except CgroupError:
-            continue
-        with c:
-            _remove_children(c)
-        _rmdir_retry(d.file_path(name))
-
-
-def _rmdir_retry(path: str, timeout: float = 5.0) -> None:
-    """rmdir, retrying EBUSY (a group whose tasks are still exiting) with backoff."""
+def _rmdir_retry(d: Dir, name: str, timeout: float = 5.0) -> None:
+    """rmdir ``name`` in ``d``, retrying EBUSY (a group whose tasks are still exiting)
+    with backoff; a name that is gone is success."""
     delay = 0.001
     deadline = time.monotonic() + timeout
     while True:
         try:
-            os.rmdir(path)
+            os.rmdir(name, dir_fd=d.fd)
             return
         except FileNotFoundError:
             return
         except OSError as e:
             if e.errno != errno.EBUSY or time.monotonic() + delay > deadline:
-                raise KernelError(e.errno or 0, path, op="rmdir") from None
+                raise KernelError(e.errno or 0, d.file_path(name), op="rmdir") from None
         time.sleep(delay)
         delay = min(delay * 2, 0.1)
 
@@ -920,6 +1039,7 @@ def _rmdir_retry(path: str, timeout: float = 5.0) -> None:
 def _remove_created(created: list[str]) -> None:
     """Undo a failed create: remove the directories it made, deepest first."""
     for path in reversed(created):
+        parent_path, _, name = path.rpartition("/")
         # the caller's error is raised; a directory that cannot go stays visible
-        with contextlib.suppress(CgroupError):
-            _rmdir_retry(path, timeout=1.0)
+        with contextlib.suppress(CgroupError), Dir.open(parent_path or "/") as parent:
+            _rmdir_retry(parent, name, timeout=1.0)

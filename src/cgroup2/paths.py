@@ -146,6 +146,11 @@ def _mounts() -> tuple[CgroupMount, ...]:
         return ()
 
 
+def mounts() -> tuple[CgroupMount, ...]:
+    """The cgroup and cgroup2 mounts of this process (read once; see :func:`refresh`)."""
+    return _mounts()
+
+
 def refresh() -> None:
     """Forget the mount table read before (it is read once per process)."""
     _mounts.cache_clear()

@@ -29,6 +29,7 @@ from cgroup2 import (
     Resources,
     State,
 )
+from cgroup2._fs import Dir
 from cgroup2.stats import Metrics
 
 MiB = 1 << 20
@@ -402,7 +403,8 @@ def test_kill_fallback_freeze_signal_thaw(
     m = Manager.create(cg_path, mountpoint=cg_parent.mountpoint)
     try:
         _fill_group(m, procs, 10)
-        m._kill_by_signal(5.0)  # the path for kernels without cgroup.kill
+        with Dir.open(m.path) as d:
+            m._kill_by_signal(d, 5.0)  # the path for kernels without cgroup.kill
         for p in procs.started:
             assert p.wait(timeout=5) == -9
         deadline = time.monotonic() + 5

@@ -17,7 +17,7 @@ import pytest
 from conftest import Parent
 from reltools import attached_device_programs, child_pids, no_leaks, open_fds  # noqa: F401
 
-from cgroup2 import CgroupDeletedError, CgroupError, KernelError, Manager
+from cgroup2 import CgroupDeletedError, CgroupError, KernelError, Manager, _fs
 from cgroup2._fs import Dir
 
 # --- cgroupfs refuses what could be followed ----------------------------------------------
@@ -50,10 +50,12 @@ def test_cgroupfs_refuses_symlinks_links_nodes_and_files(cg_parent: Parent, cg_p
 
 
 @pytest.fixture
-def planted(tmp_path: os.PathLike[str]) -> str:
+def planted(tmp_path: os.PathLike[str], monkeypatch: pytest.MonkeyPatch) -> str:
     """A directory with a file, a subdirectory, and symlinks to a secret file, to a
-    directory outside, and to the file inside."""
+    directory outside, and to the file inside. The file layer takes its file system as
+    cgroup2 for the test (it refuses any other, see test_rel_mounts.py)."""
     root = os.fspath(tmp_path)
+    monkeypatch.setattr(_fs, "_cgroup2_devs", _fs._cgroup2_devs | {os.stat(root).st_dev})
     outside = os.path.join(root, "outside")
     os.mkdir(outside)
     with open(os.path.join(outside, "secret"), "w") as f:

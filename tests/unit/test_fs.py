@@ -100,3 +100,53 @@ def test_mkdir_rmdir_child(tmp_path: Path) -> None:
         with pytest.raises(KernelError) as e:
             d.rmdir("c")
         assert e.value.errno == errno.ENOENT and e.value.op == "rmdir"
+
+
+@pytest.mark.real_fs_check
+def test_a_directory_that_is_not_cgroup2_is_refused(tmp_path: Path) -> None:
+    from cgroup2 import NotCgroup2Error
+
+    with pytest.raises(NotCgroup2Error, match="not on a cgroup2 file system"):
+        Dir.open(str(tmp_path))
+
+
+def test_walk_is_iterative_ordered_and_bounded(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from cgroup2 import TreeLimitError, _fs
+
+    deep = tmp_path / "top"
+    deep.mkdir()
+    fd = os.open(deep, os.O_RDONLY | os.O_DIRECTORY)
+    for _ in range(1500):  # deeper than the recursion limit, longer than PATH_MAX
+        os.mkdir("d", dir_fd=fd)
+        nxt = os.open("d", os.O_RDONLY | os.O_DIRECTORY, dir_fd=fd)
+        os.close(fd)
+        fd = nxt
+    os.close(fd)
+    (deep / "b").mkdir()
+    (deep / "a").mkdir()
+    with Dir.open(str(deep)) as top:
+        seen = [(kind, name, depth) for kind, _, name, depth in _fs.walk(top, leave=True)]
+        assert seen[0] == (_fs.ENTER, "", 0)
+        assert [n for k, n, _ in seen if k == _fs.ENTER][1:4] == ["a", "b", "d"]
+        assert max(d for _, _, d in seen) == 1500
+        assert sum(1 for k, _, _ in seen if k == _fs.LEAVE) == 1502
+        fds = len(os.listdir("/proc/self/fd"))
+        for _kind, _, _, depth in _fs.walk(top):
+            if depth == 1400:  # two descriptors besides top, whatever the depth
+                assert len(os.listdir("/proc/self/fd")) <= fds + 2
+        monkeypatch.setattr(_fs, "MAX_DEPTH", 100)
+        with pytest.raises(TreeLimitError, match="100 levels"):
+            for _ in _fs.walk(top):
+                pass
+        monkeypatch.setattr(_fs, "MAX_DEPTH", 10_000)
+        monkeypatch.setattr(_fs, "MAX_GROUPS", 10)
+        with pytest.raises(TreeLimitError, match="10 groups"):
+            for _ in _fs.walk(top):
+                pass
+        monkeypatch.undo()
+        for kind, at, name, _ in _fs.walk(top, leave=True):  # the clean-up, iterative too
+            if kind == _fs.LEAVE:
+                os.rmdir(name, dir_fd=at.fd)
+    assert os.listdir(deep) == []
