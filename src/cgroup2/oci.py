@@ -48,6 +48,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from .controllers.cpu import CPU, CPUMax
+from .controllers.cpuset import cpu_list_mask
 from .controllers.hugetlb import HugeTlb, HugeTlbEntry
 from .controllers.io import BFQ, IO, Entry, IOType, WeightDevice
 from .controllers.memory import Memory
@@ -143,10 +144,21 @@ def cpu_shares_to_weight(shares: int) -> int:
 
 
 def blkio_weight_to_io_weight(weight: int) -> int:
-    """``io.weight`` (1..10000) for a BFQ / blkio weight (10..1000), linearly.
+    """``io.weight`` (1..10000) for a BFQ / blkio weight (10..1000), linearly; 0 is 0
+    (unset: no ``io.weight`` is written, as in runc).
 
-    ``1 + (w - 10) * 9999 // 990``: 10 -> 1, 500 -> 4950, 1000 -> 10000.
+    ``1 + (w - 10) * 9999 // 990``: 10 -> 1, 500 -> 4950, 1000 -> 10000. A weight outside
+    10..1000 (and not 0) is a :class:`~cgroup2.errors.CgroupError`.
     """
+    if not isinstance(weight, int) or isinstance(weight, bool):
+        raise CgroupError(f"cgroups: invalid blkio weight {weight!r}: must be an int")
+    if weight == 0:
+        return 0
+    if not _BLKIO_MIN <= weight <= _BLKIO_MAX:
+        raise CgroupError(
+            f"cgroups: invalid blkio weight {weight}: out of range "
+            f"{_BLKIO_MIN}..{_BLKIO_MAX} (0: not set)"
+        )
     return 1 + (weight - _BLKIO_MIN) * 9999 // (_BLKIO_MAX - _BLKIO_MIN)
 
 
@@ -334,8 +346,8 @@ class _Walker:
         period = self.int_(c.get("period"), f"{path}.period", _U64)
         burst = self.int_(c.get("burst"), f"{path}.burst", _U64)
         idle = self.int_(c.get("idle"), f"{path}.idle", _I64)
-        cpus = self.str_(c.get("cpus"), f"{path}.cpus")
-        mems = self.str_(c.get("mems"), f"{path}.mems")
+        cpus = _cpu_list(self.str_(c.get("cpus"), f"{path}.cpus"))
+        mems = _cpu_list(self.str_(c.get("mems"), f"{path}.mems"))
         for key, bounds in (("realtimeRuntime", _I64), ("realtimePeriod", _U64)):
             rt = self.int_(c.get(key), f"{path}.{key}", bounds, minus_one=True)
             if rt:
@@ -639,6 +651,19 @@ def _build(path: str, value: object, make: Callable[..., _T], *args: Any) -> _T:
         raise
     except CgroupError as e:
         raise OCISpecError(path, value, str(e).removeprefix("cgroups: ")) from e
+
+
+def _cpu_list(text: str | None) -> str | None:
+    """``cpu.cpus``/``cpu.mems``: ``None`` for a list that names no CPU (``""``, ``","``:
+    runc writes no file for ``""``, and the kernel takes ``","`` as the empty set, which
+    for a new group is its parent's CPUs, as if not written); else the text, which
+    :class:`CPU` checks and writes in the kernel's form (``"0, 1"`` -> ``"0-1"``)."""
+    if text is None:
+        return None
+    try:
+        return text if cpu_list_mask(text) else None
+    except ValueError:
+        return text  # refused by CPU, with the reason
 
 
 def _check(path: str, value: object, make: Callable[[], object]) -> None:

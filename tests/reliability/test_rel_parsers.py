@@ -3,10 +3,16 @@
 input gives a result or a CgroupError (InvalidFormatError for what is read), never
 another exception, and each call is fast. 2,000 examples per test in CI
 (HYPOTHESIS_PROFILE=ci).
+
+Item 13: the CPU lists of ``CPU(cpus=...)``, OCI ``cpu.cpus`` and the systemd bitmask are
+compared with a line-by-line transcription of the kernel's ``bitmap_parselist``
+(lib/bitmap-str.c): a list is taken exactly when the kernel takes it (but for the
+documented refusals), it means the same CPUs, and the text written means them again.
 """
 
 from __future__ import annotations
 
+import itertools
 import time
 from collections.abc import Callable
 from typing import Any
@@ -16,11 +22,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from reltools import no_leaks  # noqa: F401
 
-from cgroup2 import CgroupError
+from cgroup2 import CPU, CgroupError, to_resources
 from cgroup2.cli._run import _pids_max_hits
-from cgroup2.controllers.cpuset import parse_cpu_list
+from cgroup2.controllers.cpuset import CPU_LIST_LIMIT, parse_cpu_list
 from cgroup2.manager import _pids
 from cgroup2.paths import parse_mountinfo
+from cgroup2.systemd import cpu_bitmask
 
 FUZZ = settings(fuzz_settings, suppress_health_check=list(HealthCheck))
 #: Per call: generous for a loaded CI machine, far below the seconds of an unbounded parse.
@@ -123,7 +130,7 @@ def test_pids_events_near_valid(pairs: list[tuple[str, str]]) -> None:
 
 
 @st.composite
-def cpu_lists(draw: st.DrawFn) -> bytes:
+def cpu_lists(draw: st.DrawFn, repeats: tuple[int, ...] = (1, 1, 2, 200, 2000)) -> bytes:
     """Lists with numbers small and large, ranges, strides, blanks and empty items."""
     items = []
     for _ in range(draw(st.integers(0, 8))):
@@ -132,7 +139,7 @@ def cpu_lists(draw: st.DrawFn) -> bytes:
         shape = draw(st.integers(0, 3))
         item = [f"{lo}", f"{lo}-{hi}", f"{lo}-{hi}:{draw(NUMBERS)}/{draw(NUMBERS)}", ""][shape]
         item += draw(st.sampled_from(["", " ", "\t"]))
-        items += [item] * draw(st.sampled_from([1, 1, 2, 200, 2000]))
+        items += [item] * draw(st.sampled_from(repeats))
     return ",".join(items).encode() + draw(st.sampled_from([b"", b"\n"]))
 
 
@@ -148,3 +155,143 @@ def test_cpu_list_near_valid(data: bytes) -> None:
     got = total(parse_cpu_list, data)
     if got is not None:
         assert list(got) == sorted(set(got)) and all(0 <= n < 8192 for n in got)
+
+
+# --- item 13: CPU lists as the kernel reads them ---------------------------------------------
+
+
+def kernel_parselist(text: str, nbits: int = CPU_LIST_LIMIT) -> set[int] | None:
+    """lib/bitmap-str.c ``bitmap_parselist`` on ``text``: the set, or ``None`` where the
+    kernel returns -EINVAL, -ERANGE or -EOVERFLOW. Without the newer kernels' ``N`` and
+    ``all``. The string ends at NUL or newline (``end_of_str``)."""
+    s = text + "\0"
+    space = " \t\n\v\f\r"  # the kernel's isspace() of ASCII
+
+    def end_of_str(c: str) -> bool:
+        return c in "\0\n"
+
+    def end_of_region_(c: str) -> bool:  # __end_of_region
+        return c in space or c == ","
+
+    def end_of_region(c: str) -> bool:
+        return end_of_region_(c) or end_of_str(c)
+
+    def getnum(i: int) -> tuple[int, int] | None:
+        j = i
+        while s[j] in "0123456789":
+            j += 1
+        digits = s[i:j].lstrip("0") or "0"
+        if j == i or len(digits) > 10 or int(digits) >= 1 << 32:
+            return None
+        return int(digits), j
+
+    bits: set[int] = set()
+    i = 0
+    while True:
+        while end_of_region_(s[i]):  # bitmap_find_region
+            i += 1
+        if end_of_str(s[i]):
+            return bits
+        r = getnum(i)  # bitmap_parse_region
+        if r is None:
+            return None
+        start, i = r
+        last = False
+        if end_of_region(s[i]):
+            end = start
+            off = group = end + 1
+            last = end_of_str(s[i])
+        else:
+            if s[i] != "-":
+                return None
+            r = getnum(i + 1)
+            if r is None:
+                return None
+            end, i = r
+            if end_of_region(s[i]):
+                off = group = end + 1
+                last = end_of_str(s[i])
+            else:
+                if s[i] != ":":
+                    return None
+                r = getnum(i + 1)
+                if r is None:
+                    return None
+                off, i = r
+                if s[i] != "/":
+                    return None
+                r = getnum(i + 1)
+                if r is None:
+                    return None
+                group, i = r
+        if start > end or group == 0 or off > group or end >= nbits:  # bitmap_check_region
+            return None
+        for first in range(start, end + 1, group):  # bitmap_set_region
+            bits.update(range(first, min(end + 1, first + off)))
+        if last:
+            return bits
+
+
+def bits_of(mask: bytes) -> set[int]:
+    return {i * 8 + b for i, byte in enumerate(mask) for b in range(8) if byte >> b & 1}
+
+
+def refused_here(text: str) -> bool:
+    """The documented refusals beyond the kernel's: a newline or NUL inside the list (the
+    kernel stops reading there and drops the rest)."""
+    inner = text.strip(" \t\n\v\f\r")
+    return "\n" in inner or "\0" in inner
+
+
+LIST_CHARS = st.sampled_from([*"0123456789,-:/ \t\n\r\v\f", "\0", "N", "x", "٣"])
+LIST_TEXT = st.one_of(
+    st.text(LIST_CHARS, max_size=30),
+    cpu_lists(repeats=(1, 1, 2, 3)).map(lambda b: b.decode()),
+    st.lists(
+        st.tuples(st.integers(0, 40), st.integers(0, 40), st.integers(0, 9), st.integers(0, 9)),
+        max_size=5,
+    ).map(lambda xs: ",".join(f"{a}-{a + b}:{c}/{d}" for a, b, c, d in xs)),
+)
+
+
+@FUZZ
+@given(LIST_TEXT)
+def test_cpu_lists_are_read_as_the_kernel_reads_them(text: str) -> None:
+    kernel = kernel_parselist(text)
+    bitmask = total(cpu_bitmask, text)
+    if refused_here(text) or kernel is None:
+        assert bitmask is None, (text, kernel)
+        return
+    assert bitmask is not None and bits_of(bitmask) == kernel, text
+
+
+@FUZZ
+@given(LIST_TEXT)
+def test_cpu_list_written_is_what_the_kernel_reads_back(text: str) -> None:
+    kernel = kernel_parselist(text)
+    got = total(lambda t: CPU(cpus=t, mems=t).values(), text)
+    if text == "":
+        assert got == []  # not set: nothing written
+        return
+    if refused_here(text) or not kernel:  # None: refused; empty: names no CPU
+        assert got is None, (text, kernel)
+        return
+    assert got is not None
+    for v in got:
+        assert kernel_parselist(v.value) == kernel, (text, v)
+        # the kernel's own form: ascending, with adjacent numbers joined
+        nums = sorted(kernel)
+        assert v.value.count(",") == sum(1 for a, b in itertools.pairwise(nums) if b != a + 1)
+
+
+@FUZZ
+@given(LIST_TEXT)
+def test_oci_cpus_as_the_kernel_reads_them(text: str) -> None:
+    kernel = kernel_parselist(text)
+    got = total(lambda t: to_resources({"cpu": {"cpus": t}}).values(), text)
+    if refused_here(text) or kernel is None:
+        assert got is None, (text, kernel)
+    elif not kernel:
+        assert got == [], text  # names no CPU: not written
+    else:
+        assert got is not None and [kernel_parselist(v.value) for v in got] == [kernel]

@@ -248,7 +248,7 @@ REFUSALS: list[tuple[Callable[[], object], str, str]] = [
     (lambda: CPUMax.new(0, 100000), "cpu.max quota", "out of range"),
     (lambda: CPUMax.new(50000, 0), "cpu.max period", "out of range"),
     (lambda: CPUMax.new(-2, 100000), "cpu.max quota", "out of range"),
-    (lambda: CPU(cpus="0-3,,5"), "cpuset.cpus", "malformed element"),
+    (lambda: CPU(cpus="0-3;5"), "cpuset.cpus", "malformed element"),
     (lambda: CPU(cpus="3-0"), "cpuset.cpus", "not ascending"),
     (lambda: CPU(cpus="a"), "cpuset.cpus", "malformed"),
     (lambda: CPU(cpus="0 - 3"), "cpuset.cpus", "malformed"),

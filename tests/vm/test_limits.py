@@ -254,6 +254,17 @@ def test_cpuset_cpus_sets_the_affinity(group: str, spawn: Spawner) -> None:
     m.delete(kill=True)
 
 
+def test_cpuset_lists_with_blanks_are_written_in_the_kernels_form(group: str) -> None:
+    # blanks, empty items and strides, as the kernel reads them; written as it prints them
+    m = Manager.create(group, Resources(cpu=CPU(cpus=" 0, 1,", mems=",0")))
+    assert read(m, "cpuset.cpus") == "0-1\n" and read(m, "cpuset.mems") == "0\n"
+    m.update(Resources(cpu=CPU(cpus="0-1:1/2")))
+    assert read(m, "cpuset.cpus") == "0\n"
+    m.update(Resources(cpu=CPU(cpus="1\t0")))
+    assert read(m, "cpuset.cpus") == "0-1\n"
+    m.delete(kill=True)
+
+
 # --- io ------------------------------------------------------------------------------------
 
 

@@ -139,23 +139,26 @@ def cpu_list_numbers(mask: int) -> tuple[int, ...]:
 
 
 def cpu_list_text(field: str, value: object) -> str:
-    """Check a ``cpuset.cpus``/``cpuset.mems`` list such as ``"0-3,5"``; return it.
+    """Check a ``cpuset.cpus``/``cpuset.mems`` list such as ``"0-3,5"``; return the text to
+    write: the kernel's own form of it (:func:`cpu_list_text_of`).
 
-    The kernel's list format: comma-separated numbers and ``a-b`` ranges with ``a <= b``.
+    The list is read as the kernel reads it (:func:`cpu_list_mask`): ``"0, 1"``,
+    ``",0,1,"`` and ``"0\\t1"`` are written ``"0-1"``, ``"0-7:2/4"`` is written
+    ``"0-1,4-5"``. A list that names no CPU (``","``) is refused: the callers leave ``""``
+    unwritten, and the kernel would take such a list as the empty set.
     """
     from ._values import invalid
 
     if not isinstance(value, str):
         raise invalid(field, value, "must be a str such as '0-3,5'")
-    for part in value.split(","):
-        lo, dash, hi = part.partition("-")
-        if not (lo.isascii() and lo.isdigit()) or (dash and not (hi.isascii() and hi.isdigit())):
-            raise invalid(
-                field, value, f"malformed element {part!r}: expected N or N-M, e.g. '0-3,5'"
-            )
-        if dash and int(lo) > int(hi):
-            raise invalid(field, value, f"range {part!r} is not ascending")
-    return value
+    try:
+        mask = cpu_list_mask(value)
+    except _ListError as e:
+        raise invalid(field, value, str(e)) from None
+    if not mask:
+        what = "memory node" if field.endswith("mems") else "CPU"
+        raise invalid(field, value, f"names no {what}: use '' or None to leave it unset")
+    return cpu_list_text_of(mask)
 
 
 # --- what is read ---------------------------------------------------------------------

@@ -42,6 +42,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..controllers._values import U64_MAX, Value
+from ..controllers.cpuset import cpu_list_mask
 from ..devices.rules import DeviceRule
 from ..errors import CgroupError
 from ..resources import Resources
@@ -122,27 +123,17 @@ def cpu_bitmask(text: str) -> bytes:
     """The ``ay`` of ``AllowedCPUs``/``AllowedMemoryNodes`` for a list such as ``"0-3,5"``.
 
     systemd's ``cpu_set_to_dbus``: bit ``n % 8`` of byte ``n // 8`` is CPU (or node)
-    ``n``; as many bytes as the highest number needs; ``""`` is no bytes.
+    ``n``; as many bytes as the highest number needs; a list of no CPU (``""``, ``","``)
+    is no bytes. The list is read as the kernel reads ``cpuset.cpus``
+    (:func:`cgroup2.controllers.cpuset.cpu_list_mask`: blanks and empty items skipped,
+    ``N-M:A/B`` strides, numbers below 8192).
     """
-    text = text.strip()
-    if not text:
-        return b""
-    nums: list[int] = []
-    for part in text.split(","):
-        lo_s, dash, hi_s = part.partition("-")
-        if not (lo_s.isascii() and lo_s.isdigit()) or (
-            dash and not (hi_s.isascii() and hi_s.isdigit())
-        ):
-            raise CgroupError(f"cgroups: invalid cpu list {text!r}: bad element {part!r}")
-        lo = int(lo_s)
-        hi = int(hi_s) if dash else lo
-        if hi < lo or hi >= 1 << 16:
-            raise CgroupError(f"cgroups: invalid cpu list {text!r}: bad range {part!r}")
-        nums.extend(range(lo, hi + 1))
-    out = bytearray((max(nums) // 8) + 1)
-    for n in nums:
-        out[n // 8] |= 1 << (n % 8)
-    return bytes(out)
+    try:
+        mask = cpu_list_mask(text)
+    except ValueError as e:
+        shown = repr(text) if len(text) <= 80 else repr(text[:80]) + "..."
+        raise CgroupError(f"cgroups: invalid cpu list {shown}: {e}") from None
+    return mask.to_bytes((mask.bit_length() + 7) // 8, "little")
 
 
 def _limit(text: str) -> int | None:
