@@ -226,7 +226,7 @@ def _dispatch(args: argparse.Namespace, out: Console, err: Console) -> int:
         return run_command(args, argv, err, mountpoint=mountpoint)
     group = _group_path(args.group, mountpoint)
     if cmd == "top":
-        return _top(args, group, mountpoint, out)
+        return _cmd_top(args, group, mountpoint, out)
     if cmd == "tree":
         from ._tree import build_tree
 
@@ -241,7 +241,8 @@ def _dispatch(args: argparse.Namespace, out: Console, err: Console) -> int:
     return _cmds.cmd_simple(m, args, out)
 
 
-def _top(args: argparse.Namespace, group: str, mountpoint: str, out: Console) -> int:
+# (not named _top: importing the submodule cgroup2.cli._top rebinds that package name)
+def _cmd_top(args: argparse.Namespace, group: str, mountpoint: str, out: Console) -> int:
     from ._top import frames, table
 
     Manager.load(group, mountpoint=mountpoint)  # a missing group is an error, not a blank
@@ -268,8 +269,12 @@ def _top(args: argparse.Namespace, group: str, mountpoint: str, out: Console) ->
 
 
 def _message(e: BaseException) -> str:
+    """The error as one line, control characters shown escaped (a group name or a value
+    in it may hold any byte)."""
+    from ._text import printable
+
     text = str(e).removeprefix("cgroups: ")
-    return " ".join(text.split("\n"))
+    return printable(" ".join(text.split("\n")))
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -8,16 +8,18 @@ controller) and ``io.stat`` (io controller) through :func:`cgroup2.stats.collect
 
 from __future__ import annotations
 
+import errno
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from typing import Any
 
 from rich import box
 from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
-from .._fs import Dir
+from .._fs import Dir, walk
 from ..errors import CgroupDeletedError, CgroupError
 from ..stats import StatMask, collect
 from ._text import printable
@@ -59,46 +61,61 @@ class Row:
         return (self.read_rate or 0.0) + (self.write_rate or 0.0)
 
 
-def _walk(d: Dir, group: str, depth: int, max_depth: int | None) -> Iterator[GroupSample]:
-    """Samples of ``d`` and below, children first is not needed: parents carry totals."""
-    own = len(d.read("cgroup.procs").split())
-    m = collect(d, _MASK)
-    children: list[GroupSample] = []
-    below = 0
-    for name in sorted(d.subdirs()):
-        try:
-            c = d.child(name)
-        except CgroupError:
-            continue  # removed meanwhile
-        with c:
-            try:
-                sub = list(_walk(c, group.rstrip("/") + "/" + name, depth + 1, max_depth))
-            except CgroupDeletedError:
-                continue
-        if sub:
-            below += sub[0].tasks
-            if max_depth is None or depth + 1 <= max_depth:
-                children.extend(sub)
-    rb = wb = None
-    if m.io is not None and m.io.usage is not None:
-        rb = sum(e.rbytes or 0 for e in m.io.usage)
-        wb = sum(e.wbytes or 0 for e in m.io.usage)
-    yield GroupSample(
-        group=group,
-        tasks=own + below,
-        cpu_usec=m.cpu.usage_usec if m.cpu is not None else None,
-        memory=m.memory.usage if m.memory is not None else None,
-        read_bytes=rb,
-        write_bytes=wb,
-    )
-    yield from children
+def _vanished(e: CgroupError) -> bool:
+    return isinstance(e, CgroupDeletedError) or e.errno in (errno.ENOENT, errno.ENODEV)
 
 
 def sample(mountpoint: str, root: str, max_depth: int | None = None) -> dict[str, GroupSample]:
-    """Every group from ``root`` down (to ``max_depth`` levels below it), by group path."""
+    """Every group from ``root`` down (to ``max_depth`` levels below it), by group path.
+
+    One iterative walk (:func:`cgroup2._fs.walk`: no mount point crossed, any depth);
+    a group's ``tasks`` counts its processes and those of every group below it, also
+    below ``max_depth``.
+    """
     path = mountpoint if root == "/" else mountpoint.rstrip("/") + root
-    with Dir.open(path) as d:
-        return {s.group: s for s in _walk(d, root, 0, max_depth)}
+    found: list[tuple[str, int, int, Any]] = []  # group, depth, index of parent, metrics
+    totals: list[int] = []
+    at_depth: list[int] = []  # index in found of the group entered last at each depth
+    names: list[str] = []
+    with Dir.open(path) as top:
+        for _, d, name, depth in walk(top):
+            del names[max(depth - 1, 0):]
+            del at_depth[depth:]
+            if depth:
+                names.append(name)
+            try:
+                own = len(d.read("cgroup.procs").split())
+                m = collect(d, _MASK)
+            except CgroupError as e:
+                if _vanished(e):
+                    continue  # removed meanwhile (an empty group: no task is lost)
+                raise
+            group = root if not depth else root.rstrip("/") + "/" + "/".join(names)
+            parent = at_depth[depth - 1] if depth and len(at_depth) >= depth else -1
+            at_depth.append(len(found))
+            found.append((group, depth, parent, m))
+            totals.append(own)
+    for i in range(len(found) - 1, 0, -1):  # children after parents: add up bottom-first
+        parent = found[i][2]
+        if parent >= 0:
+            totals[parent] += totals[i]
+    out: dict[str, GroupSample] = {}
+    for (group, depth, _, m), tasks in zip(found, totals, strict=True):
+        if max_depth is not None and depth > max_depth:
+            continue
+        rb = wb = None
+        if m.io is not None and m.io.usage is not None:
+            rb = sum(e.rbytes or 0 for e in m.io.usage)
+            wb = sum(e.wbytes or 0 for e in m.io.usage)
+        out[group] = GroupSample(
+            group=group,
+            tasks=tasks,
+            cpu_usec=m.cpu.usage_usec if m.cpu is not None else None,
+            memory=m.memory.usage if m.memory is not None else None,
+            read_bytes=rb,
+            write_bytes=wb,
+        )
+    return out
 
 
 def _rate(a: int | None, b: int | None, dt: float) -> float | None:

@@ -6,11 +6,13 @@ plain text (never read as rich markup).
 
 from __future__ import annotations
 
+import errno
+
 from rich.text import Text
 from rich.tree import Tree
 
-from .._fs import Dir, read_abs
-from ..errors import CgroupError
+from .._fs import Dir, read_abs, walk
+from ..errors import CgroupDeletedError, CgroupError
 from ._text import printable
 
 __all__ = ["build_tree", "cmdline"]
@@ -30,29 +32,34 @@ def cmdline(pid: int) -> str | None:
     return f"[{comm}]"
 
 
-def _fill(node: Tree, d: Dir, *, procs: bool, kernel: bool) -> None:
-    if procs:
-        for pid in sorted(int(x) for x in d.read("cgroup.procs").split()):
-            cmd = cmdline(pid)
-            if cmd is None or (not kernel and cmd.startswith("[")):
-                continue
-            node.add(Text.assemble((str(pid), "cyan"), " ", printable(cmd)))
-    for name in sorted(d.subdirs()):
-        try:
-            c = d.child(name)
-        except CgroupError:
-            continue  # removed meanwhile
-        with c:
-            sub = node.add(Text(printable(name), style="bold"))
-            try:
-                _fill(sub, c, procs=procs, kernel=kernel)
-            except CgroupError:
-                continue
+def _add_procs(node: Tree, d: Dir, *, kernel: bool) -> None:
+    for pid in sorted(int(x) for x in d.read("cgroup.procs").split()):
+        cmd = cmdline(pid)
+        if cmd is None or (not kernel and cmd.startswith("[")):
+            continue
+        node.add(Text.assemble((str(pid), "cyan"), " ", printable(cmd)))
 
 
 def build_tree(path: str, label: str, *, procs: bool = True, kernel: bool = False) -> Tree:
-    """The tree of the group at file system ``path`` (shown as ``label``)."""
+    """The tree of the group at file system ``path`` (shown as ``label``).
+
+    One iterative walk (:func:`cgroup2._fs.walk`): any depth, no mount point crossed (a
+    mount point inside is an error that names it).
+    """
     root = Tree(Text(printable(label), style="bold"), guide_style="dim")
-    with Dir.open(path) as d:
-        _fill(root, d, procs=procs, kernel=kernel)
+    nodes = [root]  # the node of the group entered last at each depth
+    with Dir.open(path) as top:
+        for _, d, name, depth in walk(top):
+            if depth:
+                del nodes[depth:]
+                nodes.append(nodes[-1].add(Text(printable(name), style="bold")))
+            if procs:
+                try:
+                    _add_procs(nodes[-1], d, kernel=kernel)
+                except CgroupError as e:
+                    if isinstance(e, CgroupDeletedError) or e.errno in (
+                        errno.ENOENT, errno.ENODEV
+                    ):
+                        continue  # removed meanwhile
+                    raise
     return root
