@@ -158,6 +158,7 @@ def _restore_text(filename: str, written: str, old: bytes) -> str | None:
 
 
 _CHECKED_MOUNTS: set[str] = set()  # mount points given by a caller and found to be cgroup2
+_CLEAN_MOUNTS: set[str] = set()  # mount point strings found to be absolute and clean
 
 #: The prefixes of the kernel's interface files in a group directory: ``cgroup.*`` and
 #: ``<controller>.*`` for every controller of cgroup v2 (and of v1, whose names systemd
@@ -234,7 +235,7 @@ class Manager:
 
     def __init__(self, mountpoint: str, group: str, *, unit: str | None = None) -> None:
         verify_group_path(group)
-        if (
+        if mountpoint not in _CLEAN_MOUNTS and (
             not isinstance(mountpoint, str)
             or not mountpoint.startswith("/")
             or clean_path(mountpoint) != (mountpoint.rstrip("/") or "/")
@@ -244,6 +245,8 @@ class Manager:
                 f"cgroups: invalid mountpoint {mountpoint!r}: an absolute, clean path "
                 f"(no '.', '..' or '//')"
             )
+        if len(_CLEAN_MOUNTS) < 64:
+            _CLEAN_MOUNTS.add(mountpoint)
         self.mountpoint = mountpoint.rstrip("/") or "/"
         self.group = group
         self.path = self.mountpoint if group == "/" else self.mountpoint.rstrip("/") + group
