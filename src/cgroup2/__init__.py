@@ -1,12 +1,14 @@
 """cgroup2: manage Linux cgroup v2 (the unified hierarchy) from Python.
 
-The public API; see the project's API table for the names of the reference
-(containerd/cgroups v2) that each one stands for.
+The public API. The documentation's page "Coming from containerd/cgroups"
+(``docs/containerd.md``) names the reference (containerd/cgroups v2) that each one
+stands for.
 """
 
 from typing import TYPE_CHECKING
 
 from ._lazy import lazy_names
+from ._version import __version__ as __version__
 from .controllers.cpu import CPU, CPUMax
 from .controllers.hugetlb import HugeTlb, HugeTlbEntry
 from .controllers.io import BFQ, IO, Entry, IOType, WeightDevice
