@@ -27,6 +27,7 @@ from typing import NoReturn
 
 from rich.console import Console
 
+from .._version import __version__
 from ..errors import CgroupError
 from ..manager import Manager
 from ..paths import default_mountpoint, verify_group_path
@@ -76,6 +77,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--mountpoint", metavar="DIR", help="the cgroup2 mount (default: from mountinfo)"
     )
+    p.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     sub.required = True
 
@@ -186,6 +188,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     dc.add_argument("rules", metavar="RULES")
     dc.add_argument("device", metavar="DEVICE")
+    from . import _completion
+
+    _completion.add_parser(sub)
     return p
 
 
@@ -208,6 +213,10 @@ def _dispatch(args: argparse.Namespace, out: Console, err: Console) -> int:
     from . import _cmds
 
     cmd = args.command
+    if cmd == "completion":
+        from ._completion import run as completion
+
+        return completion(args)
     if cmd == "devices":
         return _cmds.cmd_devices_check(args, out)
     mountpoint = args.mountpoint or default_mountpoint()
