@@ -186,7 +186,9 @@ class Dir:
             fd = os.open(path, _O_DIR)
         except FileNotFoundError:
             raise CgroupDeletedError(
-                f"cgroups: {path} does not exist", errno=errno.ENOENT, path=path
+                f"cgroups: {path} does not exist (the group was deleted, or never made)",
+                errno=errno.ENOENT,
+                path=path,
             ) from None
         except OSError as e:
             hint = "not a directory" if e.errno == errno.ENOTDIR else None

@@ -242,7 +242,7 @@ class Manager:
             or "\0" in mountpoint
         ):
             raise CgroupError(
-                f"cgroups: invalid mountpoint {mountpoint!r}: an absolute, clean path "
+                f"cgroups: invalid mountpoint {mountpoint!r}: must be absolute and clean "
                 f"(no '.', '..' or '//')"
             )
         if len(_CLEAN_MOUNTS) < 64:

@@ -159,7 +159,7 @@ R: list[tuple[str, Callable[[], object], str]] = [
     ("cpumax-new-quota-0", lambda: CPUMax.new(0), "out of range"),
     ("cpu-cpus-descending", lambda: CPU(cpus="3-1"), "not ascending"),
     ("cpu-cpus-letters", lambda: CPU(cpus="a"), "malformed element"),
-    ("cpu-cpus-newline", lambda: CPU(cpus="0\n1"), "malformed element"),
+    ("cpu-cpus-newline", lambda: CPU(cpus="0\n1"), "newline inside the list"),
     ("cpu-mems-int", lambda: CPU(mems=5), "must be a str"),  # type: ignore[arg-type]
     ("cpu-idle-2", lambda: CPU(idle=2), "must be a bool"),  # type: ignore[arg-type]
     ("cpu-burst-negative", lambda: CPU(burst=-1), "out of range"),

@@ -402,7 +402,10 @@ def group_lock(dir_fd: int) -> Iterator[None]:
     try:
         fd = os.open(".", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC, dir_fd=dir_fd)
     except OSError as e:
-        raise KernelError(e.errno or 0, _fd_path(dir_fd), op="open group directory") from None
+        raise KernelError(
+            e.errno or 0, _fd_path(dir_fd), op="open group directory",
+            hint="the BPF device filter attaches to a group's directory",
+        ) from None
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)  # EINTR is retried by Python (PEP 475)
