@@ -23,6 +23,7 @@ if TYPE_CHECKING:
         detach_device_filters,
         load_attach_device_filter,
         load_program,
+        program_instructions,
     )
     from .emulator import EmulatorError, ProgramEmulator, emulate
     from .filter import LICENSE, device_filter
@@ -42,6 +43,7 @@ _LAZY = {
     "detach_device_filters": "bpf",
     "load_attach_device_filter": "bpf",
     "load_program": "bpf",
+    "program_instructions": "bpf",
     "EmulatorError": "emulator",
     "ProgramEmulator": "emulator",
     "emulate": "emulator",
@@ -72,4 +74,5 @@ __all__ = [
     "emulate",
     "load_attach_device_filter",
     "load_program",
+    "program_instructions",
 ]

@@ -51,6 +51,7 @@ __all__ = [
     "detach_device_filters",
     "load_attach_device_filter",
     "load_program",
+    "program_instructions",
 ]
 
 PROG_NAME = "cgroup2_dev"
@@ -350,6 +351,29 @@ def prog_info(prog_fd: int) -> ProgInfo:
     tag = info.raw[8:16].hex()
     name = info.raw[64:80].split(b"\0", 1)[0].decode("ascii", "replace")
     return ProgInfo(pid, ptype, name, tag)
+
+
+def program_instructions(prog_fd: int) -> bytes:
+    """The instructions of a loaded program as the kernel runs them before JIT
+    (``xlated_prog_insns`` of ``BPF_OBJ_GET_INFO_BY_FD``), 8 bytes each: what
+    :class:`~cgroup2.devices.emulator.ProgramEmulator` runs. Empty when the kernel does
+    not show them (``kernel.kptr_restrict``, no ``CAP_SYS_ADMIN``)."""
+    info = ctypes.create_string_buffer(_INFO_SIZE)
+    attr = _attr("=IIQ", prog_fd, _INFO_SIZE, ctypes.addressof(info))
+    try:
+        _bpf(BPF_OBJ_GET_INFO_BY_FD, attr)
+        size = struct.unpack_from("=I", info, 20)[0]  # xlated_prog_len
+        if size == 0:
+            return b""
+        insns = ctypes.create_string_buffer(size)
+        info = ctypes.create_string_buffer(_INFO_SIZE)
+        struct.pack_into("=I", info, 20, size)
+        struct.pack_into("=Q", info, 32, ctypes.addressof(insns))  # xlated_prog_insns
+        attr = _attr("=IIQ", prog_fd, _INFO_SIZE, ctypes.addressof(info))
+        _bpf(BPF_OBJ_GET_INFO_BY_FD, attr)
+    except OSError as e:
+        raise BPFError(e.errno or 0, f"program fd {prog_fd}", op="BPF_OBJ_GET_INFO_BY_FD") from None
+    return insns.raw[: min(size, struct.unpack_from("=I", info, 20)[0])]
 
 
 def attached_programs(dir_fd: int) -> list[ProgInfo]:
