@@ -6,8 +6,10 @@ Every parser raises :class:`UsageError` with a one-line reason; the command turn
 
 from __future__ import annotations
 
+import math
 import os
 import re
+import signal
 import stat as _stat
 
 from ..controllers.cpu import CPUMax
@@ -15,25 +17,152 @@ from ..controllers.io import Entry, IOType
 from ..devices.rules import DeviceRule
 
 __all__ = [
+    "MIN_INTERVAL",
     "UsageError",
     "format_bytes",
+    "format_limit",
     "format_usec",
+    "parse_count",
     "parse_cpu_max",
     "parse_device",
+    "parse_hugetlb",
+    "parse_int",
+    "parse_interval",
     "parse_io_max",
+    "parse_property",
     "parse_rule",
     "parse_rules",
+    "parse_signal",
     "parse_size",
+    "parse_timeout",
 ]
 
 #: Size suffixes: binary multiples (1024-based), as systemd reads MemoryMax= and friends.
 SUFFIXES = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
 _SIZE = re.compile(r"(\d+(?:\.\d+)?)\s*([KMGT]?)(?:I?B)?", re.IGNORECASE)
 _PERIOD = 100_000  # microseconds: the kernel's default cpu.max period
+_MIN_QUOTA = 1000  # microseconds: the smallest cpu.max quota the kernel takes
+_MAX_NUMBER = 2**32 - 1  # device major and minor numbers of a device rule
+
+
+#: The shortest refresh interval of ``top`` and ``run --live``, in seconds: a shorter one
+#: would only re-read the tree in a loop (and 1e-300 is no interval at all).
+MIN_INTERVAL = 0.05
+_MAX_SECONDS = 1e6
 
 
 class UsageError(Exception):
     """A value on the command line is wrong (exit status 2)."""
+
+
+def parse_int(text: str, option: str, *, low: int | None = None) -> int:
+    """A whole number for ``option`` (named in the error), at least ``low``."""
+    t = text.strip()
+    if not re.fullmatch(r"[+-]?\d+", t):
+        raise UsageError(f"invalid {option} {text!r}: a whole number")
+    n = int(t)
+    if low is not None and n < low:
+        raise UsageError(f"invalid {option} {text!r}: at least {low}")
+    return n
+
+
+def parse_count(text: str, option: str) -> int:
+    """A count of at least 1 (``-n 3``, ``--count 1``)."""
+    return parse_int(text, option, low=1)
+
+
+def _seconds(text: str) -> float:
+    try:
+        v = float(text)
+    except ValueError:
+        return math.nan
+    return v
+
+
+def parse_interval(text: str, option: str = "--interval") -> float:
+    """A refresh interval in seconds: at least :data:`MIN_INTERVAL`, below 1e6."""
+    v = _seconds(text)
+    if not MIN_INTERVAL <= v < _MAX_SECONDS:
+        raise UsageError(
+            f"invalid interval {option} {text!r}: seconds, at least {MIN_INTERVAL:g} and "
+            f"less than {_MAX_SECONDS:g}"
+        )
+    return v
+
+
+def parse_timeout(text: str, option: str = "--timeout") -> float:
+    """A timeout in seconds: more than 0, below 1e6."""
+    v = _seconds(text)
+    if not 0 < v < _MAX_SECONDS:
+        raise UsageError(
+            f"invalid {option} {text!r}: seconds, more than 0 and less than {_MAX_SECONDS:g}"
+        )
+    return v
+
+
+def parse_signal(text: str) -> int:
+    """A signal by name (``TERM``, ``SIGTERM``, ``term``, ``RTMIN+2``) or number (``15``)."""
+    t = text.strip().upper()
+    n: int | None = None
+    if t.isdigit():
+        n = int(t)
+    else:
+        name = t if t.startswith("SIG") else "SIG" + t
+        base, plus, off = name.partition("+")
+        if base in ("SIGRTMIN", "SIGRTMAX") and (not plus or off.isdigit()):
+            k = int(off) if plus else 0
+            n = signal.SIGRTMIN + k if base == "SIGRTMIN" else signal.SIGRTMAX - k
+        elif name in signal.Signals.__members__:
+            n = int(signal.Signals[name])
+    if n is None or not 1 <= n <= signal.SIGRTMAX:
+        raise UsageError(
+            f"invalid signal {text!r}: a name such as TERM, HUP, SIGUSR1 or RTMIN+1, or a "
+            f"number 1..{int(signal.SIGRTMAX)}"
+        )
+    return n
+
+
+def parse_property(text: str) -> tuple[str, str]:
+    """``-p FILE=VALUE``: a limit file of the group and the exact text to write to it.
+
+    FILE is checked as ``Resources.unified`` checks its keys (one file of the group, not
+    one of the files that are not limits: ``cgroup.procs``, ``cgroup.freeze``...)."""
+    from ..errors import CgroupError
+    from ..resources import NOT_LIMITS, check_unified_key
+
+    key, eq, value = text.partition("=")
+    key = key.strip()
+    if not eq or not key:
+        raise UsageError(
+            f"invalid property {text!r}: expected FILE=VALUE, e.g. memory.max=512M"
+        )
+    if key in NOT_LIMITS:
+        raise UsageError(
+            f"invalid property {text!r}: {key} is not a limit of the group (processes: "
+            f"cgroup2 attach or exec; freezing: freeze/thaw; killing: kill; controllers are "
+            f"enabled for the limits given)"
+        )
+    try:
+        check_unified_key(key)
+    except CgroupError as e:
+        raise UsageError(f"invalid property {text!r}: {_why(e)}") from None
+    return key, value
+
+
+_PAGE = re.compile(r"(\d+)\s*([KMGT])(?:I?B)?", re.IGNORECASE)
+
+
+def parse_hugetlb(text: str) -> tuple[str, int | str]:
+    """``--hugetlb SIZE=LIMIT``: a huge page size as the kernel names it (``2MB``; ``2M``
+    and ``2MiB`` are read the same) and a limit in bytes (``64M``) or ``max``."""
+    size, eq, limit = text.partition("=")
+    m = _PAGE.fullmatch(size.strip())
+    if not eq or m is None or int(m.group(1)) == 0:
+        raise UsageError(
+            f"invalid --hugetlb {text!r}: expected PAGESIZE=LIMIT, e.g. 2MB=64M or 1GB=max"
+        )
+    name = f"{int(m.group(1))}{m.group(2).upper()}B"
+    return name, parse_size(limit, f"--hugetlb limit of {name}")
 
 
 def parse_size(text: str, what: str = "size") -> int | str:
@@ -81,6 +210,11 @@ def parse_cpu_max(text: str, *, cpus: int | None = None) -> CPUMax:
             raise UsageError(f"invalid CPU limit {text!r}: at least 1% (the kernel's 1 ms)")
         return CPUMax.new(quota, _PERIOD)
     parts = t.replace("/", " ").split()
+    if len(parts) == 1 and parts[0].isdigit() and int(parts[0]) < _MIN_QUOTA:
+        raise UsageError(
+            f"invalid CPU limit {text!r}: a bare number is a quota in microseconds per "
+            f"100 ms period (at least {_MIN_QUOTA}); for a share of one CPU write '{t}%'"
+        )
     if len(parts) in (1, 2) and all(p.isdigit() for p in parts):
         try:
             return CPUMax.new(int(parts[0]), int(parts[1]) if len(parts) == 2 else None)
@@ -172,6 +306,12 @@ def parse_rule(text: str) -> DeviceRule:
             f"e.g. 'allow c 1:3 rw'"
         )
     verb, typ, major, minor, access = m.groups()
+    for what, v in (("major", major), ("minor", minor)):
+        if v not in (None, "*") and int(v) > _MAX_NUMBER:
+            raise UsageError(
+                f"invalid device rule {text!r}: {what} {v} is larger than {_MAX_NUMBER} "
+                f"(write '*' for any {what})"
+            )
     try:
         return DeviceRule(
             allow=verb.lower() == "allow",
@@ -205,6 +345,9 @@ def parse_device(text: str) -> tuple[str, int, int, str]:
             f"invalid device {text!r}: expected 'b|c MAJ:MIN [rwm]', e.g. 'c 1:3 rw'"
         )
     typ, major, minor, access = m.groups()
+    for what, v in (("major", major), ("minor", minor)):
+        if int(v) > _MAX_NUMBER:
+            raise UsageError(f"invalid device {text!r}: {what} {v} is larger than {_MAX_NUMBER}")
     return typ.lower(), int(major), int(minor), (access or "rwm").lower()
 
 
@@ -220,6 +363,19 @@ def format_bytes(n: int | None) -> str:
             return f"{int(value)}{unit}" if unit == "B" else f"{value:.1f}{unit}"
         value /= 1024
     return f"{n}B"  # not reached
+
+
+#: A limit at or above this many bytes is shown as ``max``: the kernel prints a limit
+#: that is not set as ``max`` or, where its maximum is not a whole number of pages (huge
+#: pages), as a number just below 2**63.
+_NO_LIMIT = 2**62
+
+
+def format_limit(n: int | None) -> str:
+    """A byte limit: ``max`` when it is none, else :func:`format_bytes`."""
+    if n is not None and n >= _NO_LIMIT:
+        return "max"
+    return format_bytes(n)
 
 
 def format_usec(us: int | None) -> str:
