@@ -1,5 +1,10 @@
 """``cgroup2 top``: groups by CPU, memory, IO and tasks, refreshed (like systemd-cgtop).
 
+On a terminal a live table (the last frame stays on the screen after ``-n N`` frames);
+with ``-b/--batch``, and whenever the output is not a terminal, every frame printed as
+plain text with a blank line between frames (``systemd-cgtop -b``); ``--json`` one JSON
+object a frame, a line each.
+
 Each refresh walks the tree once through directory fds and reads, per group,
 ``cgroup.procs``, ``cpu.stat`` (a core file, always there), ``memory.current`` (memory
 controller) and ``io.stat`` (io controller) through :func:`cgroup2.stats.collect`. Rates
@@ -8,14 +13,16 @@ controller) and ``io.stat`` (io controller) through :func:`cgroup2.stats.collect
 
 from __future__ import annotations
 
+import argparse
 import errno
+import json
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
 from rich import box
-from rich.console import Group, RenderableType
+from rich.console import Console, Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
@@ -25,7 +32,16 @@ from ..stats import StatMask, collect
 from ._text import printable
 from ._units import format_bytes
 
-__all__ = ["SORT_KEYS", "GroupSample", "Row", "rows", "sample", "table"]
+__all__ = [
+    "SORT_KEYS",
+    "GroupSample",
+    "Row",
+    "cmd_top",
+    "frame_json",
+    "rows",
+    "sample",
+    "table",
+]
 
 _MASK = StatMask.CPU | StatMask.MEMORY_USAGE | StatMask.IO
 SORT_KEYS = ("cpu", "memory", "io", "tasks", "name")
@@ -205,3 +221,76 @@ def frames(
         )
         yield n, title, rows(prev, cur, t1 - t0, sort)
         prev, t0 = cur, t1
+
+
+def frame_json(n: int, root: str, interval: float, sort: str, rs: list[Row]) -> str:
+    """One frame of ``top --json``: one line, the groups in the table's order (rates in
+    bytes per second, CPU in percent of one CPU; ``null`` where the group has no such
+    counter or no earlier sample)."""
+
+    def r(v: float | None, nd: int) -> float | None:
+        return None if v is None else round(v, nd)
+
+    return json.dumps(
+        {
+            "frame": n,
+            "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            "group": root,
+            "interval": interval,
+            "sort": sort,
+            "groups": [
+                {
+                    "group": x.group,
+                    "tasks": x.tasks,
+                    "cpu_percent": r(x.cpu_percent, 2),
+                    "memory": x.memory,
+                    "read_bytes_per_sec": r(x.read_rate, 1),
+                    "write_bytes_per_sec": r(x.write_rate, 1),
+                }
+                for x in rs
+            ],
+        }
+    )
+
+
+def cmd_top(args: argparse.Namespace, group: str, mountpoint: str, out: Console) -> int:
+    """``cgroup2 top``: live on a terminal, else (or with ``-b``) every frame as text."""
+    from ..manager import Manager
+
+    Manager.load(group, mountpoint=mountpoint)  # a missing group is an error, not a blank
+    iterations = 1 if args.once else args.iterations
+    gen = frames(
+        mountpoint, group, interval=args.interval, sort=args.sort, depth=args.depth,
+        iterations=iterations,
+    )
+    try:
+        if args.json:
+            for n, _, rs in gen:
+                out.file.write(frame_json(n, group, args.interval, args.sort, rs) + "\n")
+                out.file.flush()
+        elif args.batch or args.once or not out.is_terminal:
+            for n, title, rs in gen:
+                if n > 1:
+                    out.file.write("\n")
+                out.print(table(rs, title=title, plain=True), soft_wrap=True)
+                out.file.flush()
+        else:
+            _live(out, gen)
+    except KeyboardInterrupt:
+        pass  # ^C is how a refreshing view is left
+    return 0
+
+
+def _live(out: Console, gen: Iterator[tuple[int, str, list[Row]]]) -> None:
+    """The live view on the terminal's alternate screen; after the last frame of ``-n``
+    the frame is printed on the normal screen, so that it stays."""
+    from rich.live import Live
+
+    last: tuple[str, list[Row]] | None = None
+    with Live(console=out, auto_refresh=False, screen=True) as live:
+        for _, title, rs in gen:
+            limit = max(1, out.size.height - 4)
+            live.update(table(rs, title=title, limit=limit), refresh=True)
+            last = title, rs
+    if last is not None:
+        out.print(table(last[1], title=last[0]))
