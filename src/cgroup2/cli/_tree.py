@@ -1,13 +1,21 @@
 """``cgroup2 tree``: groups and their processes with command lines (like systemd-cgls).
 
+On a terminal, command lines are cut to its width (``-l`` for full ones, folded); on a
+pipe they are never cut. ``--json`` gives the tree as one object.
+
 Names and command lines are shown through :func:`~cgroup2.cli._text.printable` and as
 plain text (never read as rich markup).
 """
 
 from __future__ import annotations
 
+import argparse
 import errno
+import json
+from collections.abc import Iterator
+from typing import Any
 
+from rich.console import Console
 from rich.text import Text
 from rich.tree import Tree
 
@@ -15,7 +23,7 @@ from .._fs import Dir, read_abs, walk
 from ..errors import CgroupDeletedError, CgroupError
 from ._text import printable
 
-__all__ = ["build_tree", "cmdline"]
+__all__ = ["build_tree", "cmd_tree", "cmdline", "groups", "proc_text", "tree_json"]
 
 
 def cmdline(pid: int) -> str | None:
@@ -32,34 +40,112 @@ def cmdline(pid: int) -> str | None:
     return f"[{comm}]"
 
 
-def _add_procs(node: Tree, d: Dir, *, kernel: bool) -> None:
+def _procs(d: Dir, *, kernel: bool) -> list[tuple[int, str]]:
+    """(pid, command line) of the group's processes, kernel threads only with ``kernel``."""
+    out = []
     for pid in sorted(int(x) for x in d.read("cgroup.procs").split()):
         cmd = cmdline(pid)
         if cmd is None or (not kernel and cmd.startswith("[")):
             continue
-        node.add(Text.assemble((str(pid), "cyan"), " ", printable(cmd)))
+        out.append((pid, cmd))
+    return out
 
 
-def build_tree(path: str, label: str, *, procs: bool = True, kernel: bool = False) -> Tree:
-    """The tree of the group at file system ``path`` (shown as ``label``).
+def groups(
+    path: str, *, procs: bool = True, kernel: bool = False
+) -> Iterator[tuple[int, str, list[tuple[int, str]]]]:
+    """(depth, name, processes) of the group at ``path`` (depth 0, name ``""``) and of every
+    group below it, depth first in name order.
 
     One iterative walk (:func:`cgroup2._fs.walk`): any depth, no mount point crossed (a
-    mount point inside is an error that names it).
+    mount point inside is an error that names it). A group removed meanwhile is left out.
     """
-    root = Tree(Text(printable(label), style="bold"), guide_style="dim")
-    nodes = [root]  # the node of the group entered last at each depth
     with Dir.open(path) as top:
         for _, d, name, depth in walk(top):
-            if depth:
-                del nodes[depth:]
-                nodes.append(nodes[-1].add(Text(printable(name), style="bold")))
+            found: list[tuple[int, str]] = []
             if procs:
                 try:
-                    _add_procs(nodes[-1], d, kernel=kernel)
+                    found = _procs(d, kernel=kernel)
                 except CgroupError as e:
                     if isinstance(e, CgroupDeletedError) or e.errno in (
                         errno.ENOENT, errno.ENODEV
                     ):
                         continue  # removed meanwhile
                     raise
+            yield depth, name, found
+
+
+def proc_text(pid: int, cmd: str, *, shorten: bool) -> Text:
+    """A process line: pid and command line (escaped); ``shorten``: cut with an ellipsis
+    at the width it is given (one line), else folded onto further lines."""
+    return Text.assemble(
+        (str(pid), "cyan"),
+        " ",
+        printable(cmd),
+        no_wrap=shorten,
+        overflow="ellipsis" if shorten else "fold",
+    )
+
+
+def build_tree(
+    path: str, label: str, *, procs: bool = True, kernel: bool = False, shorten: bool = False
+) -> Tree:
+    """The tree of the group at file system ``path`` (shown as ``label``); with
+    ``shorten`` a command line is cut to the width of the output (``systemd-cgls``)."""
+    root = Tree(Text(printable(label), style="bold"), guide_style="dim")
+    nodes = [root]  # the node of the group entered last at each depth
+    for depth, name, found in groups(path, procs=procs, kernel=kernel):
+        if depth:
+            del nodes[depth:]
+            nodes.append(nodes[-1].add(Text(printable(name), style="bold")))
+        for pid, cmd in found:
+            nodes[-1].add(proc_text(pid, cmd, shorten=shorten))
     return root
+
+
+def tree_json(
+    path: str, label: str, *, procs: bool = True, kernel: bool = False
+) -> Iterator[str]:
+    """The tree as one JSON object, in pieces: ``group`` (its path), ``processes``
+    (``pid``, ``cmdline``; left out with ``procs=False``) and ``children``, nested.
+
+    Written as the walk goes, without recursion (a tree of any depth; ``json.dumps`` of
+    nested objects would recurse once per level)."""
+    open_groups: list[str] = []  # the path of each node still open, by depth
+    has_child: list[bool] = []  # whether that node has a child written already
+    for depth, name, found in groups(path, procs=procs, kernel=kernel):
+        group = label
+        if depth:
+            while len(open_groups) > depth:
+                open_groups.pop()
+                has_child.pop()
+                yield "]}"
+            parent = open_groups[-1]
+            group = ("" if parent == "/" else parent) + "/" + name
+            if has_child[-1]:
+                yield ", "
+            has_child[-1] = True
+        head: dict[str, Any] = {"group": group}
+        if procs:
+            head["processes"] = [{"pid": pid, "cmdline": cmd} for pid, cmd in found]
+        yield json.dumps(head)[:-1] + ', "children": ['
+        open_groups.append(group)
+        has_child.append(False)
+    for _ in open_groups:
+        yield "]}"
+
+
+def cmd_tree(args: argparse.Namespace, group: str, mountpoint: str, out: Console) -> int:
+    """``cgroup2 tree``: the tree, or with ``--json`` one JSON object (the escapes of JSON
+    keep control characters out of it)."""
+    path = mountpoint if group == "/" else mountpoint.rstrip("/") + group
+    if args.json:
+        out.file.write(
+            "".join(tree_json(path, group, procs=not args.no_procs, kernel=args.kernel)) + "\n"
+        )
+        return 0
+    shorten = out.is_terminal and not args.full
+    out.print(
+        build_tree(path, group, procs=not args.no_procs, kernel=args.kernel, shorten=shorten)
+    )
+    return 0
