@@ -1,7 +1,8 @@
 """The ``cgroup2`` command (also ``python -m cgroup2``).
 
-Subcommands: ``run`` (a command in a new group under limits, with ``--summary``), ``stat``,
-``top``, ``tree``, ``events``, ``freeze``, ``thaw``, ``kill``, ``rm``, ``devices check``.
+Subcommands: ``run`` (a command in a new group under limits, with ``--summary``),
+``create``, ``set``, ``get``, ``attach``, ``exec``, ``ls``, ``status``, ``stat``, ``top``,
+``tree``, ``events``, ``freeze``, ``thaw``, ``kill``, ``rm``, ``devices check``.
 
 Conventions:
 
@@ -12,9 +13,13 @@ Conventions:
   reads them (``512M`` = 536870912), or ``max``. CPU limits are a percentage of one CPU
   (``50%``: quota 50000 of period 100000; ``150%`` needs two CPUs), ``QUOTA/PERIOD`` in
   microseconds, or ``max``.
+* ``-p/--property FILE=VALUE`` writes the exact text VALUE to the limit file FILE of the
+  group, in every command that sets limits (``run``, ``create``, ``set``).
+* Everything printed that comes from the system (group and file names, values, command
+  lines) has its control characters shown escaped (:mod:`cgroup2.cli._text`).
 * Errors are one line on stderr, ``cgroup2: error: ...``. Exit status: 2 for a usage error,
-  1 for a failure; ``run`` exits with the command's status (128+N when signal N killed
-  it), 127 when the command is not found, 126 when it cannot be executed.
+  1 for a failure; ``run`` and ``exec`` exit with the command's status (128+N when signal
+  N killed it), 127 when the command is not found, 126 when it cannot be executed.
 """
 
 from __future__ import annotations
@@ -28,10 +33,19 @@ from typing import NoReturn
 from rich.console import Console
 
 from .._version import __version__
-from ..errors import CgroupError
+from ..errors import CgroupError, InvalidGroupPathError
 from ..manager import Manager
 from ..paths import default_mountpoint, verify_group_path
-from ._units import UsageError, parse_io_max, parse_rule
+from ._limits import Failure, add_limit_flags
+from ._units import (
+    MIN_INTERVAL,
+    UsageError,
+    parse_count,
+    parse_int,
+    parse_interval,
+    parse_signal,
+    parse_timeout,
+)
 
 __all__ = ["main"]
 
@@ -47,29 +61,10 @@ class _Parser(argparse.ArgumentParser):
         raise UsageError(f"{where}: {message}" if where else message)
 
 
-def _pids_max(text: str) -> int | str:
-    if text == "max":
-        return "max"
-    if text.isdigit():
-        return int(text)
-    raise UsageError(f"invalid --pids-max {text!r}: a number of tasks or 'max'")
-
-
-def _int(text: str) -> int:
-    try:
-        return int(text)
-    except ValueError:
-        raise UsageError(f"invalid number {text!r}") from None
-
-
-def _positive(text: str) -> float:
-    try:
-        v = float(text)
-    except ValueError:
-        v = -1.0
-    if not 0 < v < 1e6:
-        raise UsageError(f"invalid interval {text!r}: seconds, more than 0 and less than 1e6")
-    return v
+def _pid(text: str) -> int:
+    if not text.isdigit() or int(text) == 0:
+        raise UsageError(f"invalid PID {text!r}: a process id (a number above 0)")
+    return int(text)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -87,7 +82,8 @@ def build_parser() -> argparse.ArgumentParser:
         description=(
             "Create the group PARENT/NAME (default /cgroup2-run-<pid> directly below the "
             "cgroup2 mount), apply the limits, run CMD in it, and remove the group when CMD "
-            "ends (killing what is left in it) unless --keep. Exits with CMD's status "
+            "ends (killing what is left in it) unless --keep. With --group, CMD runs in "
+            "that existing group instead, which is left as it is. Exits with CMD's status "
             "(128+N when killed by signal N), 127 when CMD is not found, 126 when it cannot "
             "be executed, 1 when the group cannot be made. SIGINT, SIGTERM, SIGHUP and "
             "SIGQUIT are passed on to CMD (those the terminal sends to the whole process "
@@ -96,35 +92,17 @@ def build_parser() -> argparse.ArgumentParser:
             "error that names the controller."
         ),
     )
-    r.add_argument("--memory-max", metavar="SIZE", help="memory.max, e.g. 512M (1024-based)")
-    r.add_argument("--memory-high", metavar="SIZE", help="memory.high (throttle above it)")
-    r.add_argument("--memory-swap-max", metavar="SIZE", help="memory.swap.max (0: no swap)")
-    r.add_argument("--cpu-max", metavar="CPU", help="cpu.max: 50%%, 150%%, QUOTA/PERIOD, max")
-    r.add_argument("--cpu-weight", metavar="N", type=_int, help="cpu.weight, 1..10000")
-    r.add_argument("--pids-max", metavar="N", type=_pids_max, help="pids.max: tasks, or max")
-    r.add_argument("--cpus", metavar="LIST", help="cpuset.cpus, e.g. 0-1")
-    r.add_argument(
-        "--io-max",
-        metavar="DEV:KEY=V[,..]",
-        type=parse_io_max,
-        action="append",
-        help="io.max, DEV is MAJ:MIN or /dev/X; keys rbps wbps riops wiops (repeatable)",
-    )
-    r.add_argument(
-        "--device",
-        metavar="RULE",
-        type=parse_rule,
-        action="append",
-        help="device rule 'allow|deny [a|b|c] [MAJ:MIN] [rwm]'; the last match decides, "
-        "no match denies (repeatable, in order)",
-    )
+    add_limit_flags(r)
     r.add_argument("--name", metavar="NAME", help="the group's name (default cgroup2-run-<pid>)")
     r.add_argument("--parent", metavar="GROUP", help="create the group below GROUP (default /)")
+    r.add_argument(
+        "--group", metavar="GROUP", help="run in this existing group (not made, not removed)"
+    )
     r.add_argument("--keep", action="store_true", help="leave the group when CMD ends")
     r.add_argument("--summary", action="store_true", help="print what CMD used, on stderr")
     r.add_argument(
         "--live",
-        type=_positive,
+        type=lambda t: parse_interval(t, "--live"),
         metavar="SEC",
         help="while CMD runs, print its CPU use, memory and tasks every SEC seconds (stderr)",
     )
@@ -134,6 +112,92 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--slice", metavar="SLICE", help="with --systemd: the slice (system.slice)")
     r.add_argument("cmd", nargs=argparse.REMAINDER, metavar="-- CMD ...")
 
+    c = sub.add_parser(
+        "create",
+        help="make a group and apply limits (like cgcreate)",
+        description=(
+            "Make the group GROUP and apply the limits; the controllers they need are "
+            "enabled in the parents. Like mkdir: the parent must exist and GROUP must not, "
+            "unless --parents, which makes missing parents and applies the limits to a "
+            "GROUP that exists. Prints nothing on success."
+        ),
+    )
+    c.add_argument("group", metavar="GROUP")
+    c.add_argument(
+        "--parents", action="store_true", help="make missing parents; an existing GROUP is fine"
+    )
+    add_limit_flags(c)
+
+    st = sub.add_parser(
+        "set",
+        help="change limits of a group (like cgset)",
+        description=(
+            "Write the limits to the existing group GROUP. The files are checked to exist "
+            "first; if the kernel refuses a value, the values written before it are put "
+            "back and nothing is changed."
+        ),
+    )
+    st.add_argument("group", metavar="GROUP")
+    add_limit_flags(st)
+
+    g = sub.add_parser(
+        "get",
+        help="values of a group's files (like cgget)",
+        description=(
+            "Print 'FILE: VALUE' for each FILE (any file of the group: memory.max, "
+            "memory.stat...), or for every limit file of the group when none is named "
+            "(the files that can be written, other than cgroup.procs, cgroup.freeze and "
+            "the like). A value of several lines continues on lines that start with a tab."
+        ),
+    )
+    g.add_argument("group", metavar="GROUP")
+    g.add_argument("files", metavar="FILE", nargs="*")
+    gfmt = g.add_mutually_exclusive_group()
+    gfmt.add_argument("--json", action="store_true", help="one object: file name -> text")
+    gfmt.add_argument("-v", "--values", action="store_true", help="only the values")
+
+    a = sub.add_parser(
+        "attach",
+        help="move processes into a group (like cgclassify)",
+        description=(
+            "Move each PID (the whole process, all its threads) into GROUP, in order; with "
+            "--threads each PID is a thread id moved alone (threaded groups)."
+        ),
+    )
+    a.add_argument("group", metavar="GROUP")
+    a.add_argument("pids", metavar="PID", nargs="+", type=_pid)
+    a.add_argument("--threads", action="store_true", help="move threads (cgroup.threads)")
+
+    x = sub.add_parser(
+        "exec",
+        help="run a command in an existing group (like cgexec)",
+        description=(
+            "Move this process into GROUP, then execute CMD in its place: CMD's exit "
+            "status is the exit status. 127 when CMD is not found, 126 when it cannot be "
+            "executed."
+        ),
+    )
+    x.add_argument("group", metavar="GROUP")
+    x.add_argument("cmd", nargs=argparse.REMAINDER, metavar="-- CMD ...")
+
+    ls = sub.add_parser("ls", help="list groups (like lscgroup)")
+    ls.add_argument("group", metavar="GROUP", nargs="?", default="/", help="(default /)")
+    ls.add_argument("-r", "--recursive", action="store_true", help="every group below")
+    ls.add_argument("--json", action="store_true", help="a list of objects")
+
+    stt = sub.add_parser(
+        "status",
+        help="a group at a glance (like systemctl status)",
+        description=(
+            "Path, state, tasks, CPU time, memory, IO, pressure, the limits that are set, "
+            "the device rules of the group's eBPF program, and the processes of the group "
+            "and below with their command lines."
+        ),
+    )
+    stt.add_argument("group", metavar="GROUP")
+    stt.add_argument("-l", "--full", action="store_true", help="command lines in full")
+    stt.add_argument("--no-procs", action="store_true", help="leave out the processes")
+
     s = sub.add_parser("stat", help="a group's statistics")
     s.add_argument("group", metavar="GROUP")
     fmt = s.add_mutually_exclusive_group()
@@ -141,37 +205,79 @@ def build_parser() -> argparse.ArgumentParser:
     fmt.add_argument("--prometheus", action="store_true", help="Prometheus text format")
     s.add_argument("--pretty", action="store_true", help="indent the JSON")
 
-    t = sub.add_parser("top", help="groups by CPU, memory, IO and tasks, refreshed")
+    t = sub.add_parser(
+        "top",
+        help="groups by CPU, memory, IO and tasks, refreshed",
+        description=(
+            "On a terminal, a live table; with -b/--batch (and whenever the output is not "
+            "a terminal) every frame is printed as plain text, one after another with a "
+            "blank line between them; --json prints one JSON object a frame, a line each."
+        ),
+    )
     t.add_argument("group", metavar="GROUP", nargs="?", default="/", help="subtree (default /)")
     t.add_argument("--sort", choices=("cpu", "memory", "io", "tasks", "name"), default="cpu")
-    t.add_argument("--interval", type=_positive, default=1.0, metavar="SEC")
-    t.add_argument("--depth", type=_int, metavar="N", help="levels below GROUP to show")
+    t.add_argument(
+        "--interval", type=parse_interval, default=1.0, metavar="SEC",
+        help=f"seconds between frames (default 1, at least {MIN_INTERVAL:g})",
+    )
+    t.add_argument(
+        "--depth", type=lambda v: parse_int(v, "--depth", low=0), metavar="N",
+        help="levels below GROUP to show",
+    )
     t.add_argument("--once", action="store_true", help="print one frame plainly and exit")
-    t.add_argument("--iterations", "-n", type=_int, metavar="N", help="exit after N frames")
+    t.add_argument(
+        "-n", "--iterations", type=lambda v: parse_count(v, "--iterations"), metavar="N",
+        help="exit after N frames",
+    )
+    tfmt = t.add_mutually_exclusive_group()
+    tfmt.add_argument("-b", "--batch", action="store_true", help="every frame as plain text")
+    tfmt.add_argument("--json", action="store_true", help="one JSON object a frame")
 
     tr = sub.add_parser("tree", help="groups and their processes")
     tr.add_argument("group", metavar="GROUP", nargs="?", default="/")
     tr.add_argument("--no-procs", action="store_true", help="groups only")
     tr.add_argument("--kernel", "-k", action="store_true", help="show kernel threads too")
+    tr.add_argument(
+        "-l", "--full", action="store_true",
+        help="command lines in full (on a terminal they are cut to its width)",
+    )
+    tr.add_argument("--json", action="store_true", help="the tree as one JSON object")
 
-    e = sub.add_parser("events", help="stream a group's memory events")
+    e = sub.add_parser("events", help="stream a group's memory events (or cgroup.events)")
     e.add_argument("group", metavar="GROUP")
     e.add_argument("--json", action="store_true", help="one JSON object a line")
     e.add_argument("--initial", action="store_true", help="print the counts at the start")
-    e.add_argument("--count", type=_int, metavar="N", help="exit after N events")
+    e.add_argument(
+        "--count", type=lambda v: parse_count(v, "--count"), metavar="N",
+        help="exit after N events",
+    )
+    e.add_argument(
+        "--cgroup", action="store_true",
+        help="populated/frozen changes (cgroup.events; needs no controller)",
+    )
 
     for name, what in (
         ("freeze", "freeze a group (cgroup.freeze), wait until frozen"),
         ("thaw", "thaw a frozen group"),
-        ("kill", "SIGKILL every process of a group (cgroup.kill)"),
-        ("rm", "remove a group and its subgroups"),
+        ("kill", "SIGKILL every process of a group (cgroup.kill), or send --signal"),
+        ("rm", "remove a group and the groups below it"),
     ):
-        c = sub.add_parser(name, help=what)
-        c.add_argument("group", metavar="GROUP")
+        cm = sub.add_parser(name, help=what)
+        cm.add_argument("group", metavar="GROUP")
         if name == "rm":
-            c.add_argument("--kill", action="store_true", help="kill its processes first")
+            cm.add_argument("--kill", action="store_true", help="kill its processes first")
+            cm.add_argument(
+                "-r", "--recursive", action="store_true",
+                help="the groups below it too (what rm always does; for scripts that say so)",
+            )
         else:
-            c.add_argument("--timeout", type=_positive, default=10.0, metavar="SEC")
+            cm.add_argument("--timeout", type=parse_timeout, default=10.0, metavar="SEC")
+        if name == "kill":
+            cm.add_argument(
+                "-s", "--signal", type=parse_signal, metavar="SIG",
+                help="send SIG (TERM, HUP, 15...) to every process of the group and below "
+                "instead of SIGKILL; does not wait",
+            )
 
     d = sub.add_parser("devices", help="device rules")
     dsub = d.add_subparsers(dest="devices_command", metavar="COMMAND", parser_class=_Parser)
@@ -210,22 +316,26 @@ def _group_path(text: str, mountpoint: str) -> str:
 
 
 def _dispatch(args: argparse.Namespace, out: Console, err: Console) -> int:
-    from . import _cmds
-
     cmd = args.command
     if cmd == "completion":
         from ._completion import run as completion
 
         return completion(args)
     if cmd == "devices":
-        return _cmds.cmd_devices_check(args, out)
+        from ._cmds import cmd_devices_check
+
+        return cmd_devices_check(args, out)
     mountpoint = args.mountpoint or default_mountpoint()
     if cmd == "run":
         from ._run import run_command
 
-        argv = list(args.cmd)
-        if argv and argv[0] == "--":
-            argv = argv[1:]
+        argv = _after_dashes(args.cmd)
+        if args.group is not None:
+            for opt, v in (("--name", args.name), ("--parent", args.parent),
+                           ("--keep", args.keep or None), ("--systemd", args.systemd or None)):
+                if v is not None:
+                    raise UsageError(f"run: --group and {opt}: --group runs in an existing group")
+            args.group = _group_path(args.group, mountpoint)
         if args.parent is not None:
             if args.systemd:
                 raise UsageError("run: --parent and --systemd: choose one (--slice with --systemd)")
@@ -234,15 +344,29 @@ def _dispatch(args: argparse.Namespace, out: Console, err: Console) -> int:
             raise UsageError("run: --slice needs --systemd")
         return run_command(args, argv, err, mountpoint=mountpoint)
     group = _group_path(args.group, mountpoint)
-    if cmd == "top":
-        return _cmd_top(args, group, mountpoint, out)
-    if cmd == "tree":
-        from ._tree import build_tree
+    if cmd == "exec":
+        from ._groups import cmd_exec
 
-        path = mountpoint if group == "/" else mountpoint.rstrip("/") + group
-        out.print(build_tree(path, group, procs=not args.no_procs, kernel=args.kernel))
-        return 0
+        return cmd_exec(group, _after_dashes(args.cmd), mountpoint)
+    if cmd == "top":
+        from ._top import cmd_top
+
+        return cmd_top(args, group, mountpoint, out)
+    if cmd == "tree":
+        from ._tree import cmd_tree
+
+        return cmd_tree(args, group, mountpoint, out)
+    if cmd in ("create", "set", "get", "attach", "ls"):
+        from . import _groups
+
+        return _groups.run(cmd, args, group, mountpoint, out)
     m = Manager.load(group, mountpoint=mountpoint)
+    if cmd == "status":
+        from ._status import cmd_status
+
+        return cmd_status(m, args, out)
+    from . import _cmds
+
     if cmd == "stat":
         return _cmds.cmd_stat(m, args, out)
     if cmd == "events":
@@ -250,31 +374,10 @@ def _dispatch(args: argparse.Namespace, out: Console, err: Console) -> int:
     return _cmds.cmd_simple(m, args, out)
 
 
-# (not named _top: importing the submodule cgroup2.cli._top rebinds that package name)
-def _cmd_top(args: argparse.Namespace, group: str, mountpoint: str, out: Console) -> int:
-    from ._top import frames, table
-
-    Manager.load(group, mountpoint=mountpoint)  # a missing group is an error, not a blank
-    if args.once:
-        for _, title, rows in frames(
-            mountpoint, group, interval=args.interval, sort=args.sort, depth=args.depth,
-            iterations=1,
-        ):
-            out.print(table(rows, title=title, plain=True), soft_wrap=True)
-        return 0
-    from rich.live import Live
-
-    try:
-        with Live(console=out, auto_refresh=False, screen=out.is_terminal) as live:
-            for _, title, rows in frames(
-                mountpoint, group, interval=args.interval, sort=args.sort, depth=args.depth,
-                iterations=args.iterations,
-            ):
-                limit = max(1, out.size.height - 4) if out.is_terminal else None
-                live.update(table(rows, title=title, limit=limit), refresh=True)
-    except KeyboardInterrupt:
-        pass  # ^C is how a live view is left
-    return 0
+def _after_dashes(cmd: Sequence[str]) -> list[str]:
+    """The command after ``--`` (argparse's REMAINDER keeps the ``--``)."""
+    argv = list(cmd)
+    return argv[1:] if argv and argv[0] == "--" else argv
 
 
 def _message(e: BaseException) -> str:
@@ -288,15 +391,14 @@ def _message(e: BaseException) -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line ``argv`` (default ``sys.argv[1:]``); return the exit status."""
-    from ._run import Failure
-
     # On a pipe or file, lines are never wrapped or cut (a terminal gets its own width).
     out = Console(highlight=False, width=None if sys.stdout.isatty() else _WIDE)
     err = Console(stderr=True, highlight=False, width=None if sys.stderr.isatty() else _WIDE)
     try:
         args = build_parser().parse_args(list(sys.argv[1:] if argv is None else argv))
         return _dispatch(args, out, err)
-    except UsageError as e:
+    except (UsageError, InvalidGroupPathError) as e:
+        # a group path or name that cannot be one is an error of the command line
         print(f"{PROG}: error: {_message(e)}", file=sys.stderr)
         return 2
     except Failure as e:

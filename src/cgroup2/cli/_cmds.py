@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
+import errno
 import json
+import os
+import signal
 import time
 from typing import Any
 
@@ -11,11 +15,15 @@ from rich.console import Console
 from rich.text import Text
 from rich.tree import Tree
 
-from ..devices import ProgramEmulator, device_filter
-from ..errors import CgroupError
-from ..events import EventStream
+from .._fs import Dir, walk
+from ..errors import (
+    CgroupDeletedError,
+    CgroupError,
+    MemoryNotSupportedError,
+    MountPointError,
+)
 from ..manager import Manager
-from ..stats import prometheus_text
+from ._limits import Failure
 from ._text import printable
 from ._units import parse_device, parse_rules
 
@@ -25,6 +33,8 @@ __all__ = [
     "cmd_simple",
     "cmd_stat",
     "event_line",
+    "frozen_ancestors",
+    "signal_group",
     "stat_tree",
 ]
 
@@ -56,9 +66,13 @@ def cmd_stat(m: Manager, args: argparse.Namespace, out: Console) -> int:
     if args.json:
         out.file.write(metrics.to_json(indent=2 if args.pretty else None) + "\n")
     elif args.prometheus:
+        from ..stats import prometheus_text
+
         out.file.write(prometheus_text(metrics, group=m.group))
     else:
-        out.print(stat_tree(m.group, metrics.to_dict()))
+        from ._human import stat_view
+
+        out.print(stat_view(m, metrics))
     return 0
 
 
@@ -68,22 +82,41 @@ def event_line(stamp: str, group: str, fields: dict[str, Any]) -> str:
 
 
 def cmd_events(m: Manager, args: argparse.Namespace, out: Console) -> int:
+    """Memory events (``memory.events``), or with ``--cgroup`` the populated/frozen
+    changes of ``cgroup.events``, until the group empties (or ``--count`` events)."""
+    from ..events import CgroupEvents, CgroupEventStream, EventStream
+
     n = 0
-    with EventStream(m.path, initial=args.initial) as stream:
+    try:
+        stream: EventStream | CgroupEventStream = (
+            CgroupEventStream(m.path, initial=args.initial)
+            if args.cgroup
+            else EventStream(m.path, initial=args.initial)
+        )
+    except MemoryNotSupportedError as e:
+        raise MemoryNotSupportedError(
+            f"{e} ('cgroup2 events --cgroup' follows populated/frozen without it)"
+        ) from None
+    with stream:
         for ev in stream:
             stamp = time.strftime("%Y-%m-%dT%H:%M:%S%z")
-            fields = {
-                "low": ev.low,
-                "high": ev.high,
-                "max": ev.max,
-                "oom": ev.oom,
-                "oom_kill": ev.oom_kill,
-                "oom_group_kill": ev.oom_group_kill,
-            }
+            fields: dict[str, Any]
+            if isinstance(ev, CgroupEvents):
+                fields = {"populated": ev.populated, "frozen": ev.frozen}
+            else:
+                fields = {
+                    "low": ev.low,
+                    "high": ev.high,
+                    "max": ev.max,
+                    "oom": ev.oom,
+                    "oom_kill": ev.oom_kill,
+                    "oom_group_kill": ev.oom_group_kill,
+                }
             if args.json:
                 line = json.dumps({"time": stamp, "group": m.group, **fields})
             else:
-                line = event_line(stamp, m.group, fields)
+                shown = {k: int(v) if isinstance(v, bool) else v for k, v in fields.items()}
+                line = event_line(stamp, m.group, shown)
             out.file.write(line + "\n")
             out.file.flush()
             n += 1
@@ -92,13 +125,97 @@ def cmd_events(m: Manager, args: argparse.Namespace, out: Console) -> int:
     return 0
 
 
+def _subtree_pids(d: Dir) -> set[int]:
+    """The pids of ``cgroup.procs`` of ``d`` and every group below it."""
+    out: set[int] = set()
+    for _, g, _, _ in walk(d):
+        try:
+            out.update(int(x) for x in g.read("cgroup.procs").split())
+        except CgroupError as e:
+            if not isinstance(e, CgroupDeletedError) and e.errno not in (
+                errno.ENOENT, errno.ENODEV
+            ):
+                raise
+    return out
+
+
+def signal_group(m: Manager, sig: int) -> int:
+    """Send ``sig`` to every process of the group and below; the number signalled.
+
+    Refuses the root group and a mount point, as ``kill`` does. Never this process or
+    PID 1. Each pid is held as a pidfd and signalled through it only if a second read of
+    the subtree still lists it (a pid reused meanwhile by another process is not hit).
+    """
+    if m.group == "/":
+        raise MountPointError(
+            f"cgroups: refusing to signal the root group {m.path} (it holds every process "
+            f"and group of the mount)",
+            path=m.path,
+        )
+    me = os.getpid()
+    held: dict[int, int] = {}
+    sent = 0
+    with Dir.open(m.path) as d:
+        d.refuse_mount_root("signal")
+        try:
+            for pid in sorted(_subtree_pids(d) - {me, 1}):
+                with contextlib.suppress(ProcessLookupError):
+                    held[pid] = os.pidfd_open(pid)
+            still = _subtree_pids(d)
+            for pid, fd in held.items():
+                if pid in still:
+                    with contextlib.suppress(ProcessLookupError):
+                        signal.pidfd_send_signal(fd, sig)
+                        sent += 1
+        finally:
+            for fd in held.values():
+                os.close(fd)
+    return sent
+
+
+def frozen_ancestors(m: Manager) -> list[str]:
+    """The groups above ``m`` (below the mount's root) whose own ``cgroup.freeze`` is 1."""
+    parts = m.group.split("/")[1:-1]
+    out = []
+    for i in range(1, len(parts) + 1):
+        group = "/" + "/".join(parts[:i])
+        with Dir.open(m.mountpoint.rstrip("/") + group) as d:
+            data = d.try_read("cgroup.freeze")
+        if data is not None and data.strip() == b"1":
+            out.append(group)
+    return out
+
+
+def _thaw(m: Manager, timeout: float) -> None:
+    """Thaw; under a frozen parent, clear the group's own freeze and say why it stays
+    frozen instead of waiting for a thaw that cannot come."""
+    above = frozen_ancestors(m) if m.group != "/" else []
+    if not above:
+        m.thaw(timeout=timeout)
+        return
+    try:
+        m.thaw(timeout=0)  # writes cgroup.freeze 0; the group stays frozen meanwhile
+    except CgroupError as e:
+        if type(e) is not CgroupError:
+            raise  # not the "did not complete" of the wait
+    names = ", ".join(printable(g) for g in above)
+    raise Failure(
+        f"{printable(m.group)} stays frozen: its parent group {names} is frozen "
+        f"(cgroup.freeze 1); its own freeze was cleared, so it thaws with "
+        f"'cgroup2 thaw {printable(above[0])}'"
+    )
+
+
 def cmd_simple(m: Manager, args: argparse.Namespace, out: Console) -> int:
     if args.command == "freeze":
         m.freeze(timeout=args.timeout)
     elif args.command == "thaw":
-        m.thaw(timeout=args.timeout)
+        _thaw(m, args.timeout)
     elif args.command == "kill":
-        m.kill(timeout=args.timeout)
+        if args.signal is None or args.signal == signal.SIGKILL:
+            m.kill(timeout=args.timeout)
+        else:
+            signal_group(m, args.signal)
     elif args.command == "rm":
         if not args.kill and m.procs(recursive=True):
             raise CgroupError(
@@ -109,6 +226,8 @@ def cmd_simple(m: Manager, args: argparse.Namespace, out: Console) -> int:
 
 
 def cmd_devices_check(args: argparse.Namespace, out: Console) -> int:
+    from ..devices import ProgramEmulator, device_filter
+
     rules = parse_rules(args.rules)
     typ, major, minor, access = parse_device(args.device)
     program, _ = device_filter(rules)

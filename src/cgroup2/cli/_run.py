@@ -32,17 +32,15 @@ from rich.console import Console, RenderableType
 from rich.text import Text
 
 from .._fs import Dir
-from ..controllers.cpu import CPU
-from ..controllers.io import IO, Entry
-from ..controllers.memory import Memory
 from ..controllers.pids import Pids
-from ..devices.rules import DeviceRule
 from ..errors import CgroupError
 from ..manager import Manager
+from ..paths import verify_group_path
 from ..resources import Resources
 from ..stats import StatMask
+from ._limits import Failure, build_resources, check_controllers, check_writable
 from ._text import printable
-from ._units import UsageError, format_bytes, format_usec, parse_cpu_max, parse_size
+from ._units import UsageError, format_bytes, format_usec
 
 __all__ = ["FORWARDED", "Failure", "Summary", "build_resources", "run_command"]
 
@@ -51,94 +49,6 @@ FORWARDED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT)
 _SI_KERNEL = 0x80  # si_code of a signal the kernel sent (e.g. the terminal's ^C)
 # Python ignores these at start-up; an exec'd command must get the default back.
 _RESET = (*FORWARDED, signal.SIGPIPE, signal.SIGXFSZ)
-
-#: The controller each option needs, to name it when the mount lacks the controller.
-OPTION_CONTROLLER = {
-    "--memory-max": "memory",
-    "--memory-high": "memory",
-    "--memory-swap-max": "memory",
-    "--cpu-max": "cpu",
-    "--cpu-weight": "cpu",
-    "--cpus": "cpuset",
-    "--pids-max": "pids",
-    "--io-max": "io",
-}
-
-
-class Failure(Exception):
-    """The command could not be run (exit status 1, or ``status`` when given)."""
-
-    def __init__(self, message: str, status: int = 1) -> None:
-        super().__init__(message)
-        self.status = status
-
-
-def build_resources(args: argparse.Namespace) -> tuple[Resources, list[str]]:
-    """The limits of the options, and the options that were given (for error messages)."""
-    given: list[str] = []
-    memory: Memory | None = None
-    cpu: CPU | None = None
-    pids: Pids | None = None
-    io: IO | None = None
-    devices: list[DeviceRule] | None = None
-    try:
-        sizes = {
-            opt: parse_size(text, opt)
-            for opt, text in (
-                ("--memory-max", args.memory_max),
-                ("--memory-high", args.memory_high),
-                ("--memory-swap-max", args.memory_swap_max),
-            )
-            if text is not None
-        }
-        if sizes:
-            memory = Memory(
-                max=sizes.get("--memory-max"),
-                high=sizes.get("--memory-high"),
-                swap=sizes.get("--memory-swap-max"),
-            )
-            given += list(sizes)
-        if args.cpu_max is not None or args.cpu_weight is not None or args.cpus is not None:
-            cpu = CPU(
-                max=None if args.cpu_max is None else parse_cpu_max(args.cpu_max),
-                weight=args.cpu_weight,
-                cpus=args.cpus,
-            )
-            given += [
-                o
-                for o, v in (
-                    ("--cpu-max", args.cpu_max),
-                    ("--cpu-weight", args.cpu_weight),
-                    ("--cpus", args.cpus),
-                )
-                if v is not None
-            ]
-        if args.pids_max is not None:
-            pids = Pids(max=args.pids_max)
-            given.append("--pids-max")
-        if args.io_max:
-            entries: list[Entry] = [e for spec in args.io_max for e in spec]
-            io = IO(max=tuple(entries))
-            given.append("--io-max")
-        if args.device:
-            devices = list(args.device)
-        return Resources(cpu=cpu, memory=memory, pids=pids, io=io, devices=devices), given
-    except CgroupError as e:
-        raise UsageError(str(e).removeprefix("cgroups: ")) from None
-
-
-def check_controllers(mountpoint: str, given: Sequence[str]) -> None:
-    """Refuse options whose controller the cgroup2 mount does not offer, naming it."""
-    with Dir.open(mountpoint) as d:
-        have = d.read("cgroup.controllers").decode().split()
-    for opt in given:
-        c = OPTION_CONTROLLER[opt]
-        if c not in have:
-            raise Failure(
-                f"{opt} needs the {c} controller, which the cgroup2 mount "
-                f"{printable(mountpoint)} does not offer (it offers: {' '.join(have) or 'none'})"
-            )
-
 
 @dataclass(frozen=True, slots=True)
 class Summary:
@@ -310,6 +220,11 @@ def _child(cmd: Sequence[str], go_r: int, err_w: int, old_mask: set[int]) -> Non
     os._exit(code)
 
 
+def _why(e: CgroupError) -> str:
+    text = str(e).removeprefix("cgroups: ")
+    return text.split(": ", 1)[-1] if text.startswith("invalid ") else text
+
+
 def _drain(sigs: set[signal.Signals]) -> None:
     """Consume pending blocked signals, so that unblocking them does not act on them."""
     while signal.sigpending() & sigs:
@@ -331,9 +246,18 @@ def run_command(
     if not cmd:
         raise UsageError("run: no command given (cgroup2 run [OPTIONS] -- CMD ...)")
     resources, given = build_resources(args)
+    if args.group is not None and (resources.values() or resources.devices):
+        raise UsageError(
+            "run: --group runs CMD in the group as it is; change its limits with "
+            "'cgroup2 set' (limit options here make a new group)"
+        )
     name = args.name or f"cgroup2-run-{os.getpid()}"
     if "/" in name or name in (".", ".."):
-        raise UsageError(f"invalid --name {name!r}: one path element")
+        raise UsageError(f"invalid --name {printable(repr(name))}: one path element")
+    try:
+        verify_group_path("/" + name)
+    except CgroupError as e:
+        raise UsageError(f"invalid --name {printable(repr(name))}: {_why(e)}") from None
     sigs = {*FORWARDED, signal.SIGCHLD}
     # The current mask first: a SIGINT that came before this line raises its
     # KeyboardInterrupt here (CPython runs pending handlers inside pthread_sigmask), while
@@ -360,14 +284,20 @@ def _run_blocked(
 ) -> int:
     """:func:`run_command` once the signals are blocked."""
     group = None
-    if not args.systemd:
+    if args.group is not None:
+        pass  # an existing group: loaded below, neither made nor removed
+    elif not args.systemd:
         parent = args.parent or "/"
         group = parent.rstrip("/") + "/" + name
         # Like mkdir without -p: a missing parent is an error, never made (and left).
         if parent != "/" and not os.path.isdir(mountpoint.rstrip("/") + parent):
             raise Failure(f"parent group {printable(parent)} does not exist; create it first")
         check_controllers(mountpoint, given)
-        if os.path.lexists(mountpoint + group):
+        if resources.unified:
+            with Dir.open(mountpoint.rstrip("/") + parent if parent != "/" else mountpoint) as d:
+                check_writable(d, resources)  # the parent has the files of its controllers
+        fs = mountpoint.rstrip("/") + group
+        if os.path.isdir(fs) and not os.path.islink(fs):
             raise Failure(f"group {printable(group)} exists already; choose another --name")
     pids_extra = 0
     holder: list[tuple[int, int]] = []
@@ -381,7 +311,9 @@ def _run_blocked(
     placed: list[Manager] = []
     status = 1
     try:
-        if group is not None:
+        if args.group is not None:
+            placed.append(Manager.load(args.group, mountpoint=mountpoint))
+        elif group is not None:
             placed.append(Manager.create(group, resources, mountpoint=mountpoint))
         status, sig, wall = _fork_exec(args, cmd, resources, placed, old_mask, holder, err)
         if args.summary and placed:
@@ -552,7 +484,9 @@ def _wait(
 
 
 def _finish(m: Manager, args: argparse.Namespace, err: Console) -> None:
-    """Remove the group (killing what is left in it) unless --keep."""
+    """Remove the group (killing what is left in it) unless --keep or --group."""
+    if args.group is not None:
+        return  # not ours: what CMD left there stays, as with exec
     if args.keep:
         err.print(
             f"cgroup2 run: kept group {printable(m.group)} ({printable(m.path)})",
