@@ -68,6 +68,8 @@ def _option(p: argparse.ArgumentParser, a: argparse.Action) -> Option:
     text = f._expand_help(a) if a.help else ""
     if not text and a.metavar == "GROUP":
         text = "a group path (see the conventions)"
+    elif not text and a.nargs == argparse.REMAINDER:
+        text = "the command to run and its arguments"
     d = a.default
     if (
         d not in (None, False, argparse.SUPPRESS)
