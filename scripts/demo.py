@@ -2,8 +2,11 @@
 """Demo of the library: create a group, limit it with the controllers this host offers,
 run a process in it, print its statistics live a few times, and remove the group.
 
-Run as root: ``python3 scripts/demo.py``. (The ``cgroup2 run ... --summary`` command does
-the same from the shell.)
+Run as root: ``python3 scripts/demo.py``, with any Python 3.11 or newer: the library in
+this checkout's ``src`` comes first on ``sys.path`` (the parts used here need only the
+standard library), so nothing has to be installed, and an installed ``cgroup2`` of another
+version is not what is shown. (The ``cgroup2 run ... --summary`` command does the same
+from the shell.)
 """
 
 from __future__ import annotations
@@ -13,7 +16,12 @@ import subprocess
 import sys
 import time
 
-from cgroup2 import (
+if sys.version_info < (3, 11):  # noqa: UP036 (the script may be run by any python3)
+    sys.exit(f"scripts/demo.py: cgroup2 needs Python 3.11 or newer, not {sys.version.split()[0]}")
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(REPO, "src"))
+
+from cgroup2 import (  # noqa: E402 (after sys.path is set)
     CPU,
     CPUMax,
     HugeTlbEntry,
