@@ -176,18 +176,23 @@ def cmd_get(args: argparse.Namespace, group: str, mountpoint: str, out: Console)
 
 # --- attach, exec ------------------------------------------------------------------------
 
-_ATTACH_WHY = {
-    errno.ESRCH: "no such process",
-    errno.EBUSY: (
-        "the group enables controllers for its children, so it may hold no processes of "
-        "its own (the kernel's no-internal-processes rule); attach to a group below it"
-    ),
-    errno.EOPNOTSUPP: (
-        "the group is threaded or 'domain invalid': it takes threads, not processes "
-        "(--threads), or none"
-    ),
-    errno.EINVAL: "the thread is not in this group's threaded subtree",
-}
+def _attach_why(e: KernelError, threads: bool) -> str:
+    """What a refusal of ``cgroup.procs``/``cgroup.threads`` means."""
+    if e.errno == errno.ESRCH:
+        return "no such " + ("thread" if threads else "process")
+    if e.errno == errno.EBUSY:
+        return (
+            "the group enables controllers for its children, so it may hold no processes "
+            "of its own (the kernel's no-internal-processes rule); attach to a group below it"
+        )
+    if threads and e.errno in (errno.EOPNOTSUPP, errno.EINVAL):
+        return (
+            "a thread moves only within the threaded subtree of its process's group (the "
+            "group must be threaded, below the group of the thread's process)"
+        )
+    if e.errno == errno.EOPNOTSUPP:
+        return "the group is 'domain invalid': it takes no processes until its type is fixed"
+    return str(e).removeprefix("cgroups: ")
 
 
 def cmd_attach(args: argparse.Namespace, group: str, mountpoint: str, out: Console) -> int:
@@ -202,9 +207,7 @@ def cmd_attach(args: argparse.Namespace, group: str, mountpoint: str, out: Conso
             else:
                 m.add_proc(pid)
         except KernelError as e:
-            why = _ATTACH_WHY.get(e.errno or 0) or str(e).removeprefix("cgroups: ")
-            if e.errno == errno.EINVAL and not args.threads:
-                why = str(e).removeprefix("cgroups: ")
+            why = _attach_why(e, args.threads)
             done = f" (moved before it: {' '.join(map(str, moved))})" if moved else ""
             raise Failure(
                 f"cannot move {what} {pid} into {printable(group)}: {why}{done}"
