@@ -26,9 +26,14 @@ WHEELHOUSE = Path(os.environ.get("CGROUP2_WHEELHOUSE", ROOT / "build" / "wheelho
 MAN = "share/man/man1/cgroup2.1"
 
 
+# the fresh environment sees nothing of this one (a PYTHONPATH naming the checkout's src
+# would make pip take the package for installed)
+_ENV = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME")}
+
+
 def _run(*cmd: str | Path, cwd: Path | None = None) -> str:
     r = subprocess.run([str(c) for c in cmd], capture_output=True, text=True, cwd=cwd,
-                       timeout=600, check=False)
+                       env=_ENV, timeout=600, check=False)
     assert r.returncode == 0, f"{cmd}: exit {r.returncode}\n{r.stdout[-3000:]}\n{r.stderr[-3000:]}"
     return r.stdout
 
