@@ -677,3 +677,103 @@ def test_no_raw_control_character_in_any_output(group: Manager) -> None:
     finally:
         proc.kill()
         proc.wait()
+
+
+# --- side by side with libcgroup's tools (Debian's cgroup-tools) -------------------------
+
+LIBCGROUP_TOOLS = ("cgcreate", "cgset", "cgget", "cgdelete", "lscgroup")
+
+
+def _tool(*argv: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(list(argv), capture_output=True, text=True, timeout=60,
+                          stdin=subprocess.DEVNULL)
+
+
+def cgget_values(text: str) -> dict[str, str]:
+    """``cgget -n`` output (``name: value``, further lines after a tab) as a dict; the
+    same form ``cgroup2 get`` prints."""
+    out: dict[str, str] = {}
+    last = None
+    for line in text.splitlines():
+        if line.startswith("\t") and last is not None:
+            out[last] += "\n" + line[1:]
+        elif ": " in line or line.endswith(":"):
+            last, _, value = line.partition(":")
+            out[last] = value.removeprefix(" ")
+    return out
+
+
+def libcgroup_or_skip(parent_group: str) -> None:
+    """Skip, printing why, when libcgroup's tools are missing or cannot read this mount."""
+    missing = [t for t in LIBCGROUP_TOOLS if shutil.which(t) is None]
+    if missing:
+        pytest.skip(f"needs libcgroup's tools {missing} (Debian package cgroup-tools)")
+    p = _tool("cgget", "-n", "-v", "-r", "cgroup.max.depth", parent_group)
+    if p.returncode != 0 or p.stdout.strip() != "max":
+        why = (p.stderr or p.stdout).strip().replace("\n", " ")
+        pytest.skip(f"libcgroup cannot use this cgroup2 mount (cgget of the run's parent: "
+                    f"status {p.returncode}: {why})")
+
+
+def limits_for(mnt: str) -> tuple[str, list[str], dict[str, str]]:
+    """A controller of this mount that libcgroup and cgroup2 both set, the cgroup2 flags
+    for a limit of it, and the files and values those flags write."""
+    have = controllers(mnt)
+    if "pids" in have:
+        return "pids", ["--pids-max", "77"], {"pids.max": "77"}
+    if "memory" in have:
+        return "memory", ["--memory-max", "64M"], {"memory.max": str(64 << 20)}
+    if "hugetlb" in have:
+        kb = min(int(n[len("hugepages-"):-2]) for n in os.listdir("/sys/kernel/mm/hugepages"))
+        size = f"{kb >> 10}MB" if kb < 1 << 20 else f"{kb >> 20}GB"
+        return "hugetlb", ["--hugetlb", f"{size}=4M"], {f"hugetlb.{size}.max": str(4 << 20)}
+    pytest.skip(f"no controller libcgroup could set on this mount (it offers: {have})")
+
+
+def side_by_side(parent: Parent, cg_path: str) -> None:
+    """A group made by ``cgcreate``/``cgset`` is read by ``cgroup2 get``; a group made by
+    ``cgroup2 create`` is read by ``cgget``; ``lscgroup`` and ``cgroup2 ls -r`` list the
+    same groups; every value agrees."""
+    libcgroup_or_skip(parent.group)
+    ctrl, flags, files = limits_for(parent.mountpoint)
+    made_by_libcgroup, made_by_us = cg_path + "/by-libcgroup", cg_path + "/by-cgroup2"
+    assert cli("create", cg_path).returncode == 0
+    try:
+        # libcgroup makes and sets; cgroup2 reads
+        p = _tool("cgcreate", "-g", f"{ctrl}:{made_by_libcgroup}")
+        assert p.returncode == 0, p.stderr
+        sets = {**files, "cgroup.max.depth": "3"}
+        p = _tool("cgset", *[a for k, v in sets.items() for a in ("-r", f"{k}={v}")],
+                  made_by_libcgroup)
+        assert p.returncode == 0, p.stderr
+        got = json.loads(cli("get", "--json", made_by_libcgroup, *sets).stdout)
+        assert got == sets
+        # every file cgget shows for the controller, cgroup2 get shows alike
+        theirs = cgget_values(_tool("cgget", "-n", "-g", f"{ctrl}:{made_by_libcgroup}").stdout)
+        assert theirs, "cgget printed no file"
+        p = cli("get", made_by_libcgroup, *theirs)
+        assert p.returncode == 0, p.stderr
+        assert cgget_values(p.stdout) == theirs
+        # cgroup2 makes and sets; libcgroup reads
+        p = cli("create", made_by_us, *flags, "-p", "cgroup.max.descendants=4")
+        assert p.returncode == 0, p.stderr
+        for name, value in {**files, "cgroup.max.descendants": "4"}.items():
+            p = _tool("cgget", "-n", "-v", "-r", name, made_by_us)
+            assert (p.returncode, p.stdout.strip()) == (0, value), (name, p.stderr)
+        theirs = cgget_values(_tool("cgget", "-n", "-g", f"{ctrl}:{made_by_us}").stdout)
+        assert cgget_values(cli("get", made_by_us, *theirs).stdout) == theirs
+        # the lists agree
+        listed = {ln.split(":", 1)[1].rstrip("/")
+                  for ln in _tool("lscgroup", f"{ctrl}:{cg_path}").stdout.splitlines()}
+        assert listed - {cg_path} == set(cli("ls", "-r", cg_path).stdout.split())
+        # cgdelete removes what cgroup2 made; cgroup2 rm what libcgroup made
+        assert _tool("cgdelete", "-g", f"{ctrl}:{made_by_us}").returncode == 0
+        one_error(cli("get", made_by_us), 1, "does not exist")
+        assert cli("rm", made_by_libcgroup).returncode == 0
+        assert _tool("cgget", "-n", "-r", "cgroup.max.depth", made_by_libcgroup).returncode != 0
+    finally:
+        cli("rm", "--kill", cg_path)
+
+
+def test_side_by_side_with_libcgroup(cg_parent: Parent, cg_path: str) -> None:
+    side_by_side(cg_parent, cg_path)
