@@ -2,11 +2,13 @@
 
 A program made by :func:`cgroup2.devices.device_filter` compares the device type, major
 and minor with constants (``==``/``!=``) and tests access bits; so its answer is the same
-for every major (minor) that is none of the constants in its jumps. The program is run in
+for every major (minor) that is none of the constants in its jumps and moves. The program is run in
 :class:`~cgroup2.devices.ProgramEmulator` on every combination of type (``b``, ``c``),
 those constants plus one number that is none of them, and access (the 7 subsets of
 ``rwm``); the answers are written as an ordered rule list (general rules first, then the
-exceptions), which is checked to give the same answer on every one of those accesses.
+exceptions), which is checked to give the same answer on every one of those accesses. A
+number between two constants must answer as the one no rule names, or the program compares
+by range (not a program of ``device_filter``) and is not read back.
 """
 
 from __future__ import annotations
@@ -44,18 +46,35 @@ def allows(rules: Iterable[DeviceRule], typ: str, major: int, minor: int, access
 
 
 def _constants(program: bytes) -> list[int]:
-    from ..devices.asm import JMP, JMP32, Instruction, X
+    """The immediates of the jumps and of the moves (a number of 2**31 or more is moved
+    into a register and compared with it)."""
+    from ..devices.asm import ALU, ALU64, JMP, JMP32, AluOp, Instruction, X
 
     out = set()
     for i in range(0, len(program) - 7, 8):
         insn = Instruction.decode(program[i : i + 8])
-        if insn.cls in (JMP, JMP32) and not insn.code & X:
+        if insn.code & X:
+            continue
+        if insn.cls in (JMP, JMP32) or (
+            insn.cls in (ALU, ALU64) and insn.code & 0xF0 == AluOp.MOV
+        ):
             out.add(insn.imm & _M32)
     return sorted(out)
 
 
 def _fresh(used: set[int]) -> int:
     return next(v for v in itertools.count(_M32, -1) if v not in used)
+
+
+def _between(consts: list[int], fresh: int) -> list[int]:
+    """A number in each gap between the constants (and below the first), none of them
+    a constant or ``fresh``."""
+    out = []
+    bounds = [-1, *consts, fresh]
+    for lo, hi in itertools.pairwise(bounds):
+        if hi - lo > 1:
+            out.append((lo + hi) // 2)
+    return out
 
 
 def _maximal(allowed: Answer) -> list[str]:
@@ -96,6 +115,15 @@ def rules_of_program(program: bytes) -> list[DeviceRule] | None:
                 answers[typ, major, minor] = frozenset(
                     a for a in ACCESSES if emu.allows(typ, num(major), num(minor), a)
                 )
+    # a number between two constants must answer as a number no rule names: else the
+    # program compares by range, which no rule list says
+    for e in _between(consts, fresh):
+        for typ in ("b", "c"):
+            for a in ACCESSES:
+                base = (typ, None, None)
+                want = a in answers[base]
+                if emu.allows(typ, e, fresh, a) != want or emu.allows(typ, fresh, e, a) != want:
+                    return None
     same = all(answers["b", p, q] == answers["c", p, q] for p in values for q in values)
     levels: list[list[Point]] = [  # general first: *:*, then *:m, then M:*, then M:m
         [(None, None)],
