@@ -121,8 +121,8 @@ def rules_of_program(program: bytes) -> list[DeviceRule] | None:
         for typ in ("b", "c"):
             for a in ACCESSES:
                 base = (typ, None, None)
-                want = a in answers[base]
-                if emu.allows(typ, e, fresh, a) != want or emu.allows(typ, fresh, e, a) != want:
+                ok = a in answers[base]
+                if emu.allows(typ, e, fresh, a) != ok or emu.allows(typ, fresh, e, a) != ok:
                     return None
     same = all(answers["b", p, q] == answers["c", p, q] for p in values for q in values)
     levels: list[list[Point]] = [  # general first: *:*, then *:m, then M:*, then M:m
