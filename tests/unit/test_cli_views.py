@@ -65,6 +65,8 @@ def test_format_values_as_cgget() -> None:
         ("cgroup.freeze", 0o644, False),
         ("cgroup.type", 0o644, False),
         ("cpu.pressure", 0o644, False),
+        ("memory.peak", 0o644, False),
+        ("memory.swap.peak", 0o644, False),
     ],
 )
 def test_is_limit_file(name: str, mode: int, want: bool) -> None:
@@ -89,6 +91,8 @@ def test_is_limit_file(name: str, mode: int, want: bool) -> None:
         ("cgroup.pressure", "0", False),
         ("cpuset.cpus", "", True),
         ("cpuset.cpus", "0-1", False),
+        ("io.prio.class", "no-change", True),
+        ("io.prio.class", "restrict-to-be", False),
     ],
 )
 def test_is_default(name: str, line: str, want: bool) -> None:

@@ -108,8 +108,11 @@ def cmd_set(args: argparse.Namespace, group: str, mountpoint: str, out: Console)
 def is_limit_file(name: str, mode: int) -> bool:
     """A file that holds a setting of the group: readable and writable by its owner, not
     one of the files that are not limits (``cgroup.procs``, ``cgroup.freeze``... see
-    :data:`cgroup2.resources.NOT_LIMITS`), not a pressure file (writable for triggers)."""
+    :data:`cgroup2.resources.NOT_LIMITS`), not a pressure file (writable for triggers),
+    not a peak (``memory.peak`` is writable to reset it, Linux 6.12+)."""
     if not stat.S_ISREG(mode) or mode & 0o600 != 0o600 or name in NOT_LIMITS:
+        return False
+    if name.endswith(".peak"):
         return False
     return not (name.endswith(".pressure") and name != "cgroup.pressure")
 

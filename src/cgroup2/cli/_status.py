@@ -54,6 +54,7 @@ DEFAULTS = {
     "memory.zswap.writeback": "1",
     "io.weight": "default 100",
     "io.bfq.weight": "default 100",
+    "io.prio.class": "no-change",
 }
 
 
