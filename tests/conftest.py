@@ -12,7 +12,7 @@ import itertools
 import os
 import secrets
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import pytest
@@ -29,6 +29,23 @@ settings.register_profile(
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "dev"))
 FUZZ_EXAMPLES = 2000 if os.environ.get("HYPOTHESIS_PROFILE") == "ci" else 200
 fuzz_settings = settings(max_examples=FUZZ_EXAMPLES, deadline=None)
+
+@pytest.fixture(scope="session", autouse=True)
+def _tier_properties(record_testsuite_property: Callable[[str, object], None]) -> None:
+    """What this run had, for the skip policy (tests/skip_policy.py reads it from the
+    JUnit XML file): the effective uid, the tier (CGROUP2_TIER), PID 1, and whether a
+    group can be made on the cgroup2 mount."""
+    try:
+        with open("/proc/1/comm") as f:
+            pid1 = f.read().strip()
+    except OSError as e:
+        pid1 = f"unreadable ({e.strerror})"
+    mnt, _ = writable_mount()
+    record_testsuite_property("euid", str(os.geteuid()))
+    record_testsuite_property("tier", os.environ.get("CGROUP2_TIER", ""))
+    record_testsuite_property("pid1", pid1)
+    record_testsuite_property("cgroup2_writable", "yes" if mnt else "no")
+
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
