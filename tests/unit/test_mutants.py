@@ -1,0 +1,92 @@
+"""unit: tests written against mutants that survived every tier (issue 19, and
+scripts/mutation). Files in an ordinary directory stand in for the group; where the
+kernel's way of writing a file matters (io.max merges the keys written into the
+device's line), a small stand-in of the kernel's write does it."""
+
+from __future__ import annotations
+
+import errno
+from pathlib import Path
+
+import pytest
+
+from cgroup2 import IO, Entry, HugeTlbEntry, IOType, KernelError, Manager, Resources
+from cgroup2._fs import Dir
+
+IO_MAX_DEFAULT = "8:0 rbps=max wbps=max riops=max wiops=max"
+
+
+def _kernel_like_write(monkeypatch: pytest.MonkeyPatch, refuse: str) -> list[tuple[str, str]]:
+    """Dir.write as the kernel does it for io.max (one line per device, the keys
+    written replace those keys only) and refusing every write to ``refuse``. Returns the
+    log of writes, in order."""
+    log: list[tuple[str, str]] = []
+    real = Dir.write
+
+    def write(self: Dir, name: str, value: str) -> None:
+        log.append((name, value))
+        if name == refuse:
+            raise KernelError(errno.EINVAL, self.file_path(name), op="write", value=value)
+        if name == "io.max":
+            dev, *kv = value.split()
+            lines = {}
+            with open(self.file_path(name)) as f:
+                for line in f.read().splitlines():
+                    d, *rest = line.split()
+                    lines[d] = dict(x.split("=") for x in rest)
+            cur = lines.setdefault(dev, dict.fromkeys(("rbps", "wbps", "riops", "wiops"), "max"))
+            cur.update(dict(x.split("=") for x in kv))
+            with open(self.file_path(name), "w") as f:
+                f.writelines(f"{d} " + " ".join(f"{k}={v}" for k, v in c.items()) + "\n"
+                             for d, c in lines.items())
+            return
+        real(self, name, value)
+
+    monkeypatch.setattr(Dir, "write", write)
+    return log
+
+
+def test_update_rolls_back_in_reverse_order(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two io.max writes for one device, then a refused write: undoing them in the
+    order they were written would put back the state between the two (rbps=1M);
+    undone last-first, the device's line is what it was."""
+    g = tmp_path / "g"
+    g.mkdir()
+    (g / "io.max").write_text(IO_MAX_DEFAULT + "\n")
+    (g / "hugetlb.2MB.max").write_text("max\n")
+    log = _kernel_like_write(monkeypatch, refuse="hugetlb.2MB.max")  # written after io.max
+    m = Manager(str(tmp_path), "/g")
+    io = IO(max=[Entry(IOType.READ_BPS, 8, 0, 1 << 20), Entry(IOType.WRITE_BPS, 8, 0, 2 << 20)])
+    with pytest.raises(KernelError):
+        m.update(Resources(io=io, hugetlb=[HugeTlbEntry("2MB", 0)]))
+    assert (g / "io.max").read_text() == IO_MAX_DEFAULT + "\n"
+    io_writes = [v for n, v in log if n == "io.max"]
+    assert io_writes[:2] == ["8:0 rbps=1048576", "8:0 wbps=2097152"]
+    # the undo: the second write's old line first, then the first's
+    assert io_writes[2:] == ["8:0 rbps=1048576 wbps=max riops=max wiops=max", IO_MAX_DEFAULT]
+
+
+def test_create_refuses_a_page_size_before_changing_any_ancestor(tmp_path: Path) -> None:
+    """A huge page size the kernel does not offer is refused before anything is made or
+    enabled: no directory, and the mount root's cgroup.subtree_control as it was (a later
+    check of the group's files gives the same message, but only after the ancestors'
+    controllers were enabled and the directories made)."""
+    from cgroup2 import CgroupError
+    from cgroup2.controllers.hugetlb import page_sizes
+
+    offered = page_sizes()
+    assert offered, "this machine lists no huge page size in /sys/kernel/mm/hugepages"
+    bad = next(s for s in ("64KB", "32MB", "16GB", "2MB", "1GB") if s not in offered)
+    (tmp_path / "cgroup.controllers").write_text("cpu memory pids hugetlb\n")
+    (tmp_path / "cgroup.subtree_control").write_text("")
+    with pytest.raises(CgroupError) as e:
+        Manager.create(
+            "/a/b", Resources(hugetlb=[HugeTlbEntry(bad, 0)]), mountpoint=str(tmp_path)
+        )
+    assert f"invalid hugetlb page size {bad!r}" in str(e.value)
+    assert "nothing was written" in str(e.value)
+    left = sorted(p.name for p in tmp_path.iterdir())
+    assert left == ["cgroup.controllers", "cgroup.subtree_control"]
+    assert (tmp_path / "cgroup.subtree_control").read_text() == ""
