@@ -90,3 +90,23 @@ def test_create_refuses_a_page_size_before_changing_any_ancestor(tmp_path: Path)
     left = sorted(p.name for p in tmp_path.iterdir())
     assert left == ["cgroup.controllers", "cgroup.subtree_control"]
     assert (tmp_path / "cgroup.subtree_control").read_text() == ""
+
+
+def test_run_summary_shows_pids_max_without_the_holder(tmp_path: Path) -> None:
+    """cgroup2 run --systemd raises pids.max by one for its holder process (it keeps the
+    scope alive); the summary shows the limit the user asked for, and "max" stays max."""
+    from cgroup2.cli._run import collect_summary
+
+    g = tmp_path / "g"
+    g.mkdir()
+    (g / "cgroup.controllers").write_text("pids\n")
+    (g / "cpu.stat").write_text("usage_usec 10\nuser_usec 6\nsystem_usec 4\n")
+    (g / "pids.current").write_text("1\n")
+    (g / "pids.events").write_text("max 2\n")
+    (g / "pids.max").write_text("17\n")
+    m = Manager(str(tmp_path), "/g")
+    s = collect_summary(m, status=0, sig=None, wall=0.5, pids_extra=1)
+    assert (s.pids_max, s.pids_max_hits, s.user_usec) == (16, 2, 6)
+    assert collect_summary(m, status=0, sig=None, wall=0.5).pids_max == 17
+    (g / "pids.max").write_text("max\n")
+    assert collect_summary(m, status=0, sig=None, wall=0.5, pids_extra=1).pids_max == 2**64 - 1
