@@ -84,6 +84,7 @@ if TYPE_CHECKING:
         memory_event_fd,
     )
     from .oci import OCIConversion, OCISpecError, OCIWarning, convert_resources, to_resources
+    from .popen import CompletedRun, Popen, Usage, run
 
 # imported on first use, so that ``import cgroup2`` stays cheap for a program that only
 # creates groups and reads statistics (the CLI starts faster too)
@@ -107,6 +108,10 @@ _LAZY = {
     "OCIWarning": "oci",
     "convert_resources": "oci",
     "to_resources": "oci",
+    "CompletedRun": "popen",
+    "Popen": "popen",
+    "Usage": "popen",
+    "run": "popen",
 }
 
 
@@ -126,6 +131,7 @@ __all__ = [
     "CgroupError",
     "CgroupEventStream",
     "CgroupEvents",
+    "CompletedRun",
     "ControllerToggle",
     "CpusetStat",
     "DeviceRule",
@@ -166,6 +172,7 @@ __all__ = [
     "Pids",
     "PidsNotSupportedError",
     "PidsStat",
+    "Popen",
     "Program",
     "ProgramEmulator",
     "RDMAEntry",
@@ -175,6 +182,7 @@ __all__ = [
     "StatMask",
     "State",
     "TreeLimitError",
+    "Usage",
     "Value",
     "WeightDevice",
     "convert_resources",
@@ -188,6 +196,7 @@ __all__ = [
     "nested_group_path",
     "pid_group_path",
     "prometheus_text",
+    "run",
     "to_resources",
     "verify_group_path",
 ]
