@@ -62,7 +62,9 @@ def main() -> int:
         rows.append(("subprocess.run", _median_ms(lambda: subprocess.run(cmd), n)))
         rows.append((
             "preexec_fn (unsafe)",
-            _median_ms(lambda: subprocess.run(cmd, preexec_fn=lambda: shared.add_proc(os.getpid())), n),
+            _median_ms(
+                lambda: subprocess.run(cmd, preexec_fn=lambda: shared.add_proc(os.getpid())), n
+            ),
         ))
         if shutil.which("bash"):
             fd = os.open(shared.path + "/cgroup.procs", os.O_WRONLY | os.O_CLOEXEC)
