@@ -373,7 +373,8 @@ class Dir:
         fd = self._open(name, _O_DIR, "open directory")
         try:
             st = os.fstat(fd)
-            if st.st_dev != self.dev or (ino is not None and st.st_ino != ino):
+            moved = ino is not None and st.st_ino != ino and not self._lists(name, st.st_ino)
+            if st.st_dev != self.dev or moved:
                 raise MountPointError(
                     f"cgroups: {self.file_path(name)} is a mount point (another file system "
                     f"or group is mounted there); refusing to go below it",
@@ -383,6 +384,16 @@ class Dir:
             os.close(fd)
             raise
         return Dir(fd, self.file_path(name), st.st_dev, st.st_ino)
+
+    def _lists(self, name: str, ino: int) -> bool:
+        """Whether this directory lists ``name`` now with inode ``ino``: a group removed
+        and made again since it was listed (a mount point lists the inode of the directory
+        under the mount, never the mounted root's)."""
+        try:
+            with os.scandir(self.fd) as it:
+                return any(e.name == name and e.inode() == ino for e in it)
+        except OSError:
+            return False
 
     def parent(self, path: str) -> Dir:
         """The directory above this one (``..``), known as ``path``.
