@@ -5,66 +5,17 @@ The public API. The documentation's page "Coming from containerd/cgroups"
 stands for.
 """
 
-from typing import TYPE_CHECKING
-
 from ._lazy import lazy_names
 from ._version import __version__ as __version__
-from .controllers.cpu import CPU, CPUMax
-from .controllers.hugetlb import HugeTlb, HugeTlbEntry
-from .controllers.io import BFQ, IO, Entry, IOType, WeightDevice
-from .controllers.memory import Memory
-from .controllers.pids import Pids
-from .controllers.rdma import RDMA, RDMAEntry
-from .devices.rules import DeviceRule
-from .errors import (
-    CgroupDeletedError,
-    CgroupError,
-    CPUNotSupportedError,
-    FreezerNotSupportedError,
-    InvalidFormatError,
-    InvalidGroupPathError,
-    InvalidPidError,
-    KernelError,
-    MemoryNotSupportedError,
-    MountPointError,
-    MountPointNotExistError,
-    NoCgroupMountDestinationError,
-    NotCgroup2Error,
-    PidsNotSupportedError,
-    TreeLimitError,
-    ignore_not_exist,
-)
-from .manager import ControllerToggle, Manager, State
-from .paths import (
-    Mode,
-    default_mountpoint,
-    mode,
-    nested_group_path,
-    pid_group_path,
-    verify_group_path,
-)
-from .resources import Resources, Value
-from .stats import (
-    U64_MAX,
-    CpusetStat,
-    CPUStat,
-    HugeTlbStat,
-    IOStat,
-    IOStatEntry,
-    MemoryEvents,
-    MemoryStat,
-    Metrics,
-    MiscStat,
-    PidsStat,
-    PSIData,
-    PSIStats,
-    RdmaStat,
-    RdmaStatEntry,
-    StatMask,
-    prometheus_text,
-)
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing (mypy reads it so)
 if TYPE_CHECKING:
+    from .controllers.cpu import CPU, CPUMax
+    from .controllers.hugetlb import HugeTlb, HugeTlbEntry
+    from .controllers.io import BFQ, IO, Entry, IOType, WeightDevice
+    from .controllers.memory import Memory
+    from .controllers.pids import Pids
+    from .controllers.rdma import RDMA, RDMAEntry
     from .devices import (
         BPFError,
         Program,
@@ -72,6 +23,25 @@ if TYPE_CHECKING:
         device_filter,
         emulate,
         load_attach_device_filter,
+    )
+    from .devices.rules import DeviceRule
+    from .errors import (
+        CgroupDeletedError,
+        CgroupError,
+        CPUNotSupportedError,
+        FreezerNotSupportedError,
+        InvalidFormatError,
+        InvalidGroupPathError,
+        InvalidPidError,
+        KernelError,
+        MemoryNotSupportedError,
+        MountPointError,
+        MountPointNotExistError,
+        NoCgroupMountDestinationError,
+        NotCgroup2Error,
+        PidsNotSupportedError,
+        TreeLimitError,
+        ignore_not_exist,
     )
     from .events import (
         CgroupEvents,
@@ -83,12 +53,99 @@ if TYPE_CHECKING:
         NoticeKind,
         memory_event_fd,
     )
+    from .manager import ControllerToggle, Manager, State
     from .oci import OCIConversion, OCISpecError, OCIWarning, convert_resources, to_resources
+    from .paths import (
+        Mode,
+        default_mountpoint,
+        mode,
+        nested_group_path,
+        pid_group_path,
+        verify_group_path,
+    )
     from .popen import CompletedRun, Popen, Usage, run
+    from .resources import Resources, Value
+    from .stats import (
+        U64_MAX,
+        CpusetStat,
+        CPUStat,
+        HugeTlbStat,
+        IOStat,
+        IOStatEntry,
+        MemoryEvents,
+        MemoryStat,
+        Metrics,
+        MiscStat,
+        PidsStat,
+        PSIData,
+        PSIStats,
+        RdmaStat,
+        RdmaStatEntry,
+        StatMask,
+        prometheus_text,
+    )
 
-# imported on first use, so that ``import cgroup2`` stays cheap for a program that only
-# creates groups and reads statistics (the CLI starts faster too)
+# Every public name is imported on first use (PEP 562), so that ``import cgroup2`` costs
+# next to nothing and a program (or the command) loads only the modules it uses.
 _LAZY = {
+    "CPU": "controllers.cpu",
+    "CPUMax": "controllers.cpu",
+    "HugeTlb": "controllers.hugetlb",
+    "HugeTlbEntry": "controllers.hugetlb",
+    "BFQ": "controllers.io",
+    "IO": "controllers.io",
+    "Entry": "controllers.io",
+    "IOType": "controllers.io",
+    "WeightDevice": "controllers.io",
+    "Memory": "controllers.memory",
+    "Pids": "controllers.pids",
+    "RDMA": "controllers.rdma",
+    "RDMAEntry": "controllers.rdma",
+    "DeviceRule": "devices.rules",
+    "CgroupDeletedError": "errors",
+    "CgroupError": "errors",
+    "CPUNotSupportedError": "errors",
+    "FreezerNotSupportedError": "errors",
+    "InvalidFormatError": "errors",
+    "InvalidGroupPathError": "errors",
+    "InvalidPidError": "errors",
+    "KernelError": "errors",
+    "MemoryNotSupportedError": "errors",
+    "MountPointError": "errors",
+    "MountPointNotExistError": "errors",
+    "NoCgroupMountDestinationError": "errors",
+    "NotCgroup2Error": "errors",
+    "PidsNotSupportedError": "errors",
+    "TreeLimitError": "errors",
+    "ignore_not_exist": "errors",
+    "ControllerToggle": "manager",
+    "Manager": "manager",
+    "State": "manager",
+    "Mode": "paths",
+    "default_mountpoint": "paths",
+    "mode": "paths",
+    "nested_group_path": "paths",
+    "pid_group_path": "paths",
+    "verify_group_path": "paths",
+    "Resources": "resources",
+    "Value": "resources",
+    "U64_MAX": "stats",
+    "CpusetStat": "stats",
+    "CPUStat": "stats",
+    "HugeTlbStat": "stats",
+    "IOStat": "stats",
+    "IOStatEntry": "stats",
+    "MemoryEvents": "stats",
+    "MemoryStat": "stats",
+    "Metrics": "stats",
+    "MiscStat": "stats",
+    "PidsStat": "stats",
+    "PSIData": "stats",
+    "PSIStats": "stats",
+    "RdmaStat": "stats",
+    "RdmaStatEntry": "stats",
+    "StatMask": "stats",
+    "prometheus_text": "stats",
     "BPFError": "devices",
     "Program": "devices",
     "ProgramEmulator": "devices",

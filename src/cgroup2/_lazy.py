@@ -1,11 +1,18 @@
 """Names of a package imported on first use (PEP 562), so that importing the package
-does not import every module behind its public names."""
+does not import every module behind its public names.
+
+This module is imported by ``import cgroup2``, so it imports nothing itself at run time
+(``typing`` and ``collections.abc`` cost more than all of it; see
+``benchmarks/startup.py``)."""
 
 from __future__ import annotations
 
-import importlib
-from collections.abc import Callable, Mapping
-from typing import Any
+import sys
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable, Mapping
+    from typing import Any
 
 
 def lazy_names(
@@ -19,7 +26,9 @@ def lazy_names(
         module = table.get(name)
         if module is None:
             raise AttributeError(f"module {package!r} has no attribute {name!r}")
-        value = getattr(importlib.import_module(f"{package}.{module}"), name)
+        full = f"{package}.{module}"
+        __import__(full)
+        value = getattr(sys.modules[full], name)
         namespace[name] = value
         return value
 

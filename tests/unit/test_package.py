@@ -37,7 +37,11 @@ def _loaded_after(code: str) -> set[str]:
 
 
 def test_import_loads_only_what_managing_groups_needs() -> None:
+    # every public name is imported on first use: the package itself loads nothing more
+    # (tests/unit/test_startup.py pins the rest of the start-up)
     mods = _loaded_after("import cgroup2")
+    assert {m for m in mods if m.startswith("cgroup2.")} == {"cgroup2._lazy", "cgroup2._version"}
+    mods = _loaded_after("from cgroup2 import Manager")
     for heavy in ("asyncio", "cgroup2.events", "cgroup2.oci", "cgroup2.devices.bpf",
                   "cgroup2.devices.asm", "cgroup2.devices.emulator", "cgroup2.systemd", "ctypes"):
         assert heavy not in mods, heavy
