@@ -118,7 +118,7 @@ def _is_cgroup2_dev(dev: int) -> bool:
     for attempt in (0, 1):
         if attempt:
             paths.refresh()  # mounted since the table was read?
-        for m in paths.mounts():
+        for m in paths._mounts():  # rows: no CgroupMount made (start-up time)
             if m.fstype == "cgroup2":
                 _cgroup2_devs.add(m.device)
         if dev in _cgroup2_devs:

@@ -16,9 +16,9 @@ import signal
 import stat
 import time
 from collections.abc import Callable, Iterable, Sequence
-from typing import TYPE_CHECKING, Any
 
 from ._fs import LEAVE, Dir, signals_held, walk
+from ._statmask import StatMask
 from .errors import (
     CgroupDeletedError,
     CgroupError,
@@ -33,11 +33,16 @@ from .errors import (
     PidsNotSupportedError,
 )
 from .paths import clean_path, default_mountpoint, verify_group_path
-from .resources import Resources
-from .stats import Metrics, StatMask
 
+# resources and stats (the controllers' types, the parsers) are imported where a method
+# needs them: loading a group, moving processes, freezing or removing it need neither
+TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing
 if TYPE_CHECKING:
+    from typing import Any
+
     from .events import EventStream
+    from .resources import Resources
+    from .stats import Metrics
 
 __all__ = ["ControllerToggle", "Manager", "State"]
 
@@ -308,6 +313,8 @@ class Manager:
         On any failure, the directories this call made are removed (deepest first) and
         the error is raised. An existing group is loaded and updated.
         """
+        from .resources import Resources
+
         m = cls(mountpoint if mountpoint is not None else default_mountpoint(), group)
         if mountpoint is not None:
             _check_mountpoint(m.mountpoint)
@@ -428,6 +435,8 @@ class Manager:
 
             _systemd.update(self, resources)
             return
+        from .resources import Resources
+
         if resources is None:
             return
         if not isinstance(resources, Resources):

@@ -10,9 +10,27 @@ import enum
 import functools
 import os
 from collections.abc import Iterable
-from dataclasses import dataclass
 
 from .errors import InvalidFormatError, InvalidGroupPathError, InvalidPidError, KernelError
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from ._mount import CgroupMount
+
+
+
+def __getattr__(name: str) -> object:
+    """``CgroupMount``, imported on first use (PEP 562; see :class:`_Row`)."""
+    if name == "CgroupMount":
+        from ._mount import CgroupMount
+
+        globals()[name] = CgroupMount
+        return CgroupMount
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), "CgroupMount"})
 
 __all__ = [
     "CgroupMount",
@@ -42,15 +60,19 @@ class Mode(enum.Enum):
     UNIFIED = "unified"  # cgroup2 alone, at /sys/fs/cgroup
 
 
-@dataclass(frozen=True, slots=True)
-class CgroupMount:
-    """One line of mountinfo that mounts a cgroup file system."""
+class _Row:
+    """One cgroup mount of mountinfo, as the look-ups of this module use it (the fields of
+    :class:`CgroupMount`, which is made from it for callers: making that dataclass type
+    imports :mod:`dataclasses`, which costs more than the command ``cgroup2 get``)."""
 
-    mountpoint: str
-    root: str  # the path within the hierarchy that is mounted ("/" for the whole)
-    fstype: str  # "cgroup2" or "cgroup"
-    options: str  # the super options (for v1: the controllers)
-    device: int = 0  # st_dev of the files of this mount (mountinfo's major:minor)
+    __slots__ = ("device", "fstype", "mountpoint", "options", "root")
+
+    def __init__(self, mountpoint: str, root: str, fstype: str, options: str, device: int) -> None:
+        self.mountpoint = mountpoint
+        self.root = root
+        self.fstype = fstype
+        self.options = options
+        self.device = device
 
 
 def _is_octal(s: str) -> bool:
@@ -80,6 +102,17 @@ def parse_mountinfo(text: str) -> list[CgroupMount]:
     Lines that do not mount a cgroup file system are skipped; a cgroup line without the
     ``-`` separator or with too few fields raises :class:`InvalidFormatError`.
     """
+    return _public(_parse_rows(text))
+
+
+def _public(rows: Iterable[_Row]) -> list[CgroupMount]:
+    from ._mount import CgroupMount
+
+    return [CgroupMount(r.mountpoint, r.root, r.fstype, r.options, r.device) for r in rows]
+
+
+def _parse_rows(text: str) -> list[_Row]:
+    """:func:`parse_mountinfo`'s mounts, as rows."""
     mounts = []
     for lineno, line in enumerate(text.splitlines(), 1):
         if " - cgroup" not in line:
@@ -103,7 +136,7 @@ def parse_mountinfo(text: str) -> list[CgroupMount]:
                 )
             device = os.makedev(int(major), int(minor))
         mounts.append(
-            CgroupMount(
+            _Row(
                 mountpoint=_unescape(fields[4]),
                 root=_unescape(fields[3]),
                 fstype=fstype,
@@ -114,7 +147,7 @@ def parse_mountinfo(text: str) -> list[CgroupMount]:
     return mounts
 
 
-def _mode_of(mounts: Iterable[CgroupMount]) -> Mode:
+def _mode_of(mounts: Iterable[_Row]) -> Mode:
     v1 = v2 = False
     for m in mounts:
         if m.fstype == "cgroup2":
@@ -128,7 +161,7 @@ def _mode_of(mounts: Iterable[CgroupMount]) -> Mode:
     return Mode.LEGACY if v1 else Mode.UNAVAILABLE
 
 
-def _mountpoint_of(mounts: Iterable[CgroupMount]) -> str | None:
+def _mountpoint_of(mounts: Iterable[_Row]) -> str | None:
     """The cgroup2 mount to use: /sys/fs/cgroup, then …/unified, then the first other."""
     found = [m.mountpoint for m in mounts if m.fstype == "cgroup2"]
     for preferred in (UNIFIED_MOUNTPOINT, HYBRID_MOUNTPOINT):
@@ -138,17 +171,17 @@ def _mountpoint_of(mounts: Iterable[CgroupMount]) -> str | None:
 
 
 @functools.cache
-def _mounts() -> tuple[CgroupMount, ...]:
+def _mounts() -> tuple[_Row, ...]:
     try:
         with open(MOUNTINFO, encoding="utf-8", errors="surrogateescape") as f:
-            return tuple(parse_mountinfo(f.read()))
+            return tuple(_parse_rows(f.read()))
     except FileNotFoundError:
         return ()
 
 
 def mounts() -> tuple[CgroupMount, ...]:
     """The cgroup and cgroup2 mounts of this process (read once; see :func:`refresh`)."""
-    return _mounts()
+    return tuple(_public(_mounts()))
 
 
 def refresh() -> None:

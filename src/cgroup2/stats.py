@@ -25,7 +25,6 @@ or io controller is enabled. A group removed while it is read raises
 from __future__ import annotations
 
 import dataclasses
-import enum
 import json
 import math
 import os
@@ -34,6 +33,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ._fs import Dir
+from ._statmask import StatMask
 from .controllers._parse import U64_MAX
 from .controllers.cpu import CPUStat, read_cpu
 from .controllers.cpuset import CpusetStat, read_cpuset
@@ -68,36 +68,6 @@ __all__ = [
 ]
 
 
-class StatMask(enum.Flag):
-    """Which parts of :class:`Metrics` to read; each names the files it reads.
-
-    ``PIDS``: pids.current, pids.max. ``CPU``: cpu.stat. ``MEMORY_STAT``: memory.stat.
-    ``MEMORY_USAGE``: memory.current, memory.max, memory.peak, memory.swap.current,
-    memory.swap.max, memory.swap.peak. ``MEMORY_EVENTS``: memory.events. ``IO``: io.stat.
-    ``RDMA``: rdma.current, rdma.max. ``HUGETLB``: hugetlb.<size>.current, .max, .events,
-    .rsvd.current, .rsvd.max for every page size. ``MISC``: misc.current, misc.max,
-    misc.events. ``CPUSET``: cpuset.cpus.effective, cpuset.mems.effective.
-    ``CPU_PRESSURE``/``MEMORY_PRESSURE``/``IO_PRESSURE``: cpu/memory/io.pressure (they
-    land in ``Metrics.cpu.psi``, ``.memory.psi``, ``.io.psi``). ``MEMORY`` and ``PSI`` are
-    unions; ``ALL`` is everything.
-    """
-
-    PIDS = enum.auto()
-    CPU = enum.auto()
-    MEMORY_STAT = enum.auto()
-    MEMORY_USAGE = enum.auto()
-    MEMORY_EVENTS = enum.auto()
-    IO = enum.auto()
-    RDMA = enum.auto()
-    HUGETLB = enum.auto()
-    MISC = enum.auto()
-    CPUSET = enum.auto()
-    CPU_PRESSURE = enum.auto()
-    MEMORY_PRESSURE = enum.auto()
-    IO_PRESSURE = enum.auto()
-    MEMORY = MEMORY_STAT | MEMORY_USAGE
-    PSI = CPU_PRESSURE | MEMORY_PRESSURE | IO_PRESSURE
-    ALL = PIDS | CPU | MEMORY | MEMORY_EVENTS | IO | RDMA | HUGETLB | MISC | CPUSET | PSI
 
 
 def _plain(obj: object) -> Any:

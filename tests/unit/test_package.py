@@ -45,6 +45,6 @@ def test_import_loads_only_what_managing_groups_needs() -> None:
     for heavy in ("asyncio", "cgroup2.events", "cgroup2.oci", "cgroup2.devices.bpf",
                   "cgroup2.devices.asm", "cgroup2.devices.emulator", "cgroup2.systemd", "ctypes"):
         assert heavy not in mods, heavy
-    assert {"cgroup2.manager", "cgroup2.stats", "cgroup2.devices.rules"} <= mods
+    assert "cgroup2.manager" in mods
     mods = _loaded_after("from cgroup2 import device_filter")
     assert "cgroup2.devices.filter" in mods and "asyncio" not in mods
