@@ -27,15 +27,11 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from collections.abc import Sequence
-from typing import NoReturn
-
-from rich.console import Console
 
 from .._version import __version__
 from ..errors import CgroupError, InvalidGroupPathError
-from ..manager import Manager
 from ..paths import default_mountpoint, verify_group_path
+from ._console import LazyConsole, make_console
 from ._limits import Failure, add_limit_flags
 from ._units import (
     MIN_INTERVAL,
@@ -47,10 +43,19 @@ from ._units import (
     parse_timeout,
 )
 
+# Start-up matters (scripts call get/set in loops; runners start many short commands):
+# the modules a subcommand needs, rich among them, are imported where it runs, and
+# typing is not imported at all (benchmarks/startup.py, tests/unit/test_startup.py).
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+    from typing import NoReturn
+
+    from rich.console import Console
+
 __all__ = ["main"]
 
 PROG = "cgroup2"
-_WIDE = 4096
 
 
 class _Parser(argparse.ArgumentParser):
@@ -351,20 +356,22 @@ def _dispatch(args: argparse.Namespace, out: Console, err: Console) -> int:
     if cmd == "top":
         from ._top import cmd_top
 
-        return cmd_top(args, group, mountpoint, out)
+        return cmd_top(args, group, mountpoint, make_console())
     if cmd == "tree":
         from ._tree import cmd_tree
 
-        return cmd_tree(args, group, mountpoint, out)
+        return cmd_tree(args, group, mountpoint, make_console())
     if cmd in ("create", "set", "get", "attach", "ls"):
         from . import _groups
 
         return _groups.run(cmd, args, group, mountpoint, out)
+    from ..manager import Manager
+
     m = Manager.load(group, mountpoint=mountpoint)
     if cmd == "status":
         from ._status import cmd_status
 
-        return cmd_status(m, args, out)
+        return cmd_status(m, args, make_console())
     from . import _cmds
 
     if cmd == "stat":
@@ -391,9 +398,10 @@ def _message(e: BaseException) -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line ``argv`` (default ``sys.argv[1:]``); return the exit status."""
-    # On a pipe or file, lines are never wrapped or cut (a terminal gets its own width).
-    out = Console(highlight=False, width=None if sys.stdout.isatty() else _WIDE)
-    err = Console(stderr=True, highlight=False, width=None if sys.stderr.isatty() else _WIDE)
+    # On a pipe or file, lines are never wrapped or cut (a terminal gets its own width);
+    # the Consoles are made when a command prints through rich (plain lines go to .file).
+    out = LazyConsole()
+    err = LazyConsole(stderr=True)
     try:
         args = build_parser().parse_args(list(sys.argv[1:] if argv is None else argv))
         return _dispatch(args, out, err)

@@ -19,11 +19,14 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
-from typing import TextIO, TypeVar
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # typing is not imported on the command's start
+    from typing import TextIO, TypeVar
+
+    _P = TypeVar("_P", bound=argparse.ArgumentParser)
 
 __all__ = ["SHELLS", "add_parser", "candidates", "group_candidates", "run", "script"]
-
-_P = TypeVar("_P", bound=argparse.ArgumentParser)
 
 SHELLS = ("bash", "zsh", "fish")
 #: Group paths offered at most for one request, and how many of them are checked for

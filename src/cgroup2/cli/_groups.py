@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import errno
-import json
 import os
 import shutil
 import signal
@@ -19,15 +18,16 @@ import stat
 import sys
 from collections.abc import Callable, Sequence
 
-from rich.console import Console
-
 from .._fs import Dir, check_name, walk
 from ..errors import CgroupDeletedError, CgroupError, KernelError
 from ..manager import Manager
-from ..resources import NOT_LIMITS
 from ._limits import Failure, build_resources, check_controllers, check_writable
 from ._text import printable
 from ._units import UsageError
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # these commands print plain lines to out.file: rich is not imported
+    from rich.console import Console
 
 __all__ = ["cmd_exec", "format_values", "is_limit_file", "limit_files", "run"]
 
@@ -110,6 +110,8 @@ def is_limit_file(name: str, mode: int) -> bool:
     one of the files that are not limits (``cgroup.procs``, ``cgroup.freeze``... see
     :data:`cgroup2.resources.NOT_LIMITS`), not a pressure file (writable for triggers),
     not a peak (``memory.peak`` is writable to reset it, Linux 6.12+)."""
+    from ..resources import NOT_LIMITS
+
     if not stat.S_ISREG(mode) or mode & 0o600 != 0o600 or name in NOT_LIMITS:
         return False
     if name.endswith(".peak"):
@@ -171,6 +173,8 @@ def cmd_get(args: argparse.Namespace, group: str, mountpoint: str, out: Console)
         names = list(dict.fromkeys(args.files)) or limit_files(d)
         values = [(name, _read(d, group, name)) for name in names]
     if args.json:
+        import json
+
         out.file.write(json.dumps(dict(values)) + "\n")
     else:
         out.file.write(format_values(values, only_values=args.values))
@@ -315,6 +319,8 @@ def cmd_ls(args: argparse.Namespace, group: str, mountpoint: str, out: Console) 
                     items.append(item)
                 paths.append(path)
     if args.json:
+        import json
+
         out.file.write(json.dumps(items) + "\n")
     else:
         out.file.write("".join(printable(p) + "\n" for p in paths))

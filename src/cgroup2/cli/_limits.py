@@ -15,7 +15,6 @@ from collections.abc import Callable, Sequence
 
 from .._fs import Dir
 from ..errors import CgroupError
-from ..resources import CONTROLLERS, Resources
 from ._text import printable
 from ._units import (
     UsageError,
@@ -27,6 +26,10 @@ from ._units import (
     parse_rule,
     parse_size,
 )
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # imported where used: the flags are added on every start of the command
+    from ..resources import Resources
 
 __all__ = [
     "OPTION_CONTROLLER",
@@ -133,6 +136,7 @@ def build_resources(args: argparse.Namespace) -> tuple[Resources, list[str]]:
     from ..controllers.io import IO, Entry
     from ..controllers.memory import Memory
     from ..controllers.pids import Pids
+    from ..resources import Resources
 
     given: list[str] = []
     memory = cpu = pids = io = None
@@ -202,6 +206,8 @@ def build_resources(args: argparse.Namespace) -> tuple[Resources, list[str]]:
 
 def _controller(option: str) -> str | None:
     if option.startswith("-p "):
+        from ..resources import CONTROLLERS
+
         prefix = option[3:].split(".", 1)[0]
         return prefix if prefix in CONTROLLERS else None
     return OPTION_CONTROLLER.get(option)

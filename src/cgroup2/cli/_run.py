@@ -28,19 +28,20 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from rich.console import Console, RenderableType
-from rich.text import Text
-
 from .._fs import Dir
+from .._statmask import StatMask
 from ..controllers.pids import Pids
 from ..errors import CgroupError
 from ..manager import Manager
 from ..paths import verify_group_path
 from ..resources import Resources
-from ..stats import StatMask
 from ._limits import Failure, build_resources, check_controllers, check_writable
 from ._text import printable
 from ._units import UsageError, format_bytes, format_usec
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # rich is imported where the summary is drawn (start-up time)
+    from rich.console import Console, RenderableType
 
 __all__ = ["FORWARDED", "Failure", "Summary", "build_resources", "run_command"]
 
@@ -106,6 +107,8 @@ class Summary:
 
     def render(self) -> RenderableType:
         """A title line and one ``label  value`` line per row (no padding after)."""
+        from rich.text import Text
+
         text = Text(f"cgroup2 run: group {printable(self.group)}", style="bold")
         width = max(len(k) for k, _ in self.rows()) + 2
         for k, v in self.rows():

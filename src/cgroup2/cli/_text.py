@@ -10,8 +10,6 @@ the command prints that it did not write itself goes through :func:`printable` (
 
 from __future__ import annotations
 
-import unicodedata
-
 __all__ = ["printable"]
 
 #: Control (C0, DEL, C1), format (bidi overrides and isolates, zero-width characters),
@@ -37,4 +35,6 @@ def printable(s: str) -> str:
     included, is unchanged (a systemd name keeps its ``\\x2d``)."""
     if s.isprintable():  # the common case; implies none of the characters above
         return s
+    import unicodedata
+
     return "".join(_escape(c) if unicodedata.category(c) in _UNSAFE else c for c in s)

@@ -12,9 +12,11 @@ import re
 import signal
 import stat as _stat
 
-from ..controllers.cpu import CPUMax
-from ..controllers.io import Entry, IOType
-from ..devices.rules import DeviceRule
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # imported where a value is parsed: the parser is built on every start
+    from ..controllers.cpu import CPUMax
+    from ..controllers.io import Entry
+    from ..devices.rules import DeviceRule
 
 __all__ = [
     "MIN_INTERVAL",
@@ -191,6 +193,8 @@ def parse_cpu_max(text: str, *, cpus: int | None = None) -> CPUMax:
     """``cpu.max`` from ``50%`` (of one CPU: quota 50000 of period 100000), ``150%`` (more
     than one CPU, refused beyond the CPUs this process may use), ``QUOTA/PERIOD`` or
     ``QUOTA PERIOD`` in microseconds, or ``max``."""
+    from ..controllers.cpu import CPUMax
+
     t = text.strip()
     if t == "max":
         return CPUMax.new(None, _PERIOD)
@@ -254,6 +258,8 @@ def parse_io_max(text: str) -> list[Entry]:
     suffixes allowed) or ``riops``/``wiops`` (a count); VALUE ``max`` removes the limit.
     Example: ``8:0:rbps=1M,wiops=100``.
     """
+    from ..controllers.io import Entry, IOType
+
     head, eq, _ = text.partition("=")
     if not eq or ":" not in head:
         raise UsageError(f"invalid IO limit {text!r}: expected DEV:KEY=VALUE[,KEY=VALUE...]")
@@ -298,6 +304,8 @@ def parse_rule(text: str) -> DeviceRule:
     Omitted parts are wildcards: type ``a`` (all), ``*:*``, access ``rwm``. ``*`` stands
     for any major or minor. Examples: ``deny a``, ``allow c 1:3 rw``, ``allow b 8:* r``.
     """
+    from ..devices.rules import DeviceRule
+
     t = " ".join(text.split())
     m = _RULE.fullmatch(t)
     if m is None:

@@ -1,0 +1,112 @@
+"""unit: what the start of ``import cgroup2`` and of the ``cgroup2`` command loads.
+
+Start-up cost is mostly imports (benchmarks/startup.py measures it; issue 21). These
+tests pin the import graph, so that a module-level import of a heavy module in the wrong
+place fails here instead of slowing every ``cgroup2 get`` in a shell loop.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+
+import pytest
+
+#: Never loaded by ``import cgroup2`` or by the command's start (``--version``, ``get``).
+HEAVY = (
+    "rich",
+    "asyncio",
+    "ctypes",
+    "json",
+    "jeepney",
+    "typing",
+    "dataclasses",
+    "inspect",
+    "cgroup2.events",
+    "cgroup2.oci",
+    "cgroup2.systemd",
+    "cgroup2.devices",
+    "cgroup2.manager",
+    "cgroup2.stats",
+    "cgroup2.resources",
+    "cgroup2.controllers",
+)
+
+
+def _loaded(code: str, *argv: str) -> set[str]:
+    """The modules loaded when ``code`` has run (``sys.argv[1:]`` = ``argv``), taken at
+    exit so that the command's own exit (SystemExit) is seen too."""
+    with tempfile.TemporaryDirectory() as tmp:
+        listing = os.path.join(tmp, "modules")
+        probe = (
+            "import atexit, sys\n"
+            "def _dump():\n"
+            f"    with open({listing!r}, 'w') as f:\n"
+            "        f.write('\\n'.join(sorted(sys.modules)))\n"
+            "atexit.register(_dump)\n"
+            f"sys.argv[1:] = {list(argv)!r}\n" + code
+        )
+        r = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                           timeout=60)
+        assert os.path.exists(listing), r.stderr
+        with open(listing) as f:
+            return set(f.read().split("\n"))
+
+
+def _heavy(mods: set[str]) -> list[str]:
+    return sorted(m for m in mods if any(m == h or m.startswith(h + ".") for h in HEAVY))
+
+
+def test_import_cgroup2_loads_no_heavy_module() -> None:
+    mods = _loaded("import cgroup2")
+    assert _heavy(mods) == []
+    assert {m for m in mods if m.startswith("cgroup2.")} == {"cgroup2._lazy", "cgroup2._version"}
+
+
+def test_version_loads_no_heavy_module() -> None:
+    mods = _loaded("from cgroup2.cli import main\nsys.exit(main())", "--version")
+    assert "cgroup2.cli" in mods
+    assert _heavy(mods) == []
+
+
+def test_get_loads_no_rich() -> None:
+    # a group that is not there: the command still parses, finds the mount and fails to
+    # load the group, the path every `get` takes; where no cgroup2 is mounted it fails
+    # sooner, which loads less
+    mods = _loaded(
+        "from cgroup2.cli import main\nsys.exit(main())",
+        "get", "/cgroup2-startup-test-no-such-group", "cgroup.max.depth",
+    )
+    assert "cgroup2.cli._groups" in mods or "cgroup2.paths" in mods
+    # get loads the manager (Manager.load) but neither rich nor the statistics types
+    allowed = {"cgroup2.manager"}
+    assert [m for m in _heavy(mods) if m not in allowed] == []
+
+
+def test_from_cgroup2_import_manager_loads_no_resource_type() -> None:
+    mods = _loaded("from cgroup2 import Manager")
+    assert "cgroup2.manager" in mods
+    assert [m for m in _heavy(mods) if m != "cgroup2.manager"] == []
+
+
+@pytest.mark.parametrize("name", ["Resources", "Metrics", "StatMask", "EventStream"])
+def test_lazy_names_load_their_modules(name: str) -> None:
+    out = subprocess.run(
+        [sys.executable, "-c",
+         f"import cgroup2, json, sys; v = getattr(cgroup2, {name!r}); "
+         "print(json.dumps([v.__module__, v.__name__]))"],
+        capture_output=True, text=True, check=True,
+    ).stdout
+    module, qualname = json.loads(out)
+    assert qualname == name and module.startswith("cgroup2.")
+
+
+def test_moved_types_keep_their_module_names() -> None:
+    from cgroup2 import StatMask, paths, stats
+
+    assert stats.StatMask is StatMask and StatMask.__module__ == "cgroup2.stats"
+    assert paths.CgroupMount.__module__ == "cgroup2.paths"
+    assert "CgroupMount" in dir(paths)
