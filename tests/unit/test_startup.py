@@ -110,3 +110,50 @@ def test_moved_types_keep_their_module_names() -> None:
     assert stats.StatMask is StatMask and StatMask.__module__ == "cgroup2.stats"
     assert paths.CgroupMount.__module__ == "cgroup2.paths"
     assert "CgroupMount" in dir(paths)
+
+
+SUBCOMMANDS = ("run", "create", "set", "get", "attach", "exec", "ls", "status", "stat", "top",
+               "tree", "events", "freeze", "thaw", "kill", "rm", "devices", "completion")
+
+
+def test_parser_of_one_subcommand_is_the_whole_parsers_part() -> None:
+    from cgroup2.cli import build_parser
+
+    full = build_parser()
+    assert build_parser(only="").format_help() == full.format_help()
+
+    def choices(p: object) -> dict[str, object]:
+        return p._subparsers._group_actions[0].choices  # type: ignore[attr-defined,no-any-return]
+
+    for cmd in SUBCOMMANDS:
+        one = choices(build_parser(only=cmd))[cmd]
+        assert one.format_help() == choices(full)[cmd].format_help(), cmd  # type: ignore[attr-defined]
+    dev = choices(choices(build_parser(only="devices"))["devices"])["check"]
+    assert dev.format_help() == choices(choices(full)["devices"])["check"].format_help()  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("words", [
+    ["get", "/a", "memory.max", "--json"],
+    ["--mountpoint", "/sys/fs/cgroup", "run", "--memory-max", "1M", "-p", "pids.max=5", "--",
+     "true", "-x"],
+    ["--mountpoint=/m", "set", "/g", "--cpu-max", "50%", "--device", "allow c 1:3 rw"],
+    ["top", "/", "-n", "2", "--json"],
+    ["kill", "/g", "-s", "TERM"],
+    ["devices", "check", "allow a", "c 1:3 r"],
+])
+def test_lazy_parser_parses_as_the_whole_one(words: list[str]) -> None:
+    from cgroup2.cli import _command_word, build_parser
+
+    only = _command_word(words)
+    assert only == next(w for w in words if w in SUBCOMMANDS)
+    assert vars(build_parser(only=only).parse_args(words)) == vars(build_parser().parse_args(words))
+
+
+@pytest.mark.parametrize(("words", "only"), [
+    (["--version"], ""), (["-h"], ""), (["--help", "get"], ""), ([], None),
+    (["--mount", "/m", "get", "/g"], None), (["--", "get"], None), (["nosuch", "x"], "nosuch"),
+])
+def test_command_word(words: list[str], only: str | None) -> None:
+    from cgroup2.cli import _command_word
+
+    assert _command_word(words) == only

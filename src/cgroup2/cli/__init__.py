@@ -48,7 +48,7 @@ from ._units import (
 # typing is not imported at all (benchmarks/startup.py, tests/unit/test_startup.py).
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Callable, Sequence
     from typing import NoReturn
 
     from rich.console import Console
@@ -72,7 +72,24 @@ def _pid(text: str) -> int:
     return int(text)
 
 
-def build_parser() -> argparse.ArgumentParser:
+class _Unused:
+    """Stands for the parser of a subcommand that is not the one run: its arguments are
+    not added (adding them is most of the time of building the parser)."""
+
+    def __getattr__(self, name: str) -> Callable[..., _Unused]:
+        return lambda *args, **kwargs: self
+
+
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    """The command's parser. With ``only``, every subcommand is there (its name and help)
+    but only the subcommand ``only`` has its arguments: what parsing a command line that
+    runs ``only`` needs, at a part of the cost."""
+
+    def args_of(parser: argparse.ArgumentParser, name: str) -> argparse.ArgumentParser:
+        if only is None or only == name:
+            return parser
+        return _Unused()  # type: ignore[return-value]
+
     p = _Parser(prog=PROG, description="Manage Linux cgroup v2 groups.")
     p.add_argument(
         "--mountpoint", metavar="DIR", help="the cgroup2 mount (default: from mountinfo)"
@@ -81,7 +98,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     sub.required = True
 
-    r = sub.add_parser(
+    r = args_of(sub.add_parser(
         "run",
         help="run a command in a new group under limits",
         description=(
@@ -96,7 +113,7 @@ def build_parser() -> argparse.ArgumentParser:
             "NAME.scope in SLICE instead. A limit whose controller the mount lacks is an "
             "error that names the controller."
         ),
-    )
+    ), "run")
     add_limit_flags(r)
     r.add_argument("--name", metavar="NAME", help="the group's name (default cgroup2-run-<pid>)")
     r.add_argument("--parent", metavar="GROUP", help="create the group below GROUP (default /)")
@@ -117,7 +134,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--slice", metavar="SLICE", help="with --systemd: the slice (system.slice)")
     r.add_argument("cmd", nargs=argparse.REMAINDER, metavar="-- CMD ...")
 
-    c = sub.add_parser(
+    c = args_of(sub.add_parser(
         "create",
         help="make a group and apply limits (like cgcreate)",
         description=(
@@ -126,14 +143,14 @@ def build_parser() -> argparse.ArgumentParser:
             "unless --parents, which makes missing parents and applies the limits to a "
             "GROUP that exists. Prints nothing on success."
         ),
-    )
+    ), "create")
     c.add_argument("group", metavar="GROUP")
     c.add_argument(
         "--parents", action="store_true", help="make missing parents; an existing GROUP is fine"
     )
     add_limit_flags(c)
 
-    st = sub.add_parser(
+    st = args_of(sub.add_parser(
         "set",
         help="change limits of a group (like cgset)",
         description=(
@@ -141,11 +158,11 @@ def build_parser() -> argparse.ArgumentParser:
             "first; if the kernel refuses a value, the values written before it are put "
             "back and nothing is changed."
         ),
-    )
+    ), "set")
     st.add_argument("group", metavar="GROUP")
     add_limit_flags(st)
 
-    g = sub.add_parser(
+    g = args_of(sub.add_parser(
         "get",
         help="values of a group's files (like cgget)",
         description=(
@@ -154,26 +171,26 @@ def build_parser() -> argparse.ArgumentParser:
             "(the files that can be written, other than cgroup.procs, cgroup.freeze and "
             "the like). A value of several lines continues on lines that start with a tab."
         ),
-    )
+    ), "get")
     g.add_argument("group", metavar="GROUP")
     g.add_argument("files", metavar="FILE", nargs="*")
     gfmt = g.add_mutually_exclusive_group()
     gfmt.add_argument("--json", action="store_true", help="one object: file name -> text")
     gfmt.add_argument("-v", "--values", action="store_true", help="only the values")
 
-    a = sub.add_parser(
+    a = args_of(sub.add_parser(
         "attach",
         help="move processes into a group (like cgclassify)",
         description=(
             "Move each PID (the whole process, all its threads) into GROUP, in order; with "
             "--threads each PID is a thread id moved alone (threaded groups)."
         ),
-    )
+    ), "attach")
     a.add_argument("group", metavar="GROUP")
     a.add_argument("pids", metavar="PID", nargs="+", type=_pid)
     a.add_argument("--threads", action="store_true", help="move threads (cgroup.threads)")
 
-    x = sub.add_parser(
+    x = args_of(sub.add_parser(
         "exec",
         help="run a command in an existing group (like cgexec)",
         description=(
@@ -181,16 +198,16 @@ def build_parser() -> argparse.ArgumentParser:
             "status is the exit status. 127 when CMD is not found, 126 when it cannot be "
             "executed."
         ),
-    )
+    ), "exec")
     x.add_argument("group", metavar="GROUP")
     x.add_argument("cmd", nargs=argparse.REMAINDER, metavar="-- CMD ...")
 
-    ls = sub.add_parser("ls", help="list groups (like lscgroup)")
+    ls = args_of(sub.add_parser("ls", help="list groups (like lscgroup)"), "ls")
     ls.add_argument("group", metavar="GROUP", nargs="?", default="/", help="(default /)")
     ls.add_argument("-r", "--recursive", action="store_true", help="every group below")
     ls.add_argument("--json", action="store_true", help="a list of objects")
 
-    stt = sub.add_parser(
+    stt = args_of(sub.add_parser(
         "status",
         help="a group at a glance (like systemctl status)",
         description=(
@@ -198,19 +215,19 @@ def build_parser() -> argparse.ArgumentParser:
             "the device rules of the group's eBPF program, and the processes of the group "
             "and below with their command lines."
         ),
-    )
+    ), "status")
     stt.add_argument("group", metavar="GROUP")
     stt.add_argument("-l", "--full", action="store_true", help="command lines in full")
     stt.add_argument("--no-procs", action="store_true", help="leave out the processes")
 
-    s = sub.add_parser("stat", help="a group's statistics")
+    s = args_of(sub.add_parser("stat", help="a group's statistics"), "stat")
     s.add_argument("group", metavar="GROUP")
     fmt = s.add_mutually_exclusive_group()
     fmt.add_argument("--json", action="store_true", help="Metrics.to_dict() as JSON")
     fmt.add_argument("--prometheus", action="store_true", help="Prometheus text format")
     s.add_argument("--pretty", action="store_true", help="indent the JSON")
 
-    t = sub.add_parser(
+    t = args_of(sub.add_parser(
         "top",
         help="groups by CPU, memory, IO and tasks, refreshed",
         description=(
@@ -218,7 +235,7 @@ def build_parser() -> argparse.ArgumentParser:
             "a terminal) every frame is printed as plain text, one after another with a "
             "blank line between them; --json prints one JSON object a frame, a line each."
         ),
-    )
+    ), "top")
     t.add_argument("group", metavar="GROUP", nargs="?", default="/", help="subtree (default /)")
     t.add_argument("--sort", choices=("cpu", "memory", "io", "tasks", "name"), default="cpu")
     t.add_argument(
@@ -238,7 +255,7 @@ def build_parser() -> argparse.ArgumentParser:
     tfmt.add_argument("-b", "--batch", action="store_true", help="every frame as plain text")
     tfmt.add_argument("--json", action="store_true", help="one JSON object a frame")
 
-    tr = sub.add_parser("tree", help="groups and their processes")
+    tr = args_of(sub.add_parser("tree", help="groups and their processes"), "tree")
     tr.add_argument("group", metavar="GROUP", nargs="?", default="/")
     tr.add_argument("--no-procs", action="store_true", help="groups only")
     tr.add_argument("--kernel", "-k", action="store_true", help="show kernel threads too")
@@ -248,7 +265,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     tr.add_argument("--json", action="store_true", help="the tree as one JSON object")
 
-    e = sub.add_parser("events", help="stream a group's memory events (or cgroup.events)")
+    e = args_of(
+        sub.add_parser("events", help="stream a group's memory events (or cgroup.events)"),
+        "events",
+    )
     e.add_argument("group", metavar="GROUP")
     e.add_argument("--json", action="store_true", help="one JSON object a line")
     e.add_argument("--initial", action="store_true", help="print the counts at the start")
@@ -267,7 +287,7 @@ def build_parser() -> argparse.ArgumentParser:
         ("kill", "SIGKILL every process of a group (cgroup.kill), or send --signal"),
         ("rm", "remove a group and the groups below it"),
     ):
-        cm = sub.add_parser(name, help=what)
+        cm = args_of(sub.add_parser(name, help=what), name)
         cm.add_argument("group", metavar="GROUP")
         if name == "rm":
             cm.add_argument("--kill", action="store_true", help="kill its processes first")
@@ -284,10 +304,10 @@ def build_parser() -> argparse.ArgumentParser:
                 "instead of SIGKILL; does not wait",
             )
 
-    d = sub.add_parser("devices", help="device rules")
+    d = args_of(sub.add_parser("devices", help="device rules"), "devices")
     dsub = d.add_subparsers(dest="devices_command", metavar="COMMAND", parser_class=_Parser)
     dsub.required = True
-    dc = dsub.add_parser(
+    dc = args_of(dsub.add_parser(
         "check",
         help="does a rule list allow a device access? (runs the compiled eBPF program)",
         description=(
@@ -296,7 +316,7 @@ def build_parser() -> argparse.ArgumentParser:
             "last matching rule decides, no match denies; '*' is any number. DEVICE: "
             "'b|c MAJ:MIN [rwm]'. Prints allow or deny; exit status 0 or 1."
         ),
-    )
+    ), "devices")
     dc.add_argument("rules", metavar="RULES")
     dc.add_argument("device", metavar="DEVICE")
     from . import _completion
@@ -381,6 +401,26 @@ def _dispatch(args: argparse.Namespace, out: Console, err: Console) -> int:
     return _cmds.cmd_simple(m, args, out)
 
 
+def _command_word(argv: Sequence[str]) -> str | None:
+    """The subcommand named in ``argv`` (after ``--mountpoint DIR``); ``""`` for
+    ``--help``/``--version`` (no subcommand needed); ``None`` where the whole parser is
+    needed (any other option first, e.g. an abbreviation of ``--mountpoint``)."""
+    i = 0
+    while i < len(argv):
+        word = argv[i]
+        if word == "--mountpoint":
+            i += 2
+        elif word.startswith("--mountpoint="):
+            i += 1
+        elif word in ("-h", "--help", "--version"):
+            return ""  # answered by the top-level parser: no subcommand's arguments needed
+        elif word.startswith("-"):
+            return None
+        else:
+            return word
+    return None
+
+
 def _after_dashes(cmd: Sequence[str]) -> list[str]:
     """The command after ``--`` (argparse's REMAINDER keeps the ``--``)."""
     argv = list(cmd)
@@ -403,7 +443,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     out = LazyConsole()
     err = LazyConsole(stderr=True)
     try:
-        args = build_parser().parse_args(list(sys.argv[1:] if argv is None else argv))
+        words = list(sys.argv[1:] if argv is None else argv)
+        args = build_parser(only=_command_word(words)).parse_args(words)
         return _dispatch(args, out, err)
     except (UsageError, InvalidGroupPathError) as e:
         # a group path or name that cannot be one is an error of the command line
