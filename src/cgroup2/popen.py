@@ -31,10 +31,11 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from ._fs import Dir
+from ._fs import Dir, signals_held
 from .controllers._parse import invalid_format, parse_value
 from .errors import CgroupError
 from .manager import Manager
+from .paths import default_mountpoint
 from .resources import Resources
 from .stats import StatMask
 
@@ -153,6 +154,28 @@ def _argv(args: Any, shell: bool, executable: Any) -> list[Any]:
     return argv
 
 
+def _orphan(token: str) -> int | None:
+    """The pid of this thread's child whose trampoline was given ``token`` as its ``$0``
+    (``subprocess`` forked it, then an exception came before it stored the pid)."""
+    want = token.encode()
+    try:
+        with open("/proc/thread-self/children", "rb") as f:
+            pids = f.read().split()
+    except OSError:  # a kernel without CONFIG_PROC_CHILDREN: every process is looked at
+        pids = [p.encode() for p in os.listdir("/proc") if p.isdigit()]
+    for _ in range(100):  # a child that has yet to exec shows the parent's command line
+        for pid in pids:
+            try:
+                with open(b"/proc/" + pid + b"/cmdline", "rb") as f:
+                    cmd = f.read().split(b"\0")
+            except OSError:
+                continue
+            if cmd[:4] == [SHELL.encode(), b"-c", TRAMPOLINE.encode(), want]:
+                return int(pid)
+        time.sleep(0.001)
+    return None
+
+
 class Popen(subprocess.Popen[Any]):
     """A :class:`subprocess.Popen` whose process runs in a group from its first
     instruction, without ``preexec_fn`` (see the module's documentation for how).
@@ -186,10 +209,15 @@ class Popen(subprocess.Popen[Any]):
         self._cg_removed = False
         self._cg_start = time.monotonic()
         self._cg_wall: float | None = None
+        self._cg_spawning = False
         argv = _argv(args, bool(kwargs.pop("shell", False)), kwargs.pop("executable", None))
         _program(argv, kwargs.get("env"), kwargs.get("cwd"))
         if gid is not None:
             kwargs["group"] = gid
+        # the trampoline's $0: names the group in the shell's messages, and finds the
+        # child if an exception (KeyboardInterrupt) comes before subprocess has its pid
+        name = f"cgroup2-popen-{os.getpid()}-{next(_counter)}-{secrets.token_hex(3)}"
+        self._cg_token = name
         if group is not None:
             if resources is not None or parent is not None:
                 raise CgroupError(
@@ -205,30 +233,55 @@ class Popen(subprocess.Popen[Any]):
             if isinstance(parent, Manager):
                 mountpoint, parent = parent.mountpoint, parent.group
             base = (parent or "/").rstrip("/")
-            name = f"cgroup2-popen-{os.getpid()}-{next(_counter)}-{secrets.token_hex(3)}"
-            self._cg = Manager.create(f"{base}/{name}", resources, mountpoint=mountpoint)
+            self._cg = Manager(
+                mountpoint if mountpoint is not None else default_mountpoint(), f"{base}/{name}"
+            )
         self._cg_keep = keep or not self._cg_owned
         try:
-            super().__init__([SHELL, "-c", TRAMPOLINE, "sh", *argv], **kwargs)
-        except BaseException:
-            self._cg_remove_quietly()
-            raise
-        self.args = args
-        try:
+            if self._cg_owned:  # here, so that a KeyboardInterrupt right after it is undone
+                Manager.create(self._cg.group, resources, mountpoint=self._cg.mountpoint)
+            self._cg_spawning = True
+            super().__init__([SHELL, "-c", TRAMPOLINE, name, *argv], **kwargs)
+            self.args = args
             self._cg_place()
         except BaseException:
-            with contextlib.suppress(OSError):
-                os.kill(self.pid, signal.SIGKILL)
-            subprocess.Popen.wait(self)
-            for f in (self.stdin, self.stdout, self.stderr):
-                if f is not None:
-                    with contextlib.suppress(OSError):
-                        f.close()
-            self._cg_remove_quietly()
+            self._cg_abandon()
             raise
 
+    def _cg_abandon(self) -> None:
+        """Undo a start or a run that failed part-way (``KeyboardInterrupt`` included):
+        kill what runs in the group (only the process in a ``group=`` not its own), reap
+        the process, close the pipes, remove the group (signals held meanwhile)."""
+        with signals_held():
+            self._cg_undo()
+
+    def _cg_undo(self) -> None:
+        if getattr(self, "pid", None) is None and self._cg_spawning:
+            self.pid = _orphan(self._cg_token) or 0  # started, but its pid never stored
+        if getattr(self, "pid", None) and getattr(self, "returncode", None) is None:
+            if self._cg_owned:
+                with contextlib.suppress(CgroupError):
+                    self._cg.kill()
+            with contextlib.suppress(OSError):
+                os.kill(self.pid, signal.SIGKILL)
+            with contextlib.suppress(ChildProcessError):
+                subprocess.Popen.wait(self)
+        for f in (getattr(self, n, None) for n in ("stdin", "stdout", "stderr")):
+            if f is not None:
+                with contextlib.suppress(OSError):
+                    f.close()
+        if not self._cg_keep and not self._cg_removed:
+            self._cg_remove_quietly()
+            self._cg_removed = True
+
     def _cg_place(self) -> None:
-        """Wait until the trampoline has stopped itself, place it, let it go on."""
+        """Wait until the trampoline has stopped itself, place it, let it go on (signals
+        held: the shell stops within milliseconds, and a ^C then comes after the step,
+        where the caller's clean-up sees it, not inside a file operation)."""
+        with signals_held():
+            self._cg_place_held()
+
+    def _cg_place_held(self) -> None:
         flags = os.WSTOPPED | os.WEXITED | os.WNOWAIT
         info = os.waitid(os.P_PID, self.pid, flags)
         if info is None or info.si_code != os.CLD_STOPPED:
@@ -258,7 +311,9 @@ class Popen(subprocess.Popen[Any]):
 
     def _cg_reaped(self) -> None:
         """Read the usage once, then remove the group (unless kept)."""
-        with self._cg_lock:
+        # The signals a program turns into exceptions are held meanwhile (a ^C comes
+        # when the group is gone): an exception half-way would leave an fd or the group.
+        with self._cg_lock, signals_held():
             if self._cg_wall is None:
                 self._cg_wall = time.monotonic() - self._cg_start
             if self._cg_usage is None:
@@ -277,6 +332,14 @@ class Popen(subprocess.Popen[Any]):
         rc = super().wait(timeout)
         self._cg_reaped()
         return rc
+
+    def __exit__(self, exc_type: Any, value: Any, traceback: Any) -> None:
+        try:
+            super().__exit__(exc_type, value, traceback)
+        finally:
+            # on KeyboardInterrupt subprocess waits only briefly, and not through wait()
+            if self.returncode is not None:
+                self._cg_reaped()
 
     def kill_group(self) -> None:
         """SIGKILL the process and everything in its group (``cgroup.kill``); for a
@@ -329,7 +392,8 @@ def run(
             raise ValueError("stdout and stderr arguments may not be used with capture_output.")
         kwargs["stdout"] = subprocess.PIPE
         kwargs["stderr"] = subprocess.PIPE
-    with Popen(args, resources, **kwargs) as p:
+    p = Popen(args, resources, **kwargs)
+    try:
         try:
             out, err = p.communicate(input, timeout=timeout)
         except subprocess.TimeoutExpired as e:
@@ -339,12 +403,15 @@ def run(
                 p.args, e.timeout, output=out if out is not None else e.output,
                 stderr=err if err is not None else e.stderr,
             ) from None
-        except BaseException:  # KeyboardInterrupt too: nothing may outlive the run
-            p.kill_group()
-            p.wait()
-            raise
         rc = p.wait()
-    usage = p.usage()
+        usage = p.usage()
+    except BaseException:  # KeyboardInterrupt too: nothing may outlive the run
+        p._cg_abandon()
+        raise
+    finally:
+        for f in (p.stdin, p.stdout, p.stderr):
+            if f is not None:
+                f.close()
     if check and rc:
         raise subprocess.CalledProcessError(rc, p.args, output=out, stderr=err)
     return CompletedRun(p.args, rc, out, err, usage)

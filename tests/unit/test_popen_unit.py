@@ -46,7 +46,8 @@ def test_the_child_is_started_without_preexec_fn(
         assert p.wait() == 0
     assert len(calls) == 1
     argv = [os.fsdecode(a) for a in calls[0][0]]
-    assert argv[:4] == [SHELL, "-c", TRAMPOLINE, "sh"]
+    assert argv[:3] == [SHELL, "-c", TRAMPOLINE]
+    assert argv[3].startswith("cgroup2-popen-")  # $0: the token that finds an orphan
     # fork_exec(args, executable_list, close_fds, pass_fds, cwd, env, p2cread, ...,
     # errpipe_write, restore_signals, call_setsid, pgid, gid, groups, uid, umask,
     # preexec_fn, ...): every callable argument is None (preexec_fn is the only one)

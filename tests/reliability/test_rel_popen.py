@@ -1,0 +1,164 @@
+"""cgroup2.Popen and cgroup2.run under faults: a timeout, a KeyboardInterrupt while
+waiting or while placing, a process that dies before it is placed, a group killed from
+outside, programs that cannot be started. Every outcome is the process's status or a
+clear exception, and the autouse leak check finds no fd, thread, child process or group
+left behind.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import signal
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import Parent
+from reltools import no_leaks  # noqa: F401
+
+import cgroup2
+from cgroup2 import Manager
+from cgroup2.errors import KernelError
+
+
+@pytest.fixture
+def where(cg_parent: Parent) -> dict[str, Any]:
+    return {"parent": cg_parent.group, "mountpoint": cg_parent.mountpoint}
+
+
+@pytest.fixture
+def alarm() -> Iterator[None]:
+    """SIGALRM raises KeyboardInterrupt (as ^C would, without pytest's own handling)."""
+
+    def interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    old = signal.signal(signal.SIGALRM, interrupt)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, old)
+
+
+def _popen_groups(parent: Parent) -> list[str]:
+    return [n for n in os.listdir(parent.fs_path) if n.startswith("cgroup2-popen-")]
+
+
+def test_timeout_with_pipes_leaves_nothing(cg_parent: Parent, where: dict[str, Any]) -> None:
+    script = "trap '' TERM; sleep 60 & sleep 60 & echo started; wait"
+    with pytest.raises(subprocess.TimeoutExpired) as e:
+        cgroup2.run(["sh", "-c", script], capture_output=True, timeout=0.5, **where)
+    assert e.value.output == b"started\n"  # what it wrote before the timeout is kept
+    assert not _popen_groups(cg_parent)
+
+
+def test_keyboard_interrupt_while_waiting_leaves_nothing(
+    cg_parent: Parent, where: dict[str, Any], alarm: None
+) -> None:
+    signal.setitimer(signal.ITIMER_REAL, 0.3)
+    t = time.monotonic()
+    with pytest.raises(KeyboardInterrupt):
+        cgroup2.run(["sh", "-c", "sleep 60 & wait"], stdout=subprocess.PIPE, **where)
+    assert time.monotonic() - t < 10
+    assert not _popen_groups(cg_parent)
+
+
+@pytest.mark.parametrize("fault", [KeyboardInterrupt, "died", "refused"])
+def test_a_fault_while_placing_leaves_nothing(
+    cg_parent: Parent, where: dict[str, Any], monkeypatch: pytest.MonkeyPatch, fault: Any
+) -> None:
+    """A ^C during the placement or a write the kernel refuses: the trampoline (stopped,
+    it has not run the program) is killed and reaped, its pipes closed, the group removed,
+    the error raised. A process killed before it is placed (the kernel takes a dying
+    task's pid without error) is a process that was killed: its status says so."""
+    real = Manager.add_proc
+
+    def add_proc(self: Manager, pid: int) -> None:
+        if fault is KeyboardInterrupt:
+            raise KeyboardInterrupt
+        if fault == "died":
+            os.kill(pid, signal.SIGKILL)
+            deadline = time.monotonic() + 5
+            while os.waitid(os.P_PID, pid, os.WEXITED | os.WNOWAIT | os.WNOHANG) is None:
+                assert time.monotonic() < deadline
+                time.sleep(0.005)
+            real(self, pid)
+            return
+        raise KernelError(errno.EBUSY, self.path + "/cgroup.procs", op="write", value=str(pid))
+
+    monkeypatch.setattr(Manager, "add_proc", add_proc)
+    pipes = {"stdin": subprocess.PIPE, "stdout": subprocess.PIPE, "stderr": subprocess.PIPE}
+    if fault == "died":
+        with cgroup2.Popen(["sh", "-c", "echo ran"], **pipes, **where) as p:
+            out, _ = p.communicate(timeout=10)
+        assert (p.returncode, out) == (-signal.SIGKILL, b"")
+    else:
+        want: Any = KeyboardInterrupt if fault is KeyboardInterrupt else cgroup2.CgroupError
+        with pytest.raises(want):
+            cgroup2.Popen(["sh", "-c", "echo ran"], **pipes, **where)
+    assert not _popen_groups(cg_parent)
+
+
+def test_the_group_killed_from_outside(cg_parent: Parent, where: dict[str, Any]) -> None:
+    with cgroup2.Popen(["sh", "-c", "sleep 60 & wait"], stdout=subprocess.PIPE, **where) as p:
+        Manager.load(p.manager.group, mountpoint=p.manager.mountpoint).kill()
+        out, _ = p.communicate(timeout=10)
+    assert p.returncode == -signal.SIGKILL
+    assert out == b""
+    assert p.usage().user_sec is not None
+    assert not _popen_groups(cg_parent)
+
+
+def test_programs_that_cannot_start_leave_nothing(
+    cg_parent: Parent, where: dict[str, Any], tmp_path: Path
+) -> None:
+    plain = tmp_path / "not-executable"
+    plain.write_text("true\n")
+    plain.chmod(0o644)
+    for _ in range(50):
+        with pytest.raises(FileNotFoundError):
+            cgroup2.Popen(["no-such-program-xyz"], stdout=subprocess.PIPE, **where)
+        with pytest.raises(PermissionError):
+            cgroup2.run([str(plain)], capture_output=True, **where)
+    assert not _popen_groups(cg_parent)
+
+
+def test_many_starts_and_reaps_leave_no_fd(cg_parent: Parent, where: dict[str, Any]) -> None:
+    for i in range(100):
+        r = cgroup2.run(["sh", "-c", "cat >/dev/null; echo $0", str(i)], input=b"x" * 70000,
+                        capture_output=True, **where)
+        assert r.stdout == f"{i}\n".encode()
+    p = cgroup2.Popen(["true"], **where)
+    while p.poll() is None:
+        time.sleep(0.005)
+    assert p.poll() == 0  # a second reaping reads nothing again
+    assert not _popen_groups(cg_parent)
+
+
+def test_keyboard_interrupt_at_any_point_of_a_start_leaves_nothing(
+    cg_parent: Parent, where: dict[str, Any], alarm: None
+) -> None:
+    """^C at a random moment of many short runs (making the group, starting the
+    trampoline, placing it, waiting, reading the usage, removing the group): each run
+    ends in its status or KeyboardInterrupt, and nothing is left after any of them."""
+    import random
+
+    rng = random.Random(22)
+    outcomes = {"done": 0, "interrupted": 0}
+    cgroup2.run(["true"], **where)  # every module imported (a ^C in an import breaks it)
+    for _ in range(200):
+        try:
+            signal.setitimer(signal.ITIMER_REAL, rng.uniform(0.0, 0.03))
+            cgroup2.run(["true"], **where)
+            outcomes["done"] += 1
+        except KeyboardInterrupt:
+            outcomes["interrupted"] += 1
+        finally:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+        assert not _popen_groups(cg_parent), outcomes
+    assert outcomes["interrupted"] > 10 and outcomes["done"] > 10, outcomes
