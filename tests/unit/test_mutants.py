@@ -10,7 +10,16 @@ from pathlib import Path
 
 import pytest
 
-from cgroup2 import IO, Entry, HugeTlbEntry, IOType, KernelError, Manager, Resources
+from cgroup2 import (
+    IO,
+    Entry,
+    HugeTlbEntry,
+    InvalidFormatError,
+    IOType,
+    KernelError,
+    Manager,
+    Resources,
+)
 from cgroup2._fs import Dir
 
 IO_MAX_DEFAULT = "8:0 rbps=max wbps=max riops=max wiops=max"
@@ -110,3 +119,78 @@ def test_run_summary_shows_pids_max_without_the_holder(tmp_path: Path) -> None:
     assert collect_summary(m, status=0, sig=None, wall=0.5).pids_max == 17
     (g / "pids.max").write_text("max\n")
     assert collect_summary(m, status=0, sig=None, wall=0.5, pids_extra=1).pids_max == 2**64 - 1
+
+
+# --- messages and names the kernel-facing code prints (mutants of text survived) ---------
+
+
+@pytest.mark.parametrize(
+    ("code", "name"),
+    [
+        (0x04, "Add32Imm"), (0x0C, "Add32Reg"), (0x07, "AddImm"), (0x0F, "AddReg"),
+        (0x74, "RSh32Imm"), (0x7F, "RShReg"), (0xB4, "Mov32Imm"), (0xBC, "Mov32Reg"),
+        (0x55, "JNEImm"), (0x5D, "JNEReg"), (0x56, "JNE32Imm"), (0x5E, "JNE32Reg"),
+        (0x16, "JEq32Imm"), (0x1E, "JEq32Reg"), (0x95, "Exit"), (0x85, "Call"),
+        (0x61, "LdXMemW"), (0x79, "LdXMemDW"),
+        (0xFF, "Unknown(0xff)"), (0xE4, "Unknown(0xe4)"), (0xE6, "Unknown(0xe6)"),
+    ],
+)
+def test_opcode_names(code: int, name: str) -> None:
+    """eBPF opcodes by the reference's names (class | op | source): the 32-bit ALU and
+    JMP32 classes carry "32", the X source "Reg", the K source "Imm"."""
+    from cgroup2.devices.asm import opcode_name
+
+    assert opcode_name(code) == name
+
+
+def test_rdma_limit_must_be_a_sequence_of_entries() -> None:
+    from cgroup2 import RDMA, CgroupError
+
+    for bad, msg in [
+        ("x", "cgroups: invalid rdma.max 'x': must be a sequence of RDMAEntry"),
+        (5, "cgroups: invalid rdma.max 5: must be a sequence of RDMAEntry"),
+        ([1], "cgroups: invalid rdma.max 1: must be an RDMAEntry"),
+    ]:
+        with pytest.raises(CgroupError) as e:
+            RDMA(limit=bad)  # type: ignore[arg-type]
+        assert str(e.value) == msg
+
+
+def test_cpu_list_numbers() -> None:
+    from cgroup2.controllers.cpuset import parse_cpu_list
+
+    assert parse_cpu_list(b"007,10,8191\n") == (7, 10, 8191)
+    assert parse_cpu_list(b"000000000001") == (1,)  # leading zeros do not count
+    head = "cgroups: parsing file with invalid format failed: cpuset.cpus.effective line 1:"
+    tail = (
+        "is too large: CPU and memory node numbers must be below 8192 "
+        "(the kernel's largest NR_CPUS)"
+    )
+    for text, shown in [
+        ("8192", "8192"),
+        ("9" * 20, "9" * 20),  # shown whole up to 20 digits
+        ("9" * 21, "9" * 20 + "..."),
+    ]:
+        with pytest.raises(InvalidFormatError) as e:
+            parse_cpu_list(text.encode())
+        assert str(e.value) == f"{head} {text!r}: {shown} {tail}"
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        "some avg10=1.00 avg60=2.00 avg300=3.00",
+        "some avg10=1.00 avg60=2.00 total=3",
+        "some avg10=1.00 avg300=2.00 total=3",
+        "some avg60=1.00 avg300=2.00 total=3",
+    ],
+)
+def test_pressure_line_needs_every_field(line: str) -> None:
+    from cgroup2.controllers.psi import parse_pressure
+
+    with pytest.raises(InvalidFormatError) as e:
+        parse_pressure(line.encode() + b"\n", "io.pressure")
+    assert str(e.value) == (
+        f"cgroups: parsing file with invalid format failed: io.pressure line 1: {line!r}: "
+        "expected 'avg10=<x.xx> avg60=<x.xx> avg300=<x.xx> total=<n>'"
+    )
