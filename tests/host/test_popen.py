@@ -285,3 +285,34 @@ def test_placement_failure_leaves_nothing(where: dict[str, Any]) -> None:
     with pytest.raises(cgroup2.CgroupDeletedError):
         cgroup2.Popen(["true"], group=where["parent"] + "/no-such-group",
                       mountpoint=where["mountpoint"])
+
+
+def test_asyncio_places_reports_and_removes(where: dict[str, Any]) -> None:
+    import asyncio
+
+    import cgroup2.asyncio as ca
+
+    async def main() -> tuple[list[tuple[str, str]], list[str], ca.Process]:
+        async def one() -> tuple[str, str]:
+            p = await ca.create_subprocess_exec("cat", "/proc/self/cgroup",
+                                                stdout=asyncio.subprocess.PIPE, **where)
+            out, _ = await p.communicate()
+            return p.manager.group, _own_group(out.decode())
+
+        seen = await asyncio.gather(*(one() for _ in range(20)))
+        busy = await ca.create_subprocess_exec(
+            PY, "-c", "import time\nt = time.process_time()\n"
+            "while time.process_time() - t < 0.5: pass", **where)
+        assert await busy.wait() == 0
+        paths = [busy.manager.path]
+        with pytest.raises(FileNotFoundError):
+            await ca.create_subprocess_exec("no-such-program-xyz", **where)
+        return seen, paths, busy
+
+    seen, paths, busy = asyncio.run(main())
+    assert all(made == own for made, own in seen)
+    assert len({made for made, _ in seen}) == 20
+    u = busy.usage()
+    assert u.user_sec is not None and u.system_sec is not None
+    assert u.user_sec + u.system_sec >= 0.45
+    assert not any(os.path.exists(p) for p in paths)

@@ -162,3 +162,30 @@ def test_keyboard_interrupt_at_any_point_of_a_start_leaves_nothing(
             signal.setitimer(signal.ITIMER_REAL, 0)
         assert not _popen_groups(cg_parent), outcomes
     assert outcomes["interrupted"] > 10 and outcomes["done"] > 10, outcomes
+
+
+def test_asyncio_cancelled_while_starting_leaves_nothing(
+    cg_parent: Parent, where: dict[str, Any]
+) -> None:
+    """create_subprocess_exec cancelled at moments spread over its start (a timeout of
+    asyncio.wait_for): each start ends placed or cancelled, and nothing is left."""
+    import asyncio
+
+    import cgroup2.asyncio as ca
+
+    async def main() -> dict[str, int]:
+        outcomes = {"started": 0, "cancelled": 0}
+        for i in range(60):
+            try:
+                p = await asyncio.wait_for(
+                    ca.create_subprocess_exec("true", **where), timeout=i * 0.0002)
+            except TimeoutError:
+                outcomes["cancelled"] += 1
+            else:
+                outcomes["started"] += 1
+                await p.wait()
+            assert not _popen_groups(cg_parent), outcomes
+        return outcomes
+
+    outcomes = asyncio.run(main())
+    assert outcomes["cancelled"] > 0 and outcomes["started"] > 0, outcomes

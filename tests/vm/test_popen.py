@@ -108,3 +108,25 @@ def test_timeout_under_limits_kills_the_whole_group(where: Any) -> None:
     with pytest.raises(subprocess.TimeoutExpired):
         cgroup2.run(["sh", "-c", "trap '' TERM; sleep 60 & sleep 60 & wait"], res,
                     timeout=1, **where)
+
+
+def test_asyncio_under_the_same_limits(where: Any) -> None:
+    import asyncio
+
+    import cgroup2.asyncio as ca
+
+    async def main() -> tuple[int, int, cgroup2.Usage, cgroup2.Usage]:
+        oom = await ca.create_subprocess_exec(
+            PY, "-c", TOUCH, "256", resources=Resources(memory=Memory(max=64 * MiB, swap=0)),
+            stdout=asyncio.subprocess.DEVNULL, **where)
+        forks = await ca.create_subprocess_exec(
+            PY, "-c", FORKS, resources=Resources(pids=Pids(max=4)),
+            stdout=asyncio.subprocess.DEVNULL, **where)
+        rc_oom, rc_forks = await asyncio.gather(oom.wait(), forks.wait())
+        return rc_oom, rc_forks, oom.usage(), forks.usage()
+
+    rc_oom, rc_forks, u_oom, u_forks = asyncio.run(main())
+    assert rc_oom == -signal.SIGKILL
+    assert u_oom.oom_kills is not None and u_oom.oom_kills >= 1
+    assert rc_forks == 0
+    assert u_forks.pids_max_hits == 7
