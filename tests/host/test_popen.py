@@ -316,3 +316,14 @@ def test_asyncio_places_reports_and_removes(where: dict[str, Any]) -> None:
     assert u.user_sec is not None and u.system_sec is not None
     assert u.user_sec + u.system_sec >= 0.45
     assert not any(os.path.exists(p) for p in paths)
+
+
+def test_user_drops_privileges_and_is_still_placed(where: dict[str, Any]) -> None:
+    """The parent writes cgroup.procs, not the child: a child that runs as another user
+    (which could not write the root-owned file) is placed all the same."""
+    r = cgroup2.run(["sh", "-c", "id -u; cat /proc/self/cgroup"], user=65534, gid=65534,
+                    capture_output=True, text=True, **where)
+    assert r.returncode == 0, r.stderr
+    uid, rest = r.stdout.split("\n", 1)
+    assert uid == "65534"
+    assert _own_group(rest) == r.usage.group
