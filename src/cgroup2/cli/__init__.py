@@ -30,11 +30,10 @@ import sys
 
 from .._version import __version__
 from ..errors import CgroupError, InvalidGroupPathError
-from ..paths import default_mountpoint, verify_group_path
 from ._console import LazyConsole, make_console
-from ._limits import Failure, add_limit_flags
 from ._units import (
     MIN_INTERVAL,
+    Failure,
     UsageError,
     parse_count,
     parse_int,
@@ -89,6 +88,12 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
         if only is None or only == name:
             return parser
         return _Unused()  # type: ignore[return-value]
+
+    def add_limit_flags(parser: argparse.ArgumentParser) -> None:
+        if not isinstance(parser, _Unused):
+            from ._limits import add_limit_flags
+
+            add_limit_flags(parser)
 
     p = _Parser(prog=PROG, description="Manage Linux cgroup v2 groups.")
     p.add_argument(
@@ -333,6 +338,8 @@ def _group_path(text: str, mountpoint: str) -> str:
         g = "/" + g
     if len(g) > 1:
         g = g.rstrip("/")
+    from ..paths import verify_group_path
+
     try:
         verify_group_path(g)
     except CgroupError as e:
@@ -350,6 +357,8 @@ def _dispatch(args: argparse.Namespace, out: Console, err: Console) -> int:
         from ._cmds import cmd_devices_check
 
         return cmd_devices_check(args, out)
+    from ..paths import default_mountpoint
+
     mountpoint = args.mountpoint or default_mountpoint()
     if cmd == "run":
         from ._run import run_command

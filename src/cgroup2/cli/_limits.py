@@ -17,6 +17,7 @@ from .._fs import Dir
 from ..errors import CgroupError
 from ._text import printable
 from ._units import (
+    Failure,
     UsageError,
     parse_cpu_max,
     parse_hugetlb,
@@ -52,14 +53,6 @@ OPTION_CONTROLLER = {
     "--io-max": "io",
     "--hugetlb": "hugetlb",
 }
-
-
-class Failure(Exception):
-    """The command could not do its job (exit status 1, or ``status`` when given)."""
-
-    def __init__(self, message: str, status: int = 1) -> None:
-        super().__init__(message)
-        self.status = status
 
 
 def _typed(parse: Callable[[str, str], object], option: str) -> Callable[[str], object]:

@@ -9,7 +9,6 @@ from __future__ import annotations
 import math
 import os
 import re
-import signal
 import stat as _stat
 
 TYPE_CHECKING = False
@@ -20,6 +19,7 @@ if TYPE_CHECKING:  # imported where a value is parsed: the parser is built on ev
 
 __all__ = [
     "MIN_INTERVAL",
+    "Failure",
     "UsageError",
     "format_bytes",
     "format_limit",
@@ -41,7 +41,8 @@ __all__ = [
 
 #: Size suffixes: binary multiples (1024-based), as systemd reads MemoryMax= and friends.
 SUFFIXES = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
-_SIZE = re.compile(r"(\d+(?:\.\d+)?)\s*([KMGT]?)(?:I?B)?", re.IGNORECASE)
+# Patterns are compiled on first use (re's cache), not when the command starts.
+_SIZE = r"(\d+(?:\.\d+)?)\s*([KMGT]?)(?:I?B)?"
 _PERIOD = 100_000  # microseconds: the kernel's default cpu.max period
 _MIN_QUOTA = 1000  # microseconds: the smallest cpu.max quota the kernel takes
 _MAX_NUMBER = 2**32 - 1  # device major and minor numbers of a device rule
@@ -55,6 +56,17 @@ _MAX_SECONDS = 1e6
 
 class UsageError(Exception):
     """A value on the command line is wrong (exit status 2)."""
+
+
+class Failure(Exception):
+    """The command could not do its job (exit status 1, or ``status`` when given).
+
+    Here, beside UsageError, so that the command's start catches it without importing
+    :mod:`cgroup2.cli._limits`; that module exports it too."""
+
+    def __init__(self, message: str, status: int = 1) -> None:
+        super().__init__(message)
+        self.status = status
 
 
 def parse_int(text: str, option: str, *, low: int | None = None) -> int:
@@ -104,6 +116,8 @@ def parse_timeout(text: str, option: str = "--timeout") -> float:
 
 def parse_signal(text: str) -> int:
     """A signal by name (``TERM``, ``SIGTERM``, ``term``, ``RTMIN+2``) or number (``15``)."""
+    import signal  # here: making its enums is a part of the command's start-up
+
     t = text.strip().upper()
     n: int | None = None
     if t.isdigit():
@@ -151,14 +165,14 @@ def parse_property(text: str) -> tuple[str, str]:
     return key, value
 
 
-_PAGE = re.compile(r"(\d+)\s*([KMGT])(?:I?B)?", re.IGNORECASE)
+_PAGE = r"(\d+)\s*([KMGT])(?:I?B)?"
 
 
 def parse_hugetlb(text: str) -> tuple[str, int | str]:
     """``--hugetlb SIZE=LIMIT``: a huge page size as the kernel names it (``2MB``; ``2M``
     and ``2MiB`` are read the same) and a limit in bytes (``64M``) or ``max``."""
     size, eq, limit = text.partition("=")
-    m = _PAGE.fullmatch(size.strip())
+    m = re.fullmatch(_PAGE, size.strip(), re.IGNORECASE)
     if not eq or m is None or int(m.group(1)) == 0:
         raise UsageError(
             f"invalid --hugetlb {text!r}: expected PAGESIZE=LIMIT, e.g. 2MB=64M or 1GB=max"
@@ -173,7 +187,7 @@ def parse_size(text: str, what: str = "size") -> int | str:
     t = text.strip()
     if t.lower() in ("max", "infinity", "-1"):
         return "max"
-    m = _SIZE.fullmatch(t)
+    m = re.fullmatch(_SIZE, t, re.IGNORECASE)
     if m is None:
         raise UsageError(
             f"invalid {what} {text!r}: expected bytes with an optional K/M/G/T suffix "
@@ -293,9 +307,7 @@ def parse_io_max(text: str) -> list[Entry]:
 
 
 _NUM = r"(\d+|\*)"
-_RULE = re.compile(
-    rf"(allow|deny)(?:\s+([abc]))?(?:\s+{_NUM}:{_NUM})?(?:\s+([rwm]+))?", re.IGNORECASE
-)
+_RULE = rf"(allow|deny)(?:\s+([abc]))?(?:\s+{_NUM}:{_NUM})?(?:\s+([rwm]+))?"
 
 
 def parse_rule(text: str) -> DeviceRule:
@@ -307,7 +319,7 @@ def parse_rule(text: str) -> DeviceRule:
     from ..devices.rules import DeviceRule
 
     t = " ".join(text.split())
-    m = _RULE.fullmatch(t)
+    m = re.fullmatch(_RULE, t, re.IGNORECASE)
     if m is None:
         raise UsageError(
             f"invalid device rule {text!r}: expected 'allow|deny [a|b|c] [MAJ:MIN] [rwm]', "
@@ -341,13 +353,13 @@ def parse_rules(text: str) -> list[DeviceRule]:
     return rules
 
 
-_DEVICE = re.compile(r"([bc])\s+(\d+):(\d+)(?:\s+([rwm]+))?", re.IGNORECASE)
+_DEVICE = r"([bc])\s+(\d+):(\d+)(?:\s+([rwm]+))?"
 
 
 def parse_device(text: str) -> tuple[str, int, int, str]:
     """A device access to check: ``TYPE MAJ:MIN [ACCESS]`` (``c 1:3 rw``; access
     defaults to ``rwm``) -> (type, major, minor, access)."""
-    m = _DEVICE.fullmatch(" ".join(text.split()))
+    m = re.fullmatch(_DEVICE, " ".join(text.split()), re.IGNORECASE)
     if m is None:
         raise UsageError(
             f"invalid device {text!r}: expected 'b|c MAJ:MIN [rwm]', e.g. 'c 1:3 rw'"
