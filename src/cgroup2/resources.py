@@ -11,15 +11,23 @@ from __future__ import annotations
 import types
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from importlib import import_module
 
 from .controllers._values import Value, invalid
-from .controllers.cpu import CPU
-from .controllers.hugetlb import HugeTlb
-from .controllers.io import IO
-from .controllers.memory import Memory
-from .controllers.pids import Pids
-from .controllers.rdma import RDMA
-from .devices.rules import DeviceRule
+
+# The controllers' modules are imported where a setting of theirs is checked: a
+# Resources that leaves a controller alone does not load it (`cgroup2 run` without
+# limits loads none; see benchmarks/startup.py). A setting given was made by its class,
+# so its module is loaded already then.
+TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing
+if TYPE_CHECKING:
+    from .controllers.cpu import CPU
+    from .controllers.hugetlb import HugeTlb
+    from .controllers.io import IO
+    from .controllers.memory import Memory
+    from .controllers.pids import Pids
+    from .controllers.rdma import RDMA
+    from .devices.rules import DeviceRule
 
 __all__ = ["CONTROLLERS", "NOT_LIMITS", "Resources", "Value", "check_unified_key"]
 
@@ -79,21 +87,30 @@ class Resources:
     unified: Mapping[str, str] | None = None
 
     def __post_init__(self) -> None:
-        for name, cls in (
-            ("cpu", CPU),
-            ("memory", Memory),
-            ("pids", Pids),
-            ("io", IO),
-            ("rdma", RDMA),
+        for name, module, class_name in (
+            ("cpu", "cpu", "CPU"),
+            ("memory", "memory", "Memory"),
+            ("pids", "pids", "Pids"),
+            ("io", "io", "IO"),
+            ("rdma", "rdma", "RDMA"),
         ):
             v = getattr(self, name)
-            if v is not None and not isinstance(v, cls):
-                raise invalid(name, v, f"must be a {cls.__name__}")
-        if self.hugetlb is not None and not isinstance(self.hugetlb, HugeTlb):
-            if isinstance(self.hugetlb, (str, bytes)) or not isinstance(self.hugetlb, Sequence):
-                raise invalid("hugetlb", self.hugetlb, "must be a sequence of HugeTlbEntry")
-            object.__setattr__(self, "hugetlb", HugeTlb(self.hugetlb))
+            if v is not None:
+                cls = getattr(import_module(f"{__package__}.controllers.{module}"), class_name)
+                if not isinstance(v, cls):
+                    raise invalid(name, v, f"must be a {class_name}")
+        if self.hugetlb is not None:
+            from .controllers.hugetlb import HugeTlb
+
+            if not isinstance(self.hugetlb, HugeTlb):
+                if isinstance(self.hugetlb, (str, bytes)) or not isinstance(
+                    self.hugetlb, Sequence
+                ):
+                    raise invalid("hugetlb", self.hugetlb, "must be a sequence of HugeTlbEntry")
+                object.__setattr__(self, "hugetlb", HugeTlb(self.hugetlb))
         if self.devices is not None:
+            from .devices.rules import DeviceRule
+
             if isinstance(self.devices, (str, bytes)) or not isinstance(self.devices, Sequence):
                 raise invalid("devices", self.devices, "must be a sequence of DeviceRule")
             rules = tuple(self.devices)

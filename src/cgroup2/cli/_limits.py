@@ -124,11 +124,7 @@ def add_limit_flags(p: argparse.ArgumentParser) -> None:
 def build_resources(args: argparse.Namespace) -> tuple[Resources, list[str]]:
     """The limits of the options, and the options that were given (for error messages;
     a ``-p`` file is given as ``-p FILE``)."""
-    from ..controllers.cpu import CPU
-    from ..controllers.hugetlb import HugeTlb, HugeTlbEntry
-    from ..controllers.io import IO, Entry
-    from ..controllers.memory import Memory
-    from ..controllers.pids import Pids
+    # each controller's module where its options were given (start-up time)
     from ..resources import Resources
 
     given: list[str] = []
@@ -145,6 +141,8 @@ def build_resources(args: argparse.Namespace) -> tuple[Resources, list[str]]:
             if text is not None
         }
         if sizes:
+            from ..controllers.memory import Memory
+
             memory = Memory(
                 max=sizes.get("--memory-max"),
                 high=sizes.get("--memory-high"),
@@ -152,6 +150,8 @@ def build_resources(args: argparse.Namespace) -> tuple[Resources, list[str]]:
             )
             given += list(sizes)
         if args.cpu_max is not None or args.cpu_weight is not None or args.cpus is not None:
+            from ..controllers.cpu import CPU
+
             cpu = CPU(
                 max=None if args.cpu_max is None else parse_cpu_max(args.cpu_max),
                 weight=args.cpu_weight,
@@ -167,13 +167,19 @@ def build_resources(args: argparse.Namespace) -> tuple[Resources, list[str]]:
                 if v is not None
             ]
         if args.pids_max is not None:
+            from ..controllers.pids import Pids
+
             pids = Pids(max=args.pids_max)
             given.append("--pids-max")
         if args.io_max:
+            from ..controllers.io import IO, Entry
+
             entries: list[Entry] = [e for spec in args.io_max for e in spec]
             io = IO(max=tuple(entries))
             given.append("--io-max")
         if args.hugetlb:
+            from ..controllers.hugetlb import HugeTlb, HugeTlbEntry
+
             hugetlb = HugeTlb(HugeTlbEntry(size, limit) for size, limit in args.hugetlb)
             given.append("--hugetlb")
         if args.device:

@@ -30,7 +30,6 @@ from dataclasses import dataclass
 
 from .._fs import Dir
 from .._statmask import StatMask
-from ..controllers.pids import Pids
 from ..errors import CgroupError
 from ..manager import Manager
 from ..paths import verify_group_path
@@ -309,6 +308,8 @@ def _run_blocked(
         # its counters) until the summary is read; pids.max is raised by one for it.
         holder.append((0, 0))
         if resources.pids is not None and isinstance(resources.pids.max, int):
+            from ..controllers.pids import Pids
+
             resources = dataclasses.replace(resources, pids=Pids(max=resources.pids.max + 1))
             pids_extra = 1
     placed: list[Manager] = []
