@@ -4,7 +4,9 @@ with what it used read from the group.
 How the child gets into the group before the program's first instruction, without
 ``preexec_fn`` (Python code between ``fork`` and ``exec``, which can deadlock a program
 with threads): the child ``exec``\\ s a two-word shell trampoline,
-``/bin/sh -c 'kill -STOP $$ && exec "$@"' sh PROGRAM ARGS...``. The shell stops itself;
+``/bin/sh -c 'kill -STOP $$ && exec "$@"' cgroup2-popen-<...> PROGRAM ARGS...`` (``$0``
+names the new group; it also finds the child when an exception comes between the fork and
+``subprocess`` storing its pid). The shell stops itself;
 the parent waits for the stop (``waitid(WSTOPPED | WNOWAIT)``, which leaves every status
 for ``Popen`` to collect), writes the pid to the group's ``cgroup.procs`` and sends
 ``SIGCONT``; the shell then ``exec``\\ s the program, which starts in the group. Nothing
