@@ -48,7 +48,7 @@ from ._units import (
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
-    from typing import NoReturn
+    from typing import Any, NoReturn
 
     from rich.console import Console
 
@@ -84,9 +84,15 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     but only the subcommand ``only`` has its arguments: what parsing a command line that
     runs ``only`` needs, at a part of the cost."""
 
-    def args_of(parser: argparse.ArgumentParser, name: str) -> argparse.ArgumentParser:
-        if only is None or only == name:
-            return parser
+    def add(
+        action: argparse._SubParsersAction[_Parser], name: str, *, of: str | None = None,
+        **kwargs: Any,
+    ) -> argparse.ArgumentParser:
+        """``action.add_parser(name, **kwargs)``; for a subcommand other than ``only``
+        (``of``: the subcommand it belongs to) a bare parser, listed with its help."""
+        if only is None or only == (of or name):
+            return action.add_parser(name, **kwargs)
+        action.add_parser(name, add_help=False, **kwargs)
         return _Unused()  # type: ignore[return-value]
 
     def add_limit_flags(parser: argparse.ArgumentParser) -> None:
@@ -103,7 +109,8 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     sub.required = True
 
-    r = args_of(sub.add_parser(
+    r = add(
+        sub,
         "run",
         help="run a command in a new group under limits",
         description=(
@@ -118,7 +125,7 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
             "NAME.scope in SLICE instead. A limit whose controller the mount lacks is an "
             "error that names the controller."
         ),
-    ), "run")
+    )
     add_limit_flags(r)
     r.add_argument("--name", metavar="NAME", help="the group's name (default cgroup2-run-<pid>)")
     r.add_argument("--parent", metavar="GROUP", help="create the group below GROUP (default /)")
@@ -139,7 +146,8 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     r.add_argument("--slice", metavar="SLICE", help="with --systemd: the slice (system.slice)")
     r.add_argument("cmd", nargs=argparse.REMAINDER, metavar="-- CMD ...")
 
-    c = args_of(sub.add_parser(
+    c = add(
+        sub,
         "create",
         help="make a group and apply limits (like cgcreate)",
         description=(
@@ -148,14 +156,15 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
             "unless --parents, which makes missing parents and applies the limits to a "
             "GROUP that exists. Prints nothing on success."
         ),
-    ), "create")
+    )
     c.add_argument("group", metavar="GROUP")
     c.add_argument(
         "--parents", action="store_true", help="make missing parents; an existing GROUP is fine"
     )
     add_limit_flags(c)
 
-    st = args_of(sub.add_parser(
+    st = add(
+        sub,
         "set",
         help="change limits of a group (like cgset)",
         description=(
@@ -163,11 +172,12 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
             "first; if the kernel refuses a value, the values written before it are put "
             "back and nothing is changed."
         ),
-    ), "set")
+    )
     st.add_argument("group", metavar="GROUP")
     add_limit_flags(st)
 
-    g = args_of(sub.add_parser(
+    g = add(
+        sub,
         "get",
         help="values of a group's files (like cgget)",
         description=(
@@ -176,26 +186,28 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
             "(the files that can be written, other than cgroup.procs, cgroup.freeze and "
             "the like). A value of several lines continues on lines that start with a tab."
         ),
-    ), "get")
+    )
     g.add_argument("group", metavar="GROUP")
     g.add_argument("files", metavar="FILE", nargs="*")
     gfmt = g.add_mutually_exclusive_group()
     gfmt.add_argument("--json", action="store_true", help="one object: file name -> text")
     gfmt.add_argument("-v", "--values", action="store_true", help="only the values")
 
-    a = args_of(sub.add_parser(
+    a = add(
+        sub,
         "attach",
         help="move processes into a group (like cgclassify)",
         description=(
             "Move each PID (the whole process, all its threads) into GROUP, in order; with "
             "--threads each PID is a thread id moved alone (threaded groups)."
         ),
-    ), "attach")
+    )
     a.add_argument("group", metavar="GROUP")
     a.add_argument("pids", metavar="PID", nargs="+", type=_pid)
     a.add_argument("--threads", action="store_true", help="move threads (cgroup.threads)")
 
-    x = args_of(sub.add_parser(
+    x = add(
+        sub,
         "exec",
         help="run a command in an existing group (like cgexec)",
         description=(
@@ -203,16 +215,17 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
             "status is the exit status. 127 when CMD is not found, 126 when it cannot be "
             "executed."
         ),
-    ), "exec")
+    )
     x.add_argument("group", metavar="GROUP")
     x.add_argument("cmd", nargs=argparse.REMAINDER, metavar="-- CMD ...")
 
-    ls = args_of(sub.add_parser("ls", help="list groups (like lscgroup)"), "ls")
+    ls = add(sub, "ls", help="list groups (like lscgroup)")
     ls.add_argument("group", metavar="GROUP", nargs="?", default="/", help="(default /)")
     ls.add_argument("-r", "--recursive", action="store_true", help="every group below")
     ls.add_argument("--json", action="store_true", help="a list of objects")
 
-    stt = args_of(sub.add_parser(
+    stt = add(
+        sub,
         "status",
         help="a group at a glance (like systemctl status)",
         description=(
@@ -220,19 +233,20 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
             "the device rules of the group's eBPF program, and the processes of the group "
             "and below with their command lines."
         ),
-    ), "status")
+    )
     stt.add_argument("group", metavar="GROUP")
     stt.add_argument("-l", "--full", action="store_true", help="command lines in full")
     stt.add_argument("--no-procs", action="store_true", help="leave out the processes")
 
-    s = args_of(sub.add_parser("stat", help="a group's statistics"), "stat")
+    s = add(sub, "stat", help="a group's statistics")
     s.add_argument("group", metavar="GROUP")
     fmt = s.add_mutually_exclusive_group()
     fmt.add_argument("--json", action="store_true", help="Metrics.to_dict() as JSON")
     fmt.add_argument("--prometheus", action="store_true", help="Prometheus text format")
     s.add_argument("--pretty", action="store_true", help="indent the JSON")
 
-    t = args_of(sub.add_parser(
+    t = add(
+        sub,
         "top",
         help="groups by CPU, memory, IO and tasks, refreshed",
         description=(
@@ -240,7 +254,7 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
             "a terminal) every frame is printed as plain text, one after another with a "
             "blank line between them; --json prints one JSON object a frame, a line each."
         ),
-    ), "top")
+    )
     t.add_argument("group", metavar="GROUP", nargs="?", default="/", help="subtree (default /)")
     t.add_argument("--sort", choices=("cpu", "memory", "io", "tasks", "name"), default="cpu")
     t.add_argument(
@@ -260,7 +274,7 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     tfmt.add_argument("-b", "--batch", action="store_true", help="every frame as plain text")
     tfmt.add_argument("--json", action="store_true", help="one JSON object a frame")
 
-    tr = args_of(sub.add_parser("tree", help="groups and their processes"), "tree")
+    tr = add(sub, "tree", help="groups and their processes")
     tr.add_argument("group", metavar="GROUP", nargs="?", default="/")
     tr.add_argument("--no-procs", action="store_true", help="groups only")
     tr.add_argument("--kernel", "-k", action="store_true", help="show kernel threads too")
@@ -270,10 +284,7 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     )
     tr.add_argument("--json", action="store_true", help="the tree as one JSON object")
 
-    e = args_of(
-        sub.add_parser("events", help="stream a group's memory events (or cgroup.events)"),
-        "events",
-    )
+    e = add(sub, "events", help="stream a group's memory events (or cgroup.events)")
     e.add_argument("group", metavar="GROUP")
     e.add_argument("--json", action="store_true", help="one JSON object a line")
     e.add_argument("--initial", action="store_true", help="print the counts at the start")
@@ -292,7 +303,7 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
         ("kill", "SIGKILL every process of a group (cgroup.kill), or send --signal"),
         ("rm", "remove a group and the groups below it"),
     ):
-        cm = args_of(sub.add_parser(name, help=what), name)
+        cm = add(sub, name, help=what)
         cm.add_argument("group", metavar="GROUP")
         if name == "rm":
             cm.add_argument("--kill", action="store_true", help="kill its processes first")
@@ -309,11 +320,13 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
                 "instead of SIGKILL; does not wait",
             )
 
-    d = args_of(sub.add_parser("devices", help="device rules"), "devices")
+    d = add(sub, "devices", help="device rules")
     dsub = d.add_subparsers(dest="devices_command", metavar="COMMAND", parser_class=_Parser)
     dsub.required = True
-    dc = args_of(dsub.add_parser(
+    dc = add(
+        dsub,
         "check",
+        of="devices",
         help="does a rule list allow a device access? (runs the compiled eBPF program)",
         description=(
             "Compile RULES into the eBPF device program and run it on DEVICE in the "
@@ -321,12 +334,12 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
             "last matching rule decides, no match denies; '*' is any number. DEVICE: "
             "'b|c MAJ:MIN [rwm]'. Prints allow or deny; exit status 0 or 1."
         ),
-    ), "devices")
+    )
     dc.add_argument("rules", metavar="RULES")
     dc.add_argument("device", metavar="DEVICE")
     from . import _completion
 
-    _completion.add_parser(sub)
+    _completion.add_parser(sub, arguments=only in (None, "completion"))
     return p
 
 

@@ -46,10 +46,14 @@ _DESCRIPTION = (
 )
 
 
-def add_parser(sub: argparse._SubParsersAction[_P]) -> None:
-    """Add the ``completion`` subcommand to the command's subparsers."""
-    c = sub.add_parser("completion", help="print a shell completion script (bash, zsh, fish)",
-                       description=_DESCRIPTION)
+def add_parser(sub: argparse._SubParsersAction[_P], *, arguments: bool = True) -> None:
+    """Add the ``completion`` subcommand to the command's subparsers (without
+    ``arguments``: listed with its help only, for a command line that runs another)."""
+    help = "print a shell completion script (bash, zsh, fish)"
+    if not arguments:
+        sub.add_parser("completion", help=help, description=_DESCRIPTION, add_help=False)
+        return
+    c = sub.add_parser("completion", help=help, description=_DESCRIPTION)
     c.add_argument("shell", choices=SHELLS, metavar="SHELL", help="bash, zsh or fish")
     c.add_argument(
         "words",
