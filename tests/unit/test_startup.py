@@ -157,3 +157,24 @@ def test_command_word(words: list[str], only: str | None) -> None:
     from cgroup2.cli import _command_word
 
     assert _command_word(words) == only
+
+
+@pytest.mark.parametrize("columns", [None, "", "abc", "0", "-5", "40", "132"])
+def test_formatter_width_is_argparses(monkeypatch: pytest.MonkeyPatch, columns: str | None) -> None:
+    import argparse
+
+    from cgroup2.cli import _Formatter
+
+    if columns is None:
+        monkeypatch.delenv("COLUMNS", raising=False)
+    else:
+        monkeypatch.setenv("COLUMNS", columns)
+    monkeypatch.delenv("LINES", raising=False)
+    ours, theirs = _Formatter("cgroup2"), argparse.HelpFormatter("cgroup2")
+    assert ours._width == theirs._width  # type: ignore[attr-defined]
+    assert ours._max_help_position == theirs._max_help_position  # type: ignore[attr-defined]
+
+
+def test_version_and_get_load_no_shutil() -> None:
+    # shutil (bz2, lzma, zlib, fnmatch) only for argparse's terminal width: see _columns
+    assert "shutil" not in _loaded("from cgroup2.cli import main\nsys.exit(main())", "--version")

@@ -57,8 +57,40 @@ __all__ = ["main"]
 PROG = "cgroup2"
 
 
+def _columns() -> int:
+    """``shutil.get_terminal_size().columns``, without importing shutil (which imports
+    bz2, lzma, zlib and fnmatch: more than a ``cgroup2 get`` costs otherwise)."""
+    try:
+        columns = int(os.environ["COLUMNS"])
+    except (KeyError, ValueError):
+        columns = 0
+    if columns <= 0:
+        try:
+            columns = os.get_terminal_size(sys.__stdout__.fileno()).columns  # type: ignore[union-attr]
+        except (AttributeError, ValueError, OSError):
+            columns = 0
+    return columns or 80
+
+
+class _Formatter(argparse.HelpFormatter):
+    """argparse's help formatter, of the width it takes by default (the terminal's,
+    less 2), found by :func:`_columns`: argparse makes one for every argument added."""
+
+    def __init__(
+        self, prog: str, indent_increment: int = 2, max_help_position: int = 24,
+        width: int | None = None,
+    ) -> None:
+        super().__init__(
+            prog, indent_increment, max_help_position, _columns() - 2 if width is None else width
+        )
+
+
 class _Parser(argparse.ArgumentParser):
     """argparse, with usage errors as one line: ``cgroup2: error: <what>``."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("formatter_class", _Formatter)
+        super().__init__(*args, **kwargs)
 
     def error(self, message: str) -> NoReturn:
         where = self.prog.removeprefix(PROG).strip()

@@ -173,6 +173,10 @@ class Live:
     MASK = StatMask.CPU | StatMask.MEMORY_USAGE | StatMask.PIDS
 
     def __init__(self, m: Manager, err: Console, start: float) -> None:
+        # the statistics' modules are imported on first use: here, not between the time
+        # and the reading of the first line
+        from .. import stats  # noqa: F401
+
         self.m, self.err, self.start = m, err, start
         self.last_t, self.last_usage = start, 0
 
