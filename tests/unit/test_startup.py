@@ -178,3 +178,7 @@ def test_formatter_width_is_argparses(monkeypatch: pytest.MonkeyPatch, columns: 
 def test_version_and_get_load_no_shutil() -> None:
     # shutil (bz2, lzma, zlib, fnmatch) only for argparse's terminal width: see _columns
     assert "shutil" not in _loaded("from cgroup2.cli import main\nsys.exit(main())", "--version")
+    assert "shutil" not in _loaded(
+        "from cgroup2.cli import main\nsys.exit(main())",
+        "get", "/cgroup2-startup-test-no-such-group", "cgroup.max.depth",
+    )

@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import errno
 import os
-import shutil
 import signal
 import stat
 import sys
@@ -227,6 +226,8 @@ def cmd_exec(group: str, cmd: Sequence[str], mountpoint: str) -> int:
     """Move this process into the group, then execute ``cmd`` in its place (``cgexec``).
 
     Returns only when ``cmd`` cannot be run (127 not found, 126 not executable)."""
+    import shutil  # here: it imports bz2, lzma, zlib (start-up time of the other commands)
+
     if not cmd:
         raise UsageError("exec: no command given (cgroup2 exec GROUP -- CMD ...)")
     m = Manager.load(group, mountpoint=mountpoint)
