@@ -9,7 +9,9 @@ that a load that comes and goes weighs on all of them alike. Budgets (issue 21):
 * ``cgroup2 get GROUP FILE`` and ``cgroup2 --version``: <= 2x ``python -c pass``;
 * ``import cgroup2``: <= 15 ms over ``python -c pass``.
 
-``cgroup2 stat --json GROUP`` is shown too (no budget). ``run``, ``get``, ``stat`` and
+``cgroup2 stat --json GROUP`` is shown too (no budget), and the floor of any command
+line tool started by a console script that parses with argparse: ``import re`` (the
+script's own first line), ``argparse``, one parse. ``run``, ``get``, ``stat`` and
 ``cgexec`` need root and a writable cgroup2 mount: they run in (and below) the group
 ``/cgroup2-startup-<pid>``, made for the run and removed at the end; without root they
 are left out, as ``cgexec`` is where cgroup-tools is not installed. The figures are
@@ -96,6 +98,8 @@ def main() -> int:
         ("python -c pass", [py, "-c", "pass"]),
         ("import cgroup2", [py, "-c", "import cgroup2"]),
         ("from cgroup2 import Manager", [py, "-c", "from cgroup2 import Manager, Resources"]),
+        ("re + argparse (the floor)",
+         [py, "-c", "import re, argparse; argparse.ArgumentParser(prog='x').parse_args([])"]),
         ("cgroup2 --version", [*cg, "--version"]),
     ]
     cache = tempfile.TemporaryDirectory(prefix="cgroup2-startup-pyc-")
