@@ -65,6 +65,7 @@ if TYPE_CHECKING:
     )
     from .popen import CompletedRun, Popen, Usage, run
     from .resources import Resources, Value
+    from .self import Limit, Limits, cpu_count, current, limits, memory_available
     from .stats import (
         U64_MAX,
         CpusetStat,
@@ -118,6 +119,12 @@ _LAZY = {
     "PidsNotSupportedError": "errors",
     "TreeLimitError": "errors",
     "ignore_not_exist": "errors",
+    "Limit": "self",
+    "Limits": "self",
+    "cpu_count": "self",
+    "current": "self",
+    "limits": "self",
+    "memory_available": "self",
     "ControllerToggle": "manager",
     "Manager": "manager",
     "State": "manager",
@@ -207,6 +214,8 @@ __all__ = [
     "InvalidGroupPathError",
     "InvalidPidError",
     "KernelError",
+    "Limit",
+    "Limits",
     "Manager",
     "Memory",
     "MemoryEvents",
@@ -243,11 +252,15 @@ __all__ = [
     "Value",
     "WeightDevice",
     "convert_resources",
+    "cpu_count",
+    "current",
     "default_mountpoint",
     "device_filter",
     "emulate",
     "ignore_not_exist",
+    "limits",
     "load_attach_device_filter",
+    "memory_available",
     "memory_event_fd",
     "mode",
     "nested_group_path",

@@ -42,6 +42,7 @@ if TYPE_CHECKING:
 
     from .events import EventStream
     from .resources import Resources
+    from .self import Limits
     from .stats import Metrics
 
 __all__ = ["ControllerToggle", "Manager", "State"]
@@ -768,6 +769,14 @@ class Manager:
             raise CgroupError(f"cgroups: invalid stat mask {mask!r}: a StatMask, e.g. StatMask.ALL")
         with Dir.open(self.path) as d:
             return collect(d, mask)
+
+    def effective_limits(self) -> Limits:
+        """The limits that bind this group: the tightest of each along its visible
+        ancestors, with the group that sets it (:func:`cgroup2.limits` for the caller's).
+        """
+        from .self import effective_limits
+
+        return effective_limits(self)
 
     def events(self) -> EventStream:
         """An :class:`~cgroup2.events.EventStream` of the group's memory events

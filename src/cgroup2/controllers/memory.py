@@ -116,6 +116,15 @@ class MemoryStat:
     psi: PSIStats | None = None
     other: Mapping[str, int] = _field(default_factory=dict)
 
+    @property
+    def working_set(self) -> int | None:
+        """``usage - inactive_file`` (at least 0): the working set as kubelet evicts on
+        and cAdvisor exports it (``container_memory_working_set_bytes``); ``None`` without
+        ``memory.current`` or ``inactive_file``."""
+        if self.usage is None or self.inactive_file is None:
+            return None
+        return max(0, self.usage - self.inactive_file)
+
 
 #: The reference's 31 ``memory.stat`` keys, in the kernel's order.
 MEMORY_STAT_KEYS = (

@@ -1,0 +1,181 @@
+"""The walk and rounding rules of cgroup2.self on made-up trees (no cgroup file read)."""
+
+from __future__ import annotations
+
+import pytest
+
+import cgroup2
+from cgroup2.self import Limit, _group_below, _v1_controllers, collect, parse_cpu_list
+
+ALL = frozenset(range(8))
+ROOT = {"cgroup.controllers": b"cpuset cpu io memory hugetlb pids\n",
+        "cpuset.cpus.effective": b"0-7\n"}
+
+
+def level(**files: str) -> dict[str, bytes]:
+    """A group's files: keyword ``memory_max="..."`` is the file ``memory.max``."""
+    out = {"cgroup.type": b"domain\n"}
+    for key, value in files.items():
+        name = key.replace("_", ".")
+        out[name] = value.encode() + b"\n"
+    return out
+
+
+def tree(*levels: dict[str, bytes], names: str = "abcdefgh") -> list[tuple[str, dict[str, bytes]]]:
+    out: list[tuple[str, dict[str, bytes]]] = [("/", ROOT)]
+    path = ""
+    for name, files in zip(names, levels, strict=False):
+        path += "/" + name
+        out.append((path, files))
+    return out
+
+
+def test_quota_max_at_every_level_is_no_quota() -> None:
+    lim = collect(tree(level(cpu_max="max 100000"), level(cpu_max="max 250000")),
+                  affinity=ALL, ancestors_hidden=False)
+    assert lim.cpu_quota is None
+    assert lim.cpu_count == 8
+
+
+def test_quota_is_the_smallest_ratio_whatever_the_periods() -> None:
+    # 300000/200000 = 1.5 CPUs above 50000/20000 = 2.5 CPUs: the parent binds
+    lim = collect(tree(level(cpu_max="300000 200000"), level(cpu_max="50000 20000")),
+                  affinity=ALL, ancestors_hidden=False)
+    assert lim.cpu_quota == Limit(1.5, "/a")
+    assert lim.cpu_count == 2  # 1.5 rounded up
+
+
+def test_child_quota_tighter_than_parent() -> None:
+    lim = collect(tree(level(cpu_max="400000 100000"), level(cpu_max="25000 100000")),
+                  affinity=ALL, ancestors_hidden=False)
+    assert lim.cpu_quota == Limit(0.25, "/a/b")
+    assert lim.cpu_count == 1  # never below 1
+
+
+def test_equal_limits_are_credited_to_the_upper_group() -> None:
+    lim = collect(tree(level(memory_max="1000"), level(memory_max="1000")),
+                  affinity=ALL, ancestors_hidden=False)
+    assert lim.memory_max is not None and lim.memory_max.group == "/a"
+
+
+def test_cpuset_narrower_than_quota() -> None:
+    lim = collect(
+        tree(level(cpu_max="400000 100000", cpuset_cpus_effective="0-7"),
+             level(cpuset_cpus_effective="2-3")),
+        affinity=ALL, ancestors_hidden=False,
+    )
+    assert lim.cpuset == frozenset({2, 3}) and lim.cpuset_group == "/a/b"
+    assert lim.cpu_count == 2
+
+
+def test_affinity_narrower_than_cpuset() -> None:
+    lim = collect(tree(level(cpuset_cpus_effective="0-3")),
+                  affinity=frozenset({1}), ancestors_hidden=False)
+    assert lim.cpuset_group == "/a"
+    assert lim.cpu_count == 1
+
+
+def test_cpuset_source_is_where_the_set_last_narrowed() -> None:
+    lim = collect(
+        tree(level(cpuset_cpus_effective="0,2-3"), level(cpuset_cpus_effective="0,2-3")),
+        affinity=ALL, ancestors_hidden=False,
+    )
+    assert lim.cpuset == frozenset({0, 2, 3}) and lim.cpuset_group == "/a"
+
+
+def test_memory_tightest_and_available_from_each_levels_usage() -> None:
+    lim = collect(
+        tree(level(memory_max="1000", memory_current="900"),
+             level(memory_max="2000", memory_high="1500", memory_current="100")),
+        affinity=ALL, ancestors_hidden=False,
+    )
+    assert lim.memory_max == Limit(1000, "/a", 900)
+    assert lim.memory_high == Limit(1500, "/a/b", 100)
+    # the child's own room is 1400, but its parent has 100 left: the parent binds
+    assert lim.memory_available == 100
+    assert cgroup2.Limits is type(lim)
+
+
+def test_memory_usage_above_the_limit_leaves_zero() -> None:
+    lim = collect(tree(level(memory_high="100", memory_current="150")),
+                  affinity=ALL, ancestors_hidden=False)
+    assert lim.memory_available == 0
+
+
+def test_no_memory_limit_is_none() -> None:
+    lim = collect(tree(level(memory_max="max", memory_current="5")),
+                  affinity=ALL, ancestors_hidden=False)
+    assert lim.memory_max is None and lim.memory_available is None
+
+
+def test_pids_swap_hugetlb_io() -> None:
+    lim = collect(
+        tree(
+            level(pids_max="50", pids_current="7", memory_swap_max="0",
+                  hugetlb_2MB_max="4194304", hugetlb_2MB_current="0",
+                  hugetlb_2MB_rsvd_max="1",
+                  io_max="8:0 rbps=1000 wbps=max riops=max wiops=10"),
+            level(pids_max="100", pids_current="3",
+                  hugetlb_2MB_max="2097152", hugetlb_2MB_current="0",
+                  io_max="8:0 rbps=5000 wbps=max riops=max wiops=5"),
+        ),
+        affinity=ALL, ancestors_hidden=False,
+    )
+    assert lim.pids_max == Limit(50, "/a", 7)
+    assert lim.pids_max.headroom == 43
+    assert lim.memory_swap_max == Limit(0, "/a")
+    assert lim.hugetlb == {"2MB": Limit(2097152, "/a/b", 0)}
+    assert lim.io == {"8:0 rbps": Limit(1000, "/a"), "8:0 wiops": Limit(5, "/a/b")}
+
+
+def test_controllers_off_the_cgroup2_hierarchy_are_unseen_not_guessed() -> None:
+    levels = [("/", {"cgroup.controllers": b"hugetlb\n"})]
+    v1 = {"memory": "memory:/x", "cpu": "cpu:/", "io": "blkio:/"}
+    lim = collect(levels, affinity=frozenset({0, 1}), ancestors_hidden=False, v1=v1)
+    assert set(lim.unseen) == {"cpu", "cpuset", "memory", "pids", "io"}
+    assert "cgroup v1" in lim.unseen["memory"] and "memory:/x" in lim.unseen["memory"]
+    assert lim.unseen["pids"] == "not on the cgroup2 hierarchy"
+    assert lim.memory_max is None and lim.cpu_quota is None
+    assert lim.cpu_count == 2
+
+
+def test_as_dict_is_json_ready() -> None:
+    import json
+
+    lim = collect(tree(level(cpu_max="150000 100000", memory_max="268435456",
+                             memory_current="1")),
+                  affinity=ALL, ancestors_hidden=True)
+    d = json.loads(json.dumps(lim.as_dict()))
+    assert d["cpu_count"] == 2 and d["ancestors_hidden"] is True
+    assert d["memory_max"] == {"value": 268435456, "group": "/a", "current": 1}
+    assert d["cpu_quota"]["value"] == 1.5
+
+
+def test_cpu_list() -> None:
+    assert parse_cpu_list("0-3,8,10-11\n") == frozenset({0, 1, 2, 3, 8, 10, 11})
+    assert parse_cpu_list("\n") == frozenset()
+
+
+@pytest.mark.parametrize(
+    ("proc", "root", "group"),
+    [("/a/b", "/", "/a/b"), ("/a/b", "/a", "/b"), ("/a", "/a", "/"), ("/", "/", "/")],
+)
+def test_group_below_mount_root(proc: str, root: str, group: str) -> None:
+    assert _group_below(proc, root) == group
+
+
+def test_group_outside_mount_root_is_refused() -> None:
+    with pytest.raises(cgroup2.CgroupError, match="not below the root"):
+        _group_below("/ab", "/a")
+
+
+def test_working_set() -> None:
+    assert cgroup2.MemoryStat(usage=100, inactive_file=30).working_set == 70
+    assert cgroup2.MemoryStat(usage=10, inactive_file=30).working_set == 0
+    assert cgroup2.MemoryStat(usage=None, inactive_file=30).working_set is None
+
+
+def test_v1_controllers_of_this_process() -> None:
+    # whatever the host: a dict of names, io for blkio, no name= hierarchies
+    v1 = _v1_controllers()
+    assert "blkio" not in v1 and not any(k.startswith("name=") for k in v1)
