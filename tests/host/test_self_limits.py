@@ -84,10 +84,10 @@ def nested(cg_parent: Parent, cg_path: str) -> Iterator[tuple[str, str, str]]:
                    " ".join("-" + c for c in added))
 
 
-def _run_child(mountpoint: str, group: str) -> dict[str, Any]:
+def _run_child(mountpoint: str, group: str, argv: list[str] | None = None) -> dict[str, Any]:
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path))
     p = subprocess.Popen(
-        [sys.executable, "-c", CHILD], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+        argv or [sys.executable, "-c", CHILD], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
         text=True, env=env,
     )
     try:
@@ -170,3 +170,21 @@ def test_current_is_this_process_group_and_read_only() -> None:
     assert lim.group == m.group
     assert lim.affinity == frozenset(os.sched_getaffinity(0))
     assert 1 <= cgroup2.cpu_count() <= len(os.sched_getaffinity(0))
+
+
+def test_cgroup2_self_json_in_its_group(nested: tuple[str, str, str]) -> None:
+    mnt, outer, inner = nested
+    has = set(_read(f"{mnt}{outer}/cgroup.controllers").split())
+    huge = "hugetlb" in has and os.path.exists(f"{mnt}{inner}/hugetlb.2MB.max")
+    if huge:
+        _write(f"{mnt}{outer}/hugetlb.2MB.max", str(2 * HUGE_2M))
+    # the command waits for one line, by which time it is in the inner group
+    argv = ["sh", "-c", 'read x; exec "$0" -m cgroup2 self --json', sys.executable]
+    got = _run_child(mnt, inner, argv)
+    assert got["group"] == inner and got["top"] == "/" and got["pid"] > 0
+    assert got["cpu_count"] >= 1 and got["os_cpu_count"] == os.cpu_count()
+    assert set(got["pressure"]) <= {"cpu", "memory", "io"}
+    if huge:
+        assert got["hugetlb"]["2MB"] == {"value": 2 * HUGE_2M, "group": outer, "current": 0}
+    root = set(_read(f"{mnt}/cgroup.controllers").split())
+    assert set(got["unseen"]) == {c for c in CONTROLLERS if c not in root}

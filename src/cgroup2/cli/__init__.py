@@ -2,7 +2,7 @@
 
 Subcommands: ``run`` (a command in a new group under limits, with ``--summary``),
 ``create``, ``set``, ``get``, ``attach``, ``exec``, ``ls``, ``status``, ``stat``, ``top``,
-``tree``, ``events``, ``freeze``, ``thaw``, ``kill``, ``rm``, ``devices check``.
+``tree``, ``events``, ``freeze``, ``thaw``, ``kill``, ``rm``, ``self``, ``devices check``.
 
 Conventions:
 
@@ -369,6 +369,20 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     )
     dc.add_argument("rules", metavar="RULES")
     dc.add_argument("device", metavar="DEVICE")
+    me = add(
+        sub,
+        "self",
+        help="this process's group, the limits that bind it, usable CPUs and memory",
+        description=(
+            "The group of the cgroup2 command itself (run it as the program whose limits "
+            "you want, e.g. inside a container): the tightest memory, CPU, cpuset, pids, "
+            "hugetlb and io limits along its visible ancestors with the group setting "
+            "each, cpu_count (min of affinity, cpuset and the quota rounded up), the "
+            "memory it may still take, and its pressure. Controllers that are not on the "
+            "cgroup2 mount are named as not seen; they are not read from cgroup v1."
+        ),
+    )
+    me.add_argument("--json", action="store_true", help="one JSON object")
     from . import _completion
 
     _completion.add_parser(sub, arguments=only in (None, "completion"))
@@ -402,6 +416,10 @@ def _dispatch(args: argparse.Namespace, out: Console, err: Console) -> int:
         from ._cmds import cmd_devices_check
 
         return cmd_devices_check(args, out)
+    if cmd == "self":
+        from ._self import cmd_self
+
+        return cmd_self(args, args.mountpoint)
     from ..paths import default_mountpoint
 
     mountpoint = args.mountpoint or default_mountpoint()

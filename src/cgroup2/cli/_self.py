@@ -1,0 +1,105 @@
+"""``cgroup2 self``: the calling process's group, the limits that bind it (with the group
+setting each), the CPUs and memory it may use, and its current pressure."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+from typing import Any
+
+from .._fs import Dir
+from ..controllers.psi import read_pressure
+from ..self import Limit, Limits, current, effective_limits
+from ._text import printable
+from ._units import format_bytes
+
+__all__ = ["cmd_self", "gather"]
+
+
+def _pressure(path: str) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    with Dir.open(path) as d:
+        for resource in ("cpu", "memory", "io"):
+            p = read_pressure(d, resource)
+            if p is None:
+                continue
+            out[resource] = {
+                kind: None if line is None else {
+                    "avg10": line.avg10, "avg60": line.avg60, "avg300": line.avg300,
+                    "total": line.total,
+                }
+                for kind, line in (("some", p.some), ("full", p.full))
+            }
+    return out
+
+
+def gather(mountpoint: str | None = None) -> tuple[Limits, dict[str, Any]]:
+    """The limits of the calling process, and what ``cgroup2 self --json`` prints."""
+    m = current(mountpoint=mountpoint)
+    lim = effective_limits(m)
+    return lim, {
+        "pid": os.getpid(),
+        "group": m.group,
+        "path": m.path,
+        "os_cpu_count": os.cpu_count(),
+        **lim.as_dict(),
+        "pressure": _pressure(m.path),
+    }
+
+
+def _bytes(lim: Limit) -> str:
+    used = "" if lim.current is None else f" (used {format_bytes(lim.current)} there)"
+    return f"{format_bytes(int(lim.value))}  set by {printable(lim.group)}{used}"
+
+
+def _lines(lim: Limits, d: dict[str, Any]) -> list[str]:
+    rows: list[tuple[str, str]] = [
+        ("group", printable(d["group"])),
+        ("path", printable(d["path"])),
+    ]
+    if lim.ancestors_hidden:
+        rows.append(("visible top", f"{printable(lim.top)} (a cgroup namespace or a bind "
+                     "mount hides the groups above: their limits cannot be read)"))
+    for name, value in (("memory.max", lim.memory_max), ("memory.high", lim.memory_high),
+                        ("memory.swap.max", lim.memory_swap_max)):
+        if "memory" not in lim.unseen:
+            rows.append((name, "max" if value is None else _bytes(value)))
+    if "memory" not in lim.unseen:
+        avail = lim.memory_available
+        rows.append(("memory available", "no limit" if avail is None else format_bytes(avail)))
+    if "cpu" not in lim.unseen:
+        q = lim.cpu_quota
+        rows.append(("cpu.max", "max" if q is None
+                     else f"{q.value:g} CPUs  set by {printable(q.group)}"))
+    if lim.cpuset is not None:
+        rows.append(("cpuset.cpus.effective",
+                     f"{len(lim.cpuset)} CPUs  set by {printable(lim.cpuset_group or '/')}"))
+    rows.append(("affinity", f"{len(lim.affinity)} CPUs"))
+    rows.append(("cpu_count", f"{lim.cpu_count}  (os.cpu_count() {d['os_cpu_count']})"))
+    if "pids" not in lim.unseen:
+        p = lim.pids_max
+        rows.append(("pids.max", "max" if p is None else
+                     f"{int(p.value)}  set by {printable(p.group)} ({p.current} there now)"))
+    for size, h in sorted(lim.hugetlb.items()):
+        rows.append((f"hugetlb.{printable(size)}.max", _bytes(h)))
+    for key, io in sorted(lim.io.items()):
+        rows.append((f"io.max {printable(key)}", f"{int(io.value)}  set by {printable(io.group)}"))
+    for c, why in lim.unseen.items():
+        rows.append((f"{c} (not seen)", printable(why)))
+    for resource, p in d["pressure"].items():
+        some = p.get("some")
+        if some is not None:
+            rows.append((f"{resource} pressure", f"some avg10 {some['avg10']:.2f}%  "
+                         f"avg60 {some['avg60']:.2f}%  avg300 {some['avg300']:.2f}%"))
+    width = max(len(k) for k, _ in rows)
+    return [f"{k:<{width}}  {v}" for k, v in rows]
+
+
+def cmd_self(args: argparse.Namespace, mountpoint: str | None) -> int:
+    lim, d = gather(mountpoint)
+    if args.json:
+        print(json.dumps(d, indent=2))
+    else:
+        print("\n".join(_lines(lim, d)))
+    return 0
