@@ -415,21 +415,28 @@ def effective_limits(
     """The limits that bind ``manager``'s group: see :class:`Limits`.
 
     Walks from the top of the tree this process sees (the root of the cgroup2 mount) down
-    to the group, one directory per level, each opened through :mod:`cgroup2._fs` (so on
-    cgroup2 only); the depth is that of the group path. ``affinity`` defaults to this
-    process's ``sched_getaffinity``.
+    to the group, one directory per level, each opened through :mod:`cgroup2._fs` below
+    the one before (so on cgroup2 only, never across a mount point); one descriptor is
+    open at a time beyond the step, and the depth is that of the group path.
+    ``affinity`` defaults to this process's ``sched_getaffinity``.
     """
     parts = [p for p in manager.group.split("/") if p]
-    groups = ["/"] + ["/" + "/".join(parts[: i + 1]) for i in range(len(parts))]
     levels: list[Level] = []
     hidden = _mount_root(manager.mountpoint) != "/"
-    for i, g in enumerate(groups):
-        path = manager.mountpoint if g == "/" else manager.mountpoint.rstrip("/") + g
-        with Dir.open(path) as d:
+    # down from the mount's root, one child at a time: never across a mount point
+    d = Dir.open(manager.mountpoint)
+    try:
+        for i in range(len(parts) + 1):
+            if i:
+                d_next = d.child(parts[i - 1])
+                d.close()
+                d = d_next
             files = _level_files(d, [*_FILES, *_hugetlb_names(d)])
-        if i == 0 and "cgroup.type" in files:
-            hidden = True  # the top has cgroup.type: it is not the hierarchy's root
-        levels.append((g, files))
+            if i == 0 and "cgroup.type" in files:
+                hidden = True  # the top has cgroup.type: it is not the hierarchy's root
+            levels.append(("/" + "/".join(parts[:i]), files))
+    finally:
+        d.close()
     aff = affinity if affinity is not None else frozenset(os.sched_getaffinity(0))
     return collect(levels, affinity=aff, ancestors_hidden=hidden, v1=_v1_controllers())
 
