@@ -188,3 +188,15 @@ def test_cgroup2_self_json_in_its_group(nested: tuple[str, str, str]) -> None:
         assert got["hugetlb"]["2MB"] == {"value": 2 * HUGE_2M, "group": outer, "current": 0}
     root = set(_read(f"{mnt}/cgroup.controllers").split())
     assert set(got["unseen"]) == {c for c in CONTROLLERS if c not in root}
+
+
+def test_affinity_narrower_than_the_system_counts_one() -> None:
+    first = min(os.sched_getaffinity(0))
+    code = "import cgroup2, json, os; print(json.dumps([cgroup2.cpu_count(), os.cpu_count()]))"
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path))
+    p = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=60,
+        check=True, preexec_fn=lambda: os.sched_setaffinity(0, {first}),
+    )
+    count, system = json.loads(p.stdout)
+    assert count == 1 and system == os.cpu_count()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
 import cgroup2
@@ -179,3 +181,29 @@ def test_v1_controllers_of_this_process() -> None:
     # whatever the host: a dict of names, io for blkio, no name= hierarchies
     v1 = _v1_controllers()
     assert "blkio" not in v1 and not any(k.startswith("name=") for k in v1)
+
+
+def test_cpu_count_without_cgroup2_is_the_affinity(monkeypatch: pytest.MonkeyPatch) -> None:
+    import cgroup2.self as own
+
+    def missing(*args: object, **kwargs: object) -> None:
+        raise cgroup2.MountPointNotExistError("cgroups: no cgroup2 file system")
+
+    monkeypatch.setattr(own, "default_mountpoint", missing)
+    assert own.cpu_count() == len(os.sched_getaffinity(0))
+
+
+def test_self_text_escapes_and_names_what_is_not_seen() -> None:
+    from cgroup2.cli._self import _lines
+
+    lim = collect(
+        [("/", {"cgroup.controllers": b"cpu\n"}),
+         ("/a\x1b[2J", {"cgroup.type": b"domain\n", "cpu.max": b"150000 100000\n"})],
+        affinity=frozenset({0, 1, 2}), ancestors_hidden=True, v1={"memory": "memory:/m"},
+    )
+    text = "\n".join(_lines(lim, {"group": lim.group, "path": "/sys/fs/cgroup" + lim.group,
+                                  "os_cpu_count": 3, "pressure": {}}))
+    assert "\x1b" not in text
+    assert "1.5 CPUs  set by /a" in text and "cpu_count" in text
+    assert "memory (not seen)" in text and "cgroup v1" in text
+    assert "hide" in text  # the namespace's top is said to hide the ancestors
