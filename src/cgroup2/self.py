@@ -109,6 +109,10 @@ class Limits:
     io: Mapping[str, Limit] = field(default_factory=dict)
     #: Controllers whose limits this walk could not read, with the reason.
     unseen: Mapping[str, str] = field(default_factory=dict)
+    #: Bytes the group may still take before the tightest ``memory.max`` or
+    #: ``memory.high`` of the path: the least of ``limit - current`` over the levels that
+    #: set one (each level's own ``memory.current``); ``None`` without a limit.
+    memory_available: int | None = None
 
     @property
     def cpu_count(self) -> int:
@@ -119,15 +123,6 @@ class Limits:
         if self.cpu_quota is not None:
             n = min(n, math.ceil(self.cpu_quota.value))
         return max(1, n)
-
-    @property
-    def memory_available(self) -> int | None:
-        """Bytes the group may still take before the tightest ``memory.max`` or
-        ``memory.high`` of the path: the least of ``limit - current`` over the levels that
-        set one (each level's own ``memory.current``); ``None`` without a limit."""
-        return self._memory_available
-
-    _memory_available: int | None = None
 
     def as_dict(self) -> dict[str, Any]:
         """A JSON-ready form (sets as sorted lists)."""
@@ -309,7 +304,7 @@ def collect(
         hugetlb=hugetlb,
         io=io,
         unseen=unseen,
-        _memory_available=available,
+        memory_available=available,
     )
 
 
