@@ -113,7 +113,7 @@ def test_a_directory_that_is_not_cgroup2_is_refused(tmp_path: Path) -> None:
 def test_walk_is_iterative_ordered_and_bounded(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from cgroup2 import TreeLimitError, _fs
+    from cgroup2 import _fs
 
     deep = tmp_path / "top"
     deep.mkdir()
@@ -126,6 +126,20 @@ def test_walk_is_iterative_ordered_and_bounded(
     os.close(fd)
     (deep / "b").mkdir()
     (deep / "a").mkdir()
+    try:
+        _walk_checks(deep, monkeypatch)
+    finally:
+        monkeypatch.undo()
+        with Dir.open(str(deep)) as top:  # the clean-up, iterative too
+            for kind, at, name, _ in _fs.walk(top, leave=True):
+                if kind == _fs.LEAVE:
+                    os.rmdir(name, dir_fd=at.fd)
+    assert os.listdir(deep) == []
+
+
+def _walk_checks(deep: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from cgroup2 import TreeLimitError, _fs
+
     with Dir.open(str(deep)) as top:
         seen = [(kind, name, depth) for kind, _, name, depth in _fs.walk(top, leave=True)]
         assert seen[0] == (_fs.ENTER, "", 0)
@@ -145,8 +159,3 @@ def test_walk_is_iterative_ordered_and_bounded(
         with pytest.raises(TreeLimitError, match="10 groups"):
             for _ in _fs.walk(top):
                 pass
-        monkeypatch.undo()
-        for kind, at, name, _ in _fs.walk(top, leave=True):  # the clean-up, iterative too
-            if kind == _fs.LEAVE:
-                os.rmdir(name, dir_fd=at.fd)
-    assert os.listdir(deep) == []
