@@ -42,6 +42,26 @@ for line in sys.stdin:
         code = "b = b'\\1' * " + arg + "; print('survived')"
         p = subprocess.run([sys.executable, "-c", code], capture_output=True)
         print("rc", p.returncode, flush=True)
+    elif cmd == "readrate":  # DEVICE WARM SECONDS: direct reads, bytes/s after WARM s
+        import mmap, time
+        dev, warm, secs = arg.split()
+        fd = os.open(dev, os.O_RDONLY | os.O_DIRECT)
+        size = os.lseek(fd, 0, os.SEEK_END)
+        buf = mmap.mmap(-1, 65536)
+        t0 = time.monotonic()
+        off = n = 0
+        counting = None
+        while True:
+            now = time.monotonic()
+            if counting is None and now - t0 >= float(warm):
+                counting, n = now, 0
+            if counting is not None and now - counting >= float(secs):
+                break
+            got = os.preadv(fd, [buf], off)
+            n += got
+            off = (off + got) % (size - 65536)
+        os.close(fd)
+        print("rate", round(n / (time.monotonic() - counting)), flush=True)
     elif cmd == "cgroup":
         with open("/proc/self/cgroup") as f:
             print(f.read().strip().split("::", 1)[1], flush=True)
