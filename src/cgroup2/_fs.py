@@ -181,7 +181,18 @@ class Dir:
         The last element is not followed if it is a symlink; a missing directory raises
         :class:`CgroupDeletedError`, a directory that is not on a cgroup2 file system
         :class:`NotCgroup2Error`.
+
+        Signals are held from the ``open`` until the fd belongs to the returned object,
+        whose finalizer closes it: an interrupt there cannot leak the descriptor.
         """
+        old = _sigmask(signal.SIG_BLOCK, _HELD)
+        try:
+            return cls._open_dir(path)
+        finally:
+            _sigmask(signal.SIG_SETMASK, old)
+
+    @classmethod
+    def _open_dir(cls, path: str) -> Dir:
         try:
             fd = os.open(path, _O_DIR)
         except FileNotFoundError:
@@ -368,8 +379,16 @@ class Dir:
 
         The child must be on this directory's file system; with ``ino`` (from
         :meth:`subdir_entries`) it must also be that directory and not something mounted
-        onto it. Either failure is a :class:`MountPointError`.
+        onto it. Either failure is a :class:`MountPointError`. Signals are held until the
+        fd belongs to the returned object, as in :meth:`open`.
         """
+        old = _sigmask(signal.SIG_BLOCK, _HELD)
+        try:
+            return self._child(name, ino)
+        finally:
+            _sigmask(signal.SIG_SETMASK, old)
+
+    def _child(self, name: str, ino: int | None) -> Dir:
         fd = self._open(name, _O_DIR, "open directory")
         try:
             st = os.fstat(fd)
@@ -540,15 +559,48 @@ def walk(
                 return
             name = names.pop()
             up_ino, up_path, _ = stack[-1]
-            up = top if len(stack) == 1 else _climb(cur, up_path, up_ino)
+            gone = False
+            if len(stack) == 1:
+                up = top
+            else:
+                try:
+                    up = _climb(cur, up_path, up_ino)
+                except CgroupError as e:
+                    if not _vanished(e):
+                        raise
+                    # the parent was removed while its subtree was walked, and with it its
+                    # children not walked yet: go on from the nearest ancestor still there
+                    up, gone = _climb_to_survivor(top, stack, names), True
             if cur is not top:
                 cur.close()
             cur = up
-            if leave:
+            if leave and not gone:
                 yield LEAVE, cur, name, len(stack) - 1
     finally:
         if cur is not top:
             cur.close()
+
+
+def _climb_to_survivor(
+    top: Dir, stack: list[tuple[int, str, list[tuple[str, int]]]], names: list[str]
+) -> Dir:
+    """Drop the levels of ``stack`` whose directory is gone; the directory of the new last
+    level, opened by its path and checked to be the one walked (``top`` at the bottom)."""
+    while True:
+        stack.pop()
+        names.pop()
+        if len(stack) == 1:
+            return top
+        ino, path, _ = stack[-1]
+        try:
+            up = Dir.open(path)
+        except CgroupError as e:
+            if _vanished(e):
+                continue
+            raise
+        if up.ino == ino and up.dev == top.dev:
+            return up
+        up.close()  # another group of that name now: the one walked is gone too
 
 
 def _climb(d: Dir, path: str, ino: int) -> Dir:

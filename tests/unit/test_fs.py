@@ -159,3 +159,21 @@ def _walk_checks(deep: Path, monkeypatch: pytest.MonkeyPatch) -> None:
         with pytest.raises(TreeLimitError, match="10 groups"):
             for _ in _fs.walk(top):
                 pass
+
+
+def test_walk_goes_on_when_the_groups_above_it_are_removed(tmp_path: Path) -> None:
+    """A parent removed (with its child) while the walk is inside the child: the walk goes
+    on with the parent's siblings, from the nearest directory still there."""
+    from cgroup2 import _fs
+
+    for d in ("top/a/x", "top/b/y", "top/c"):
+        (tmp_path / d).mkdir(parents=True)
+    entered = []
+    with Dir.open(str(tmp_path / "top")) as top:
+        for kind, _, name, depth in _fs.walk(top, leave=True):
+            if kind == _fs.ENTER:
+                entered.append((name, depth))
+                if name == "y":  # inside top/b/y: remove y and b under the walk
+                    os.rmdir(tmp_path / "top/b/y")
+                    os.rmdir(tmp_path / "top/b")
+    assert entered == [("", 0), ("a", 1), ("x", 2), ("b", 1), ("y", 2), ("c", 1)]
