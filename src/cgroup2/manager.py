@@ -985,7 +985,13 @@ def _subtree_pids(d: Dir) -> list[int]:
 
 
 def _signal_subtree(d: Dir, sig: int) -> bool:
-    """Send ``sig`` to the processes of ``d``'s subtree; False when there were none.
+    """Send ``sig`` to the processes of ``d``'s subtree; False when there were none."""
+    found, _ = signal_subtree(d, sig)
+    return found > 0
+
+
+def signal_subtree(d: Dir, sig: int) -> tuple[int, int]:
+    """Send ``sig`` to the processes of ``d``'s subtree: (pids found, pids signalled).
 
     Never this process or PID 1. Each pid is held as a pidfd, then the subtree is read
     again: only a pid still listed there is signalled (through its pidfd), so a pid that
@@ -994,8 +1000,9 @@ def _signal_subtree(d: Dir, sig: int) -> bool:
     me = os.getpid()
     pids = [p for p in _subtree_pids(d) if p not in (me, 1)]
     if not pids:
-        return False
+        return 0, 0
     held: dict[int, int] = {}
+    sent = 0
     try:
         for pid in pids:
             try:
@@ -1007,10 +1014,11 @@ def _signal_subtree(d: Dir, sig: int) -> bool:
             if pid in still:
                 with contextlib.suppress(ProcessLookupError):
                     signal.pidfd_send_signal(fd, sig)
+                    sent += 1
     finally:
         for fd in held.values():
             os.close(fd)
-    return True
+    return len(pids), sent
 
 
 def _wait_event(d: Dir, key: bytes, want: bytes, timeout: float) -> bool:

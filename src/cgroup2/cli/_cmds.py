@@ -3,10 +3,7 @@
 from __future__ import annotations
 
 import argparse
-import contextlib
-import errno
 import json
-import os
 import signal
 import time
 from typing import Any
@@ -15,9 +12,8 @@ from rich.console import Console
 from rich.text import Text
 from rich.tree import Tree
 
-from .._fs import Dir, walk
+from .._fs import Dir
 from ..errors import (
-    CgroupDeletedError,
     CgroupError,
     MemoryNotSupportedError,
     MountPointError,
@@ -125,20 +121,6 @@ def cmd_events(m: Manager, args: argparse.Namespace, out: Console) -> int:
     return 0
 
 
-def _subtree_pids(d: Dir) -> set[int]:
-    """The pids of ``cgroup.procs`` of ``d`` and every group below it."""
-    out: set[int] = set()
-    for _, g, _, _ in walk(d):
-        try:
-            out.update(int(x) for x in g.read("cgroup.procs").split())
-        except CgroupError as e:
-            if not isinstance(e, CgroupDeletedError) and e.errno not in (
-                errno.ENOENT, errno.ENODEV
-            ):
-                raise
-    return out
-
-
 def signal_group(m: Manager, sig: int) -> int:
     """Send ``sig`` to every process of the group and below; the number signalled.
 
@@ -146,31 +128,17 @@ def signal_group(m: Manager, sig: int) -> int:
     PID 1. Each pid is held as a pidfd and signalled through it only if a second read of
     the subtree still lists it (a pid reused meanwhile by another process is not hit).
     """
+    from ..manager import signal_subtree
+
     if m.group == "/":
         raise MountPointError(
             f"cgroups: refusing to signal the root group {m.path} (it holds every process "
             f"and group of the mount)",
             path=m.path,
         )
-    me = os.getpid()
-    held: dict[int, int] = {}
-    sent = 0
     with Dir.open(m.path) as d:
         d.refuse_mount_root("signal")
-        try:
-            for pid in sorted(_subtree_pids(d) - {me, 1}):
-                with contextlib.suppress(ProcessLookupError):
-                    held[pid] = os.pidfd_open(pid)
-            still = _subtree_pids(d)
-            for pid, fd in held.items():
-                if pid in still:
-                    with contextlib.suppress(ProcessLookupError):
-                        signal.pidfd_send_signal(fd, sig)
-                        sent += 1
-        finally:
-            for fd in held.values():
-                os.close(fd)
-    return sent
+        return signal_subtree(d, sig)[1]
 
 
 def frozen_ancestors(m: Manager) -> list[str]:
