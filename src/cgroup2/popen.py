@@ -34,7 +34,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ._fs import Dir, signals_held
-from .controllers._parse import invalid_format, parse_value
+from .controllers.pids import read_pids_max_hits
 from .errors import CgroupError
 from .manager import Manager
 from .paths import default_mountpoint
@@ -82,26 +82,11 @@ def _sec(usec: int | None) -> float | None:
     return None if usec is None else usec / 1e6
 
 
-def _pids_max_hits(d: Dir) -> int | None:
-    """``max`` of ``pids.events``: how often a fork failed on pids.max (here and below)."""
-    data = d.try_read("pids.events")
-    if data is None:
-        return None
-    for lineno, line in enumerate(data.split(b"\n"), 1):
-        k, _, v = line.partition(b" ")
-        if k == b"max":
-            n = parse_value(v.strip())
-            if n is None:
-                raise invalid_format("pids.events", lineno, line, "expected 'max <count>'")
-            return n
-    return 0
-
-
 def read_usage(m: Manager, wall_sec: float) -> Usage:
     """The :class:`Usage` of group ``m`` now (``wall_sec`` is the caller's clock)."""
     st = m.stat(_USAGE_MASK)
     with Dir.open(m.path) as d:
-        hits = _pids_max_hits(d)
+        hits = read_pids_max_hits(d)
     cpu, mem, ev = st.cpu, st.memory, st.memory_events
 
     def some(owner: object) -> float | None:

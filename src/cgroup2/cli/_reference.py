@@ -19,6 +19,8 @@ import textwrap
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+from ._completion import _subparsers
+
 __all__ = ["Command", "Option", "commands", "conventions", "manpage", "markdown"]
 
 
@@ -46,15 +48,6 @@ class Command:
     @property
     def name(self) -> str:
         return " ".join(("cgroup2", *self.words))
-
-
-def _subparsers(p: argparse.ArgumentParser) -> argparse._SubParsersAction[
-    argparse.ArgumentParser
-] | None:
-    for a in p._actions:
-        if isinstance(a, argparse._SubParsersAction):
-            return a
-    return None
 
 
 def _usage(p: argparse.ArgumentParser) -> str:

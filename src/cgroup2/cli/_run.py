@@ -118,20 +118,10 @@ class Summary:
 
 
 def _pids_max_hits(d: Dir) -> int | None:
-    """``max`` of ``pids.events``: how often a fork failed on pids.max (here and below)."""
-    data = d.try_read("pids.events")
-    if data is None:
-        return None
-    from ..controllers._parse import invalid_format, parse_value
+    """``max`` of ``pids.events`` (:func:`cgroup2.controllers.pids.read_pids_max_hits`)."""
+    from ..controllers.pids import read_pids_max_hits
 
-    for lineno, line in enumerate(data.split(b"\n"), 1):
-        k, _, v = line.partition(b" ")
-        if k == b"max":
-            n = parse_value(v.strip())
-            if n is None:
-                raise invalid_format("pids.events", lineno, line, "expected 'max <count>'")
-            return n
-    return 0
+    return read_pids_max_hits(d)
 
 
 def collect_summary(

@@ -28,7 +28,7 @@ class Pids:
 
 # --- what is read ---------------------------------------------------------------------
 from .._fs import Dir  # noqa: E402
-from ._parse import parse_limit, parse_uint  # noqa: E402
+from ._parse import invalid_format, parse_limit, parse_uint, parse_value  # noqa: E402
 
 
 @dataclass(slots=True)
@@ -48,3 +48,19 @@ def read_pids(d: Dir) -> PidsStat | None:
     current = parse_uint(data, "pids.current")
     data = d.try_read("pids.max")
     return PidsStat(current, None if data is None else parse_limit(data, "pids.max"))
+
+
+def read_pids_max_hits(d: Dir) -> int | None:
+    """``max`` of ``pids.events``: how often a fork failed on pids.max (here and below);
+    ``None`` when the pids controller is off."""
+    data = d.try_read("pids.events")
+    if data is None:
+        return None
+    for lineno, line in enumerate(data.split(b"\n"), 1):
+        k, _, v = line.partition(b" ")
+        if k == b"max":
+            n = parse_value(v.strip())
+            if n is None:
+                raise invalid_format("pids.events", lineno, line, "expected 'max <count>'")
+            return n
+    return 0
