@@ -65,6 +65,7 @@ if TYPE_CHECKING:
     )
     from .popen import CompletedRun, Popen, Usage, run
     from .resources import Resources, Value
+    from .sampler import Sampler
     from .self import Limit, Limits, cpu_count, current, limits, memory_available
     from .stats import (
         U64_MAX,
@@ -135,6 +136,7 @@ _LAZY = {
     "pid_group_path": "paths",
     "verify_group_path": "paths",
     "Resources": "resources",
+    "Sampler": "sampler",
     "Value": "resources",
     "U64_MAX": "stats",
     "CpusetStat": "stats",
@@ -245,6 +247,7 @@ __all__ = [
     "RdmaStat",
     "RdmaStatEntry",
     "Resources",
+    "Sampler",
     "StatMask",
     "State",
     "TreeLimitError",

@@ -30,11 +30,10 @@ import math
 import os
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
-from ._fs import Dir
 from ._statmask import StatMask
-from .controllers._parse import U64_MAX
+from .controllers._parse import U64_MAX, Files
 from .controllers.cpu import CPUStat, read_cpu
 from .controllers.cpuset import CpusetStat, read_cpuset
 from .controllers.hugetlb import HugeTlbStat, read_hugetlb
@@ -145,7 +144,21 @@ _M_CONTROLLER_FILES = (
 )
 
 
-def collect(d: Dir, mask: StatMask = StatMask.ALL) -> Metrics:
+class GroupFiles(Files, Protocol):
+    """What :func:`collect` reads a group through: an open group directory
+    (:class:`cgroup2._fs.Dir`: open, read, close each file: ``stat()``) or a sampler's
+    group (:mod:`cgroup2.sampler`: one ``pread`` on a descriptor kept open)."""
+
+    path: str
+    absent: int  # files found missing so far: a hint that the group is being removed
+
+    def read(self, name: str) -> bytes: ...
+    def exists(self, name: str) -> bool: ...
+    def file_path(self, name: str) -> str: ...
+    def gone(self, delays: tuple[float, ...] = ...) -> bool: ...
+
+
+def collect(d: GroupFiles, mask: StatMask = StatMask.ALL) -> Metrics:
     """Read the statistics ``mask`` asks for from the open group directory ``d``.
 
     Raises :class:`~cgroup2.errors.CgroupDeletedError` when the group is removed while it
@@ -208,7 +221,7 @@ _CONTROLLER_PROBE = {
 }
 
 
-def _being_removed(d: Dir, on: Iterable[bytes]) -> bool:
+def _being_removed(d: GroupFiles, on: Iterable[bytes]) -> bool:
     """Whether a file found missing during a stat means the group is being removed.
 
     rmdir of a group removes each controller's files, then the core files, then the

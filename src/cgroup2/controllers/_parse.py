@@ -20,11 +20,14 @@ the group, or the kernel has no such file or key); a limit of ``max`` is :data:`
 
 from __future__ import annotations
 
+from typing import Protocol
+
 from ..errors import InvalidFormatError
 from ._values import U64_MAX
 
 __all__ = [
     "U64_MAX",
+    "Files",
     "decode_key",
     "invalid_format",
     "parse_flat",
@@ -34,6 +37,20 @@ __all__ = [
 ]
 
 _MAX = b"max"
+
+
+class Files(Protocol):
+    """Where the readers (``read_cpu``, ``read_memory``, ...) get a group's files from.
+
+    :class:`cgroup2._fs.Dir` opens, reads and closes the file each time (``stat()``);
+    the sampler's group (:mod:`cgroup2.sampler`) keeps each file open and re-reads it
+    with one ``pread`` at offset 0. Both give the same bytes, so one parser serves both.
+    """
+
+    def try_read(self, name: str) -> bytes | None:
+        """The whole content of file ``name``, or ``None`` when the kernel has no such
+        file here (a controller that is off, an older kernel)."""
+        ...
 
 
 def decode_key(key: bytes) -> str:

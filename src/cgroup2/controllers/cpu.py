@@ -132,8 +132,7 @@ class CPU:
 from collections.abc import Mapping  # noqa: E402
 from dataclasses import field  # noqa: E402
 
-from .._fs import Dir  # noqa: E402
-from ._parse import parse_flat  # noqa: E402
+from ._parse import Files, parse_flat  # noqa: E402
 from .psi import PSIStats, read_pressure  # noqa: E402
 
 
@@ -180,7 +179,7 @@ def parse_cpu_stat(data: bytes, filename: str = "cpu.stat") -> CPUStat:
     return CPUStat(**named, psi=None, other=other)
 
 
-def read_cpu(d: Dir, *, stat: bool = True, pressure: bool = True) -> CPUStat | None:
+def read_cpu(d: Files, *, stat: bool = True, pressure: bool = True) -> CPUStat | None:
     """Read ``cpu.stat`` (when ``stat``) and ``cpu.pressure`` (when ``pressure``).
 
     ``None`` when neither file was asked for or both are absent.

@@ -164,8 +164,7 @@ def cpu_list_text(field: str, value: object) -> str:
 # --- what is read ---------------------------------------------------------------------
 from dataclasses import dataclass as _dataclass  # noqa: E402
 
-from .._fs import Dir  # noqa: E402
-from ._parse import invalid_format  # noqa: E402
+from ._parse import Files, invalid_format  # noqa: E402
 
 
 @_dataclass(slots=True)
@@ -191,7 +190,7 @@ def parse_cpu_list(data: bytes, filename: str = "cpuset.cpus.effective") -> tupl
         raise invalid_format(filename, 1, data, str(e)) from None
 
 
-def read_cpuset(d: Dir) -> CpusetStat | None:
+def read_cpuset(d: Files) -> CpusetStat | None:
     """Read ``cpuset.cpus.effective`` and ``cpuset.mems.effective``; ``None`` when the
     cpuset controller is off."""
     data = d.try_read("cpuset.cpus.effective")

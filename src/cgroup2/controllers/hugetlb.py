@@ -59,8 +59,7 @@ class HugeTlb(tuple[HugeTlbEntry, ...]):
 import functools  # noqa: E402
 import os  # noqa: E402
 
-from .._fs import Dir  # noqa: E402
-from ._parse import parse_flat, parse_limit, parse_uint, parse_value  # noqa: E402
+from ._parse import Files, parse_flat, parse_limit, parse_uint, parse_value  # noqa: E402
 
 _HUGEPAGES = "/sys/kernel/mm/hugepages"
 
@@ -130,7 +129,7 @@ def _names(size: str) -> tuple[str, str, str, str, str]:
     return p + "current", p + "max", p + "events", p + "rsvd.current", p + "rsvd.max"
 
 
-def read_hugetlb(d: Dir) -> tuple[HugeTlbStat, ...] | None:
+def read_hugetlb(d: Files) -> tuple[HugeTlbStat, ...] | None:
     """Read the hugetlb files of every page size; ``None`` when the controller is off."""
     out: list[HugeTlbStat] = []
     for size in page_sizes():

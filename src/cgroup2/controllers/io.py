@@ -147,8 +147,7 @@ class IO:
 from collections.abc import Mapping  # noqa: E402
 from dataclasses import field as _field  # noqa: E402
 
-from .._fs import Dir  # noqa: E402
-from ._parse import decode_key, invalid_format, parse_value  # noqa: E402
+from ._parse import Files, decode_key, invalid_format, parse_value  # noqa: E402
 from .psi import PSIStats, read_pressure  # noqa: E402
 
 
@@ -223,7 +222,7 @@ def parse_io_stat(data: bytes, filename: str = "io.stat") -> tuple[IOStatEntry, 
     return tuple(out)
 
 
-def read_io(d: Dir, *, stat: bool = True, pressure: bool = True) -> IOStat | None:
+def read_io(d: Files, *, stat: bool = True, pressure: bool = True) -> IOStat | None:
     """Read ``io.stat`` (``stat``) and ``io.pressure`` (``pressure``); ``None`` when
     neither is there."""
     data = d.try_read("io.stat") if stat else None

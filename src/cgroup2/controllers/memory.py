@@ -54,8 +54,7 @@ class Memory:
 from collections.abc import Mapping  # noqa: E402
 from dataclasses import field as _field  # noqa: E402
 
-from .._fs import Dir  # noqa: E402
-from ._parse import parse_flat, parse_limit, parse_uint  # noqa: E402
+from ._parse import Files, parse_flat, parse_limit, parse_uint  # noqa: E402
 from .psi import PSIStats, read_pressure  # noqa: E402
 
 
@@ -170,7 +169,7 @@ def parse_memory_stat(data: bytes, filename: str = "memory.stat") -> MemoryStat:
 
 
 def read_memory(
-    d: Dir, *, stat: bool = True, usage: bool = True, pressure: bool = True
+    d: Files, *, stat: bool = True, usage: bool = True, pressure: bool = True
 ) -> MemoryStat | None:
     """Read ``memory.stat`` (``stat``); ``memory.current``, ``memory.max``,
     ``memory.swap.current``, ``memory.swap.max``, ``memory.peak``, ``memory.swap.peak``
@@ -235,7 +234,7 @@ def parse_memory_events(data: bytes, filename: str = "memory.events") -> MemoryE
     return MemoryEvents(**named, other=other)
 
 
-def read_memory_events(d: Dir) -> MemoryEvents | None:
+def read_memory_events(d: Files) -> MemoryEvents | None:
     """Read ``memory.events``; ``None`` when the memory controller is not enabled."""
     data = d.try_read("memory.events")
     return None if data is None else parse_memory_events(data)

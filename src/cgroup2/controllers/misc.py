@@ -12,8 +12,7 @@ _READ_FILES = ("misc.current", "misc.max", "misc.events")
 
 from dataclasses import dataclass as _dataclass  # noqa: E402, RUF100
 
-from .._fs import Dir  # noqa: E402, RUF100
-from ._parse import decode_key, invalid_format, parse_value  # noqa: E402, RUF100
+from ._parse import Files, decode_key, invalid_format, parse_value  # noqa: E402, RUF100
 
 
 @_dataclass(slots=True)
@@ -46,7 +45,7 @@ def parse_misc(data: bytes, filename: str, *, limit: bool = False) -> dict[str, 
     return out
 
 
-def read_misc(d: Dir) -> tuple[MiscStat, ...] | None:
+def read_misc(d: Files) -> tuple[MiscStat, ...] | None:
     """Read ``misc.current``, ``misc.max`` and ``misc.events``; ``None`` when the misc
     controller is off. Resources are in the order of ``misc.current``."""
     data = d.try_read("misc.current")

@@ -27,8 +27,7 @@ class Pids:
 
 
 # --- what is read ---------------------------------------------------------------------
-from .._fs import Dir  # noqa: E402
-from ._parse import invalid_format, parse_limit, parse_uint, parse_value  # noqa: E402
+from ._parse import Files, invalid_format, parse_limit, parse_uint, parse_value  # noqa: E402
 
 
 @dataclass(slots=True)
@@ -40,7 +39,7 @@ class PidsStat:
     limit: int | None = None
 
 
-def read_pids(d: Dir) -> PidsStat | None:
+def read_pids(d: Files) -> PidsStat | None:
     """Read ``pids.current`` and ``pids.max``; ``None`` when the pids controller is off."""
     data = d.try_read("pids.current")
     if data is None:
@@ -50,7 +49,7 @@ def read_pids(d: Dir) -> PidsStat | None:
     return PidsStat(current, None if data is None else parse_limit(data, "pids.max"))
 
 
-def read_pids_max_hits(d: Dir) -> int | None:
+def read_pids_max_hits(d: Files) -> int | None:
     """``max`` of ``pids.events``: how often a fork failed on pids.max (here and below);
     ``None`` when the pids controller is off."""
     data = d.try_read("pids.events")

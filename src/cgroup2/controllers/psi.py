@@ -11,8 +11,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from .._fs import Dir
-from ._parse import invalid_format, parse_value
+from ._parse import Files, invalid_format, parse_value
 
 __all__ = ["PSIData", "PSIStats", "parse_pressure", "read_pressure"]
 
@@ -114,7 +113,7 @@ def parse_pressure(data: bytes, filename: str = "pressure") -> PSIStats:
 _NAMES = {r: f"{r}.pressure" for r in ("cpu", "memory", "io", "irq")}
 
 
-def read_pressure(d: Dir, resource: str) -> PSIStats | None:
+def read_pressure(d: Files, resource: str) -> PSIStats | None:
     """Read ``<resource>.pressure`` (``cpu``, ``memory``, ``io``); ``None`` when absent."""
     name = _NAMES.get(resource) or f"{resource}.pressure"
     data = d.try_read(name)

@@ -58,8 +58,7 @@ class RDMA:
 
 
 # --- what is read ---------------------------------------------------------------------
-from .._fs import Dir  # noqa: E402
-from ._parse import invalid_format, parse_value  # noqa: E402
+from ._parse import Files, invalid_format, parse_value  # noqa: E402
 
 
 @dataclass(slots=True)
@@ -105,7 +104,7 @@ def parse_rdma(data: bytes, filename: str, *, limit: bool = False) -> tuple[Rdma
     return tuple(out)
 
 
-def read_rdma(d: Dir) -> RdmaStat | None:
+def read_rdma(d: Files) -> RdmaStat | None:
     """Read ``rdma.current`` and ``rdma.max``; ``None`` when the rdma controller is off."""
     data = d.try_read("rdma.current")
     if data is None:
