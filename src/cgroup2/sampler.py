@@ -37,7 +37,7 @@ import resource
 import struct
 from collections.abc import Iterable
 from types import TracebackType
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 from ._fs import Dir
 from ._statmask import StatMask
@@ -51,6 +51,7 @@ __all__ = ["Sampler"]
 
 _CHUNK = 1 << 16
 _SPARE = 64  # descriptors left free for the rest of the program under the soft limit
+_UNHELD = -2  # in _Group.fds: a file read by open/read/close (overflow="reopen")
 
 # inotify (inotify(7)); the binding is cgroup2.events'
 _IN_MOVED_FROM = 0x00000040
@@ -102,7 +103,9 @@ class _Group:
 
     def _open(self, name: str) -> int:
         owner = self.owner
-        owner._reserve(1)
+        if not owner._reserve(1, file=True):
+            self.fds[name] = _UNHELD
+            return _UNHELD
         try:
             fd = self.d.open_fd(name)
         except CgroupDeletedError:
@@ -139,6 +142,8 @@ class _Group:
         if fd is None:
             fd = self._open(name)
         if fd < 0:
+            if fd == _UNHELD:
+                return self.d.try_read(name)  # past the descriptor budget: open, read, close
             return None
         try:
             data = os.pread(fd, _CHUNK, 0)
@@ -228,7 +233,10 @@ class Sampler:
     Close it (:meth:`close`, or use it as a context manager): it holds one descriptor per
     group directory and one per file read, plus the inotify fd when following.
     ``RLIMIT_NOFILE`` is raised toward the hard limit as needed; a hard limit too low for
-    the groups and mask is a :class:`~cgroup2.errors.CgroupError` naming both numbers.
+    the groups and mask is a :class:`~cgroup2.errors.CgroupError` naming both numbers
+    (``overflow="error"``, the default). With ``overflow="reopen"`` the files that do not
+    fit are read as ``stat()`` reads them (open, read, close, each sample) instead; only
+    the group directories must fit then (one descriptor a group).
     """
 
     def __init__(
@@ -240,7 +248,11 @@ class Sampler:
         depth: int | None = None,
         follow: bool = True,
         mountpoint: str | None = None,
+        overflow: Literal["error", "reopen"] = "error",
     ) -> None:
+        if overflow not in ("error", "reopen"):
+            raise CgroupError(f"cgroups: invalid overflow {overflow!r}: 'error' or 'reopen'")
+        self._overflow_reopen = overflow == "reopen"
         if not isinstance(mask, StatMask):
             raise CgroupError(f"cgroups: invalid stat mask {mask!r}: a StatMask, e.g. StatMask.ALL")
         if depth is not None and (not isinstance(depth, int) or depth < 0):
@@ -253,7 +265,7 @@ class Sampler:
         self._per_group = 1  # the most descriptors one group has needed so far
         self._ino = -1
         self._wds: dict[int, _Group] = {}
-        self._overflow = False
+        self._lost = False
         self._mount = mountpoint
         self._closed = False
         self._root: str | None = None
@@ -408,7 +420,7 @@ class Sampler:
                 name = buf[off + _EVENT.size : off + _EVENT.size + n].rstrip(b"\0")
                 off += _EVENT.size + n
                 if mask & _IN_Q_OVERFLOW:
-                    self._overflow = True
+                    self._lost = True
                     continue
                 grp = self._wds.get(wd)
                 if grp is None:
@@ -429,8 +441,8 @@ class Sampler:
                         self._drop(old)
                 elif mask & (_IN_CREATE | _IN_MOVED_TO):
                     self._add_tree(grp, path, grp.depth + 1)
-        if self._overflow:
-            self._overflow = False
+        if self._lost:
+            self._lost = False
             self._rescan()
 
     def _rescan(self) -> None:
@@ -454,28 +466,36 @@ class Sampler:
 
     def _limit_error(self) -> CgroupError:
         soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-        per = max(self._per_group, self._count // max(1, len(self._groups)))
-        need = len(self._groups) * per + _SPARE
+        opened = [g for g in self._groups.values() if g.fds]
+        files = sum(fd >= 0 for g in opened for fd in g.fds.values())
+        per = -(-files // len(opened)) if opened else self._per_group - 1  # files a group
+        need = self._count + (len(self._groups) - len(opened)) * per + _SPARE
         return CgroupError(
             f"cgroups: Sampler: {len(self._groups)} groups with mask {self._mask!r} need "
-            f"about {need} open descriptors ({per} a group), and RLIMIT_NOFILE allows "
-            f"{hard} (hard limit; soft {soft}): raise the hard limit (ulimit -Hn, "
-            f"LimitNOFILE=), or sample fewer groups or a smaller mask"
+            f"about {need} open descriptors ({per + 1} a group: its directory and its "
+            f"files), and RLIMIT_NOFILE allows {hard} (hard limit; soft {soft}): raise the "
+            f"hard limit (ulimit -Hn, LimitNOFILE=), sample fewer groups or a smaller mask, "
+            f"or pass overflow='reopen'"
         )
 
-    def _reserve(self, n: int) -> None:
+    def _reserve(self, n: int, *, file: bool = False) -> bool:
         """Make room under RLIMIT_NOFILE for ``n`` more held descriptors: raise the soft
-        limit toward the hard limit (doubling), or raise the limit error."""
+        limit toward the hard limit (doubling). At the hard limit: ``False`` for a
+        ``file`` with ``overflow="reopen"`` (it is then read by open/read/close), else
+        the limit error."""
         need = self._count + n + _SPARE
         soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
         if soft == resource.RLIM_INFINITY or need <= soft:
-            return
+            return True
         want = max(need, 2 * soft)
         if hard != resource.RLIM_INFINITY:
             want = min(want, hard)
         if want < need:
+            if file and self._overflow_reopen:
+                return False
             raise self._limit_error()
         resource.setrlimit(resource.RLIMIT_NOFILE, (want, hard))
+        return True
 
     # -- the public API ----------------------------------------------------------------------
 
