@@ -40,6 +40,7 @@ if TYPE_CHECKING:
         NoCgroupMountDestinationError,
         NotCgroup2Error,
         PidsNotSupportedError,
+        PressureTriggerError,
         TreeLimitError,
         ignore_not_exist,
     )
@@ -51,6 +52,7 @@ if TYPE_CHECKING:
         EventWatcher,
         Notice,
         NoticeKind,
+        PressureEventStream,
         memory_event_fd,
     )
     from .manager import ControllerToggle, Manager, State
@@ -64,6 +66,7 @@ if TYPE_CHECKING:
         verify_group_path,
     )
     from .popen import CompletedRun, Popen, Usage, run
+    from .pressure import PressureEvent, PressureTrigger
     from .resources import Resources, Value
     from .sampler import Sampler
     from .self import Limit, Limits, cpu_count, current, limits, memory_available
@@ -118,6 +121,7 @@ _LAZY = {
     "NoCgroupMountDestinationError": "errors",
     "NotCgroup2Error": "errors",
     "PidsNotSupportedError": "errors",
+    "PressureTriggerError": "errors",
     "TreeLimitError": "errors",
     "ignore_not_exist": "errors",
     "Limit": "self",
@@ -169,6 +173,9 @@ _LAZY = {
     "Notice": "events",
     "NoticeKind": "events",
     "memory_event_fd": "events",
+    "PressureEventStream": "events",
+    "PressureEvent": "pressure",
+    "PressureTrigger": "pressure",
     "OCIConversion": "oci",
     "OCISpecError": "oci",
     "OCIWarning": "oci",
@@ -241,6 +248,10 @@ __all__ = [
     "PidsNotSupportedError",
     "PidsStat",
     "Popen",
+    "PressureEvent",
+    "PressureEventStream",
+    "PressureTrigger",
+    "PressureTriggerError",
     "Program",
     "ProgramEmulator",
     "RDMAEntry",

@@ -50,6 +50,7 @@ __all__ = [
 _O_DIR = os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC | os.O_NOFOLLOW
 _O_READ = os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW
 _O_WRITE = os.O_WRONLY | os.O_CLOEXEC | os.O_NOFOLLOW
+_O_TRIGGER = os.O_RDWR | os.O_NONBLOCK | os.O_CLOEXEC | os.O_NOFOLLOW
 _CHUNK = 1 << 16
 
 
@@ -472,6 +473,15 @@ class Dir:
         Same flags and errors as :meth:`read`.
         """
         return self._open(name, _O_READ, "open")
+
+    def open_trigger_fd(self, name: str) -> int:
+        """Open ``name`` (a ``<resource>.pressure`` file) read-write and non-blocking for
+        a PSI trigger, and return its raw fd, which the caller keeps and closes.
+
+        The trigger is written to this fd, ``EPOLLPRI`` on it reports the trigger, and
+        ``pread`` on it reads the averages (Documentation/accounting/psi.rst).
+        """
+        return self._open(name, _O_TRIGGER, "open for a trigger")
 
 
 ENTER = 0  # walk(): a group is entered (before its children)

@@ -25,6 +25,7 @@ __all__ = [
     "NoCgroupMountDestinationError",
     "NotCgroup2Error",
     "PidsNotSupportedError",
+    "PressureTriggerError",
     "TreeLimitError",
     "ignore_not_exist",
 ]
@@ -78,6 +79,14 @@ class MemoryNotSupportedError(CgroupError):
 
 class PidsNotSupportedError(CgroupError):
     default_message = "cgroups: pids cgroup (v2) not supported on this system"
+
+
+class PressureTriggerError(CgroupError):
+    """A PSI trigger (``<resource>.pressure``) that the kernel refuses or would refuse:
+    the message names the kernel's rule (window, stall, kind, or the rule for a caller
+    without CAP_SYS_RESOURCE)."""
+
+    default_message = "cgroups: invalid pressure trigger"
 
 
 class CPUNotSupportedError(CgroupError):

@@ -57,6 +57,8 @@ from typing import TYPE_CHECKING, Generic, Self, TypeVar
 if TYPE_CHECKING:
     import asyncio
 
+    from .pressure import PressureEvent, PressureTrigger
+
 from ._fs import Dir
 from .controllers.memory import parse_memory_events as _parse_memory_events_full
 from .errors import (
@@ -75,6 +77,7 @@ __all__ = [
     "EventWatcher",
     "Notice",
     "NoticeKind",
+    "PressureEventStream",
     "memory_event_fd",
     "parse_cgroup_events",
     "parse_memory_events",
@@ -187,6 +190,7 @@ class NoticeKind(StrEnum):
     MEMORY = "memory"  # memory.events changed
     CGROUP = "cgroup"  # cgroup.events changed (populated and/or frozen)
     DELETED = "deleted"  # the group was removed; the watcher has dropped it
+    PRESSURE = "pressure"  # a pressure trigger fired (Notice.pressure says which)
 
 
 @dataclass(frozen=True, slots=True)
@@ -196,6 +200,12 @@ class Notice:
     ``cgroup`` and ``memory`` are the group's state after the change (``memory`` is
     ``None`` when ``memory.events`` is not watched; for ``DELETED`` both are the last
     state read). ``time_ns`` is ``time.monotonic_ns()`` when the file was read.
+
+    ``pressure`` is set for the notices of a trigger added with
+    :meth:`EventWatcher.add_pressure`: ``PRESSURE`` (it fired; the averages read then) and
+    ``DELETED`` (the group was removed, which ends the trigger; the last event read). For
+    those, ``cgroup`` and ``memory`` are the group's last state if it is also watched with
+    :meth:`EventWatcher.add`, else ``CgroupEvents(False)`` and ``None`` (not read).
     """
 
     path: str
@@ -203,6 +213,20 @@ class Notice:
     cgroup: CgroupEvents
     memory: Event | None
     time_ns: int
+    pressure: PressureEvent | None = None
+
+
+class _PWatch:
+    """The watcher's record of one pressure trigger (not public): its fd, group, trigger
+    and the last event read."""
+
+    __slots__ = ("fd", "last", "path", "trigger")
+
+    def __init__(self, fd: int, path: str, trigger: PressureTrigger, last: PressureEvent) -> None:
+        self.fd = fd
+        self.path = path
+        self.trigger = trigger
+        self.last = last
 
 
 class _Watch:
@@ -275,6 +299,9 @@ class EventWatcher:
         self._ep: select.epoll | None = select.epoll()
         self._fds: dict[int, tuple[_Watch, bool]] = {}
         self._watches: dict[str, _Watch] = {}
+        # pressure triggers: fd -> record, and (group, trigger) -> record
+        self._pfds: dict[int, _PWatch] = {}
+        self._ptrig: dict[tuple[str, PressureTrigger], _PWatch] = {}
         # The removal of groups: one inotify fd, IN_DELETE on each parent directory;
         # parent watch -> child name -> group.
         self._ino = _inotify_init()
@@ -375,6 +402,91 @@ class EventWatcher:
         self._drop(w)
         return True
 
+    def add_pressure(self, path: str, trigger: PressureTrigger) -> PressureEvent:
+        """Set a PSI ``trigger`` on the group at the absolute file system ``path`` and
+        watch it on this epoll; return the averages read now (not passed to callback).
+
+        Each trigger is its own fd (the kernel allows one trigger per open file), kept
+        until :meth:`remove_pressure` or :meth:`close`, costing nothing while it does not
+        fire; any number of triggers of any groups can share the watcher, and the group
+        need not be watched with :meth:`add`. A firing comes out as a ``PRESSURE``
+        :class:`Notice`; the removal of the group as one ``DELETED`` notice per trigger
+        (``EPOLLERR`` on its fd), which drops it. The same trigger twice on one group, or
+        a trigger the kernel refuses, raises :class:`~cgroup2.errors.PressureTriggerError`
+        (see :func:`cgroup2.pressure.open_trigger` for the rules).
+        """
+        from .errors import PressureTriggerError
+        from .pressure import open_trigger, read_event
+
+        ep = self._live()
+        if not isinstance(path, str) or not os.path.isabs(path):
+            raise CgroupError(f"cgroups: watch: {path!r} is not an absolute path")
+        path = os.path.normpath(path)
+        if (path, trigger) in self._ptrig:
+            raise PressureTriggerError(
+                f"cgroups: pressure trigger {trigger} is already set on {path} by this watcher"
+            )
+        fd = open_trigger(path, trigger)
+        try:
+            first = read_event(fd, path, trigger)
+            try:
+                ep.register(fd, select.EPOLLPRI)
+            except OSError as e:
+                raise KernelError(
+                    e.errno or 0, f"{path}/{trigger.filename}", op="epoll_ctl(ADD)"
+                ) from None
+        except BaseException:
+            os.close(fd)
+            raise
+        p = _PWatch(fd, path, trigger, first)
+        self._pfds[fd] = p
+        self._ptrig[(path, trigger)] = p
+        return first
+
+    def remove_pressure(self, path: str, trigger: PressureTrigger) -> bool:
+        """Remove a trigger set by :meth:`add_pressure` (closing its fd); ``False`` when
+        it is not set (never added, removed before, or dropped after its ``DELETED``)."""
+        p = self._ptrig.pop((os.path.normpath(path), trigger), None)
+        if p is None:
+            return False
+        self._drop_pressure(p)
+        return True
+
+    def pressure_triggers(self) -> list[tuple[str, PressureTrigger]]:
+        """The triggers set: (group, trigger) pairs."""
+        return list(self._ptrig)
+
+    def _drop_pressure(self, p: _PWatch) -> None:
+        self._pfds.pop(p.fd, None)
+        if p.fd >= 0:
+            if self._ep is not None:
+                with contextlib.suppress(OSError, ValueError):
+                    self._ep.unregister(p.fd)
+            os.close(p.fd)
+        p.fd = -1
+
+    def _read_pressure(self, p: _PWatch, mask: int, out: list[Notice]) -> None:
+        """A trigger's fd woke: EPOLLPRI is a firing, EPOLLERR the group's removal."""
+        from .pressure import read_event
+
+        w = self._watches.get(p.path)
+        cstate, mem = (w.cstate, w.mem) if w is not None else (CgroupEvents(False), None)
+        gone = bool(mask & (select.EPOLLERR | select.EPOLLHUP))
+        if not gone:
+            try:
+                p.last = read_event(p.fd, p.path, p.trigger)
+            except CgroupDeletedError:
+                gone = True
+        if gone:
+            if self._ptrig.get((p.path, p.trigger)) is p:
+                del self._ptrig[(p.path, p.trigger)]
+            self._drop_pressure(p)
+            out.append(
+                Notice(p.path, NoticeKind.DELETED, cstate, mem, time.monotonic_ns(), p.last)
+            )
+            return
+        out.append(Notice(p.path, NoticeKind.PRESSURE, cstate, mem, time.monotonic_ns(), p.last))
+
     def state(self, path: str) -> Notice:
         """The last state read of a watched group (kind ``ADDED``; nothing is read now)."""
         w = self._watches.get(os.path.normpath(path))
@@ -428,12 +540,16 @@ class EventWatcher:
         out: list[Notice] = []
         fds = self._fds
         removals = False
-        for fd, _mask in ready:
+        for fd, mask in ready:
             entry = fds.get(fd)
             if entry is not None:
                 self._read_one(fd, entry[0], entry[1], out, True)
             elif fd == self._ino:
                 removals = True  # handled after the files' changes of this batch
+            else:
+                p = self._pfds.get(fd)
+                if p is not None:
+                    self._read_pressure(p, mask, out)
             # else: dropped earlier in this batch
         if removals:
             self._read_removals(out)
@@ -649,6 +765,9 @@ class EventWatcher:
                 self._waiter.set_result(None)
         for w in self._watches.values():
             self._drop(w)
+        for p in list(self._pfds.values()):
+            self._drop_pressure(p)
+        self._ptrig.clear()
         self._watches.clear()
         self._fds.clear()
         self._dirs.clear()
@@ -671,10 +790,12 @@ class EventWatcher:
     def __del__(self) -> None:
         # A safety net for a watcher that was never closed: release the kept fds.
         if getattr(self, "_ep", None) is not None:
-            for fd in [*getattr(self, "_fds", ()), getattr(self, "_ino", -1)]:
+            fds = [*getattr(self, "_fds", ()), *getattr(self, "_pfds", ())]
+            for fd in [*fds, getattr(self, "_ino", -1)]:
                 with contextlib.suppress(OSError):
                     os.close(fd)
             self._fds.clear()
+            self._pfds.clear()
             self._watches.clear()
 
 
@@ -881,6 +1002,51 @@ class CgroupEventStream(_Stream[CgroupEvents]):
             self._items.append(CgroupEvents(True, n.cgroup.frozen))
             self._items.append(n.cgroup)
         self._on_cgroup(n)
+
+
+class PressureEventStream(_Stream["PressureEvent"]):
+    """PSI triggers of one group: a :class:`~cgroup2.pressure.PressureEvent` each time
+    one of ``triggers`` fires (the averages read from its file then), until the group is
+    removed (which ends the stream: ``EPOLLERR`` on the trigger fds) or :meth:`close`.
+
+    An empty group does not end it (a group can be filled again; an empty one simply has
+    no pressure). Same protocols as :class:`EventStream`: iterator, async iterator,
+    (async) context manager, :meth:`get` with a timeout. Each trigger is one fd on the
+    stream's private :class:`EventWatcher`; the triggers are checked, and refusals
+    explained, as by :meth:`EventWatcher.add_pressure`. ``initial=True`` yields each
+    trigger's averages at the start first.
+    """
+
+    def __init__(self, path: str, *triggers: PressureTrigger, initial: bool = False) -> None:
+        if not triggers:
+            raise CgroupError("cgroups: pressure stream: at least one trigger is needed")
+        self._watcher = EventWatcher()
+        first: list[PressureEvent] = []
+        try:
+            for t in triggers:
+                first.append(self._watcher.add_pressure(path, t))
+        except BaseException:
+            self._watcher.close()
+            raise
+        self.path = os.path.normpath(path)
+        self.triggers = tuple(triggers)
+        self._items: deque[PressureEvent] = deque(first if initial else ())
+        self._state = CgroupEvents(False)
+        self._seen_populated = False
+        self._ended = False
+        self._error: CgroupError | None = None
+
+    def _feed(self, notices: list[Notice]) -> None:
+        for n in notices:
+            if self._ended:
+                return
+            if n.kind is NoticeKind.PRESSURE and n.pressure is not None:
+                self._items.append(n.pressure)
+            elif n.kind is NoticeKind.DELETED and not self._watcher.pressure_triggers():
+                self._finish()  # the group is gone: every trigger has ended
+
+    def _on(self, n: Notice) -> None:  # not used: _feed handles every notice
+        raise NotImplementedError
 
 
 # --- inotify -------------------------------------------------------------------------------

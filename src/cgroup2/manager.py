@@ -40,7 +40,8 @@ TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing
 if TYPE_CHECKING:
     from typing import Any
 
-    from .events import EventStream
+    from .events import EventStream, PressureEventStream
+    from .pressure import PressureTrigger
     from .resources import Resources
     from .self import Limits
     from .stats import Metrics
@@ -790,6 +791,14 @@ class Manager:
         from .events import memory_event_fd
 
         return memory_event_fd(self.path)
+
+    def pressure(self, *triggers: PressureTrigger) -> PressureEventStream:
+        """A :class:`~cgroup2.events.PressureEventStream` of PSI triggers on the group's
+        ``<resource>.pressure`` files: a :class:`~cgroup2.pressure.PressureEvent` each time
+        one fires, until the group is removed; close it, or use it as a context manager."""
+        from .events import PressureEventStream
+
+        return PressureEventStream(self.path, *triggers)
 
     # --- systemd (create_systemd, load_systemd, delete_systemd: the systemd module) ---
 

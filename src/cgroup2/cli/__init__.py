@@ -111,6 +111,20 @@ class _Unused:
         return lambda *args, **kwargs: self
 
 
+def _trigger(text: str) -> Any:
+    """``events --pressure``: a PSI trigger (cgroup2.pressure, imported when used)."""
+    from ._pressure import parse_trigger
+
+    return parse_trigger(text)
+
+
+def _on_pressure(text: str) -> Any:
+    """``run --on-pressure``: a trigger and its action."""
+    from ._pressure import parse_on_pressure
+
+    return parse_on_pressure(text)
+
+
 def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     """The command's parser. With ``only``, every subcommand is there (its name and help)
     but only the subcommand ``only`` has its arguments: what parsing a command line that
@@ -176,6 +190,17 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
         "--systemd", action="store_true", help="a systemd transient scope instead of a group"
     )
     r.add_argument("--slice", metavar="SLICE", help="with --systemd: the slice (system.slice)")
+    r.add_argument(
+        "--on-pressure", action="append", type=_on_pressure, metavar="TRIGGER=ACTION",
+        help="when the PSI trigger RESOURCE:KIND:STALL:WINDOW fires for CMD's group "
+        "(e.g. memory:full:100ms:1s), ACTION it: kill, freeze or signal:SIG (repeatable; "
+        "reported in --summary)",
+    )
+    r.add_argument(
+        "--pressure-cooldown", type=lambda t: parse_interval(t, "--pressure-cooldown"),
+        default=10.0, metavar="SEC",
+        help="after an --on-pressure action, ignore that trigger for SEC seconds (default 10)",
+    )
     r.add_argument("cmd", nargs=argparse.REMAINDER, metavar="-- CMD ...")
 
     c = add(
@@ -327,6 +352,11 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     e.add_argument(
         "--cgroup", action="store_true",
         help="populated/frozen changes (cgroup.events; needs no controller)",
+    )
+    e.add_argument(
+        "--pressure", action="append", type=_trigger, metavar="TRIGGER",
+        help="PSI trigger firings instead: RESOURCE:KIND:STALL:WINDOW, e.g. "
+        "memory:some:150ms:1s (repeatable; until the group is removed)",
     )
 
     for name, what in (

@@ -82,6 +82,8 @@ def cmd_events(m: Manager, args: argparse.Namespace, out: Console) -> int:
     changes of ``cgroup.events``, until the group empties (or ``--count`` events)."""
     from ..events import CgroupEvents, CgroupEventStream, EventStream
 
+    if args.pressure:
+        return _pressure_events(m, args, out)
     n = 0
     try:
         stream: EventStream | CgroupEventStream = (
@@ -113,6 +115,36 @@ def cmd_events(m: Manager, args: argparse.Namespace, out: Console) -> int:
             else:
                 shown = {k: int(v) if isinstance(v, bool) else v for k, v in fields.items()}
                 line = event_line(stamp, m.group, shown)
+            out.file.write(line + "\n")
+            out.file.flush()
+            n += 1
+            if args.count is not None and n >= args.count:
+                break
+    return 0
+
+
+def _pressure_events(m: Manager, args: argparse.Namespace, out: Console) -> int:
+    """``events --pressure``: a line per firing of a PSI trigger (the averages of the
+    trigger's kind read when it fired), until the group is removed or ``--count``."""
+    from ..events import PressureEventStream
+    from ._units import UsageError
+
+    if args.cgroup:
+        raise UsageError("events: --pressure and --cgroup are different streams; give one")
+    n = 0
+    with PressureEventStream(m.path, *args.pressure, initial=args.initial) as stream:
+        for ev in stream:
+            stamp = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+            fields: dict[str, Any] = {
+                "trigger": str(ev.trigger),
+                "avg10": ev.avg10,
+                "avg60": ev.avg60,
+                "total": ev.total,
+            }
+            if args.json:
+                line = json.dumps({"time": stamp, "group": m.group, **fields})
+            else:
+                line = event_line(stamp, m.group, {**fields, "avg10": f"{ev.avg10:.2f}"})
             out.file.write(line + "\n")
             out.file.flush()
             n += 1

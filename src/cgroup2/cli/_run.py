@@ -42,6 +42,8 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:  # rich is imported where the summary is drawn (start-up time)
     from rich.console import Console, RenderableType
 
+    from ._pressure import PressureMonitor
+
 __all__ = ["FORWARDED", "Failure", "Summary", "build_resources", "run_command"]
 
 #: Signals passed on to the command.
@@ -69,6 +71,7 @@ class Summary:
     oom_kill: int | None = None
     pids_max: int | None = None
     pids_max_hits: int | None = None
+    pressure: str | None = None  # --on-pressure: what was done (None: no policy given)
 
     def rows(self) -> list[tuple[str, str]]:
         """(label, value) lines; the labels are stable (tests and scripts read them)."""
@@ -102,6 +105,8 @@ class Summary:
         else:
             plim = "" if self.pids_max in (None, 2**64 - 1) else f", pids.max {self.pids_max}"
             out.append(("pids.max hits", f"{self.pids_max_hits} (fork failures{plim})"))
+        if self.pressure is not None:
+            out.append(("pressure", self.pressure))
         return out
 
     def render(self) -> RenderableType:
@@ -279,6 +284,17 @@ def _run_blocked(
     old_mask: set[int],
 ) -> int:
     """:func:`run_command` once the signals are blocked."""
+    # --- without root (cli/_rootless): the caller's delegated group, else --user --------
+    if getattr(args, "user", False):
+        args.systemd = True  # a transient scope of the calling user's systemd manager
+    elif args.group is None and args.parent is None and not args.systemd and os.geteuid():
+        from ._rootless import rootless_parent
+
+        found = rootless_parent(mountpoint, resources)
+        if found is None:
+            args.systemd = args.user = True
+        else:
+            args.parent = found
     group = None
     if args.group is not None:
         pass  # an existing group: loaded below, neither made nor removed
@@ -307,18 +323,23 @@ def _run_blocked(
             resources = dataclasses.replace(resources, pids=Pids(max=resources.pids.max + 1))
             pids_extra = 1
     placed: list[Manager] = []
+    monitors: list[PressureMonitor] = []  # --on-pressure (cli/_pressure)
     status = 1
     try:
         if args.group is not None:
             placed.append(Manager.load(args.group, mountpoint=mountpoint))
         elif group is not None:
             placed.append(Manager.create(group, resources, mountpoint=mountpoint))
-        status, sig, wall = _fork_exec(args, cmd, resources, placed, old_mask, holder, err)
+        status, sig, wall = _fork_exec(
+            args, cmd, resources, placed, old_mask, holder, err, monitors
+        )
         if args.summary and placed:
             try:
                 s = collect_summary(
                     placed[0], status=status, sig=sig, wall=wall, pids_extra=pids_extra
                 )
+                if monitors:
+                    s = dataclasses.replace(s, pressure=monitors[0].report())
                 err.print(s.render())
             except CgroupError as e:  # the command may have removed or moved its group
                 why = printable(str(e))
@@ -382,7 +403,8 @@ def _place(
     unit = args.name or f"cgroup2-run-{os.getpid()}"
     if not unit.endswith(".scope"):
         unit += ".scope"
-    made: Manager = create(args.slice or "", unit, pid, resources)
+    user = {"user": True} if getattr(args, "user", False) else {}  # --user
+    made: Manager = create(args.slice or "", unit, pid, resources, **user)
     placed.append(made)
     if holder:
         holder[0] = _start_holder()
@@ -397,6 +419,7 @@ def _fork_exec(
     old_mask: set[int],
     holder: list[tuple[int, int]],
     err: Console,
+    monitors: list[PressureMonitor] | None = None,
 ) -> tuple[int, int | None, float]:
     """Fork, place and start the command (signals are blocked by the caller); wait for
     it: (exit status, the signal that killed it, wall time)."""
@@ -431,6 +454,18 @@ def _fork_exec(
                 f"{signal.Signals(first).name} received before {cmd[0]!r} started; it was not run",
                 128 + first,
             )
+        if getattr(args, "on_pressure", None) and monitors is not None:
+            try:  # the triggers are set before CMD starts: a refused one stops the run here
+                from ._pressure import PressureMonitor
+
+                mon = PressureMonitor(placed[0], args.on_pressure, args.pressure_cooldown, err)
+                mon.begin()
+                monitors.append(mon)
+            except BaseException:
+                os.close(go_w)
+                os.close(err_r)
+                os.waitpid(pid, 0)
+                raise
         os.write(go_w, b"1")
         os.close(go_w)
         with os.fdopen(err_r, "rb") as f:
@@ -441,7 +476,11 @@ def _fork_exec(
             why = f"cannot run {cmd[0]!r}: {os.strerror(e)}"
             raise Failure(why, 127 if e == errno.ENOENT else 126)
         live = Live(placed[0], err, start) if args.live and placed else None
-        status = _wait(pid, sigs, live, args.live or 1.0)
+        try:
+            status = _wait(pid, sigs, live, args.live or 1.0)
+        finally:
+            for mon in monitors or ():
+                mon.end()
         wall = time.monotonic() - start
         code = os.waitstatus_to_exitcode(status)
         if code < 0:
