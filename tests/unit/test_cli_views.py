@@ -15,7 +15,7 @@ from rich.console import Console
 from cgroup2 import Manager
 from cgroup2.cli._cmds import frozen_ancestors, signal_group
 from cgroup2.cli._groups import format_values, is_limit_file
-from cgroup2.cli._human import human_value, psi_text
+from cgroup2.cli._human import human_value, memory_usage_rows, psi_text
 from cgroup2.cli._status import is_default
 from cgroup2.cli._top import Row, frame_json
 from cgroup2.cli._tree import build_tree, tree_json
@@ -203,3 +203,19 @@ def test_frozen_ancestors(tmp_path: Path) -> None:
     assert frozen_ancestors(Manager(str(root), "/a/b/x")) == ["/a"]
     assert frozen_ancestors(Manager(str(root), "/a")) == []
     assert frozen_ancestors(Manager(str(root), "/c")) == []
+
+
+def test_memory_usage_as_each_tool_counts_it() -> None:
+    from cgroup2 import MemoryStat, Metrics
+
+    m = Metrics(memory=MemoryStat(usage=100 << 20, inactive_file=30 << 20, anon=50 << 20))
+    assert memory_usage_rows(m) == [
+        ("memory.current", 100 << 20, "the kernel's limits"),
+        ("working set", 70 << 20, "usage - inactive_file: kubelet, cAdvisor, docker stats"),
+        ("anon", 50 << 20, "podman stats"),
+    ]
+    # without memory.stat only the kernel's own figure is known
+    assert memory_usage_rows(Metrics(memory=MemoryStat(usage=5))) == [
+        ("memory.current", 5, "the kernel's limits")
+    ]
+    assert memory_usage_rows(Metrics()) == []

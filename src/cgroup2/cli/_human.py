@@ -18,7 +18,7 @@ from ..stats import Metrics
 from ._text import printable
 from ._units import format_bytes, format_limit, format_usec
 
-__all__ = ["group_state", "human_value", "psi_text", "stat_view"]
+__all__ = ["group_state", "human_value", "memory_usage_rows", "psi_text", "stat_view"]
 
 U64_MAX = 2**64 - 1
 
@@ -131,6 +131,24 @@ def _add(node: Tree, section: str, key: str, value: Any) -> None:
         _leaf(node, key, human_value(section, key, value))
 
 
+def memory_usage_rows(metrics: Metrics) -> list[tuple[str, int, str]]:
+    """Memory usage as each runtime counts it: (name, bytes, who uses it), for the values
+    the group's files give (``memory.current``, ``inactive_file`` and ``anon`` of
+    ``memory.stat``)."""
+    mem = metrics.memory
+    if mem is None:
+        return []
+    rows: list[tuple[str, int, str]] = []
+    if mem.usage is not None:
+        rows.append(("memory.current", mem.usage, "the kernel's limits"))
+    ws = mem.working_set
+    if ws is not None:
+        rows.append(("working set", ws, "usage - inactive_file: kubelet, cAdvisor, docker stats"))
+    if mem.anon is not None:
+        rows.append(("anon", mem.anon, "podman stats"))
+    return rows
+
+
 def stat_view(m: Manager, metrics: Metrics) -> Tree:
     """The statistics of ``m`` as a tree: the state first, then each part of ``Metrics``
     with units (``io.usage`` by device, ``hugetlb`` by page size)."""
@@ -153,4 +171,10 @@ def stat_view(m: Manager, metrics: Metrics) -> Tree:
                 _add(sub, section, str(k), v)
         else:
             _leaf(sub, section, human_value(section, section, value))
+        if section == "memory":
+            rows = memory_usage_rows(metrics)
+            if rows:
+                usage = sub.add(Text("usage, as each tool counts it", style="bold"))
+                for name, v, who in rows:
+                    usage.add(Text.assemble(name, " ", (format_bytes(v), "cyan"), f"  ({who})"))
     return root
