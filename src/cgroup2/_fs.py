@@ -281,6 +281,13 @@ class Dir:
                 path=self.file_path(name),
                 value=value,
             )
+        if err in (errno.EACCES, errno.EPERM, errno.ENOENT) and op != "open":
+            # a permission refusal: name the kernel's delegation rule (cgroup2.delegation)
+            from .delegation import explain
+
+            explained = explain(self, name, op, err, value)
+            if explained is not None:
+                return explained
         return KernelError(err, self.file_path(name), op=op, value=value)
 
     def _open(self, name: str, flags: int, op: str, value: str | None = None) -> int:

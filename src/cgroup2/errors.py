@@ -14,6 +14,7 @@ __all__ = [
     "CPUNotSupportedError",
     "CgroupDeletedError",
     "CgroupError",
+    "DelegationError",
     "FreezerNotSupportedError",
     "InvalidFormatError",
     "InvalidGroupPathError",
@@ -156,6 +157,35 @@ class KernelError(CgroupError, OSError):
         self.strerror = os.strerror(err)
         self.filename = path
         self.op = op
+
+
+# --- delegation: a refusal that names the kernel's permission rule (cgroup2.delegation) ---
+
+
+class DelegationError(KernelError):
+    """The kernel refused an operation for want of permission (``EACCES``/``EPERM``, or
+    ``ENOENT`` for a controller missing above), and the message names the rule.
+
+    Raised inside a delegated subtree or outside one, where an unprivileged caller meets
+    the kernel's delegation rules (Documentation/admin-guide/cgroup-v2.rst,
+    "Delegation"). ``rule`` is a short key: ``"procs-common-ancestor"``,
+    ``"controller-not-delegated"``, ``"file-not-delegated"``, ``"directory-not-owned"``,
+    ``"chown-needs-root"``. Still a :class:`KernelError` (and an ``OSError``) with the
+    errno, the file and the value.
+    """
+
+    def __init__(
+        self,
+        err: int,
+        path: str,
+        *,
+        op: str,
+        rule: str,
+        hint: str,
+        value: str | None = None,
+    ) -> None:
+        super().__init__(err, path, op=op, value=value, hint=hint)
+        self.rule = rule
 
 
 def ignore_not_exist(err: BaseException | None) -> BaseException | None:

@@ -23,6 +23,7 @@ from .errors import (
     CgroupDeletedError,
     CgroupError,
     CPUNotSupportedError,
+    DelegationError,
     FreezerNotSupportedError,
     InvalidGroupPathError,
     InvalidPidError,
@@ -423,6 +424,14 @@ class Manager:
         group = "/" + child.lstrip("/")
         return type(self).create(group, resources, mountpoint=self.mountpoint)
 
+    def delegate(self, uid: int, gid: int | None = None) -> None:
+        """Hand the group to user ``uid`` (root only): its directory and ``cgroup.procs``,
+        ``cgroup.threads``, ``cgroup.subtree_control`` are chowned, nothing else (the
+        kernel's delegation contract; see :func:`cgroup2.delegation.delegate`)."""
+        from .delegation import delegate
+
+        delegate(self, uid, gid)
+
     # --- settings ---------------------------------------------------------------------
 
     def update(self, resources: Resources | None) -> None:
@@ -805,6 +814,8 @@ class Manager:
     #: What systemd could not do as asked in the last create_systemd/update of this
     #: group (a property it is too old for or refused, a rounded quota...).
     systemd_warnings: tuple[str, ...] = ()
+    #: The group belongs to a unit of the calling user's systemd manager (``user=True``).
+    systemd_user: bool = False
 
     @classmethod
     def create_systemd(
@@ -816,12 +827,15 @@ class Manager:
         *,
         timeout: float = 30.0,
         description: str | None = None,
+        user: bool = False,
     ) -> Manager:
         """Start the transient systemd unit ``group`` (a ``.scope`` holding process
         ``pid``, or a ``.slice`` with ``pid=-1``) in ``slice`` (``""``: system.slice),
         delegated, with ``resources`` as unit properties; what systemd has no property
         for goes to the sub-group ``leaf`` of the unit's group. ``timeout``: seconds to
-        wait for the start job. See :func:`cgroup2.systemd.unit.create`."""
+        wait for the start job. ``user``: the calling user's systemd manager
+        (``systemd --user``, default slice ``app.slice``) instead of the system's.
+        See :func:`cgroup2.systemd.unit.create`."""
         from .systemd import unit as _systemd
 
         return _systemd.create(
@@ -831,19 +845,24 @@ class Manager:
             resources,
             timeout=timeout,
             description=description,
+            user=user,
         )
 
     @classmethod
-    def load_systemd(cls, slice: str, group: str) -> Manager:
-        """The group of the existing systemd unit ``group`` in ``slice``."""
+    def load_systemd(cls, slice: str, group: str, *, user: bool = False) -> Manager:
+        """The group of the existing systemd unit ``group`` in ``slice`` (``user``: a
+        unit of the calling user's systemd manager)."""
         from .systemd import unit as _systemd
 
-        return _systemd.load(slice, group)
+        return _systemd.load(slice, group, user=user)
 
-    def delete_systemd(self, *, timeout: float = 30.0) -> None:
-        """Stop the group's systemd unit (``StopUnit``) and wait for the job."""
+    def delete_systemd(self, *, timeout: float = 30.0, user: bool | None = None) -> None:
+        """Stop the group's systemd unit (``StopUnit``) and wait for the job. ``user``:
+        ask the calling user's manager (default: the manager the group came from)."""
         from .systemd import unit as _systemd
 
+        if user is not None:
+            self.systemd_user = user
         _systemd.delete(self, timeout=timeout)
 
 
@@ -887,7 +906,7 @@ def _write_subtree_control(d: Dir, value: str) -> None:
             ),
             errno.ENOENT: "the controller is not available to this group",
         }.get(e.errno or 0)
-        if hint is None:
+        if hint is None or isinstance(e, DelegationError):  # DelegationError names its rule
             raise
         raise KernelError(e.errno or 0, e.path or d.file_path(SUBTREE_CONTROL),
                           op="write", value=value, hint=hint) from None

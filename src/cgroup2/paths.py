@@ -9,9 +9,15 @@ from __future__ import annotations
 import enum
 import functools
 import os
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
-from .errors import InvalidFormatError, InvalidGroupPathError, InvalidPidError, KernelError
+from .errors import (
+    CgroupError,
+    InvalidFormatError,
+    InvalidGroupPathError,
+    InvalidPidError,
+    KernelError,
+)
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -37,9 +43,12 @@ __all__ = [
     "Mode",
     "clean_path",
     "default_mountpoint",
+    "delegated_root",
+    "find_delegated_root",
     "is_cgroup2_dir",
     "mode",
     "nested_group_path",
+    "owns_group",
     "parse_mountinfo",
     "parse_proc_cgroup",
     "pid_group_path",
@@ -314,3 +323,61 @@ def pid_group_path(pid: int) -> str:
 def nested_group_path(suffix: str) -> str:
     """``suffix`` joined below the calling process's own group (Go's ``filepath.Join``)."""
     return clean_path(_read_proc_cgroup("/proc/self/cgroup") + "/" + suffix)
+
+
+# --- the caller's delegation (Documentation/admin-guide/cgroup-v2.rst, "Delegation") ---
+
+
+def owns_group(path: str, uid: int) -> bool:
+    """Whether ``uid`` owns the group directory ``path`` the way a delegation hands it
+    out: the directory and its ``cgroup.procs`` are ``uid``'s and writable by their owner.
+    """
+    try:
+        st = os.stat(path, follow_symlinks=False)
+        sp = os.stat(path + "/cgroup.procs", follow_symlinks=False)
+    except OSError:
+        return False
+    return (
+        st.st_uid == uid
+        and sp.st_uid == uid
+        and bool(st.st_mode & 0o200)
+        and bool(sp.st_mode & 0o200)
+    )
+
+
+def find_delegated_root(group: str, owned: Callable[[str], bool]) -> str | None:
+    """The nearest of ``group`` and its ancestors (group paths, up to ``/``) for which
+    ``owned`` is true, or None: the pure logic of :func:`delegated_root`."""
+    g = clean_path(group) if group != "/" else "/"
+    while True:
+        if owned(g):
+            return g
+        if g == "/":
+            return None
+        g = g.rpartition("/")[0] or "/"
+
+
+def delegated_root(*, mountpoint: str | None = None, uid: int | None = None) -> str | None:
+    """The caller's delegated group: the nearest ancestor of its own group (the ``0::``
+    line of ``/proc/self/cgroup``, the group itself included) whose directory and
+    ``cgroup.procs`` the caller owns (:func:`owns_group`, ``uid`` default the effective
+    uid); its group path below the mount, or None when there is none.
+
+    The kernel lets the caller create groups there and move its own processes between
+    them (the common ancestor's ``cgroup.procs`` is its own). Read-only: nothing is
+    written.
+    """
+    from ._fs import read_abs
+    from .self import _group_below, _mount_root
+
+    mp = mountpoint if mountpoint is not None else default_mountpoint()
+    me = os.geteuid() if uid is None else uid
+    proc = parse_proc_cgroup(read_abs("/proc/self/cgroup").decode("utf-8", "surrogateescape"))
+    if proc.startswith("/.."):
+        return None  # outside the cgroup namespace's root: nothing of it is visible
+    try:
+        group = _group_below(proc, _mount_root(mp))
+    except CgroupError:  # a group outside this mount's root
+        return None
+    base = mp.rstrip("/")
+    return find_delegated_root(group, lambda g: owns_group(base + g if g != "/" else mp, me))

@@ -191,6 +191,15 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     )
     r.add_argument("--slice", metavar="SLICE", help="with --systemd: the slice (system.slice)")
     r.add_argument(
+        "--user",
+        action="store_true",
+        help=(
+            "a transient scope of the calling user's systemd manager (like systemd-run "
+            "--user --scope), delegated; the default without root when no delegated "
+            "group is found"
+        ),
+    )
+    r.add_argument(
         "--on-pressure", action="append", type=_on_pressure, metavar="TRIGGER=ACTION",
         help="when the PSI trigger RESOURCE:KIND:STALL:WINDOW fires for CMD's group "
         "(e.g. memory:full:100ms:1s), ACTION it: kill, freeze or signal:SIG (repeatable; "
@@ -217,6 +226,14 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     c.add_argument("group", metavar="GROUP")
     c.add_argument(
         "--parents", action="store_true", help="make missing parents; an existing GROUP is fine"
+    )
+    c.add_argument(
+        "--owner",
+        metavar="USER[:GROUP]",
+        help=(
+            "delegate GROUP to USER (root only): chown its directory, cgroup.procs, "
+            "cgroup.threads and cgroup.subtree_control; names or numbers"
+        ),
     )
     add_limit_flags(c)
 
@@ -467,7 +484,10 @@ def _dispatch(args: argparse.Namespace, out: Console, err: Console) -> int:
             if args.systemd:
                 raise UsageError("run: --parent and --systemd: choose one (--slice with --systemd)")
             args.parent = _group_path(args.parent, mountpoint)
-        if args.slice is not None and not args.systemd:
+        if args.user and (args.group is not None or args.parent is not None):
+            raise UsageError("run: --user makes a scope of the user's systemd manager: "
+                             "not with --group or --parent")
+        if args.slice is not None and not args.systemd and not args.user:
             raise UsageError("run: --slice needs --systemd")
         return run_command(args, argv, err, mountpoint=mountpoint)
     group = _group_path(args.group, mountpoint)

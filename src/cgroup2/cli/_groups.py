@@ -10,6 +10,7 @@ crossed), walks are :func:`cgroup2._fs.walk`, and what is printed goes through
 from __future__ import annotations
 
 import argparse
+import contextlib
 import errno
 import os
 import signal
@@ -60,6 +61,7 @@ def cmd_create(args: argparse.Namespace, group: str, mountpoint: str, out: Conso
         raise UsageError("create: the root group always exists; name a group below it")
     resources, given = build_resources(args)
     check_controllers(mountpoint, given)
+    owner = _owner(args.owner) if getattr(args, "owner", None) is not None else None
     if not args.parents:
         parent = group.rpartition("/")[0] or "/"
         if not _exists(parent, mountpoint):
@@ -75,8 +77,27 @@ def cmd_create(args: argparse.Namespace, group: str, mountpoint: str, out: Conso
     if resources.unified and _exists(parent, mountpoint):
         with Dir.open(Manager.load(parent, mountpoint=mountpoint).path) as d:
             check_writable(d, resources)  # the parent has the files of its controllers
-    Manager.create(group, resources, mountpoint=mountpoint)
+    existed = owner is not None and _exists(group, mountpoint)
+    m = Manager.create(group, resources, mountpoint=mountpoint)
+    if owner is not None:
+        try:
+            m.delegate(*owner)  # --owner: the kernel's delegation (cgroup2.delegation)
+        except BaseException:
+            if not existed:  # all or nothing: the group made here goes again
+                with contextlib.suppress(CgroupError):
+                    m.delete()
+            raise
     return 0
+
+
+def _owner(text: str) -> tuple[int, int | None]:
+    """``--owner USER[:GROUP]`` -> (uid, gid or None)."""
+    from ..delegation import parse_owner
+
+    try:
+        return parse_owner(text)
+    except (ValueError, CgroupError) as e:
+        raise UsageError(f"--owner: {printable(str(e).removeprefix('cgroups: '))}") from None
 
 
 def cmd_set(args: argparse.Namespace, group: str, mountpoint: str, out: Console) -> int:

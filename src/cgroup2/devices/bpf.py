@@ -115,7 +115,9 @@ _syscall.argtypes = [ctypes.c_long, ctypes.c_int, ctypes.c_void_p, ctypes.c_uint
 # an ancestor without BPF_F_ALLOW_MULTI makes the kernel refuse others.
 _LOAD_EPERM = (
     "loading a device program needs CAP_SYS_ADMIN, or CAP_BPF with CAP_NET_ADMIN "
-    "on Linux 5.8 and later"
+    "on Linux 5.8 and later; without them (inside a delegation), ask root or the "
+    "system's systemd (DeviceAllow= on a system unit): the user's systemd manager "
+    "cannot load it either"
 )
 _ATTACH_EPERM = (
     "a program attached to this group or an ancestor without BPF_F_ALLOW_MULTI, by "

@@ -46,6 +46,8 @@ __all__ = [
     "Connection",
     "SystemdError",
     "connect",
+    "connect_user",
+    "user_bus_candidates",
 ]
 
 SYSTEM_BUS_SOCKET = "/run/dbus/system_bus_socket"
@@ -300,5 +302,56 @@ def connect(*, timeout: float = 2.0) -> Connection:
     raise SystemdError(
         "org.freedesktop.DBus.Error.NoServer",
         "cannot reach systemd (" + "; ".join(tried) + ")",
+        method="connect",
+    )
+
+
+# --- the calling user's systemd manager (systemd --user, in user@UID.service) ---------
+
+
+def user_bus_candidates(env: dict[str, str] | None = None, uid: int | None = None) -> list[
+    tuple[str, bool]
+]:
+    """Where the calling user's systemd manager is reached, in order: (socket path,
+    direct). ``$DBUS_SESSION_BUS_ADDRESS`` (a ``unix:path=`` address), else
+    ``$XDG_RUNTIME_DIR/bus`` (the user's bus daemon), else the manager's private socket
+    ``/run/user/UID/systemd/private`` (``$XDG_RUNTIME_DIR/systemd/private``): a direct
+    D-Bus connection without a bus daemon, no ``Hello``, as ``systemctl --user`` uses it.
+    """
+    e = os.environ if env is None else env
+    me = os.geteuid() if uid is None else uid
+    out: list[tuple[str, bool]] = []
+    session = e.get("DBUS_SESSION_BUS_ADDRESS")
+    path = _address_path(session) if session else None
+    if path:
+        out.append((path, False))
+    runtime = e.get("XDG_RUNTIME_DIR") or f"/run/user/{me}"
+    out.append((os.path.join(runtime, "bus"), False))
+    out.append((os.path.join(runtime, "systemd/private"), True))
+    fallback = f"/run/user/{me}/systemd/private"
+    if (fallback, True) not in out:
+        out.append((fallback, True))
+    return out
+
+
+def connect_user(*, timeout: float = 2.0) -> Connection:
+    """Connect to the calling user's systemd manager (:func:`user_bus_candidates`, the
+    first that answers). Raises :class:`SystemdError` naming each place tried."""
+    tried: list[str] = []
+    for path, direct in user_bus_candidates():
+        if not os.path.exists(path):
+            tried.append(f"{path}: missing")
+            continue
+        try:
+            return Connection(path, direct=direct, timeout=timeout)
+        except (OSError, SystemdError, ValueError) as e:
+            tried.append(f"{path}: {e}")
+        except Exception as e:  # jeepney's AuthenticationError and the like
+            tried.append(f"{path}: {type(e).__name__}: {e}")
+    raise SystemdError(
+        "org.freedesktop.DBus.Error.NoServer",
+        "cannot reach the user's systemd manager (" + "; ".join(tried) + "); it runs "
+        "as user@UID.service while the user is logged in, or always with "
+        "'loginctl enable-linger USER'",
         method="connect",
     )

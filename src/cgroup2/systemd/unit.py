@@ -31,7 +31,7 @@ from ..errors import CgroupDeletedError, CgroupError, InvalidPidError, KernelErr
 from ..manager import UNIT_SUBGROUP, Manager, _restore_text
 from ..paths import default_mountpoint
 from ..resources import CONTROLLERS, Resources, Value
-from .dbus import Connection, SystemdError, connect
+from .dbus import Connection, SystemdError, connect, connect_user
 from .names import DEFAULT_SLICE, check_unit_name, unit_path
 from .properties import Plan, Property, Setting, plan, resource_settings, unit_properties
 
@@ -108,8 +108,13 @@ def control_group(conn: Connection, unit: str) -> str | None:
     return str(cg) if cg else None
 
 
-def _open(timeout: float = 2.0) -> tuple[Connection, int]:
-    conn = connect(timeout=timeout)
+#: The slice of a transient unit of the user's manager when none is named.
+USER_DEFAULT_SLICE = "app.slice"
+
+
+def _open(timeout: float = 2.0, *, user: bool = False) -> tuple[Connection, int]:
+    """A subscribed connection to systemd (``user``: the calling user's manager)."""
+    conn = connect_user(timeout=timeout) if user else connect(timeout=timeout)
     try:
         conn.subscribe()
         return conn, systemd_version(conn)
@@ -159,8 +164,13 @@ def create(
     *,
     timeout: float = JOB_TIMEOUT,
     description: str | None = None,
+    user: bool = False,
 ) -> Manager:
     """Start the transient unit ``unit`` in ``slice_name`` with ``resources``.
+
+    ``user``: ask the calling user's systemd manager (``systemd --user``; default slice
+    ``app.slice``) instead of the system's; the unit's group is then the user's, inside
+    ``user@UID.service``, and delegated to it as well (``Delegate=yes``).
 
     On ``UnitExists`` the failed unit of that name is reset and the start retried once; a
     slice that is still there is then updated. A property systemd refuses is dropped and
@@ -168,7 +178,7 @@ def create(
     started, it is stopped again.
     """
     check_unit_name(unit)
-    slice_name = slice_name or DEFAULT_SLICE
+    slice_name = slice_name or (USER_DEFAULT_SLICE if user else DEFAULT_SLICE)
     check_unit_name(slice_name, what="slice")
     if not slice_name.endswith(".slice"):
         raise CgroupError(f"cgroups: invalid systemd slice {slice_name!r}: must end in '.slice'")
@@ -179,12 +189,13 @@ def create(
     group = unit_path(slice_name, unit)
     mountpoint = default_mountpoint()
     base = unit_properties(unit, slice_name, pid, description=description)
-    conn, version = _open()
+    conn, version = _open(user=user)
     with conn:
         p = _start(conn, unit, base, settings, rest, version, timeout)
         try:
             group, p = _cross_check(conn, unit, group, p)
             m = Manager(mountpoint, group, unit=unit)
+            m.systemd_user = user
             if p.subgroup:
                 _write_subgroup(m, p.subgroup, rollback=False)
         except BaseException:
@@ -344,24 +355,25 @@ def _move_procs(d: Dir, leaf: Dir) -> None:
 # --- load, update, delete -------------------------------------------------------------
 
 
-def load(slice_name: str, unit: str) -> Manager:
+def load(slice_name: str, unit: str, *, user: bool = False) -> Manager:
     """The group of the existing unit ``unit`` in ``slice_name``.
 
     The path is computed from the names (and taken from systemd's ``ControlGroup`` when
     systemd can be asked); :class:`CgroupDeletedError` when the group does not exist.
     """
     check_unit_name(unit)
-    slice_name = slice_name or DEFAULT_SLICE
+    slice_name = slice_name or (USER_DEFAULT_SLICE if user else DEFAULT_SLICE)
     check_unit_name(slice_name, what="slice")
     group = unit_path(slice_name, unit)
     try:
-        conn = connect(timeout=1.0)
+        conn = connect_user(timeout=1.0) if user else connect(timeout=1.0)
     except SystemdError:
         conn = None
     if conn is not None:
         with conn, contextlib.suppress(SystemdError):
             group = control_group(conn, unit) or group
     m = Manager(default_mountpoint(), group, unit=unit)
+    m.systemd_user = user
     if not os.path.isdir(m.path):
         raise CgroupDeletedError(
             f"cgroups: cgroup deleted: {m.path} (unit {unit}) does not exist",
@@ -403,7 +415,7 @@ def update(m: Manager, resources: Resources | None) -> None:
     settings, rest = resource_settings(resources, proc_devices=_proc_devices(resources))
     if rest and m.unit.endswith(".slice"):
         raise _not_delegated(m.unit, rest)
-    conn, version = _open()
+    conn, version = _open(user=m.systemd_user)
     with conn:
         p = _set_properties(conn, m.unit, settings, rest, version, set())
     if p.subgroup:
@@ -433,7 +445,7 @@ def delete(m: Manager, *, timeout: float = JOB_TIMEOUT) -> None:
     sub-groups included) and wait for the stop job; a unit already gone is success."""
     if m.unit is None:
         raise CgroupError(f"cgroups: {m.path} is not owned by a systemd unit (use delete())")
-    conn, _ = _open()
+    conn, _ = _open(user=m.systemd_user)
     with conn:
         _stop(conn, m.unit, timeout)
     # systemd removes the group when the unit is unloaded, right after the job; wait a
