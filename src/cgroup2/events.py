@@ -56,6 +56,7 @@ from typing import TYPE_CHECKING, Generic, Self, TypeVar
 
 if TYPE_CHECKING:
     import asyncio
+    import threading
 
     from .pressure import PressureEvent, PressureTrigger
 
@@ -312,6 +313,7 @@ class EventWatcher:
             os.close(self._ino)
             raise
         self._queue: asyncio.Queue[Notice] | None = None
+        self._busy: threading.RLock | None = None  # held by a poll in a worker thread
         self._loop: asyncio.AbstractEventLoop | None = None
         self._waiter: asyncio.Future[None] | None = None
 
@@ -409,7 +411,9 @@ class EventWatcher:
         Each trigger is its own fd (the kernel allows one trigger per open file), kept
         until :meth:`remove_pressure` or :meth:`close`, costing nothing while it does not
         fire; any number of triggers of any groups can share the watcher, and the group
-        need not be watched with :meth:`add`. A firing comes out as a ``PRESSURE``
+        need not be watched with :meth:`add`. ``async for`` waits for them in a worker
+        thread (:meth:`attach` and :meth:`wait_readable` are refused: a poll of the epoll
+        fd from another poller takes a trigger's event). A firing comes out as a ``PRESSURE``
         :class:`Notice`; the removal of the group as one ``DELETED`` notice per trigger
         (``EPOLLERR`` on its fd), which drops it. The same trigger twice on one group, or
         a trigger the kernel refuses, raises :class:`~cgroup2.errors.PressureTriggerError`
@@ -419,6 +423,11 @@ class EventWatcher:
         from .pressure import open_trigger, read_event
 
         ep = self._live()
+        if self._waiter is not None or self._queue is not None:
+            raise CgroupError(
+                "cgroups: watch: pressure triggers cannot be added while the watcher is "
+                "attached to an event loop (the loop's poll would take their events)"
+            )
         if not isinstance(path, str) or not os.path.isabs(path):
             raise CgroupError(f"cgroups: watch: {path!r} is not an absolute path")
         path = os.path.normpath(path)
@@ -648,8 +657,17 @@ class EventWatcher:
     # -- asyncio -------------------------------------------------------------------------
 
     async def wait_readable(self) -> None:
-        """Wait (in the running loop, no thread) until the epoll fd is readable."""
+        """Wait (in the running loop, no thread) until the epoll fd is readable.
+
+        Refused while pressure triggers are set (the loop's poll of this epoll would take
+        their events: see :meth:`add_pressure`); ``async for`` handles them.
+        """
         ep = self._live()
+        if self._pfds:
+            raise CgroupError(
+                "cgroups: watch: wait_readable()/attach() with pressure triggers would lose "
+                "their events (a poll of the epoll fd takes them); use 'async for'"
+            )
         if self._waiter is not None or self._queue is not None:
             raise CgroupError("cgroups: watch: the watcher is already waited on by asyncio")
         import asyncio  # here, not at module level: asyncio costs ~40 ms to import
@@ -678,10 +696,36 @@ class EventWatcher:
         while self._ep is not None:
             notices = self.poll(0)
             if not notices:
-                await self.wait_readable()
-                continue
+                if self._pfds:
+                    notices = await self._poll_in_thread()
+                else:
+                    await self.wait_readable()
+                    continue
             for n in notices:
                 yield n
+
+    async def _poll_in_thread(self, timeout: float = 0.25) -> list[Notice]:
+        """:meth:`poll` in a worker thread, for a watcher with pressure triggers.
+
+        A PSI trigger's ``EPOLLPRI`` is reported once: the kernel's poll of the trigger's
+        file takes the event (``psi_trigger_poll()``). An epoll fd inside another poller
+        (the loop's own epoll, through ``add_reader``) has its items polled when the outer
+        one checks it, which takes the event before this watcher's ``epoll_wait`` sees it.
+        So with pressure triggers the wait happens in a thread, on this epoll alone, while
+        the loop waits for the result; :meth:`close` waits for that poll to return.
+        """
+        import asyncio
+        import threading
+
+        if self._busy is None:
+            self._busy = threading.RLock()
+        busy = self._busy
+
+        def run() -> list[Notice]:
+            with busy:
+                return [] if self._ep is None else self.poll(timeout)
+
+        return await asyncio.get_running_loop().run_in_executor(None, run)
 
     def attach(self, queue: asyncio.Queue[Notice] | None = None) -> asyncio.Queue[Notice]:
         """Put every notice into ``queue`` (a new one by default) from the running loop.
@@ -694,6 +738,11 @@ class EventWatcher:
         ep = self._live()
         if self._waiter is not None or self._queue is not None:
             raise CgroupError("cgroups: watch: the watcher is already used by asyncio")
+        if self._pfds:
+            raise CgroupError(
+                "cgroups: watch: attach() with pressure triggers would lose their events "
+                "(a poll of the epoll fd takes them); use 'async for'"
+            )
         import asyncio
 
         loop = asyncio.get_running_loop()
@@ -756,6 +805,15 @@ class EventWatcher:
 
     def close(self) -> None:
         """Close every kept fd and the epoll; a waiting ``async for`` ends."""
+        if self._ep is None:
+            return
+        if self._busy is not None:
+            with self._busy:  # a poll in a worker thread (pressure triggers) returns first
+                self._close()
+            return
+        self._close()
+
+    def _close(self) -> None:
         if self._ep is None:
             return
         self.detach()
@@ -1047,6 +1105,16 @@ class PressureEventStream(_Stream["PressureEvent"]):
 
     def _on(self, n: Notice) -> None:  # not used: _feed handles every notice
         raise NotImplementedError
+
+    async def __anext__(self) -> PressureEvent:
+        # the wait runs in a worker thread: see EventWatcher._poll_in_thread
+        while True:
+            item = self._take()
+            if item is not None:
+                return item
+            if self._ended:
+                raise StopAsyncIteration
+            self._feed(await self._watcher._poll_in_thread())
 
 
 # --- inotify -------------------------------------------------------------------------------
