@@ -444,20 +444,9 @@ def prometheus_text(
     seconds, sizes bytes, PSI averages ratios (0..1); a ``max`` limit is ``+Inf``.
     Absent values are left out, and a family without samples is not printed.
     """
+    # one writer for this and `cgroup2 export` (also its working-set gauge): cgroup2.exporter
+    from .exporter import exposition
+
     if isinstance(metrics, Metrics):
-        items: Iterable[tuple[str, Metrics]] = [(group, metrics)]
-    elif isinstance(metrics, Mapping):
-        items = metrics.items()
-    else:
-        items = metrics
-    out = _Out()
-    for g, m in items:
-        _group(out, g, m)
-    text: list[str] = []
-    for name, lines in out.lines.items():
-        if lines:
-            kind, help_ = _FAMILIES[name]
-            text.append(f"# HELP {name} {help_}")
-            text.append(f"# TYPE {name} {kind}")
-            text.extend(lines)
-    return "\n".join(text) + "\n" if text else ""
+        return exposition([(group, metrics)])
+    return exposition(metrics)

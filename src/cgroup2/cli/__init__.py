@@ -430,6 +430,49 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
         ),
     )
     me.add_argument("--json", action="store_true", help="one JSON object")
+    ex = add(
+        sub,
+        "export",
+        help="a Prometheus exporter: every group under a root on /metrics",
+        description=(
+            "Serve GET /metrics over HTTP: one sample of every group under --root (groups "
+            "that appear and disappear are followed) a scrape, read through descriptors "
+            "held open (one pread per file), in the Prometheus text format, or OpenMetrics "
+            "when the scraper asks for it. Metrics are named cgroup_..., with a group "
+            "label; cgroup2_exporter_... are the exporter's own cost. Runs until SIGINT or "
+            "SIGTERM. See the monitoring guide."
+        ),
+    )
+    if not isinstance(ex, _Unused):
+        from ._export import parse_listen, parse_mask
+
+        ex.add_argument(
+            "--listen", type=parse_listen, default=("127.0.0.1", 9753), metavar="HOST:PORT",
+            help="address to serve on (default 127.0.0.1:9753; port 0: any free port)",
+        )
+        ex.add_argument(
+            "--root", metavar="GROUP", default="/", help="groups under GROUP (default /)"
+        )
+        ex.add_argument(
+            "--mask", type=parse_mask, default=None, metavar="PARTS",
+            help="what to read, comma-separated: pids, cpu, memory, memory_stat, "
+            "memory_usage, memory_events, io, rdma, hugetlb, misc, cpuset, psi, "
+            "cpu_pressure, memory_pressure, io_pressure, all (default all)",
+        )
+        ex.add_argument(
+            "--depth", type=lambda v: parse_int(v, "--depth", low=0), metavar="N",
+            help="levels below --root (default: all)",
+        )
+        ex.add_argument(
+            "--no-procs", action="store_true", help="no process counts (cgroup.procs)"
+        )
+        ex.add_argument("--once", action="store_true", help="print one scrape and exit")
+        ex.add_argument(
+            "--openmetrics", action="store_true", help="with --once: OpenMetrics text"
+        )
+        ex.add_argument(
+            "-v", "--verbose", action="store_true", help="log each request on stderr"
+        )
     from . import _completion
 
     _completion.add_parser(sub, arguments=only in (None, "completion"))
@@ -470,6 +513,10 @@ def _dispatch(args: argparse.Namespace, out: Console, err: Console) -> int:
     from ..paths import default_mountpoint
 
     mountpoint = args.mountpoint or default_mountpoint()
+    if cmd == "export":
+        from ._export import cmd_export
+
+        return cmd_export(args, _group_path(args.root, mountpoint), mountpoint)
     if cmd == "run":
         from ._run import run_command
 

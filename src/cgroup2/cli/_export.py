@@ -1,0 +1,139 @@
+"""``cgroup2 export``: a Prometheus exporter of every group under a root.
+
+``GET /metrics`` answers with one :meth:`cgroup2.sampler.Sampler.sample` of the groups
+under ``--root`` (followed as groups come and go), written by :mod:`cgroup2.exporter`:
+the text format 0.0.4, or OpenMetrics 1.0 when the scraper's ``Accept`` header prefers it
+(Prometheus does). ``--once`` prints one scrape on standard output and exits (for
+``promtool check metrics``, cron or a node-exporter textfile).
+
+The sampler holds a descriptor for each group's directory and each file the mask reads.
+When ``RLIMIT_NOFILE``'s hard limit is too low for that (it cannot be raised without
+CAP_SYS_RESOURCE), the command says so on stderr and reads the groups by
+``open``/``read``/``close`` on each scrape instead (:class:`cgroup2.exporter.Walker`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+from types import FrameType
+
+from .._statmask import StatMask
+from ..errors import CgroupError
+from ._units import UsageError
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from ..exporter import SamplerLike
+
+__all__ = ["cmd_export", "parse_listen", "parse_mask"]
+
+
+def parse_mask(text: str) -> StatMask:
+    """``cpu,memory,psi``: StatMask members by name (any case), joined by commas."""
+    mask = StatMask(0)
+    for word in text.split(","):
+        name = word.strip().upper().replace("-", "_")
+        if name == "ALL" or (name and name in StatMask.__members__):
+            mask |= StatMask[name]
+        else:
+            raise UsageError(
+                f"invalid --mask {text!r}: {word.strip()!r} is not one of "
+                f"{', '.join(n for n in StatMask.__members__).lower()}"
+            )
+    return mask
+
+
+def parse_listen(text: str) -> tuple[str, int]:
+    """``HOST:PORT`` (``[::1]:9753`` for IPv6; ``:9753`` for every address)."""
+    host, sep, port = text.rpartition(":")
+    if not sep or not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise UsageError(f"invalid --listen {text!r}: HOST:PORT, e.g. 127.0.0.1:9753")
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+    return host, int(port)
+
+
+class _Stop(Exception):
+    pass
+
+
+def _stop(signum: int, frame: FrameType | None) -> None:
+    raise _Stop
+
+
+def _make_sampler(args: argparse.Namespace, group: str, mountpoint: str) -> SamplerLike:
+    """A :class:`~cgroup2.sampler.Sampler` of the groups under ``group``; files past the
+    descriptor limit are read by open/read/close (``overflow="reopen"``); when even the
+    group directories do not fit, a :class:`~cgroup2.exporter.Walker`."""
+    from ..exporter import Walker
+    from ..manager import Manager
+    from ..sampler import Sampler
+
+    root = Manager.load(group, mountpoint=mountpoint)
+    try:
+        return Sampler(root=root, mask=args.mask, depth=args.depth, overflow="reopen")
+    except CgroupError as e:
+        if "RLIMIT_NOFILE" not in str(e):
+            raise
+        _say_walking(e)
+    return Walker(group, mountpoint=mountpoint, mask=args.mask, depth=args.depth)
+
+
+def _say_walking(e: CgroupError) -> None:
+    print(
+        f"cgroup2: export: {str(e).removeprefix('cgroups: ')}; walking the groups and "
+        f"reading them by open/read/close on each scrape instead",
+        file=sys.stderr,
+    )
+
+
+def cmd_export(args: argparse.Namespace, group: str, mountpoint: str) -> int:
+    """Serve ``/metrics`` until SIGINT or SIGTERM (exit status 0), or print one scrape."""
+    from ..exporter import Exporter, Walker, make_server
+
+    if args.mask is None:
+        args.mask = StatMask.ALL
+    if args.openmetrics and not args.once:
+        raise UsageError("export: --openmetrics is for --once (a scraper asks for it itself)")
+    host, port = args.listen
+    sampler = _make_sampler(args, group, mountpoint)
+    try:
+        exporter = Exporter(sampler, procs=not args.no_procs)
+        try:
+            body = exporter.scrape(openmetrics=args.openmetrics)  # also opens the files
+        except CgroupError as e:
+            if "RLIMIT_NOFILE" not in str(e):
+                raise
+            _say_walking(e)
+            sampler.close()
+            sampler = Walker(group, mountpoint=mountpoint, mask=args.mask, depth=args.depth)
+            exporter = Exporter(sampler, procs=not args.no_procs)
+            body = exporter.scrape(openmetrics=args.openmetrics)
+        if args.once:
+            sys.stdout.buffer.write(body)
+            sys.stdout.flush()
+            return 0
+        try:
+            server = make_server(exporter, host, port, verbose=args.verbose)
+        except OSError as e:
+            raise UsageError(f"export: cannot listen on {host}:{port}: {e.strerror}") from None
+        old = signal.signal(signal.SIGTERM, _stop)
+        try:
+            where = f"[{host}]" if ":" in host else host
+            print(
+                f"cgroup2: export: serving http://{where}:{server.server_address[1]}/metrics "
+                f"({exporter.last_groups} groups under {group})",
+                file=sys.stderr,
+                flush=True,
+            )
+            server.serve_forever(poll_interval=0.5)
+        except (_Stop, KeyboardInterrupt):
+            pass
+        finally:
+            signal.signal(signal.SIGTERM, old)
+            server.server_close()
+        return 0
+    finally:
+        sampler.close()

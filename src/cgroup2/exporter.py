@@ -1,0 +1,593 @@
+"""The Prometheus exposition of :class:`~cgroup2.stats.Metrics`, served by ``cgroup2 export``.
+
+:func:`exposition` writes the text format (0.0.4) or OpenMetrics 1.0 of many groups;
+:class:`Exporter` puts a sampler (:class:`cgroup2.sampler.Sampler`: held descriptors, one
+``pread`` per file) behind it, one scrape one ``sample()``, with the exporter's own cost;
+:func:`make_server` serves it over HTTP (``GET /metrics``) from the standard library.
+
+Conventions (Prometheus's): every family is named ``cgroup_...``, has one HELP and one TYPE
+line, and its samples follow them together (a family's lines must be contiguous); every
+sample carries a ``group`` label with the group's path below the mount (``/a/b``; ``\\``,
+``"`` and newline escaped); counters end in ``_total`` (in OpenMetrics the TYPE and HELP
+lines name the family without it); times are seconds, sizes bytes, PSI averages ratios
+(0..1); a ``max`` limit is ``+Inf``. Absent values are left out and a family without
+samples is not written.
+
+The writer is this module's own, not the ``prometheus-client`` package: on 10,000 groups
+it writes the same samples several times faster (``benchmarks/export.py`` measures both).
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import socket
+import sys
+import threading
+import time
+from collections.abc import Iterable, Mapping
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Protocol
+
+from ._fs import Dir
+from ._statmask import StatMask
+from .controllers._parse import U64_MAX
+from .controllers.memory import MEMORY_STAT_KEYS
+from .errors import CgroupDeletedError, CgroupError
+from .stats import Metrics, PSIStats
+
+__all__ = [
+    "FAMILIES",
+    "OPENMETRICS_TYPE",
+    "TEXT_TYPE",
+    "Exporter",
+    "SamplerLike",
+    "Walker",
+    "escape_label",
+    "exposition",
+    "make_server",
+    "wants_openmetrics",
+]
+
+#: Content types of the two formats.
+TEXT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+OPENMETRICS_TYPE = "application/openmetrics-text; version=1.0.0; charset=utf-8"
+
+# memory.stat keys that are sizes in bytes (Documentation/admin-guide/cgroup-v2.rst); the
+# others are event counts (the prefixes below) or, if unknown, exported untyped.
+# fmt: off
+_MEMORY_BYTES = frozenset(
+    (
+        "anon", "file", "kernel", "kernel_stack", "pagetables", "sec_pagetables", "percpu",
+        "sock", "vmalloc", "shmem", "zswap", "zswapped", "file_mapped", "file_dirty",
+        "file_writeback", "swapcached", "anon_thp", "file_thp", "shmem_thp", "inactive_anon",
+        "active_anon", "inactive_file", "active_file", "unevictable", "slab_reclaimable",
+        "slab_unreclaimable", "slab", "hugetlb",
+    )
+)
+# fmt: on
+_MEMORY_EVENT_PREFIXES = ("pg", "workingset_", "thp_", "zswp", "pswp", "numa_", "swpin", "swpout")
+_MEMORY_EVENTS_NAMED = ("low", "high", "max", "oom", "oom_kill", "oom_group_kill")
+
+#: name -> (type, help); the order here is the order of the output.
+FAMILIES: dict[str, tuple[str, str]] = {
+    "cgroup_procs": ("gauge", "Processes in the group itself (lines of cgroup.procs)."),
+    "cgroup_pids_current": ("gauge", "Tasks in the group and below (pids.current)."),
+    "cgroup_pids_limit": ("gauge", "Task limit (pids.max); +Inf for max."),
+    "cgroup_cpu_usage_seconds_total": ("counter", "CPU time used (cpu.stat usage_usec)."),
+    "cgroup_cpu_user_seconds_total": ("counter", "CPU time in user mode (cpu.stat user_usec)."),
+    "cgroup_cpu_system_seconds_total": (
+        "counter",
+        "CPU time in kernel mode (cpu.stat system_usec).",
+    ),
+    "cgroup_cpu_periods_total": ("counter", "Enforcement periods elapsed (cpu.stat nr_periods)."),
+    "cgroup_cpu_throttled_periods_total": (
+        "counter",
+        "Periods in which the group was throttled (cpu.stat nr_throttled).",
+    ),
+    "cgroup_cpu_throttled_seconds_total": ("counter", "Time throttled (cpu.stat throttled_usec)."),
+    "cgroup_cpu_bursts_total": ("counter", "Periods with a burst (cpu.stat nr_bursts)."),
+    "cgroup_cpu_burst_seconds_total": ("counter", "Time spent bursting (cpu.stat burst_usec)."),
+    "cgroup_memory_usage_bytes": ("gauge", "Memory in use (memory.current)."),
+    "cgroup_memory_working_set_bytes": (
+        "gauge",
+        "Memory in use less inactive file pages (memory.current - memory.stat inactive_file).",
+    ),
+    "cgroup_memory_limit_bytes": ("gauge", "Memory limit (memory.max); +Inf for max."),
+    "cgroup_memory_peak_bytes": ("gauge", "Peak memory in use (memory.peak)."),
+    "cgroup_memory_swap_usage_bytes": ("gauge", "Swap in use (memory.swap.current)."),
+    "cgroup_memory_swap_limit_bytes": ("gauge", "Swap limit (memory.swap.max); +Inf for max."),
+    "cgroup_memory_swap_peak_bytes": ("gauge", "Peak swap in use (memory.swap.peak)."),
+    "cgroup_memory_stat_bytes": ("gauge", "A size from memory.stat, by key."),
+    "cgroup_memory_stat_events_total": ("counter", "An event count from memory.stat, by key."),
+    "cgroup_memory_stat": ("untyped", "Another memory.stat key this library does not classify."),
+    "cgroup_memory_events_total": ("counter", "Memory events (memory.events), by event."),
+    "cgroup_io_bytes_total": ("counter", "Bytes transferred (io.stat rbytes/wbytes/dbytes)."),
+    "cgroup_io_ops_total": ("counter", "Operations (io.stat rios/wios/dios)."),
+    "cgroup_rdma_current": ("gauge", "RDMA resources in use (rdma.current)."),
+    "cgroup_rdma_limit": ("gauge", "RDMA resource limit (rdma.max); +Inf for max."),
+    "cgroup_hugetlb_usage_bytes": ("gauge", "Huge pages in use (hugetlb.<size>.current)."),
+    "cgroup_hugetlb_limit_bytes": ("gauge", "Huge page limit (hugetlb.<size>.max); +Inf for max."),
+    "cgroup_hugetlb_failcnt_total": (
+        "counter",
+        "Allocations refused by the limit (hugetlb.<size>.events max).",
+    ),
+    "cgroup_hugetlb_reserved_bytes": (
+        "gauge",
+        "Huge pages reserved (hugetlb.<size>.rsvd.current).",
+    ),
+    "cgroup_hugetlb_reserved_limit_bytes": (
+        "gauge",
+        "Huge page reservation limit (hugetlb.<size>.rsvd.max); +Inf for max.",
+    ),
+    "cgroup_misc_current": ("gauge", "Misc resource in use (misc.current)."),
+    "cgroup_misc_limit": ("gauge", "Misc resource limit (misc.max); +Inf for max."),
+    "cgroup_misc_failcnt_total": ("counter", "Charges refused by the limit (misc.events)."),
+    "cgroup_cpuset_cpus_effective": ("gauge", "CPUs the group may use (cpuset.cpus.effective)."),
+    "cgroup_cpuset_mems_effective": (
+        "gauge",
+        "Memory nodes the group may use (cpuset.mems.effective).",
+    ),
+    "cgroup_pressure_stalled_seconds_total": (
+        "counter",
+        "Time with tasks stalled on a resource (<resource>.pressure total).",
+    ),
+    "cgroup_pressure_ratio": (
+        "gauge",
+        "Share of time stalled, averaged over a window (<resource>.pressure avg10/60/300).",
+    ),
+    # the exporter's own cost (written by Exporter.scrape, last)
+    "cgroup2_exporter_scrape_duration_seconds": (
+        "gauge",
+        "Wall time of this scrape until this line: the sample and its exposition.",
+    ),
+    "cgroup2_exporter_sample_duration_seconds": (
+        "gauge",
+        "Wall time of this scrape's sample (one pread per held file).",
+    ),
+    "cgroup2_exporter_groups": ("gauge", "Groups sampled by this scrape."),
+    "cgroup2_exporter_open_fds": (
+        "gauge",
+        "Descriptors of group files the exporter holds open between scrapes.",
+    ),
+    "cgroup2_exporter_scrapes_total": ("counter", "Scrapes served since the exporter started."),
+    "cgroup2_exporter_cpu_seconds_total": (
+        "counter",
+        "CPU time (user and system) of the exporter process since it started.",
+    ),
+}
+
+_INF = "+Inf"
+
+
+def escape_label(value: str) -> str:
+    """A label value as the exposition writes it between quotes: ``\\`` -> ``\\\\``,
+    ``"`` -> ``\\"``, newline -> ``\\n``. Bytes of a group name that are not UTF-8 (read
+    with ``surrogateescape``) are written as the text ``\\xNN``, so the output stays UTF-8.
+    """
+    if "\\" in value or '"' in value or "\n" in value:
+        value = value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raw = value.encode("utf-8", "surrogateescape")
+        value = raw.decode("utf-8", "backslashreplace").replace("\\x", "\\\\x")
+    return value
+
+
+def _lim(v: int) -> str | int:
+    return _INF if v == U64_MAX else v
+
+
+def _psi(out: dict[str, list[str]], g: str, resource_: str, psi: PSIStats | None) -> None:
+    if psi is None:
+        return
+    stalled = out["cgroup_pressure_stalled_seconds_total"]
+    ratio = out["cgroup_pressure_ratio"]
+    for kind, d in (("some", psi.some), ("full", psi.full)):
+        if d is None:
+            continue
+        lb = f'{g},resource="{resource_}",kind="{kind}"'
+        stalled.append(f"cgroup_pressure_stalled_seconds_total{{{lb}}} {d.total / 1e6!r}")
+        ratio.append(f'cgroup_pressure_ratio{{{lb},window="10s"}} {round(d.avg10 / 100, 6)!r}')
+        ratio.append(f'cgroup_pressure_ratio{{{lb},window="60s"}} {round(d.avg60 / 100, 6)!r}')
+        ratio.append(f'cgroup_pressure_ratio{{{lb},window="300s"}} {round(d.avg300 / 100, 6)!r}')
+
+
+# memory.stat key -> (family, the key's label text); filled on first use of each key
+_MEMORY_KEY: dict[str, tuple[str, str]] = {}
+
+
+def _memory_key(key: str) -> tuple[str, str]:
+    hit = _MEMORY_KEY.get(key)
+    if hit is None:
+        if key in _MEMORY_BYTES:
+            name = "cgroup_memory_stat_bytes"
+        elif key.startswith(_MEMORY_EVENT_PREFIXES):
+            name = "cgroup_memory_stat_events_total"
+        else:
+            name = "cgroup_memory_stat"
+        hit = (name, f',key="{escape_label(key)}"}} ')
+        if len(_MEMORY_KEY) < 4096:
+            _MEMORY_KEY[key] = hit
+    return hit
+
+
+def _group(out: dict[str, list[str]], g: str, m: Metrics) -> None:
+    """Append the samples of one group (label text ``g``) to the families in ``out``."""
+    if (p := m.pids) is not None:
+        if p.current is not None:
+            out["cgroup_pids_current"].append(f"cgroup_pids_current{{{g}}} {p.current}")
+        if p.limit is not None:
+            out["cgroup_pids_limit"].append(f"cgroup_pids_limit{{{g}}} {_lim(p.limit)}")
+    if (c := m.cpu) is not None:
+        if (v := c.usage_usec) is not None:
+            out["cgroup_cpu_usage_seconds_total"].append(
+                f"cgroup_cpu_usage_seconds_total{{{g}}} {v / 1e6!r}"
+            )
+        if (v := c.user_usec) is not None:
+            out["cgroup_cpu_user_seconds_total"].append(
+                f"cgroup_cpu_user_seconds_total{{{g}}} {v / 1e6!r}"
+            )
+        if (v := c.system_usec) is not None:
+            out["cgroup_cpu_system_seconds_total"].append(
+                f"cgroup_cpu_system_seconds_total{{{g}}} {v / 1e6!r}"
+            )
+        if (v := c.nr_periods) is not None:
+            out["cgroup_cpu_periods_total"].append(f"cgroup_cpu_periods_total{{{g}}} {v}")
+        if (v := c.nr_throttled) is not None:
+            out["cgroup_cpu_throttled_periods_total"].append(
+                f"cgroup_cpu_throttled_periods_total{{{g}}} {v}"
+            )
+        if (v := c.throttled_usec) is not None:
+            out["cgroup_cpu_throttled_seconds_total"].append(
+                f"cgroup_cpu_throttled_seconds_total{{{g}}} {v / 1e6!r}"
+            )
+        if (v := c.nr_bursts) is not None:
+            out["cgroup_cpu_bursts_total"].append(f"cgroup_cpu_bursts_total{{{g}}} {v}")
+        if (v := c.burst_usec) is not None:
+            out["cgroup_cpu_burst_seconds_total"].append(
+                f"cgroup_cpu_burst_seconds_total{{{g}}} {v / 1e6!r}"
+            )
+        _psi(out, g, "cpu", c.psi)
+    if (mem := m.memory) is not None:
+        for name, v, limit in (
+            ("cgroup_memory_usage_bytes", mem.usage, False),
+            ("cgroup_memory_working_set_bytes", mem.working_set, False),
+            ("cgroup_memory_limit_bytes", mem.usage_limit, True),
+            ("cgroup_memory_peak_bytes", mem.max_usage, False),
+            ("cgroup_memory_swap_usage_bytes", mem.swap_usage, False),
+            ("cgroup_memory_swap_limit_bytes", mem.swap_limit, True),
+            ("cgroup_memory_swap_peak_bytes", mem.swap_max_usage, False),
+        ):
+            if v is not None:
+                out[name].append(f"{name}{{{g}}} {_lim(v) if limit else v}")
+        pre = "{" + g
+        for key in MEMORY_STAT_KEYS:
+            if (v := getattr(mem, key)) is not None:
+                name, tail = _memory_key(key)
+                out[name].append(f"{name}{pre}{tail}{v}")
+        for key, v in mem.other.items():
+            name, tail = _memory_key(key)
+            out[name].append(f"{name}{pre}{tail}{v}")
+        _psi(out, g, "memory", mem.psi)
+    if (ev := m.memory_events) is not None:
+        lines = out["cgroup_memory_events_total"]
+        for key in _MEMORY_EVENTS_NAMED:
+            if (v := getattr(ev, key)) is not None:
+                lines.append(f'cgroup_memory_events_total{{{g},event="{key}"}} {v}')
+        for key, v in ev.other.items():
+            lines.append(f'cgroup_memory_events_total{{{g},event="{escape_label(key)}"}} {v}')
+    if (io := m.io) is not None:
+        nbytes, ops = out["cgroup_io_bytes_total"], out["cgroup_io_ops_total"]
+        for e in io.usage or ():
+            dev = f'{g},device="{e.major}:{e.minor}"'
+            for op, b, n in (
+                ("read", e.rbytes, e.rios),
+                ("write", e.wbytes, e.wios),
+                ("discard", e.dbytes, e.dios),
+            ):
+                if b is not None:
+                    nbytes.append(f'cgroup_io_bytes_total{{{dev},op="{op}"}} {b}')
+                if n is not None:
+                    ops.append(f'cgroup_io_ops_total{{{dev},op="{op}"}} {n}')
+        _psi(out, g, "io", io.psi)
+    if (r := m.rdma) is not None:
+        for name, entries in (("cgroup_rdma_current", r.current), ("cgroup_rdma_limit", r.limit)):
+            lines = out[name]
+            for re_ in entries or ():
+                dev = f'{g},device="{escape_label(re_.device)}"'
+                if (v := re_.hca_handles) is not None:
+                    lines.append(f'{name}{{{dev},resource="hca_handle"}} {_lim(v)}')
+                if (v := re_.hca_objects) is not None:
+                    lines.append(f'{name}{{{dev},resource="hca_object"}} {_lim(v)}')
+    for h in m.hugetlb or ():
+        ps = f'{g},pagesize="{escape_label(h.pagesize)}"'
+        for name, v, limit in (
+            ("cgroup_hugetlb_usage_bytes", h.current, False),
+            ("cgroup_hugetlb_limit_bytes", h.max, True),
+            ("cgroup_hugetlb_failcnt_total", h.failcnt, False),
+            ("cgroup_hugetlb_reserved_bytes", h.rsvd_current, False),
+            ("cgroup_hugetlb_reserved_limit_bytes", h.rsvd_max, True),
+        ):
+            if v is not None:
+                out[name].append(f"{name}{{{ps}}} {_lim(v) if limit else v}")
+    for x in m.misc or ():
+        res = f'{g},resource="{escape_label(x.name)}"'
+        for name, v, limit in (
+            ("cgroup_misc_current", x.current, False),
+            ("cgroup_misc_limit", x.max, True),
+            ("cgroup_misc_failcnt_total", x.failcnt, False),
+        ):
+            if v is not None:
+                out[name].append(f"{name}{{{res}}} {_lim(v) if limit else v}")
+    if (cs := m.cpuset) is not None:
+        out["cgroup_cpuset_cpus_effective"].append(
+            f"cgroup_cpuset_cpus_effective{{{g}}} {len(cs.cpus_effective)}"
+        )
+        out["cgroup_cpuset_mems_effective"].append(
+            f"cgroup_cpuset_mems_effective{{{g}}} {len(cs.mems_effective)}"
+        )
+
+
+def _headers(name: str, openmetrics: bool) -> str:
+    kind, help_ = FAMILIES[name]
+    if openmetrics:
+        family = name.removesuffix("_total") if kind == "counter" else name
+        kind = "unknown" if kind == "untyped" else kind
+        return f"# HELP {family} {help_}\n# TYPE {family} {kind}\n"
+    return f"# HELP {name} {help_}\n# TYPE {name} {kind}\n"
+
+
+def exposition(
+    metrics: Mapping[str, Metrics] | Iterable[tuple[str, Metrics]],
+    *,
+    openmetrics: bool = False,
+    procs: Mapping[str, int] | None = None,
+    own: Mapping[str, float] | None = None,
+) -> str:
+    """The exposition of many groups: ``metrics`` maps a group path to its
+    :class:`~cgroup2.stats.Metrics`; ``procs`` (optional) a group path to its process count
+    (``cgroup_procs``); ``own`` (optional) values of the ``cgroup2_exporter_*`` families.
+
+    The text format 0.0.4 by default (``""`` when there is no sample); with
+    ``openmetrics``, OpenMetrics 1.0 (counter families named without ``_total`` in HELP
+    and TYPE, ``unknown`` for untyped, ending with ``# EOF``).
+    """
+    items = metrics.items() if isinstance(metrics, Mapping) else metrics
+    out: dict[str, list[str]] = {name: [] for name in FAMILIES}
+    nprocs = out["cgroup_procs"]
+    for group, m in items:
+        g = f'group="{escape_label(group)}"'
+        if procs is not None and (n := procs.get(group)) is not None:
+            nprocs.append(f"cgroup_procs{{{g}}} {n}")
+        _group(out, g, m)
+    for name, v in (own or {}).items():
+        out[name].append(f"{name} {v!r}" if isinstance(v, float) else f"{name} {v}")
+    parts: list[str] = []
+    for name, lines in out.items():
+        if lines:
+            parts.append(_headers(name, openmetrics))
+            lines.append("")  # the last sample's newline
+            parts.append("\n".join(lines))
+    if openmetrics:
+        parts.append("# EOF\n")
+    return "".join(parts)
+
+
+def wants_openmetrics(accept: str | None) -> bool:
+    """Whether an HTTP ``Accept`` header prefers OpenMetrics to the text format (by its
+    ``q`` weights; Prometheus asks for ``application/openmetrics-text`` first)."""
+    if not accept:
+        return False
+    best_om = best_text = -1.0
+    for item in accept.split(","):
+        media, *params = (p.strip() for p in item.split(";"))
+        q = 1.0
+        for p in params:
+            k, _, v = p.partition("=")
+            if k.strip().lower() == "q":
+                try:
+                    q = float(v)
+                except ValueError:
+                    q = 0.0
+        media = media.lower()
+        if media == "application/openmetrics-text":
+            best_om = max(best_om, q)
+        elif media in ("text/plain", "text/*", "*/*"):
+            best_text = max(best_text, q)
+    return best_om > 0 and best_om >= best_text
+
+
+class SamplerLike(Protocol):
+    """What :class:`Exporter` needs of a sampler (:class:`cgroup2.sampler.Sampler`)."""
+
+    def sample(self) -> Mapping[str, Metrics]: ...
+
+    @property
+    def fd_count(self) -> int: ...
+
+    def close(self) -> None: ...
+
+
+class Walker:
+    """The sampler of last resort: every group under ``root`` (to ``depth`` levels below
+    it) walked and read by ``open``/``read``/``close`` on each sample, as ``stat()`` reads
+    a group, holding no descriptor between samples.
+
+    For a tree too big for descriptors held (:class:`cgroup2.sampler.Sampler` needs one
+    for each group's directory and each file the mask reads, and ``RLIMIT_NOFILE``'s hard
+    limit may be lower than that). :meth:`sample` also counts each group's processes
+    (the lines of ``cgroup.procs``), kept in :attr:`procs`.
+    """
+
+    def __init__(
+        self,
+        root: str,
+        *,
+        mountpoint: str,
+        mask: StatMask = StatMask.ALL,
+        depth: int | None = None,
+    ) -> None:
+        self.mountpoint = mountpoint.rstrip("/")
+        self.root = root
+        self.mask = mask
+        self.depth = depth
+        self.procs: dict[str, int] = {}
+
+    fd_count = 0
+
+    def sample(self) -> dict[str, Metrics]:
+        """``{group path: Metrics}`` of every group under the root, in walk order (depth
+        first, by name); a group removed during the walk is left out."""
+        from ._fs import walk
+        from .stats import collect
+
+        out: dict[str, Metrics] = {}
+        procs: dict[str, int] = {}
+        cut = len(self.mountpoint)
+        top = self.mountpoint + (self.root if self.root != "/" else "")
+        with Dir.open(top or "/") as d:
+            for _, g, _, _ in walk(d, max_depth=self.depth):
+                group = g.path[cut:] or "/"
+                try:
+                    out[group] = collect(g, self.mask)
+                    data = g.try_read("cgroup.procs")
+                except CgroupDeletedError:
+                    out.pop(group, None)
+                    continue
+                except CgroupError as e:
+                    if e.errno in (errno.ENODEV, errno.ENOENT):
+                        out.pop(group, None)
+                        continue
+                    if e.errno != errno.EOPNOTSUPP:  # a threaded group's cgroup.procs
+                        raise
+                    data = None
+                if data is not None:
+                    procs[group] = data.count(b"\n")
+        self.procs = procs
+        return out
+
+    def close(self) -> None:
+        """Nothing is held; for the same use as a sampler."""
+
+
+def _process_counts(sampler: SamplerLike, groups: Iterable[str]) -> dict[str, int]:
+    """Each group's process count (lines of ``cgroup.procs``): a :class:`Walker` counted
+    them in its walk; a :class:`~cgroup2.sampler.Sampler` reads the file by ``pread`` on
+    a descriptor it holds from the first read on (``Sampler.read``). A group removed since
+    the sample, or a threaded one (no process list), has no count."""
+    if isinstance(sampler, Walker):
+        return sampler.procs
+    read = getattr(sampler, "read", None)
+    out: dict[str, int] = {}
+    if read is None:
+        return out
+    for g in groups:
+        try:
+            data = read(g, "cgroup.procs")
+        except (KeyError, CgroupDeletedError):
+            continue
+        except CgroupError as e:
+            if e.errno in (errno.ENODEV, errno.ENOENT, errno.EOPNOTSUPP):
+                continue
+            raise
+        if data is not None:
+            out[g] = data.count(b"\n")
+    return out
+
+
+class Exporter:
+    """One scrape, one ``sampler.sample()``: the exposition of what it read, each group's
+    process count (``cgroup_procs``, with ``procs``) and the exporter's own cost. Scrapes
+    are serialized (one lock): a sampler is not shared by two samples at once."""
+
+    def __init__(self, sampler: SamplerLike, *, procs: bool = True) -> None:
+        self.sampler = sampler
+        self.procs = procs
+        self.scrapes = 0
+        self.last_groups = 0
+        self._lock = threading.Lock()
+
+    def scrape(self, *, openmetrics: bool = False) -> bytes:
+        """Sample every group and return the exposition, UTF-8."""
+        with self._lock:
+            t0 = time.perf_counter()
+            metrics = self.sampler.sample()
+            counts = _process_counts(self.sampler, metrics) if self.procs else None
+            t1 = time.perf_counter()
+            self.scrapes += 1
+            self.last_groups = len(metrics)
+            cpu = os.times()
+            own: dict[str, float] = {
+                "cgroup2_exporter_sample_duration_seconds": round(t1 - t0, 6),
+                "cgroup2_exporter_groups": len(metrics),
+                "cgroup2_exporter_open_fds": self.sampler.fd_count,
+                "cgroup2_exporter_scrapes_total": self.scrapes,
+                "cgroup2_exporter_cpu_seconds_total": round(cpu.user + cpu.system, 3),
+            }
+            text = exposition(metrics, openmetrics=openmetrics, procs=counts, own=own)
+            took = round(time.perf_counter() - t0, 6)
+            line = f"cgroup2_exporter_scrape_duration_seconds {took!r}\n"
+            head = _headers("cgroup2_exporter_scrape_duration_seconds", openmetrics)
+            if openmetrics:
+                text = text.removesuffix("# EOF\n") + head + line + "# EOF\n"
+            else:
+                text += head + line
+            return text.encode("utf-8")
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server: _Server
+    protocol_version = "HTTP/1.1"
+
+    def do_GET(self) -> None:
+        path = self.path.split("?", 1)[0]
+        if path == "/":
+            self._reply(
+                200,
+                "text/html; charset=utf-8",
+                b'<html><body><a href="/metrics">/metrics</a></body></html>\n',
+            )
+            return
+        if path != "/metrics":
+            self._reply(404, "text/plain; charset=utf-8", b"not found: try /metrics\n")
+            return
+        om = wants_openmetrics(self.headers.get("Accept"))
+        try:
+            body = self.server.exporter.scrape(openmetrics=om)
+        except CgroupError as e:
+            self._reply(500, "text/plain; charset=utf-8", f"{e}\n".encode())
+            return
+        self._reply(200, OPENMETRICS_TYPE if om else TEXT_TYPE, body)
+
+    def _reply(self, status: int, ctype: str, body: bytes) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", ctype)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: object) -> None:
+        if self.server.verbose:
+            sys.stderr.write(f"{self.address_string()} {format % args}\n")
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def __init__(self, address: tuple[str, int], exporter: Exporter, verbose: bool) -> None:
+        self.exporter = exporter
+        self.verbose = verbose
+        if ":" in address[0]:
+            self.address_family = socket.AF_INET6
+        super().__init__(address, _Handler)
+
+
+def make_server(
+    exporter: Exporter, host: str = "127.0.0.1", port: int = 9753, *, verbose: bool = False
+) -> ThreadingHTTPServer:
+    """An HTTP server (not started: call ``serve_forever()``) answering ``GET /metrics``
+    with ``exporter.scrape()``, in OpenMetrics when the ``Accept`` header prefers it. Each
+    request has a thread; the exporter's lock serializes the scrapes."""
+    return _Server((host, port), exporter, verbose)

@@ -1,0 +1,215 @@
+"""host tier: ``cgroup2 export`` scraped by a real Prometheus (Debian's package), its output
+checked by ``promtool check metrics``, groups followed as they come and go, and its cost on
+1,000 groups (scrape wall time; CPU at a 15 s scrape interval).
+
+Every server is a child process on a free 127.0.0.1 port, stopped by its pid in a
+``finally``; every group is made below the run's parent and removed at the end."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from conftest import Parent
+from export_tools import (
+    PROMETHEUS,
+    PROMETHEUS_ACCEPT,
+    PROMTOOL,
+    SRC,
+    Prometheus,
+    cpu_seconds,
+    exporter,
+    run_in_group,
+    sample_value,
+    scrape,
+)
+
+BURN = 0.6  # CPU seconds the burner spends in its group
+# (a check of the CPU time is a system call: the loop makes one each 100,000 steps)
+BURN_CODE = f"import time\nwhile time.process_time() < {BURN}:\n    for _ in range(100_000): pass\n"
+SLEEP_CODE = "import time\ntime.sleep(600)\n"
+
+needs_prometheus = pytest.mark.skipif(
+    not (os.access(PROMETHEUS, os.X_OK) and os.access(PROMTOOL, os.X_OK)),
+    reason="needs Debian's prometheus package (scripts/test-all installs it)",
+)
+
+
+def _rmdirs(fs: str, names: list[str]) -> None:
+    for n in reversed(names):
+        path = os.path.join(fs, n) if n else fs
+        for _ in range(200):
+            try:
+                os.rmdir(path)
+                break
+            except FileNotFoundError:
+                break
+            except OSError:
+                time.sleep(0.02)
+
+
+def _once(root: str, *args: str) -> str:
+    r = subprocess.run(
+        [sys.executable, "-m", "cgroup2", "export", "--once", "--root", root, *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "PYTHONPATH": SRC},
+        check=False,
+    )
+    assert r.returncode == 0, r.stderr
+    return r.stdout
+
+
+@needs_prometheus
+def test_prometheus_scrapes_the_exporter(cg_parent: Parent, cg_path: str, tmp_path: Path) -> None:
+    fs = cg_parent.mountpoint + cg_path
+    os.mkdir(fs)
+    made = [""]
+    procs: list[subprocess.Popen[bytes]] = []
+    prom = None
+    try:
+        for n in ("burn", "idle", 'odd "name"'):
+            os.mkdir(os.path.join(fs, n))
+            made.append(n)
+        burner = run_in_group(f"{fs}/burn", BURN_CODE)
+        procs.append(burner)
+        procs.extend(run_in_group(f"{fs}/idle", SLEEP_CODE) for _ in range(3))
+        assert burner.wait(60) == 0
+        with exporter(cg_path) as (exp, port):
+            prom = Prometheus(tmp_path, [f"127.0.0.1:{port}"])
+            prom.start()
+            job = 'job="cgroup2"'
+            # a scrape that succeeded, in the format Prometheus asked for (OpenMetrics)
+            deadline = time.monotonic() + 60
+            while prom.value(f"up{{{job}}}") != 1 and time.monotonic() < deadline:
+                time.sleep(0.25)
+            assert prom.value(f"up{{{job}}}") == 1, (tmp_path / "prometheus.log").read_text()
+            burned = prom.value(f'cgroup_cpu_usage_seconds_total{{group="{cg_path}/burn"}}')
+            assert BURN <= burned <= BURN + 0.5, burned
+            user = prom.value(f'cgroup_cpu_user_seconds_total{{group="{cg_path}/burn"}}')
+            assert 0.5 * BURN <= user <= burned
+            assert prom.value(f'cgroup_procs{{group="{cg_path}/idle"}}') == 3
+            assert prom.value(f'cgroup_procs{{group="{cg_path}/burn"}}') == 0
+            # the label of a name with a quote and a space came through escaped and back
+            odd = cg_path.replace("\\", "\\\\") + '/odd \\"name\\"'
+            assert prom.value(f'cgroup_procs{{group="{odd}"}}') == 0
+            assert prom.value(f"cgroup2_exporter_groups{{{job}}}") == 4
+            assert prom.value(f"cgroup2_exporter_open_fds{{{job}}}") >= 4
+            assert prom.value(f"scrape_samples_scraped{{{job}}}") > 4 * 10
+            # the counter grows between scrapes as the group uses CPU: a new process
+            procs.append(run_in_group(f"{fs}/idle", BURN_CODE))
+            assert procs[-1].wait(60) == 0
+            deadline = time.monotonic() + 30
+            q = f'cgroup_cpu_usage_seconds_total{{group="{cg_path}/idle"}}'
+            while prom.value(q) < BURN and time.monotonic() < deadline:
+                time.sleep(0.25)
+            assert prom.value(q) >= BURN
+            assert prom.value(f'cgroup_procs{{group="{cg_path}/idle"}}') == 3
+            assert exp.poll() is None
+    finally:
+        if prom is not None:
+            prom.stop()
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+            p.wait()
+        _rmdirs(fs, made)
+
+
+@needs_prometheus
+def test_promtool_checks_the_text_format(cg_parent: Parent, cg_path: str) -> None:
+    fs = cg_parent.mountpoint + cg_path
+    os.mkdir(fs)
+    made = ["", "a", "a/b", "c"]
+    try:
+        for n in made[1:]:
+            os.mkdir(os.path.join(fs, n))
+        text = _once(cg_path)
+        for g in ("", "/a", "/a/b", "/c"):
+            assert sample_value(text, "cgroup_procs", f'group="{cg_path}{g}"') == 0
+        r = subprocess.run(
+            [PROMTOOL, "check", "metrics"],
+            input=text,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert r.returncode == 0, r.stdout + r.stderr
+        # promtool reads the text format only: it says so on OpenMetrics (its counter HELP
+        # and TYPE lines name the family without _total, which the text format reads as
+        # another family); Prometheus itself reads OpenMetrics (the test above)
+        om = _once(cg_path, "--openmetrics")
+        assert om.endswith("# EOF\n")
+        assert "# TYPE cgroup_cpu_usage_seconds counter\n" in om
+        assert _once(cg_path, "--depth", "1").count("cgroup_procs{") == 3
+    finally:
+        _rmdirs(fs, made)
+
+
+def test_exporter_follows_groups_made_and_removed(cg_parent: Parent, cg_path: str) -> None:
+    fs = cg_parent.mountpoint + cg_path
+    os.mkdir(fs)
+    made = [""]
+    try:
+        with exporter(cg_path) as (_, port):
+            _, _, body = scrape(port)
+            assert sample_value(body, "cgroup2_exporter_groups") == 1
+            os.mkdir(f"{fs}/new")
+            made.append("new")
+            _, _, body = scrape(port)
+            assert sample_value(body, "cgroup_procs", f'group="{cg_path}/new"') == 0
+            assert sample_value(body, "cgroup2_exporter_groups") == 2
+            os.rmdir(f"{fs}/new")
+            made.pop()
+            _, ctype, body = scrape(port, PROMETHEUS_ACCEPT)
+            assert ctype.startswith("application/openmetrics-text; version=1.0.0")
+            assert f'group="{cg_path}/new"' not in body
+            assert sample_value(body, "cgroup2_exporter_groups") == 1
+    finally:
+        _rmdirs(fs, made)
+
+
+GROUPS = 1000
+#: the issue's bound is 1.5 s for 10,000 groups on the host; 1,000 groups get 0.6 s
+#: (4x a tenth of it: room for a busy 2-core machine, none for a scrape gone linear in
+#: something else, or one that walks the tree and reopens every file each time)
+SCRAPE_BOUND = 0.6
+
+
+def test_cost_on_1000_groups(cg_parent: Parent, cg_path: str) -> None:
+    fs = cg_parent.mountpoint + cg_path
+    os.mkdir(fs)
+    names = [f"g{i:04d}" for i in range(GROUPS)]
+    made = [""]
+    try:
+        for n in names:
+            os.mkdir(f"{fs}/{n}")
+            made.append(n)
+        with exporter(cg_path) as (exp, port):
+            walls = []
+            for _ in range(3):
+                wall, _, body = scrape(port, PROMETHEUS_ACCEPT)
+                walls.append(wall)
+            assert sample_value(body, "cgroup2_exporter_groups") == GROUPS + 1
+            held = sample_value(body, "cgroup2_exporter_open_fds")
+            assert held is not None and held >= GROUPS  # descriptors held, not reopened
+            best = min(walls)
+            print(f"\nscrape of {GROUPS + 1} groups: {', '.join(f'{w:.3f}' for w in walls)} s")
+            assert best <= SCRAPE_BOUND, walls
+            # CPU at a 15 s scrape interval: one scrape's CPU plus 15 s of idling
+            c0 = cpu_seconds(exp.pid)
+            scrape(port, PROMETHEUS_ACCEPT)
+            c1 = cpu_seconds(exp.pid)
+            time.sleep(3.0)
+            idle = (cpu_seconds(exp.pid) - c1) * 5
+            share = ((c1 - c0) + idle) / 15.0
+            print(f"CPU per scrape {c1 - c0:.2f} s, idle {idle:.2f} s per 15 s: {share:.1%}")
+            assert share <= 0.10 * GROUPS / 10_000 * 4, share
+    finally:
+        _rmdirs(fs, made)

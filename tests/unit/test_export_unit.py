@@ -1,0 +1,323 @@
+"""The exporter's exposition (cgroup2.exporter) and its HTTP side, without a cgroup mount:
+escaping, +Inf, HELP/TYPE, contiguous families, OpenMetrics, content negotiation, the
+exporter's own metrics, serialized scrapes, and the command's option parsers."""
+
+from __future__ import annotations
+
+import math
+import re
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Mapping
+
+import pytest
+
+from cgroup2 import (
+    U64_MAX,
+    CPUStat,
+    HugeTlbStat,
+    IOStat,
+    IOStatEntry,
+    MemoryEvents,
+    MemoryStat,
+    Metrics,
+    PidsStat,
+    PSIData,
+    PSIStats,
+    RdmaStat,
+    RdmaStatEntry,
+    prometheus_text,
+)
+from cgroup2.cli._export import parse_listen, parse_mask
+from cgroup2.cli._units import UsageError
+from cgroup2.controllers.memory import MEMORY_STAT_KEYS
+from cgroup2.exporter import (
+    FAMILIES,
+    OPENMETRICS_TYPE,
+    TEXT_TYPE,
+    Exporter,
+    escape_label,
+    exposition,
+    make_server,
+    wants_openmetrics,
+)
+from cgroup2.stats import StatMask
+
+PROMETHEUS_ACCEPT = (
+    "application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;"
+    "q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1"
+)
+PSI = PSIStats(PSIData(1.5, 2.25, 3.0, 1_000_000), PSIData(0.0, 0.0, 0.0, 0))
+
+
+def full() -> Metrics:
+    mem = {k: i + 1 for i, k in enumerate(MEMORY_STAT_KEYS)}
+    mem["inactive_file"] = 30
+    return Metrics(
+        pids=PidsStat(3, U64_MAX),
+        cpu=CPUStat(2_500_000, 2_000_000, 500_000, 10, 2, 30, 0, 0, psi=PSI),
+        memory=MemoryStat(
+            **mem,
+            usage=100,
+            usage_limit=U64_MAX,
+            swap_usage=0,
+            swap_limit=1 << 20,
+            max_usage=200,
+            swap_max_usage=0,
+            psi=PSI,
+            other={"kernel": 4096, "zswpin": 3, "brand_new": 1},
+        ),
+        memory_events=MemoryEvents(0, 1, 2, 3, 4, 5, other={"sock_throttled": 6}),
+        rdma=RdmaStat((RdmaStatEntry("mlx5_0", 1, 2),), (RdmaStatEntry("mlx5_0", 10, U64_MAX),)),
+        io=IOStat((IOStatEntry(8, 0, 1, 2, 3, 4, 5, 6),), PSI),
+        hugetlb=(HugeTlbStat("2MB", 2 << 20, U64_MAX, 0, 2 << 20, U64_MAX),),
+    )
+
+
+LABELS = r'(?:\{(?:[a-z_]+="(?:[^"\\\n]|\\[\\"n])*")(?:,[a-z_]+="(?:[^"\\\n]|\\[\\"n])*")*\})?'
+SAMPLE = re.compile(rf"^([a-z_][a-z0-9_]*)({LABELS}) (-?[0-9.e+-]+|\+Inf)$")
+
+
+def parse(text: str, *, openmetrics: bool = False) -> dict[str, float]:
+    """A strict reader: every family has HELP then TYPE, then its samples, together; each
+    sample line matches the grammar; returns {'name{labels}': value}."""
+    lines = text.split("\n")
+    assert lines[-1] == "", "the exposition ends with a newline"
+    lines.pop()
+    if openmetrics:
+        assert lines.pop() == "# EOF" and "# EOF" not in lines
+    seen: set[str] = set()
+    family = kind = ""
+    values: dict[str, float] = {}
+    i = 0
+    while i < len(lines):
+        help_, type_ = lines[i], lines[i + 1]
+        m = re.fullmatch(r"# HELP ([a-z_][a-z0-9_]*) \S.*", help_)
+        assert m, help_
+        family = m.group(1)
+        assert family not in seen, f"{family} twice: its lines are not contiguous"
+        seen.add(family)
+        m = re.fullmatch(r"# TYPE ([a-z0-9_]+) (counter|gauge|untyped|unknown)", type_)
+        assert m and m.group(1) == family, type_
+        kind = m.group(2)
+        assert (kind == "unknown") == openmetrics or kind != "untyped"
+        i += 2
+        n = 0
+        while i < len(lines) and not lines[i].startswith("#"):
+            s = SAMPLE.match(lines[i])
+            assert s, lines[i]
+            name = s.group(1)
+            if kind == "counter":
+                assert name.endswith("_total"), name
+                assert (family == name.removesuffix("_total")) == openmetrics, (family, name)
+                assert family == name or openmetrics
+            else:
+                assert name == family, (family, name)
+            key = name + s.group(2)
+            assert key not in values, f"sample twice: {key}"
+            values[key] = float(s.group(3))
+            i += 1
+            n += 1
+        assert n, f"family {family} without samples"
+    return values
+
+
+def test_escape_label() -> None:
+    assert escape_label("/a/b") == "/a/b"
+    assert escape_label('a\\b"c\nd') == 'a\\\\b\\"c\\nd'
+    # a name byte that is not UTF-8 (read with surrogateescape) stays visible, as text
+    odd = b"x\xffy".decode("utf-8", "surrogateescape")
+    out = escape_label(odd)
+    assert out == "x\\\\xffy" and out.encode("utf-8")
+
+
+def test_text_format_values_inf_and_conventions() -> None:
+    text = exposition({"/a/b": full()}, procs={"/a/b": 2})
+    v = parse(text)
+    g = '{group="/a/b"}'
+    assert v["cgroup_procs" + g] == 2
+    assert v["cgroup_pids_current" + g] == 3
+    assert v["cgroup_pids_limit" + g] == math.inf
+    assert "cgroup_pids_limit" + g + " +Inf" in text.split("\n")
+    assert v["cgroup_cpu_usage_seconds_total" + g] == 2.5
+    assert v["cgroup_cpu_throttled_seconds_total" + g] == 30e-6
+    assert v["cgroup_memory_usage_bytes" + g] == 100
+    assert v["cgroup_memory_working_set_bytes" + g] == 70  # 100 - inactive_file 30
+    assert v["cgroup_memory_limit_bytes" + g] == math.inf
+    assert v["cgroup_memory_swap_limit_bytes" + g] == 1 << 20
+    assert v['cgroup_memory_stat_bytes{group="/a/b",key="kernel"}'] == 4096
+    assert v['cgroup_memory_stat_events_total{group="/a/b",key="pgfault"}'] == (
+        MEMORY_STAT_KEYS.index("pgfault") + 1
+    )
+    assert v['cgroup_memory_stat{group="/a/b",key="brand_new"}'] == 1
+    assert v['cgroup_memory_events_total{group="/a/b",event="oom_kill"}'] == 4
+    assert v['cgroup_memory_events_total{group="/a/b",event="sock_throttled"}'] == 6
+    assert v['cgroup_io_bytes_total{group="/a/b",device="8:0",op="discard"}'] == 5
+    assert v['cgroup_io_ops_total{group="/a/b",device="8:0",op="write"}'] == 4
+    assert v['cgroup_rdma_limit{group="/a/b",device="mlx5_0",resource="hca_object"}'] == (math.inf)
+    assert v['cgroup_hugetlb_limit_bytes{group="/a/b",pagesize="2MB"}'] == math.inf
+    key = 'cgroup_pressure_ratio{group="/a/b",resource="memory",kind="some",window="60s"}'
+    assert v[key] == 0.0225
+    key = 'cgroup_pressure_stalled_seconds_total{group="/a/b",resource="io",kind="some"}'
+    assert v[key] == 1.0
+    # every family written has its HELP/TYPE from the table, and the table's type
+    for name, (kind, help_) in FAMILIES.items():
+        if f"# HELP {name} " in text:
+            assert f"# HELP {name} {help_}\n# TYPE {name} {kind}\n" in text
+    assert exposition({}) == ""
+
+
+def test_many_groups_keep_each_family_together_and_escape_group_labels() -> None:
+    odd = 'we"ird\\name\nx'
+    groups = {"/a": full(), odd: Metrics(pids=PidsStat(1, 5)), "/c": full()}
+    text = exposition(groups)
+    v = parse(text)  # fails if a family's samples are split by another family
+    pids = [line for line in text.split("\n") if line.startswith("cgroup_pids_current{")]
+    assert pids == [
+        'cgroup_pids_current{group="/a"} 3',
+        'cgroup_pids_current{group="we\\"ird\\\\name\\nx"} 1',
+        'cgroup_pids_current{group="/c"} 3',
+    ]
+    assert v['cgroup_pids_limit{group="we\\"ird\\\\name\\nx"}'] == 5
+    assert text.count("# TYPE cgroup_pids_current gauge") == 1
+
+
+def test_openmetrics() -> None:
+    text = exposition({"/a": full()}, openmetrics=True, own={"cgroup2_exporter_groups": 1})
+    v = parse(text, openmetrics=True)
+    assert text.endswith("\n# EOF\n")
+    assert "# TYPE cgroup_cpu_usage_seconds counter\n" in text
+    assert "# HELP cgroup_cpu_usage_seconds CPU time used" in text
+    assert "# TYPE cgroup_cpu_usage_seconds_total" not in text
+    assert "# TYPE cgroup_memory_stat unknown\n" in text
+    assert v['cgroup_cpu_usage_seconds_total{group="/a"}'] == 2.5
+    assert v["cgroup2_exporter_groups"] == 1
+    assert exposition({}, openmetrics=True) == "# EOF\n"
+
+
+def test_stat_prometheus_text_is_the_same_exposition() -> None:
+    metrics = {"/a": full(), "/b": Metrics(cpu=CPUStat(usage_usec=1))}
+    assert prometheus_text(metrics) == exposition(metrics)
+    assert prometheus_text(full(), group="/x") == exposition({"/x": full()})
+
+
+@pytest.mark.parametrize(
+    ("accept", "om"),
+    [
+        (PROMETHEUS_ACCEPT, True),
+        ("application/openmetrics-text; version=1.0.0", True),
+        ("text/plain;version=0.0.4", False),
+        ("text/plain;q=1,application/openmetrics-text;q=0.5", False),
+        ("application/openmetrics-text;q=0", False),
+        ("*/*", False),
+        ("", False),
+        (None, False),
+    ],
+)
+def test_content_negotiation(accept: str | None, om: bool) -> None:
+    assert wants_openmetrics(accept) is om
+
+
+class FakeSampler:
+    """Counts its samples and fails if two overlap (the exporter must serialize them)."""
+
+    def __init__(self, groups: Mapping[str, Metrics]) -> None:
+        self.groups = dict(groups)
+        self.samples = 0
+        self.busy = False
+        self.overlaps = 0
+        self.procs = {g: 1 for g in groups}
+
+    def sample(self) -> dict[str, Metrics]:
+        if self.busy:
+            self.overlaps += 1
+        self.busy = True
+        time.sleep(0.02)
+        self.samples += 1
+        self.busy = False
+        return dict(self.groups)
+
+    def read(self, group: str, name: str) -> bytes | None:
+        assert name == "cgroup.procs"
+        return b"".join(b"%d\n" % (100 + i) for i in range(self.procs[group]))
+
+    @property
+    def fd_count(self) -> int:
+        return 7 * len(self.groups)
+
+    def close(self) -> None:
+        pass
+
+
+def test_exporter_scrape_has_process_counts_and_its_own_cost() -> None:
+    fake = FakeSampler({"/a": full(), "/b": Metrics(cpu=CPUStat(usage_usec=5))})
+    fake.procs["/b"] = 3
+    ex = Exporter(fake)
+    v = parse(ex.scrape().decode())
+    assert v['cgroup_procs{group="/a"}'] == 1 and v['cgroup_procs{group="/b"}'] == 3
+    assert v["cgroup2_exporter_groups"] == 2
+    assert v["cgroup2_exporter_open_fds"] == 14
+    assert v["cgroup2_exporter_scrapes_total"] == 1
+    assert (
+        0.02
+        <= v["cgroup2_exporter_sample_duration_seconds"]
+        <= v["cgroup2_exporter_scrape_duration_seconds"]
+    )
+    assert v["cgroup2_exporter_cpu_seconds_total"] > 0
+    v = parse(ex.scrape(openmetrics=True).decode(), openmetrics=True)
+    assert v["cgroup2_exporter_scrapes_total"] == 2
+    no = Exporter(FakeSampler({"/a": full()}), procs=False).scrape().decode()
+    assert "cgroup_procs" not in no
+
+
+def test_http_server_negotiates_and_serializes_scrapes() -> None:
+    fake = FakeSampler({"/a": full()})
+    server = make_server(Exporter(fake), "127.0.0.1", 0)
+    port = server.server_address[1]
+    t = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05})
+    t.start()
+    try:
+        url = f"http://127.0.0.1:{port}/metrics"
+
+        def get(accept: str | None) -> tuple[str, str]:
+            req = urllib.request.Request(url, headers={"Accept": accept} if accept else {})
+            with urllib.request.urlopen(req, timeout=10) as r:
+                return r.headers["Content-Type"], r.read().decode()
+
+        ctype, body = get(PROMETHEUS_ACCEPT)
+        assert ctype == OPENMETRICS_TYPE and body.endswith("# EOF\n")
+        parse(body, openmetrics=True)
+        ctype, body = get(None)
+        assert ctype == TEXT_TYPE and "# EOF" not in body
+        parse(body)
+        with pytest.raises(urllib.error.HTTPError) as e:
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/nothing", timeout=10)
+        assert e.value.code == 404
+        # scrapes from 6 threads at once: each one sample, never two at the same time
+        before = fake.samples
+        threads = [threading.Thread(target=get, args=(None,)) for _ in range(6)]
+        for th in threads:
+            th.start()
+        for th in threads:
+            th.join()
+        assert fake.samples == before + 6 and fake.overlaps == 0
+    finally:
+        server.shutdown()
+        server.server_close()
+        t.join()
+
+
+def test_option_parsers() -> None:
+    assert parse_listen("127.0.0.1:9753") == ("127.0.0.1", 9753)
+    assert parse_listen("[::1]:0") == ("::1", 0)
+    assert parse_listen(":9753") == ("", 9753)
+    for bad in ("9753", "host:", "host:http", "h:70000"):
+        with pytest.raises(UsageError):
+            parse_listen(bad)
+    assert parse_mask("all") == StatMask.ALL
+    assert parse_mask("cpu, Memory,psi") == StatMask.CPU | StatMask.MEMORY | StatMask.PSI
+    assert parse_mask("io-pressure") == StatMask.IO_PRESSURE
+    with pytest.raises(UsageError, match="'cpux'"):
+        parse_mask("cpu,cpux")
