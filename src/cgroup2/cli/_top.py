@@ -5,10 +5,11 @@ with ``-b/--batch``, and whenever the output is not a terminal, every frame prin
 plain text with a blank line between frames (``systemd-cgtop -b``); ``--json`` one JSON
 object a frame, a line each.
 
-Each refresh walks the tree once through directory fds and reads, per group,
-``cgroup.procs``, ``cpu.stat`` (a core file, always there), ``memory.current`` (memory
-controller) and ``io.stat`` (io controller) through :func:`cgroup2.stats.collect`. Rates
-(CPU %, IO bytes/s) are the difference of two walks divided by the time between them.
+One :class:`cgroup2.Sampler` holds the tree from the group down (following groups made
+and removed meanwhile) and, per refresh and group, re-reads ``cgroup.procs``, ``cpu.stat``
+(a core file, always there), ``memory.current`` (memory controller) and ``io.stat`` (io
+controller) with one ``pread`` each on descriptors kept open. Rates (CPU %, IO bytes/s)
+are the difference of two samples divided by the time between them.
 """
 
 from __future__ import annotations
@@ -19,16 +20,15 @@ import json
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any
 
 from rich import box
 from rich.console import Console, Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
-from .._fs import Dir, walk
 from ..errors import CgroupDeletedError, CgroupError
-from ..stats import StatMask, collect
+from ..sampler import Sampler
+from ..stats import StatMask
 from ._text import printable
 from ._units import format_bytes
 
@@ -40,6 +40,7 @@ __all__ = [
     "frame_json",
     "rows",
     "sample",
+    "sampler",
     "table",
 ]
 
@@ -81,44 +82,53 @@ def _vanished(e: CgroupError) -> bool:
     return isinstance(e, CgroupDeletedError) or e.errno in (errno.ENOENT, errno.ENODEV)
 
 
-def sample(mountpoint: str, root: str, max_depth: int | None = None) -> dict[str, GroupSample]:
+def sampler(mountpoint: str, root: str) -> Sampler:
+    """The sampler of ``top``: every group from ``root`` down, followed, with top's mask.
+
+    All levels are held whatever ``--depth`` says: a group's task count includes the
+    groups below the depth shown.
+    """
+    return Sampler(root=root, mask=_MASK, mountpoint=mountpoint)
+
+
+def sample(
+    mountpoint: str, root: str, max_depth: int | None = None, *, using: Sampler | None = None
+) -> dict[str, GroupSample]:
     """Every group from ``root`` down (to ``max_depth`` levels below it), by group path.
 
-    One iterative walk (:func:`cgroup2._fs.walk`: no mount point crossed, any depth);
-    a group's ``tasks`` counts its processes and those of every group below it, also
-    below ``max_depth``.
+    Read through ``using`` (a :func:`sampler`, kept between refreshes: one ``pread`` a
+    file), or a sampler made and closed for this one call. A group's ``tasks`` counts its
+    processes and those of every group below it, also below ``max_depth``.
     """
-    path = mountpoint if root == "/" else mountpoint.rstrip("/") + root
-    found: list[tuple[str, int, int, Any]] = []  # group, depth, index of parent, metrics
-    totals: list[int] = []
-    at_depth: list[int] = []  # index in found of the group entered last at each depth
-    names: list[str] = []
-    with Dir.open(path) as top:
-        for _, d, name, depth in walk(top):
-            del names[max(depth - 1, 0):]
-            del at_depth[depth:]
-            if depth:
-                names.append(name)
+    own = using if using is not None else sampler(mountpoint, root)
+    try:
+        metrics = own.sample()
+        procs: dict[str, int] = {}
+        for group in metrics:
             try:
-                own = len(d.read("cgroup.procs").split())
-                m = collect(d, _MASK)
+                data = own.read(group, "cgroup.procs")
             except CgroupError as e:
                 if _vanished(e):
                     continue  # removed meanwhile (an empty group: no task is lost)
                 raise
-            group = root if not depth else root.rstrip("/") + "/" + "/".join(names)
-            parent = at_depth[depth - 1] if depth and len(at_depth) >= depth else -1
-            at_depth.append(len(found))
-            found.append((group, depth, parent, m))
-            totals.append(own)
-    for i in range(len(found) - 1, 0, -1):  # children after parents: add up bottom-first
-        parent = found[i][2]
-        if parent >= 0:
-            totals[parent] += totals[i]
+            procs[group] = len(data.split()) if data is not None else 0
+    finally:
+        if using is None:
+            own.close()
+    base = 0 if root == "/" else root.count("/")
+    totals = dict(procs)
+    # children after parents in path order: add up bottom-first
+    for group in sorted(procs, key=lambda g: g.count("/"), reverse=True):
+        if group != root:
+            parent = group.rpartition("/")[0] or "/"
+            if parent in totals:
+                totals[parent] += totals[group]
     out: dict[str, GroupSample] = {}
-    for (group, depth, _, m), tasks in zip(found, totals, strict=True):
+    for group, tasks in totals.items():
+        depth = 0 if group == root else group.count("/") - base
         if max_depth is not None and depth > max_depth:
             continue
+        m = metrics[group]
         rb = wb = None
         if m.io is not None and m.io.usage is not None:
             rb = sum(e.rbytes or 0 for e in m.io.usage)
@@ -206,21 +216,25 @@ def frames(
     depth: int | None,
     iterations: int | None,
 ) -> Iterator[tuple[int, str, list[Row]]]:
-    """(frame number, title, rows) every ``interval`` seconds; ``iterations`` frames."""
-    prev = sample(mountpoint, root, depth)
-    t0 = time.monotonic()
-    n = 0
-    while iterations is None or n < iterations:
-        time.sleep(interval)
-        cur = sample(mountpoint, root, depth)
-        t1 = time.monotonic()
-        n += 1
-        title = (
-            f"cgroup2 top: {mountpoint}{'' if root == '/' else root}  groups {len(cur)}  "
-            f"sort {sort}  every {interval:g}s  frame {n}  {time.strftime('%H:%M:%S')}"
-        )
-        yield n, title, rows(prev, cur, t1 - t0, sort)
-        prev, t0 = cur, t1
+    """(frame number, title, rows) every ``interval`` seconds; ``iterations`` frames.
+
+    One :func:`sampler` serves every frame; it is closed when the generator ends or is
+    closed."""
+    with sampler(mountpoint, root) as held:
+        prev = sample(mountpoint, root, depth, using=held)
+        t0 = time.monotonic()
+        n = 0
+        while iterations is None or n < iterations:
+            time.sleep(interval)
+            cur = sample(mountpoint, root, depth, using=held)
+            t1 = time.monotonic()
+            n += 1
+            title = (
+                f"cgroup2 top: {mountpoint}{'' if root == '/' else root}  groups {len(cur)}  "
+                f"sort {sort}  every {interval:g}s  frame {n}  {time.strftime('%H:%M:%S')}"
+            )
+            yield n, title, rows(prev, cur, t1 - t0, sort)
+            prev, t0 = cur, t1
 
 
 def frame_json(n: int, root: str, interval: float, sort: str, rs: list[Row]) -> str:
@@ -260,7 +274,11 @@ def cmd_top(args: argparse.Namespace, group: str, mountpoint: str, out: Console)
     Manager.load(group, mountpoint=mountpoint)  # a missing group is an error, not a blank
     iterations = 1 if args.once else args.iterations
     gen = frames(
-        mountpoint, group, interval=args.interval, sort=args.sort, depth=args.depth,
+        mountpoint,
+        group,
+        interval=args.interval,
+        sort=args.sort,
+        depth=args.depth,
         iterations=iterations,
     )
     try:
