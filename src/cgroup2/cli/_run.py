@@ -30,7 +30,7 @@ from dataclasses import dataclass
 
 from .._fs import Dir
 from .._statmask import StatMask
-from ..errors import CgroupError
+from ..errors import CgroupDeletedError, CgroupError
 from ..manager import Manager
 from ..paths import verify_group_path
 from ..resources import Resources
@@ -171,12 +171,23 @@ class Live:
         # the statistics' modules are imported on first use: here, not between the time
         # and the reading of the first line
         from .. import stats  # noqa: F401
+        from ..sampler import Sampler
 
         self.m, self.err, self.start = m, err, start
         self.last_t, self.last_usage = start, 0
+        # the group's files held open: each line is one pread a file (cgroup2.Sampler,
+        # whose descriptors are closed with it when this object goes)
+        self.sampler: Sampler | None = None
+        self._sampler = Sampler
 
     def line(self, now: float) -> str:
-        st = self.m.stat(self.MASK)
+        if self.sampler is None:
+            self.sampler = self._sampler([self.m], mask=self.MASK, follow=False)
+        st = self.sampler.sample().get(self.m.group)
+        if st is None:
+            raise CgroupDeletedError(
+                f"cgroups: cgroup deleted: {self.m.path} was removed", path=self.m.path
+            )
         cpu, mem, pids = st.cpu, st.memory, st.pids
         usage = cpu.usage_usec if cpu and cpu.usage_usec is not None else None
         parts = [f"t={now - self.start:5.1f}s"]
