@@ -467,8 +467,10 @@ class Sampler:
     def _limit_error(self) -> CgroupError:
         soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
         opened = [g for g in self._groups.values() if g.fds]
-        files = sum(fd >= 0 for g in opened for fd in g.fds.values())
-        per = -(-files // len(opened)) if opened else self._per_group - 1  # files a group
+        # files a group: the most any group opened so far (the one being opened may not
+        # have all of its files yet)
+        per = max((sum(fd >= 0 for fd in g.fds.values()) for g in opened), default=0)
+        per = max(per, self._per_group - 1)
         need = self._count + (len(self._groups) - len(opened)) * per + _SPARE
         return CgroupError(
             f"cgroups: Sampler: {len(self._groups)} groups with mask {self._mask!r} need "
