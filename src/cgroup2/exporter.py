@@ -179,19 +179,50 @@ def _lim(v: int) -> str | int:
     return _INF if v == U64_MAX else v
 
 
+# (resource, kind) -> the label text after the group of the stall counter and of the
+# three averages (the same few strings for every group)
+_PSI_LABELS = {
+    (r, k): (
+        f',resource="{r}",kind="{k}"}} ',
+        f',resource="{r}",kind="{k}",window="10s"}} ',
+        f',resource="{r}",kind="{k}",window="60s"}} ',
+        f',resource="{r}",kind="{k}",window="300s"}} ',
+    )
+    for r in ("cpu", "memory", "io")
+    for k in ("some", "full")
+}
+# a PSI average (percent, two decimals as the kernel prints them) -> its ratio's text;
+# few values occur (most are 0.00), so each is formatted once
+_RATIO: dict[float, str] = {}
+
+
+def _ratio(avg: float) -> str:
+    text = _RATIO.get(avg)
+    if text is None:
+        text = repr(round(avg / 100, 6))
+        if len(_RATIO) < 65536:
+            _RATIO[avg] = text
+    return text
+
+
 def _psi(out: dict[str, list[str]], g: str, resource_: str, psi: PSIStats | None) -> None:
     if psi is None:
         return
-    stalled = out["cgroup_pressure_stalled_seconds_total"]
-    ratio = out["cgroup_pressure_ratio"]
+    pre = "{" + g
     for kind, d in (("some", psi.some), ("full", psi.full)):
         if d is None:
             continue
-        lb = f'{g},resource="{resource_}",kind="{kind}"'
-        stalled.append(f"cgroup_pressure_stalled_seconds_total{{{lb}}} {d.total / 1e6!r}")
-        ratio.append(f'cgroup_pressure_ratio{{{lb},window="10s"}} {round(d.avg10 / 100, 6)!r}')
-        ratio.append(f'cgroup_pressure_ratio{{{lb},window="60s"}} {round(d.avg60 / 100, 6)!r}')
-        ratio.append(f'cgroup_pressure_ratio{{{lb},window="300s"}} {round(d.avg300 / 100, 6)!r}')
+        stall, w10, w60, w300 = _PSI_LABELS[resource_, kind]
+        total = d.total
+        out["cgroup_pressure_stalled_seconds_total"].append(
+            f"cgroup_pressure_stalled_seconds_total{pre}{stall}{total / 1e6 if total else 0.0!r}"
+        )
+        # the three windows in one entry (the entries are joined by newlines)
+        out["cgroup_pressure_ratio"].append(
+            f"cgroup_pressure_ratio{pre}{w10}{_ratio(d.avg10)}\n"
+            f"cgroup_pressure_ratio{pre}{w60}{_ratio(d.avg60)}\n"
+            f"cgroup_pressure_ratio{pre}{w300}{_ratio(d.avg300)}"
+        )
 
 
 # memory.stat key -> (family, the key's label text); filled on first use of each key
