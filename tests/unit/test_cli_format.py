@@ -7,7 +7,7 @@ import signal
 import pytest
 
 from cgroup2.cli import _group_path
-from cgroup2.cli._run import Summary
+from cgroup2.cli._summary import Summary
 from cgroup2.cli._top import GroupSample, rows
 from cgroup2.cli._units import UsageError
 

@@ -104,7 +104,7 @@ def test_create_refuses_a_page_size_before_changing_any_ancestor(tmp_path: Path)
 def test_run_summary_shows_pids_max_without_the_holder(tmp_path: Path) -> None:
     """cgroup2 run --systemd raises pids.max by one for its holder process (it keeps the
     scope alive); the summary shows the limit the user asked for, and "max" stays max."""
-    from cgroup2.cli._run import collect_summary
+    from cgroup2.cli._summary import collect_summary
 
     g = tmp_path / "g"
     g.mkdir()

@@ -16,7 +16,7 @@ import time
 import pytest
 
 from cgroup2 import CPU, CgroupError, InvalidFormatError, to_resources
-from cgroup2.cli._run import _pids_max_hits
+from cgroup2.cli._summary import _pids_max_hits
 from cgroup2.controllers.cpuset import parse_cpu_list
 from cgroup2.manager import _pids
 from cgroup2.oci import OCISpecError, blkio_weight_to_io_weight

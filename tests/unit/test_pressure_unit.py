@@ -235,7 +235,7 @@ def test_parser_takes_the_options() -> None:
 
 
 def test_summary_row_names_the_action() -> None:
-    from cgroup2.cli._run import Summary
+    from cgroup2.cli._summary import Summary
 
     s = Summary(group="/g", status=137, signal=9, wall_sec=1.0, pressure="kill at 1.00s: x")
     assert ("pressure", "kill at 1.00s: x") in s.rows()

@@ -33,6 +33,10 @@ HEAVY = (
     "cgroup2.stats",
     "cgroup2.resources",
     "cgroup2.controllers",
+    # argparse (with re and gettext) only where cgroup2.cli._lite hands a command line over
+    "argparse",
+    "re",
+    "gettext",
 )
 
 
@@ -90,6 +94,22 @@ def test_from_cgroup2_import_manager_loads_no_resource_type() -> None:
     mods = _loaded("from cgroup2 import Manager")
     assert "cgroup2.manager" in mods
     assert [m for m in _heavy(mods) if m != "cgroup2.manager"] == []
+
+
+def test_run_without_limits_loads_no_argparse() -> None:
+    # the group's parent is not there: run parses, finds the mount, and fails before
+    # making anything (the path of every run up to the mkdir)
+    mods = _loaded(
+        "from cgroup2.cli import main\nsys.exit(main())",
+        "run", "--parent", "/cgroup2-startup-test-no-such-group", "--", "true",
+    )
+    assert "cgroup2.cli._run" in mods
+    assert not {"argparse", "re", "gettext", "rich"} & mods
+
+
+def test_help_and_errors_go_to_argparse() -> None:
+    mods = _loaded("from cgroup2.cli import main\nsys.exit(main())", "get", "--help")
+    assert "argparse" in mods
 
 
 @pytest.mark.parametrize("name", ["Resources", "Metrics", "StatMask", "EventStream"])
@@ -163,7 +183,9 @@ def test_command_word(words: list[str], only: str | None) -> None:
 def test_formatter_width_is_argparses(monkeypatch: pytest.MonkeyPatch, columns: str | None) -> None:
     import argparse
 
-    from cgroup2.cli import _Formatter
+    from cgroup2.cli import _parser_class
+
+    _Formatter = _parser_class()(prog="cgroup2").formatter_class
 
     if columns is None:
         monkeypatch.delenv("COLUMNS", raising=False)

@@ -24,13 +24,13 @@ Conventions:
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 
 from .._version import __version__
 from ..errors import CgroupError, InvalidGroupPathError
 from ._console import LazyConsole, make_console
+from ._lite import REMAINDER, Fallback, LiteParser
 from ._units import (
     MIN_INTERVAL,
     Failure,
@@ -43,10 +43,12 @@ from ._units import (
 )
 
 # Start-up matters (scripts call get/set in loops; runners start many short commands):
-# the modules a subcommand needs, rich among them, are imported where it runs, and
-# typing is not imported at all (benchmarks/startup.py, tests/unit/test_startup.py).
+# the modules a subcommand needs, rich among them, are imported where it runs, typing is
+# not imported at all, and argparse only where the small parser of _lite hands a command
+# line over (benchmarks/startup.py, tests/unit/test_startup.py).
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    import argparse
     from collections.abc import Callable, Sequence
     from typing import Any, NoReturn
 
@@ -72,29 +74,43 @@ def _columns() -> int:
     return columns or 80
 
 
-class _Formatter(argparse.HelpFormatter):
-    """argparse's help formatter, of the width it takes by default (the terminal's,
-    less 2), found by :func:`_columns`: argparse makes one for every argument added."""
-
-    def __init__(
-        self, prog: str, indent_increment: int = 2, max_help_position: int = 24,
-        width: int | None = None,
-    ) -> None:
-        super().__init__(
-            prog, indent_increment, max_help_position, _columns() - 2 if width is None else width
-        )
+_PARSER_CLASS: list[type[argparse.ArgumentParser]] = []
 
 
-class _Parser(argparse.ArgumentParser):
-    """argparse, with usage errors as one line: ``cgroup2: error: <what>``."""
+def _parser_class() -> type[argparse.ArgumentParser]:
+    """argparse's parser, with usage errors as one line (``cgroup2: error: <what>``) and
+    help of the terminal's width; argparse is imported here, when a command line needs
+    it (help, an error, a form :mod:`cgroup2.cli._lite` leaves to argparse)."""
+    if _PARSER_CLASS:
+        return _PARSER_CLASS[0]
+    import argparse
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        kwargs.setdefault("formatter_class", _Formatter)
-        super().__init__(*args, **kwargs)
+    class _Formatter(argparse.HelpFormatter):
+        """argparse's help formatter, of the width it takes by default (the terminal's,
+        less 2), found by :func:`_columns`: argparse makes one for every argument added."""
 
-    def error(self, message: str) -> NoReturn:
-        where = self.prog.removeprefix(PROG).strip()
-        raise UsageError(f"{where}: {message}" if where else message)
+        def __init__(
+            self, prog: str, indent_increment: int = 2, max_help_position: int = 24,
+            width: int | None = None,
+        ) -> None:
+            super().__init__(
+                prog, indent_increment, max_help_position,
+                _columns() - 2 if width is None else width,
+            )
+
+    class _Parser(argparse.ArgumentParser):
+        """argparse, with usage errors as one line: ``cgroup2: error: <what>``."""
+
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            kwargs.setdefault("formatter_class", _Formatter)
+            super().__init__(*args, **kwargs)
+
+        def error(self, message: str) -> NoReturn:
+            where = self.prog.removeprefix(PROG).strip()
+            raise UsageError(f"{where}: {message}" if where else message)
+
+    _PARSER_CLASS.append(_Parser)
+    return _Parser
 
 
 def _pid(text: str) -> int:
@@ -125,13 +141,17 @@ def _on_pressure(text: str) -> Any:
     return parse_on_pressure(text)
 
 
-def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+def build_parser(only: str | None = None, *, lite: bool = False) -> argparse.ArgumentParser:
     """The command's parser. With ``only``, every subcommand is there (its name and help)
     but only the subcommand ``only`` has its arguments: what parsing a command line that
-    runs ``only`` needs, at a part of the cost."""
+    runs ``only`` needs, at a part of the cost. With ``lite``, the same arguments in a
+    :class:`~cgroup2.cli._lite.LiteParser`, which parses without argparse or raises
+    :class:`~cgroup2.cli._lite.Fallback` (help, errors, rarer forms)."""
+    parser_class: Any = LiteParser if lite else _parser_class()
 
     def add(
-        action: argparse._SubParsersAction[_Parser], name: str, *, of: str | None = None,
+        action: argparse._SubParsersAction[argparse.ArgumentParser], name: str, *,
+        of: str | None = None,
         **kwargs: Any,
     ) -> argparse.ArgumentParser:
         """``action.add_parser(name, **kwargs)``; for a subcommand other than ``only``
@@ -147,12 +167,14 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
 
             add_limit_flags(parser)
 
-    p = _Parser(prog=PROG, description="Manage Linux cgroup v2 groups.")
+    p: argparse.ArgumentParser = parser_class(
+        prog=PROG, description="Manage Linux cgroup v2 groups."
+    )
     p.add_argument(
         "--mountpoint", metavar="DIR", help="the cgroup2 mount (default: from mountinfo)"
     )
     p.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
-    sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=parser_class)
     sub.required = True
 
     r = add(
@@ -210,7 +232,7 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
         default=10.0, metavar="SEC",
         help="after an --on-pressure action, ignore that trigger for SEC seconds (default 10)",
     )
-    r.add_argument("cmd", nargs=argparse.REMAINDER, metavar="-- CMD ...")
+    r.add_argument("cmd", nargs=REMAINDER, metavar="-- CMD ...")
 
     c = add(
         sub,
@@ -291,7 +313,7 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
         ),
     )
     x.add_argument("group", metavar="GROUP")
-    x.add_argument("cmd", nargs=argparse.REMAINDER, metavar="-- CMD ...")
+    x.add_argument("cmd", nargs=REMAINDER, metavar="-- CMD ...")
 
     ls = add(sub, "ls", help="list groups (like lscgroup)")
     ls.add_argument("group", metavar="GROUP", nargs="?", default="/", help="(default /)")
@@ -400,7 +422,7 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
             )
 
     d = add(sub, "devices", help="device rules")
-    dsub = d.add_subparsers(dest="devices_command", metavar="COMMAND", parser_class=_Parser)
+    dsub = d.add_subparsers(dest="devices_command", metavar="COMMAND", parser_class=parser_class)
     dsub.required = True
     dc = add(
         dsub,
@@ -613,7 +635,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     err = LazyConsole(stderr=True)
     try:
         words = list(sys.argv[1:] if argv is None else argv)
-        args = build_parser(only=_command_word(words)).parse_args(words)
+        only = _command_word(words)
+        try:
+            args = build_parser(only=only, lite=True).parse_args(words)
+        except Fallback:  # help, an error, or a form the small parser leaves to argparse
+            args = build_parser(only=only).parse_args(words)
         return _dispatch(args, out, err)
     except (UsageError, InvalidGroupPathError) as e:
         # a group path or name that cannot be one is an error of the command line

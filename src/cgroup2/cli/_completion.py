@@ -16,12 +16,14 @@ subgroups: the shell adds no space after it.
 
 from __future__ import annotations
 
-import argparse
 import sys
 from collections.abc import Sequence
 
+from ._lite import REMAINDER
+
 TYPE_CHECKING = False
-if TYPE_CHECKING:  # typing is not imported on the command's start
+if TYPE_CHECKING:  # typing and argparse are not imported on the command's start
+    import argparse
     from typing import TextIO, TypeVar
 
     _P = TypeVar("_P", bound=argparse.ArgumentParser)
@@ -57,7 +59,7 @@ def add_parser(sub: argparse._SubParsersAction[_P], *, arguments: bool = True) -
     c.add_argument("shell", choices=SHELLS, metavar="SHELL", help="bash, zsh or fish")
     c.add_argument(
         "words",
-        nargs=argparse.REMAINDER,
+        nargs=REMAINDER,
         metavar="-- WORD ...",
         help="the words after 'cgroup2' of a command line being completed",
     )
@@ -71,6 +73,8 @@ Candidates = tuple[str, list[tuple[str, str]]]  # (what the shell completes, [(v
 def _subparsers(p: argparse.ArgumentParser) -> argparse._SubParsersAction[
     argparse.ArgumentParser
 ] | None:
+    import argparse
+
     for a in p._actions:
         if isinstance(a, argparse._SubParsersAction):
             return a
@@ -84,6 +88,8 @@ def _takes_value(a: argparse.Action) -> bool:
 def _value_kind(a: argparse.Action) -> str:
     """What a value of ``a`` is: ``choices``, ``group``, ``dirs``, ``files``, ``command``,
     or ``""`` (free text: nothing to offer)."""
+    import argparse
+
     if a.choices is not None and not isinstance(a, argparse._SubParsersAction):
         return "choices"
     if a.nargs == argparse.REMAINDER:
@@ -110,6 +116,8 @@ def _value(a: argparse.Action, cur: str, mountpoint: str | None) -> Candidates:
 
 
 def _options(p: argparse.ArgumentParser, cur: str) -> list[tuple[str, str]]:
+    import argparse
+
     out = []
     for a in p._actions:
         if a.help == argparse.SUPPRESS:
@@ -123,6 +131,8 @@ def _options(p: argparse.ArgumentParser, cur: str) -> list[tuple[str, str]]:
 def candidates(parser: argparse.ArgumentParser, words: Sequence[str]) -> Candidates:
     """What completes the last of ``words`` (the words after ``cgroup2``; the last one is
     the word under the cursor) on the command line ``parser`` parses."""
+    import argparse
+
     *before, cur = list(words) or [""]
     p = parser
     mountpoint: str | None = None

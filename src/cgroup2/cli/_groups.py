@@ -9,7 +9,6 @@ crossed), walks are :func:`cgroup2._fs.walk`, and what is printed goes through
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import errno
 import os
@@ -27,6 +26,8 @@ from ._units import UsageError
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # these commands print plain lines to out.file: rich is not imported
+    import argparse
+
     from rich.console import Console
 
 __all__ = ["cmd_exec", "format_values", "is_limit_file", "limit_files", "run"]

@@ -8,7 +8,6 @@ the group and goes to ``Resources.unified`` (so the library's refusals apply: no
 
 from __future__ import annotations
 
-import argparse
 import os
 import stat
 from collections.abc import Callable, Sequence
@@ -30,6 +29,8 @@ from ._units import (
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # imported where used: the flags are added on every start of the command
+    import argparse
+
     from ..resources import Resources
 
 __all__ = [
@@ -119,6 +120,18 @@ def add_limit_flags(p: argparse.ArgumentParser) -> None:
         help="write VALUE to the group's limit file FILE, e.g. -p memory.low=64M or "
         "-p 'cpu.max=20000 100000' (repeatable; written after the options above)",
     )
+
+
+#: The options of add_limit_flags that set a limit (their Namespace names).
+_LIMIT_DESTS = (
+    "memory_max", "memory_high", "memory_swap_max", "cpu_max", "cpu_weight", "cpus",
+    "pids_max", "io_max", "hugetlb", "device", "property",
+)
+
+
+def limits_given(args: argparse.Namespace) -> bool:
+    """Whether any limit option was given (without making a Resources)."""
+    return any(getattr(args, name, None) not in (None, [], ()) for name in _LIMIT_DESTS)
 
 
 def build_resources(args: argparse.Namespace) -> tuple[Resources, list[str]]:

@@ -17,149 +17,45 @@ process group, which the child got already).
 
 from __future__ import annotations
 
-import argparse
 import contextlib
-import dataclasses
 import errno
 import os
 import signal
 import sys
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 from .._fs import Dir
 from .._statmask import StatMask
 from ..errors import CgroupDeletedError, CgroupError
 from ..manager import Manager
 from ..paths import verify_group_path
-from ..resources import Resources
-from ._limits import Failure, build_resources, check_controllers, check_writable
+from ._limits import (
+    Failure,
+    build_resources,
+    check_controllers,
+    check_writable,
+    limits_given,
+)
 from ._text import printable
-from ._units import UsageError, format_bytes, format_usec
+from ._units import UsageError, format_bytes
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # rich is imported where the summary is drawn (start-up time)
-    from rich.console import Console, RenderableType
+    import argparse
 
+    from rich.console import Console
+
+    from ..resources import Resources
     from ._pressure import PressureMonitor
 
-__all__ = ["FORWARDED", "Failure", "Summary", "build_resources", "run_command"]
+__all__ = ["FORWARDED", "Failure", "build_resources", "run_command"]
 
 #: Signals passed on to the command.
 FORWARDED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT)
 _SI_KERNEL = 0x80  # si_code of a signal the kernel sent (e.g. the terminal's ^C)
 # Python ignores these at start-up; an exec'd command must get the default back.
 _RESET = (*FORWARDED, signal.SIGPIPE, signal.SIGXFSZ)
-
-@dataclass(frozen=True, slots=True)
-class Summary:
-    """What ``--summary`` reports; ``None`` where the kernel has no such file."""
-
-    group: str
-    status: int
-    signal: int | None
-    wall_sec: float
-    user_usec: int | None = None
-    system_usec: int | None = None
-    nr_periods: int | None = None
-    nr_throttled: int | None = None
-    throttled_usec: int | None = None
-    memory_peak: int | None = None
-    memory_max: int | None = None
-    oom: int | None = None
-    oom_kill: int | None = None
-    pids_max: int | None = None
-    pids_max_hits: int | None = None
-    pressure: str | None = None  # --on-pressure: what was done (None: no policy given)
-
-    def rows(self) -> list[tuple[str, str]]:
-        """(label, value) lines; the labels are stable (tests and scripts read them)."""
-        out: list[tuple[str, str]] = []
-        if self.signal is not None:
-            name = signal.Signals(self.signal).name
-            out.append(("exit status", f"{self.status} (killed by {name})"))
-        else:
-            out.append(("exit status", str(self.status)))
-        out.append(("wall time", f"{self.wall_sec:.3f}s"))
-        out.append(("CPU user", format_usec(self.user_usec)))
-        out.append(("CPU system", format_usec(self.system_usec)))
-        if self.nr_throttled is not None:
-            out.append((
-                "CPU throttled",
-                f"{self.nr_throttled} of {self.nr_periods} periods, "
-                f"{format_usec(self.throttled_usec)}",
-            ))
-        else:
-            out.append(("CPU throttled", "- (no cpu controller)"))
-        no_mem = "- (no memory controller)"
-        if self.memory_peak is None:
-            out.append(("peak memory", no_mem))
-        else:
-            lim = self.memory_max
-            limit = "" if lim in (None, 2**64 - 1) else f" (memory.max {format_bytes(lim)})"
-            out.append(("peak memory", format_bytes(self.memory_peak) + limit))
-        out.append(("OOM kills", no_mem if self.oom_kill is None else str(self.oom_kill)))
-        if self.pids_max_hits is None:
-            out.append(("pids.max hits", "- (no pids controller)"))
-        else:
-            plim = "" if self.pids_max in (None, 2**64 - 1) else f", pids.max {self.pids_max}"
-            out.append(("pids.max hits", f"{self.pids_max_hits} (fork failures{plim})"))
-        if self.pressure is not None:
-            out.append(("pressure", self.pressure))
-        return out
-
-    def render(self) -> RenderableType:
-        """A title line and one ``label  value`` line per row (no padding after)."""
-        from rich.text import Text
-
-        text = Text(f"cgroup2 run: group {printable(self.group)}", style="bold")
-        width = max(len(k) for k, _ in self.rows()) + 2
-        for k, v in self.rows():
-            text.append("\n")
-            text.append(k.ljust(width), style="bold")
-            text.append(v)
-        return text
-
-
-def _pids_max_hits(d: Dir) -> int | None:
-    """``max`` of ``pids.events`` (:func:`cgroup2.controllers.pids.read_pids_max_hits`)."""
-    from ..controllers.pids import read_pids_max_hits
-
-    return read_pids_max_hits(d)
-
-
-def collect_summary(
-    m: Manager, *, status: int, sig: int | None, wall: float, pids_extra: int = 0
-) -> Summary:
-    """Read the group's counters once its command has ended (``pids_extra``: tasks of
-    ours that the limit was raised for, not shown)."""
-    st = m.stat(StatMask.CPU | StatMask.MEMORY_USAGE | StatMask.MEMORY_EVENTS | StatMask.PIDS)
-    with Dir.open(m.path) as d:
-        hits = _pids_max_hits(d)
-    cpu, mem, ev, pids = st.cpu, st.memory, st.memory_events, st.pids
-    return Summary(
-        group=m.group,
-        status=status,
-        signal=sig,
-        wall_sec=wall,
-        user_usec=cpu.user_usec if cpu else None,
-        system_usec=cpu.system_usec if cpu else None,
-        nr_periods=cpu.nr_periods if cpu else None,
-        nr_throttled=cpu.nr_throttled if cpu else None,
-        throttled_usec=cpu.throttled_usec if cpu else None,
-        memory_peak=mem.max_usage if mem else None,
-        memory_max=mem.usage_limit if mem else None,
-        oom=ev.oom if ev else None,
-        oom_kill=ev.oom_kill if ev else None,
-        pids_max=(
-            pids.limit - pids_extra
-            if pids and pids.limit is not None and pids.limit != 2**64 - 1
-            else (pids.limit if pids else None)
-        ),
-        pids_max_hits=hits,
-    )
-
 
 class Live:
     """``--live SEC``: one line of the group's statistics every SEC seconds while CMD runs
@@ -257,8 +153,10 @@ def run_command(
     """
     if not cmd:
         raise UsageError("run: no command given (cgroup2 run [OPTIONS] -- CMD ...)")
-    resources, given = build_resources(args)
-    if args.group is not None and (resources.values() or resources.devices):
+    # no limit given, no Resources: their types (dataclasses, and re with it) are not
+    # imported for a plain run (start-up time)
+    resources, given = build_resources(args) if limits_given(args) else (None, [])
+    if args.group is not None and resources is not None:
         raise UsageError(
             "run: --group runs CMD in the group as it is; change its limits with "
             "'cgroup2 set' (limit options here make a new group)"
@@ -289,7 +187,7 @@ def _run_blocked(
     err: Console,
     mountpoint: str,
     name: str,
-    resources: Resources,
+    resources: Resources | None,
     given: list[str],
     sigs: set[signal.Signals],
     old_mask: set[int],
@@ -301,6 +199,10 @@ def _run_blocked(
     elif args.group is None and args.parent is None and not args.systemd and os.geteuid():
         from ._rootless import rootless_parent
 
+        if resources is None:
+            from ..resources import Resources
+
+            resources = Resources()
         found = rootless_parent(mountpoint, resources)
         if found is None:
             args.systemd = args.user = True
@@ -316,7 +218,7 @@ def _run_blocked(
         if parent != "/" and not os.path.isdir(mountpoint.rstrip("/") + parent):
             raise Failure(f"parent group {printable(parent)} does not exist; create it first")
         check_controllers(mountpoint, given)
-        if resources.unified:
+        if resources is not None and resources.unified:
             with Dir.open(mountpoint.rstrip("/") + parent if parent != "/" else mountpoint) as d:
                 check_writable(d, resources)  # the parent has the files of its controllers
         fs = mountpoint.rstrip("/") + group
@@ -328,7 +230,13 @@ def _run_blocked(
         # systemd removes a scope as soon as it is empty: a holder process keeps it (and
         # its counters) until the summary is read; pids.max is raised by one for it.
         holder.append((0, 0))
-        if resources.pids is not None and isinstance(resources.pids.max, int):
+        if (
+            resources is not None
+            and resources.pids is not None
+            and isinstance(resources.pids.max, int)
+        ):
+            import dataclasses
+
             from ..controllers.pids import Pids
 
             resources = dataclasses.replace(resources, pids=Pids(max=resources.pids.max + 1))
@@ -345,11 +253,15 @@ def _run_blocked(
             args, cmd, resources, placed, old_mask, holder, err, monitors
         )
         if args.summary and placed:
+            from ._summary import collect_summary
+
             try:
                 s = collect_summary(
                     placed[0], status=status, sig=sig, wall=wall, pids_extra=pids_extra
                 )
                 if monitors:
+                    import dataclasses
+
                     s = dataclasses.replace(s, pressure=monitors[0].report())
                 err.print(s.render())
             except CgroupError as e:  # the command may have removed or moved its group
@@ -401,7 +313,7 @@ def _place(
     args: argparse.Namespace,
     placed: list[Manager],
     pid: int,
-    resources: Resources,
+    resources: Resources | None,
     holder: list[tuple[int, int]],
 ) -> None:
     """Put ``pid`` in the group (or start the scope with it); ``placed`` gets the group."""
@@ -425,7 +337,7 @@ def _place(
 def _fork_exec(
     args: argparse.Namespace,
     cmd: Sequence[str],
-    resources: Resources,
+    resources: Resources | None,
     placed: list[Manager],
     old_mask: set[int],
     holder: list[tuple[int, int]],

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import math
 import os
-import re
 import stat as _stat
 
 TYPE_CHECKING = False
@@ -71,6 +70,8 @@ class Failure(Exception):
 
 def parse_int(text: str, option: str, *, low: int | None = None) -> int:
     """A whole number for ``option`` (named in the error), at least ``low``."""
+    import re  # on first use: not on every start of the command
+
     t = text.strip()
     if not re.fullmatch(r"[+-]?\d+", t):
         raise UsageError(f"invalid {option} {text!r}: a whole number")
@@ -171,6 +172,8 @@ _PAGE = r"(\d+)\s*([KMGT])(?:I?B)?"
 def parse_hugetlb(text: str) -> tuple[str, int | str]:
     """``--hugetlb SIZE=LIMIT``: a huge page size as the kernel names it (``2MB``; ``2M``
     and ``2MiB`` are read the same) and a limit in bytes (``64M``) or ``max``."""
+    import re  # on first use: not on every start of the command
+
     size, eq, limit = text.partition("=")
     m = re.fullmatch(_PAGE, size.strip(), re.IGNORECASE)
     if not eq or m is None or int(m.group(1)) == 0:
@@ -184,6 +187,8 @@ def parse_hugetlb(text: str) -> tuple[str, int | str]:
 def parse_size(text: str, what: str = "size") -> int | str:
     """Bytes from ``512``, ``512K``, ``1.5G``, ``2T`` (1024-based; ``KiB``/``KB`` are read
     as ``K``), or ``"max"`` for no limit."""
+    import re  # on first use: not on every start of the command
+
     t = text.strip()
     if t.lower() in ("max", "infinity", "-1"):
         return "max"
@@ -251,6 +256,8 @@ def _why(e: BaseException) -> str:
 
 def _device_numbers(dev: str) -> tuple[int, int]:
     """``MAJ:MIN``, or the device numbers of a block device node such as ``/dev/sda``."""
+    import re  # on first use: not on every start of the command
+
     if dev.startswith("/"):
         try:
             st = os.stat(dev)
@@ -316,6 +323,8 @@ def parse_rule(text: str) -> DeviceRule:
     Omitted parts are wildcards: type ``a`` (all), ``*:*``, access ``rwm``. ``*`` stands
     for any major or minor. Examples: ``deny a``, ``allow c 1:3 rw``, ``allow b 8:* r``.
     """
+    import re  # on first use: not on every start of the command
+
     from ..devices.rules import DeviceRule
 
     t = " ".join(text.split())
@@ -346,6 +355,8 @@ def parse_rule(text: str) -> DeviceRule:
 
 def parse_rules(text: str) -> list[DeviceRule]:
     """Rules separated by ``;`` or newlines, e.g. ``"deny a; allow c 1:3 rw"``."""
+    import re  # on first use: not on every start of the command
+
     parts = [p.strip() for p in re.split(r"[;\n]", text)]
     rules = [parse_rule(p) for p in parts if p]
     if not rules:
@@ -359,6 +370,8 @@ _DEVICE = r"([bc])\s+(\d+):(\d+)(?:\s+([rwm]+))?"
 def parse_device(text: str) -> tuple[str, int, int, str]:
     """A device access to check: ``TYPE MAJ:MIN [ACCESS]`` (``c 1:3 rw``; access
     defaults to ``rwm``) -> (type, major, minor, access)."""
+    import re  # on first use: not on every start of the command
+
     m = re.fullmatch(_DEVICE, " ".join(text.split()), re.IGNORECASE)
     if m is None:
         raise UsageError(
