@@ -80,6 +80,8 @@ def _uint(value: bytes) -> int | None:
 
 def parse_uint(data: bytes, filename: str) -> int:
     """A file holding one unsigned decimal and a newline (``pids.current``)."""
+    if data[-1:] == b"\n" and data[:-1].isdigit() and len(data) < 4000:
+        return int(data)  # the kernel's form: digits and a newline (int() skips it)
     v = _uint(data.strip())
     if v is None:
         raise invalid_format(filename, 1, data, "expected an unsigned integer")
@@ -88,6 +90,8 @@ def parse_uint(data: bytes, filename: str) -> int:
 
 def parse_limit(data: bytes, filename: str) -> int:
     """A file holding an unsigned decimal or ``max`` (:data:`U64_MAX`): ``memory.max``."""
+    if data[-1:] == b"\n" and data[:-1].isdigit() and len(data) < 4000:
+        return int(data)  # the kernel's form: digits and a newline (int() skips it)
     value = data.strip()
     if value == _MAX:
         return U64_MAX

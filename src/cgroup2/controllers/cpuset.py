@@ -176,14 +176,25 @@ class CpusetStat:
     mems_effective: tuple[int, ...] = ()
 
 
+_LISTS: dict[bytes, tuple[int, ...]] = {}  # list texts seen -> their numbers (immutable)
+
+
 def parse_cpu_list(data: bytes, filename: str = "cpuset.cpus.effective") -> tuple[int, ...]:
     """Parse the kernel's list format (``0-3,5``; empty for none) into sorted numbers.
 
     The rules are :func:`cpu_list_mask`'s, so numbers are below :data:`CPU_LIST_LIMIT`
-    and the work is bounded whatever the file holds.
+    and the work is bounded whatever the file holds. A machine has few distinct lists
+    (every group of a host often reads ``0-N``): the numbers of up to 256 texts are
+    remembered, and a text seen before costs one dictionary lookup.
     """
+    got = _LISTS.get(data)
+    if got is not None:
+        return got
     try:
-        return cpu_list_numbers(cpu_list_mask(data.decode("ascii")))
+        got = cpu_list_numbers(cpu_list_mask(data.decode("ascii")))
+        if len(_LISTS) < 256 and len(data) <= 256:
+            _LISTS[data] = got
+        return got
     except UnicodeDecodeError:
         raise invalid_format(filename, 1, data, "not ASCII") from None
     except _ListError as e:
