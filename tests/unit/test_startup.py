@@ -204,3 +204,14 @@ def test_version_and_get_load_no_shutil() -> None:
         "from cgroup2.cli import main\nsys.exit(main())",
         "get", "/cgroup2-startup-test-no-such-group", "cgroup.max.depth",
     )
+
+
+def test_the_installed_script_loads_no_re() -> None:
+    # bin/cgroup2 is what pip installs as the command (setuptools script-files): unlike
+    # the wrapper written for an entry point, it imports neither re nor enum
+    script = os.path.join(os.path.dirname(__file__), "..", "..", "bin", "cgroup2")
+    with open(script) as f:
+        code = f.read().replace('if __name__ == "__main__":', "if True:")
+    mods = _loaded(code, "--version")
+    assert "cgroup2.cli" in mods
+    assert not {"re", "enum", "argparse"} & mods
