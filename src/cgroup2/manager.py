@@ -316,19 +316,21 @@ class Manager:
         On any failure, the directories this call made are removed (deepest first) and
         the error is raised. An existing group is loaded and updated.
         """
-        from .resources import Resources
-
         m = cls(mountpoint if mountpoint is not None else default_mountpoint(), group)
         if mountpoint is not None:
             _check_mountpoint(m.mountpoint)
         for name in group.split("/"):
             _check_new_name(name)
-        if resources is not None and not isinstance(resources, Resources):
-            raise CgroupError(f"cgroups: invalid resources {resources!r}: must be Resources")
         if resources is not None:
+            # imported here: a group made without limits needs no resource types (the
+            # dataclasses module among them: start-up of `cgroup2 run`)
+            from .resources import Resources
+
+            if not isinstance(resources, Resources):
+                raise CgroupError(f"cgroups: invalid resources {resources!r}: must be Resources")
             _check_devices_supported(resources)
-        if resources is not None and resources.hugetlb:
-            _check_page_sizes(resources, m.path)  # before any ancestor is changed
+            if resources.hugetlb:
+                _check_page_sizes(resources, m.path)  # before any ancestor is changed
         needed = resources.enabled_controllers() if resources is not None else []
         created: list[str] = []  # what this call made: removed again on any failure
         try:
