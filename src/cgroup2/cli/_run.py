@@ -108,7 +108,41 @@ class Live:
         self.err.print(f"cgroup2 run: {printable(text)}", highlight=False, markup=False)
 
 
-def _child(cmd: Sequence[str], go_r: int, err_w: int, old_mask: set[int]) -> None:
+def exec_candidates(file: str) -> list[str]:
+    """The paths ``os.execvp(file, ...)`` tries, in order: ``file`` itself when it names a
+    directory, else ``file`` in each directory of ``PATH`` (``os.defpath`` without one),
+    as ``os.get_exec_path()`` reads it from ``os.environ``. Found in the parent: in the
+    forked child, ``os.execvp`` would import ``warnings`` first (for ``get_exec_path``),
+    which takes longer there than the rest of the child's work."""
+    if os.path.dirname(file):
+        return [file]
+    path = os.environ.get("PATH")
+    if path is None:
+        path = os.defpath
+    return [os.path.join(d, file) for d in path.split(os.pathsep)]
+
+
+def exec_first(candidates: Sequence[str], argv: list[str]) -> None:
+    """``os.execv`` of the first of ``candidates`` that can be run, with ``os.execvp``'s
+    errors: the first error other than "not found" (ENOENT, ENOTDIR) if any, else the last
+    one. Returns only by raising."""
+    saved: OSError | None = None
+    last: OSError | None = None
+    for full in candidates:
+        try:
+            os.execv(full, argv)
+        except (FileNotFoundError, NotADirectoryError) as e:
+            last = e
+        except OSError as e:
+            last = e
+            if saved is None:
+                saved = e
+    raise saved or last or FileNotFoundError(errno.ENOENT, "no path to try", argv[0])
+
+
+def _child(
+    cmd: Sequence[str], go_r: int, err_w: int, old_mask: set[int], candidates: list[str]
+) -> None:
     """In the forked child: wait to be placed, restore the signal state, exec. Never returns."""
     code = 127
     try:
@@ -118,7 +152,7 @@ def _child(cmd: Sequence[str], go_r: int, err_w: int, old_mask: set[int]) -> Non
         for s in _RESET:
             signal.signal(s, signal.SIG_DFL)
         signal.pthread_sigmask(signal.SIG_SETMASK, old_mask)
-        os.execvp(cmd[0], list(cmd))
+        exec_first(candidates, list(cmd))
     except OSError as e:
         with contextlib.suppress(OSError):
             os.write(err_w, str(e.errno or 0).encode())
@@ -349,6 +383,7 @@ def _fork_exec(
     sigs = {*FORWARDED, signal.SIGCHLD}
     go_r, go_w = os.pipe2(os.O_CLOEXEC)
     err_r, err_w = os.pipe2(os.O_CLOEXEC)
+    candidates = exec_candidates(cmd[0])
     start = time.monotonic()
     try:
         sys.stdout.flush()
@@ -357,7 +392,7 @@ def _fork_exec(
         if pid == 0:
             os.close(go_w)
             os.close(err_r)
-            _child(cmd, go_r, err_w, old_mask)
+            _child(cmd, go_r, err_w, old_mask, candidates)
         os.close(go_r)
         os.close(err_w)
         try:
