@@ -31,7 +31,7 @@ import time
 from types import FrameType
 
 from cgroup2 import EventWatcher, NoticeKind, PressureTrigger, default_mountpoint
-from cgroup2.pressure import has_cap_sys_resource, kernel_version
+from cgroup2.pressure import has_cap_sys_resource, kernel_version, unprivileged_rule
 
 
 def _cpu() -> float:
@@ -82,7 +82,7 @@ def main() -> int:
     args = ap.parse_args()
 
     priv = has_cap_sys_resource()
-    w0 = 1.0 if priv or kernel_version() < (6, 5) else 2.0
+    w0 = 1.0 if priv or unprivileged_rule(kernel_version()) is False else 2.0
     mnt = default_mountpoint()
     top = f"{mnt}/cgroup2-bench-pressure-{os.getpid()}"
     os.mkdir(top)

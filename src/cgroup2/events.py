@@ -514,7 +514,10 @@ class EventWatcher:
         return isinstance(path, str) and os.path.normpath(path) in self._watches
 
     def fileno(self) -> int:
-        """The epoll fd: readable when a watched file has changed (for other loops)."""
+        """The epoll fd: readable when a watched file has changed (for other loops).
+
+        Not for a watcher with pressure triggers: another poller's check of this fd takes
+        a trigger's event before :meth:`poll` can read it (see :meth:`add_pressure`)."""
         return self._live().fileno()
 
     # -- reading -------------------------------------------------------------------------

@@ -17,8 +17,10 @@ The kernel's rules, by version (``psi_trigger_create()`` and the pressure files'
   check (the file's permissions alone decide: the owner of a delegated group may write
   them); ``/proc/pressure/*`` needs CAP_SYS_RESOURCE to be opened for writing.
 * Linux 6.5 and later (commit d82caa273565, "Allow unprivileged polling of N*2s
-  period"): the privilege is CAP_SYS_RESOURCE in the credentials of the process that
-  *opened* the file. Privileged: any window up to 10 s, served by a real-time ``psimon``
+  period"; also in the 6.1 stable series since 6.1.42, taken with the fix "use kernfs
+  polling functions for PSI trigger polling", without the 500 ms change below): the
+  privilege is CAP_SYS_RESOURCE in the credentials of the process that *opened* the
+  file. Privileged: any window up to 10 s, served by a real-time ``psimon``
   thread. Unprivileged: the window must be a multiple of 2 s (2, 4, 6, 8, 10 s), served
   by the 2 s averaging work, else ``EINVAL``. Linux 6.5 and 6.6 also refused to open a
   group's pressure file for writing without CAP_SYS_RESOURCE (``EPERM``), a regression
@@ -51,6 +53,7 @@ __all__ = [
     "kernel_version",
     "open_trigger",
     "read_event",
+    "unprivileged_rule",
 ]
 
 RESOURCES = ("cpu", "memory", "io", "irq")
@@ -61,16 +64,42 @@ UNPRIVILEGED_PERIOD_US = 2_000_000  # Linux 6.5+: unprivileged windows are multi
 CAP_SYS_RESOURCE = 24
 
 _RULE_UNPRIVILEGED = (
-    "without CAP_SYS_RESOURCE, Linux 6.5 and later accept only a window that is a "
+    "without CAP_SYS_RESOURCE, Linux 6.5 and later (and 6.1 from 6.1.42) accept only a "
+    "window that is a "
     "multiple of 2 s (2, 4, 6, 8 or 10 s): such triggers are served by the kernel's 2 s "
     "averaging work instead of a real-time poller (kernel/sched/psi.c)"
 )
 
 
-def kernel_version() -> tuple[int, int]:
-    """(major, minor) of the running kernel, from ``uname -r``."""
-    m = re.match(r"(\d+)\.(\d+)", os.uname().release)
-    return (int(m.group(1)), int(m.group(2))) if m else (0, 0)
+def kernel_version() -> tuple[int, int, int]:
+    """(major, minor, patch) of the running kernel, from ``uname -r``; where that says
+    ``X.Y.0`` and ``uname -v`` names a later ``X.Y.Z`` (Debian: ``6.1.0-57-amd64`` is
+    ``Debian 6.1.192-3``), the stable release of ``uname -v``."""
+    u = os.uname()
+    m = re.match(r"(\d+)\.(\d+)(?:\.(\d+))?", u.release)
+    if m is None:
+        return (0, 0, 0)
+    major, minor, patch = int(m.group(1)), int(m.group(2)), int(m.group(3) or 0)
+    for v in re.finditer(r"\b(\d+)\.(\d+)\.(\d+)\b", u.version):
+        if (int(v.group(1)), int(v.group(2))) == (major, minor):
+            patch = max(patch, int(v.group(3)))
+    return (major, minor, patch)
+
+
+def unprivileged_rule(kernel: tuple[int, ...]) -> bool | None:
+    """Whether ``kernel`` holds a caller without CAP_SYS_RESOURCE to windows that are a
+    multiple of 2 s: ``True`` from Linux 6.5 and in the 6.1 stable series from 6.1.42
+    (which took the change with a fix of trigger polling), ``False`` before 6.1.42 and
+    on 5.x and 6.0 (before the change; a stable line may have taken it since: then the
+    kernel's ``EINVAL`` is explained), ``None`` for 6.2 to 6.4 (not known here)."""
+    k = tuple(kernel) + (0,) * (3 - len(kernel))
+    if k >= (6, 5, 0):
+        return True
+    if k[:2] == (6, 1):
+        return k >= (6, 1, 42)
+    if k >= (6, 2, 0):
+        return None
+    return False
 
 
 def has_cap_sys_resource(status: bytes | None = None) -> bool:
@@ -206,12 +235,12 @@ class PressureTrigger:
         )
 
     def check(
-        self, *, privileged: bool | None = None, kernel: tuple[int, int] | None = None
+        self, *, privileged: bool | None = None, kernel: tuple[int, ...] | None = None
     ) -> None:
         """Raise :class:`~cgroup2.errors.PressureTriggerError` if the running kernel (or
         ``kernel``) would refuse this trigger from this process (or, with ``privileged``,
         from a caller with/without CAP_SYS_RESOURCE)."""
-        k = kernel_version() if kernel is None else kernel
+        k = kernel_version() if kernel is None else tuple(kernel)
         where = f"cgroups: pressure trigger {self}"
         if self.resource == "cpu" and self.kind == "full" and k < (5, 13):
             raise PressureTriggerError(
@@ -223,7 +252,7 @@ class PressureTrigger:
             )
         if privileged is None:
             privileged = has_cap_sys_resource()
-        if not privileged and k >= (6, 5) and self.window_us % UNPRIVILEGED_PERIOD_US:
+        if not privileged and unprivileged_rule(k) and self.window_us % UNPRIVILEGED_PERIOD_US:
             raise PressureTriggerError(
                 f"{where}: window {self.window:g} s refused: {_RULE_UNPRIVILEGED}; "
                 f"this process lacks CAP_SYS_RESOURCE (CapEff in /proc/self/status)"

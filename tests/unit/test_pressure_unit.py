@@ -17,7 +17,13 @@ from cgroup2 import (
     PressureTrigger,
     PressureTriggerError,
 )
-from cgroup2.pressure import has_cap_sys_resource, kernel_version, open_trigger, read_event
+from cgroup2.pressure import (
+    has_cap_sys_resource,
+    kernel_version,
+    open_trigger,
+    read_event,
+    unprivileged_rule,
+)
 
 # --- what every kernel refuses -----------------------------------------------------------
 
@@ -105,14 +111,17 @@ def test_parse_refuses(spec: str, words: str) -> None:
 # --- the rules of a kernel and a caller --------------------------------------------------
 
 
-def test_unprivileged_windows_since_6_5() -> None:
+def test_unprivileged_windows_since_6_5_and_6_1_42() -> None:
     one = PressureTrigger("memory", "some", 0.15, 1.0)
     with pytest.raises(PressureTriggerError) as e:
         one.check(privileged=False, kernel=(6, 5))
     assert "multiple of 2 s" in str(e.value) and "CAP_SYS_RESOURCE" in str(e.value)
-    one.check(privileged=True, kernel=(6, 18))  # privileged: any window in range
-    one.check(privileged=False, kernel=(6, 4))  # before 6.5: no capability rule
-    one.check(privileged=False, kernel=(6, 1))
+    one.check(privileged=True, kernel=(6, 18, 0))  # privileged: any window in range
+    one.check(privileged=False, kernel=(6, 1, 41))  # before the backport: no rule
+    with pytest.raises(PressureTriggerError, match="multiple of 2 s"):
+        one.check(privileged=False, kernel=(6, 1, 42))  # the 6.1 stable backport
+    one.check(privileged=False, kernel=(5, 15, 0))  # before the change
+    one.check(privileged=False, kernel=(6, 3, 0))  # not known here: the kernel decides
     for w in (2, 4, 6, 8, 10):
         PressureTrigger("memory", "some", 0.15, w).check(privileged=False, kernel=(6, 18))
     for w in (0.5, 3, 2.5, 9):
@@ -138,9 +147,23 @@ def test_cap_sys_resource_from_capeff() -> None:
     assert has_cap_sys_resource(b"CapEff:\t0000000000000000\n") is False
 
 
-def test_kernel_version_is_a_pair() -> None:
-    major, minor = kernel_version()
-    assert major >= 4 and minor >= 0
+def test_kernel_version_and_the_rule_by_version() -> None:
+    major, minor, patch = kernel_version()
+    assert major >= 4 and minor >= 0 and patch >= 0
+    assert unprivileged_rule((6, 18, 4)) is True and unprivileged_rule((6, 5)) is True
+    assert unprivileged_rule((6, 1, 192)) is True and unprivileged_rule((6, 1, 0)) is False
+    assert unprivileged_rule((6, 0, 9)) is False and unprivileged_rule((5, 10, 200)) is False
+    assert unprivileged_rule((6, 4, 3)) is None
+
+
+def test_kernel_version_takes_debians_stable_release(monkeypatch: pytest.MonkeyPatch) -> None:
+    fake = os.uname_result(
+        ("Linux", "h", "6.1.0-57-amd64", "#1 SMP PREEMPT_DYNAMIC Debian 6.1.192-3 (2026)", "x")
+    )
+    monkeypatch.setattr(os, "uname", lambda: fake)
+    assert kernel_version() == (6, 1, 192)
+    fake = os.uname_result(("Linux", "h", "6.18.44-fc-v657", "#1 SMP", "x86_64"))
+    assert kernel_version() == (6, 18, 44)
 
 
 # --- reading, without a kernel -----------------------------------------------------------
