@@ -242,3 +242,26 @@ def test_cpu_list_cache_gives_what_the_parse_gives(cpus: list[int]) -> None:
     assert cpuset.parse_cpu_list(text) == want
     assert cpuset.parse_cpu_list(text) == want  # from the cache now
     assert len(cpuset._LISTS) <= 256
+
+
+def test_positional_construction_follows_the_fields_order() -> None:
+    """The flat files' parsers build their dataclasses by position (for speed): the key
+    tuples must be the fields' order."""
+    from dataclasses import fields
+
+    from cgroup2.controllers.cpu import CPU_STAT_FIELDS, CPUStat
+    from cgroup2.controllers.memory import (
+        MEMORY_EVENTS_FIELDS,
+        MEMORY_STAT_KEYS,
+        MemoryEvents,
+        MemoryStat,
+    )
+
+    names = [f.name for f in fields(MemoryStat)]
+    assert names[: len(MEMORY_STAT_KEYS)] == list(MEMORY_STAT_KEYS)
+    assert names[len(MEMORY_STAT_KEYS) :] == [
+        "usage", "usage_limit", "swap_usage", "swap_limit", "max_usage", "swap_max_usage",
+        "psi", "other",
+    ]  # fmt: skip
+    assert [f.name for f in fields(CPUStat)] == [*CPU_STAT_FIELDS, "psi", "other"]
+    assert [f.name for f in fields(MemoryEvents)] == [*MEMORY_EVENTS_FIELDS, "other"]

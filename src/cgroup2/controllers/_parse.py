@@ -20,6 +20,7 @@ the group, or the kernel has no such file or key); a limit of ``max`` is :data:`
 
 from __future__ import annotations
 
+from itertools import repeat
 from typing import Protocol
 
 from ..errors import InvalidFormatError
@@ -31,6 +32,7 @@ __all__ = [
     "decode_key",
     "invalid_format",
     "parse_flat",
+    "parse_flat_fields",
     "parse_limit",
     "parse_uint",
     "parse_value",
@@ -159,3 +161,17 @@ def parse_flat(
         return _flat_slow(data, filename, known)
     present = known.intersection(nums)
     return dict(zip(present, map(nums.pop, present))), nums  # noqa: B905 (one key, one value)
+
+
+def parse_flat_fields(
+    data: bytes, filename: str, keys: tuple[str, ...], known: frozenset[str]
+) -> tuple[list[int | None], dict[str, int]]:
+    """:func:`parse_flat` for a dataclass built by position: the values of ``keys`` in
+    their order (``None`` for a key the file lacks), and the other keys.
+
+    Built for speed: ``MemoryStat(**named)`` matched 31 keywords, which the file's own
+    (not interned) strings make a string comparison each, against 39 parameters; the
+    values by position cost a third of that. ``known`` is ``frozenset(keys)``.
+    """
+    named, other = parse_flat(data, filename, known)
+    return list(map(named.pop, keys, repeat(None))), other

@@ -132,7 +132,7 @@ class CPU:
 from collections.abc import Mapping  # noqa: E402
 from dataclasses import field  # noqa: E402
 
-from ._parse import Files, parse_flat  # noqa: E402
+from ._parse import Files, parse_flat_fields  # noqa: E402
 from .psi import PSIStats, read_pressure  # noqa: E402
 
 
@@ -159,24 +159,24 @@ class CPUStat:
     other: Mapping[str, int] = field(default_factory=dict)
 
 
-_CPU_STAT_KEYS = frozenset(
-    (
-        "usage_usec",
-        "user_usec",
-        "system_usec",
-        "nr_periods",
-        "nr_throttled",
-        "throttled_usec",
-        "nr_bursts",
-        "burst_usec",
-    )
+#: The keys of ``cpu.stat`` with a field of their own, in the fields' order.
+CPU_STAT_FIELDS = (
+    "usage_usec",
+    "user_usec",
+    "system_usec",
+    "nr_periods",
+    "nr_throttled",
+    "throttled_usec",
+    "nr_bursts",
+    "burst_usec",
 )
+_CPU_STAT_KEYS = frozenset(CPU_STAT_FIELDS)
 
 
 def parse_cpu_stat(data: bytes, filename: str = "cpu.stat") -> CPUStat:
     """Parse ``cpu.stat`` (flat keyed: ``<key> <uint>`` lines)."""
-    named, other = parse_flat(data, filename, _CPU_STAT_KEYS)
-    return CPUStat(**named, psi=None, other=other)
+    values, other = parse_flat_fields(data, filename, CPU_STAT_FIELDS, _CPU_STAT_KEYS)
+    return CPUStat(*values, None, other)  # type: ignore[call-arg, arg-type]
 
 
 def read_cpu(d: Files, *, stat: bool = True, pressure: bool = True) -> CPUStat | None:
@@ -188,5 +188,5 @@ def read_cpu(d: Files, *, stat: bool = True, pressure: bool = True) -> CPUStat |
     psi = read_pressure(d, "cpu") if pressure else None
     if data is None:
         return None if psi is None else CPUStat(psi=psi)
-    named, other = parse_flat(data, "cpu.stat", _CPU_STAT_KEYS)
-    return CPUStat(**named, psi=psi, other=other)
+    values, other = parse_flat_fields(data, "cpu.stat", CPU_STAT_FIELDS, _CPU_STAT_KEYS)
+    return CPUStat(*values, psi, other)  # type: ignore[call-arg, arg-type]
