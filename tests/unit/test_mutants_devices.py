@@ -1,0 +1,208 @@
+"""unit: device rules, the rule compiler and the assembler: exact messages, the
+boundaries of numbers, the dump of comments and labels (survivors of scripts/mutation).
+
+What a program does is checked by running it (the emulator); the instruction listings
+here pin the shape the kernel's verifier was measured with (see cgroup2.devices.filter).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from cgroup2 import CgroupError, DeviceRule, device_filter, emulate
+from cgroup2.devices.filter import (
+    ACC_MKNOD,
+    ACC_READ,
+    ACC_WRITE,
+    DEV_BLOCK,
+    DEV_CHAR,
+    LICENSE,
+    access_bits,
+)
+
+# --- rules ----------------------------------------------------------------------------
+
+_NUM = "must be None (any) or an int in 0..4294967295"
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"allow": 1}, "allow a *:* rwm: allow must be a bool"),
+        ({"type": "x"}, "allow x *:* rwm: type must be 'a', 'b' or 'c'"),
+        ({"type": 1}, "allow 1 *:* rwm: type must be 'a', 'b' or 'c'"),
+        ({"type": "ab"}, "allow ab *:* rwm: type must be 'a', 'b' or 'c'"),
+        ({"major": -1}, f"allow a -1:* rwm: major {_NUM}"),
+        ({"major": 2**32}, f"allow a 4294967296:* rwm: major {_NUM}"),
+        ({"minor": 2**32}, f"allow a *:4294967296 rwm: minor {_NUM}"),
+        ({"minor": -1}, f"allow a *:-1 rwm: minor {_NUM}"),
+        ({"major": True}, f"allow a True:* rwm: major {_NUM}"),
+        ({"minor": False}, f"allow a *:False rwm: minor {_NUM}"),
+        ({"minor": 1.0}, f"allow a *:1.0 rwm: minor {_NUM}"),
+        ({"access": ""}, "allow a *:* : access must be a non-empty subset of 'rwm'"),
+        ({"access": "rx"}, "allow a *:* rx: access must be a non-empty subset of 'rwm'"),
+        ({"access": None}, "allow a *:* None: access must be a non-empty subset of 'rwm'"),
+    ],
+)
+def test_rule_refusals_word_for_word(kwargs: dict[str, Any], message: str) -> None:
+    args = {"allow": True, **kwargs}
+    with pytest.raises(CgroupError) as e:
+        DeviceRule(**args)
+    assert str(e.value) == f"cgroups: invalid device rule {message}"
+
+
+def test_rule_bounds_and_text() -> None:
+    r = DeviceRule(False, "b", 2**32 - 1, 0, "m")
+    assert str(r) == "deny b 4294967295:0 m"
+    assert str(DeviceRule(True, "c", None, 5, "rw")) == "allow c *:5 rw"
+    assert str(DeviceRule(True)) == "allow a *:* rwm"
+    assert DeviceRule(True) == DeviceRule(True, "a", None, None, "rwm")
+    for access in ("r", "w", "m", "rw", "mr", "wmr", "rr"):
+        assert DeviceRule(True, access=access).access == access
+
+
+# --- the compiler ---------------------------------------------------------------------
+
+
+def test_kernel_constants() -> None:
+    # include/uapi/linux/bpf.h: BPF_DEVCG_ACC_MKNOD 1, _READ 2, _WRITE 4;
+    # BPF_DEVCG_DEV_BLOCK 1, _CHAR 2
+    assert (ACC_MKNOD, ACC_READ, ACC_WRITE, DEV_BLOCK, DEV_CHAR) == (1, 2, 4, 1, 2)
+    assert LICENSE == "Apache"
+    assert access_bits("") == 0
+    assert access_bits("rwm") == 7 and access_bits("mw") == 5 and access_bits("rr") == 2
+
+
+def test_compiler_refusals_word_for_word() -> None:
+    cases: list[tuple[Any, str]] = [
+        ("abc", "cgroups: invalid device rules 'abc': an iterable of DeviceRule is needed"),
+        (b"x", "cgroups: invalid device rules b'x': an iterable of DeviceRule is needed"),
+        (5, "cgroups: invalid device rules 5: an iterable of DeviceRule is needed"),
+        ([5], "cgroups: invalid device rule 5: a DeviceRule is required"),
+    ]
+    for rules, message in cases:
+        with pytest.raises(CgroupError) as e:
+            device_filter(rules)
+        assert str(e.value) == message
+    with pytest.raises(CgroupError) as e:
+        access_bits("rx")
+    assert str(e.value) == "cgroups: invalid device access 'rx': letters must be r, w, m"
+
+
+def test_rules_from_any_iterable() -> None:
+    rules = [DeviceRule(False), DeviceRule(True, "c", 1, 3, "r")]
+    want = device_filter(rules)[0]
+    assert device_filter(iter(rules))[0] == want
+    assert device_filter(tuple(rules))[0] == want
+    assert device_filter(r for r in rules)[0] == want
+
+
+def listing(rules: list[DeviceRule]) -> list[str]:
+    return device_filter(rules)[0].dump().splitlines()
+
+
+def test_numbers_at_the_sign_bit() -> None:
+    """2**31 - 1 still fits a JNEImm; 2**31 is moved into r0 (zero-extended) first."""
+    lines = listing([DeviceRule(False), DeviceRule(True, "b", 2**31 - 1, 2**31, "rwm")])
+    assert lines[7:15] == [
+        "block-0:",
+        "// rule 1: allow b 2147483647:2147483648 rwm",
+        "     6: JNEImm dst: r2 off: 5 imm: 1 <block-1>",
+        "     7: JNEImm dst: r4 off: 4 imm: 2147483647 <block-1>",
+        "     8: Mov32Imm dst: r0 imm: -2147483648",
+        "     9: JNEReg dst: r5 off: 2 src: r0 <block-1>",
+        "    10: Mov32Imm dst: r0 imm: 1",
+        "    11: Exit",
+    ]
+    p = device_filter([DeviceRule(False), DeviceRule(True, "b", 2**31 - 1, 2**31, "rwm")])[0]
+    assert emulate(p, "b", 2**31 - 1, 2**31, "r")
+    assert not emulate(p, "b", 2**31 - 1, 2**31 - 1, "r")
+    assert not emulate(p, "b", 2**31, 2**31, "r")
+
+
+def test_dump_comments_and_labels() -> None:
+    lines = listing([DeviceRule(True, "c", 1, 3, "r")])
+    assert lines[0] == "// load parameters into registers"
+    assert "// rule 0: allow c 1:3 r" in lines
+    assert lines[-4:] == [
+        "block-1:",
+        "// no rule matched: return 0 (reject)",
+        "    14: Mov32Imm dst: r0 imm: 0",
+        "    15: Exit",
+    ]
+
+
+@pytest.mark.parametrize("access", ["r", "w", "m", "rw", "rm", "wm"])
+def test_partial_access_masks(access: str) -> None:
+    bits = access_bits(access)
+    allow = listing([DeviceRule(True, "a", None, None, access)])
+    assert f"     7: And32Imm dst: r0 imm: {0xFFFF ^ bits}" in allow
+    assert "     8: JNEImm dst: r0 off: 2 imm: 0 <block-1>" in allow
+    deny = listing([DeviceRule(True), DeviceRule(False, "a", None, None, access)])
+    assert f"     7: And32Imm dst: r0 imm: {bits}" in deny
+    assert "     8: JEqImm dst: r0 off: 2 imm: 0 <block-1>" in deny
+
+
+def test_reload_only_what_a_later_block_compares() -> None:
+    rules = [
+        DeviceRule(True, "b", None, 2, "rwm"),
+        DeviceRule(True, "a", 3, None, "rwm"),
+        DeviceRule(True, "c", None, None, "r"),
+        DeviceRule(True, "a", None, None, "w"),
+    ]
+    body = [line.split(": ", 1)[1] for line in listing(rules) if line.startswith("  ")]
+    assert body[6:] == [
+        # block-0: a *:* w (first block: nothing reloaded)
+        "Mov32Reg dst: r0 src: r3",
+        "And32Imm dst: r0 imm: 65531",
+        "JNEImm dst: r0 off: 2 imm: 0 <block-1>",
+        "Mov32Imm dst: r0 imm: 1",
+        "Exit",
+        # block-1: c *:* r reloads the type only
+        "LdXMemW dst: r2 src: r1 off: 0 imm: 0",
+        "And32Imm dst: r2 imm: 65535",
+        "JNEImm dst: r2 off: 5 imm: 2 <block-2>",
+        "Mov32Reg dst: r0 src: r3",
+        "And32Imm dst: r0 imm: 65533",
+        "JNEImm dst: r0 off: 2 imm: 0 <block-2>",
+        "Mov32Imm dst: r0 imm: 1",
+        "Exit",
+        # block-2: a 3:* reloads the major only
+        "LdXMemW dst: r4 src: r1 off: 4 imm: 0",
+        "JNEImm dst: r4 off: 2 imm: 3 <block-3>",
+        "Mov32Imm dst: r0 imm: 1",
+        "Exit",
+        # block-3: b *:2 reloads the type and the minor
+        "LdXMemW dst: r2 src: r1 off: 0 imm: 0",
+        "And32Imm dst: r2 imm: 65535",
+        "LdXMemW dst: r5 src: r1 off: 8 imm: 0",
+        "JNEImm dst: r2 off: 3 imm: 1 <block-4>",
+        "JNEImm dst: r5 off: 2 imm: 2 <block-4>",
+        "Mov32Imm dst: r0 imm: 1",
+        "Exit",
+        "Mov32Imm dst: r0 imm: 0",
+        "Exit",
+    ]
+
+
+@pytest.mark.parametrize(
+    "rule",
+    [
+        DeviceRule(True, "c"),
+        DeviceRule(True, "a", 1),
+        DeviceRule(True, "a", None, 1),
+        DeviceRule(True, "a", None, None, "rw"),
+    ],
+)
+def test_a_rule_that_checks_something_does_not_end_the_list(rule: DeviceRule) -> None:
+    p = device_filter([DeviceRule(True, "b", 7, 7, "r"), rule])[0]
+    assert [name for _, name in p.labels] == ["block-0", "block-1", "block-2"]
+    assert emulate(p, "b", 7, 7, "r")
+
+
+def test_a_catch_all_deny_ends_the_list() -> None:
+    p = device_filter([DeviceRule(True, "b", 7, 7, "r"), DeviceRule(False)])[0]
+    assert [name for _, name in p.labels] == ["block-0"]
+    assert len(p) == 8 and not emulate(p, "b", 7, 7, "r")
