@@ -1,7 +1,5 @@
 """``python -m cgroup2``: the ``cgroup2`` command."""
 
-import sys
+from .cli import script
 
-from .cli import main
-
-sys.exit(main())
+script()
