@@ -215,3 +215,47 @@ def test_the_installed_script_loads_no_re() -> None:
     mods = _loaded(code, "--version")
     assert "cgroup2.cli" in mods
     assert not {"re", "enum", "argparse"} & mods
+
+
+@pytest.mark.parametrize(
+    ("argv", "status", "out"),
+    [
+        (["--version"], 0, "cgroup2 "),
+        (["nosuch"], 2, ""),
+        (["get"], 2, ""),
+        (["--help"], 0, "usage: cgroup2"),
+    ],
+)
+def test_the_command_exits_with_mains_status(argv: list[str], status: int, out: str) -> None:
+    r = subprocess.run([sys.executable, "-m", "cgroup2", *argv], capture_output=True, text=True,
+                       timeout=60)
+    assert r.returncode == status, r.stderr
+    assert r.stdout.startswith(out)
+    assert "Traceback" not in r.stderr
+
+
+def test_a_failed_flush_of_the_output_is_status_120() -> None:
+    # as Python's own exit: the output (buffered for a pipe) could not be written, the
+    # reader having gone
+    r_fd, w_fd = os.pipe()
+    os.close(r_fd)
+    try:
+        env = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}
+        r = subprocess.run([sys.executable, "-m", "cgroup2", "--version"], stdout=w_fd,
+                           stderr=subprocess.PIPE, text=True, timeout=60, env=env)
+    finally:
+        os.close(w_fd)
+    assert r.returncode == 120, r.stderr
+    assert "Traceback" not in r.stderr
+
+
+def test_atexit_functions_run_before_the_fast_exit() -> None:
+    code = ("import atexit, sys\n"
+            "atexit.register(lambda: print('atexit ran', flush=True))\n"
+            "sys.argv[1:] = ['--version']\n"
+            "from cgroup2.cli import script\n"
+            "script()\n")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0
+    assert r.stdout.split("\n")[:2] == [r.stdout.split("\n")[0], "atexit ran"]
+    assert r.stdout.startswith("cgroup2 ")

@@ -401,7 +401,6 @@ class LiteParser:
             import sys
 
             sys.stdout.write(str(value).replace("%(prog)s", self.prog).strip() + "\n")
-            sys.stdout.flush()
             raise SystemExit(0)
         if a.kind == "append":
             items = list(getattr(ns, a.dest, None) or [])
