@@ -144,7 +144,8 @@ def _pressure_events(m: Manager, args: argparse.Namespace, out: Console) -> int:
             if args.json:
                 line = json.dumps({"time": stamp, "group": m.group, **fields})
             else:
-                line = event_line(stamp, m.group, {**fields, "avg10": f"{ev.avg10:.2f}"})
+                shown = {**fields, "avg10": f"{ev.avg10:.2f}", "avg60": f"{ev.avg60:.2f}"}
+                line = event_line(stamp, m.group, shown)
             out.file.write(line + "\n")
             out.file.flush()
             n += 1
