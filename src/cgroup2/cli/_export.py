@@ -15,6 +15,7 @@ CAP_SYS_RESOURCE), the command says so on stderr and reads the groups by
 from __future__ import annotations
 
 import argparse
+import contextlib
 import signal
 import sys
 from types import FrameType
@@ -63,6 +64,24 @@ def _stop(signum: int, frame: FrameType | None) -> None:
     raise _Stop
 
 
+def _lift_nofile_hard_limit() -> None:
+    """With CAP_SYS_RESOURCE, raise the hard ``RLIMIT_NOFILE`` to the kernel's
+    ``fs.nr_open`` (the sampler raises the soft limit itself as it needs descriptors):
+    a process started without systemd's ``LimitNOFILE=`` has a hard limit of 4096.
+    Without the capability the limit stays as it is."""
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    try:
+        with open("/proc/sys/fs/nr_open") as f:
+            nr_open = int(f.read())
+    except (OSError, ValueError):
+        return
+    if hard != resource.RLIM_INFINITY and hard < nr_open:
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (soft, nr_open))
+
+
 def _make_sampler(args: argparse.Namespace, group: str, mountpoint: str) -> SamplerLike:
     """A :class:`~cgroup2.sampler.Sampler` of the groups under ``group``; files past the
     descriptor limit are read by open/read/close (``overflow="reopen"``); when even the
@@ -72,6 +91,7 @@ def _make_sampler(args: argparse.Namespace, group: str, mountpoint: str) -> Samp
     from ..sampler import Sampler
 
     root = Manager.load(group, mountpoint=mountpoint)
+    _lift_nofile_hard_limit()
     try:
         return Sampler(root=root, mask=args.mask, depth=args.depth, overflow="reopen")
     except CgroupError as e:
