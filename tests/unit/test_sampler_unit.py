@@ -265,3 +265,31 @@ def test_positional_construction_follows_the_fields_order() -> None:
     ]  # fmt: skip
     assert [f.name for f in fields(CPUStat)] == [*CPU_STAT_FIELDS, "psi", "other"]
     assert [f.name for f in fields(MemoryEvents)] == [*MEMORY_EVENTS_FIELDS, "other"]
+
+
+_KEYS = ("anon", "file", "pgfault")
+
+
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from([*_KEYS, "kernel", "x", "é", ""]),
+            st.sampled_from(["1", "0", "18446744073709551615", "max", "-1", "1.5", ""]),
+            st.sampled_from([" ", "  ", "\t"]),
+        ),
+        max_size=8,
+    )
+)
+def test_flat_fields_fast_path_is_the_line_by_line_parse(lines: list[tuple[str, str, str]]) -> None:
+    data = "".join(f"{k}{sep}{v}\n" for k, v, sep in lines).encode()
+    known = frozenset(_KEYS)
+    try:
+        got: object = _parse.parse_flat_fields(data, "memory.stat", _KEYS, known)
+    except InvalidFormatError:
+        got = "error"
+    try:
+        named, other = _parse._flat_slow(data, "memory.stat", known)
+        want: object = ([named.get(k) for k in _KEYS], other)
+    except InvalidFormatError:
+        want = "error"
+    assert got == want

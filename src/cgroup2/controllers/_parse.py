@@ -132,6 +132,26 @@ def _flat_slow(
     return named, other
 
 
+def _flat_nums(data: bytes) -> dict[str, int] | None:
+    """Every line of a flat keyed file as ``{key: value}``, when the file has the kernel's
+    exact shape; else ``None`` (the line-by-line pass then decides)."""
+    try:
+        text = data.decode("ascii")
+        n = text.count("\n")
+        tokens = text.split()
+        values = tokens[1::2]
+        if (
+            len(tokens) != 2 * n
+            or text.count(" ") != n
+            or len("".join(tokens)) != len(text) - 2 * n
+            or not "".join(values).isdigit()
+        ):
+            return None
+        return dict(zip(tokens[::2], map(int, values)))  # noqa: B905 (lengths checked above)
+    except ValueError:  # also UnicodeDecodeError, and int()'s digit limit
+        return None
+
+
 def parse_flat(
     data: bytes, filename: str, known: frozenset[str]
 ) -> tuple[dict[str, int], dict[str, int]]:
@@ -144,20 +164,8 @@ def parse_flat(
     ``n`` spaces, ``n`` newlines and ``2n`` fields); any irregularity falls back to a
     line-by-line pass that names the bad line.
     """
-    try:
-        text = data.decode("ascii")
-        n = text.count("\n")
-        tokens = text.split()
-        values = tokens[1::2]
-        if (
-            len(tokens) != 2 * n
-            or text.count(" ") != n
-            or len("".join(tokens)) != len(text) - 2 * n
-            or not "".join(values).isdigit()
-        ):
-            raise ValueError
-        nums = dict(zip(tokens[::2], map(int, values)))  # noqa: B905 (lengths checked above)
-    except ValueError:  # also UnicodeDecodeError, and int()'s digit limit
+    nums = _flat_nums(data)
+    if nums is None:
         return _flat_slow(data, filename, known)
     present = known.intersection(nums)
     return dict(zip(present, map(nums.pop, present))), nums  # noqa: B905 (one key, one value)
@@ -173,5 +181,9 @@ def parse_flat_fields(
     (not interned) strings make a string comparison each, against 39 parameters; the
     values by position cost a third of that. ``known`` is ``frozenset(keys)``.
     """
-    named, other = parse_flat(data, filename, known)
-    return list(map(named.pop, keys, repeat(None))), other
+    nums = _flat_nums(data)
+    if nums is None:
+        named, other = _flat_slow(data, filename, known)
+        return list(map(named.pop, keys, repeat(None))), other
+    # what is left once the fields' keys are taken out are the other keys
+    return list(map(nums.pop, keys, repeat(None))), nums
