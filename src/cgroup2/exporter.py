@@ -585,12 +585,17 @@ class _Handler(BaseHTTPRequestHandler):
             self._reply(404, "text/plain; charset=utf-8", b"not found: try /metrics\n")
             return
         om = wants_openmetrics(self.headers.get("Accept"))
+        t = time.perf_counter()
         try:
             body = self.server.exporter.scrape(openmetrics=om)
         except CgroupError as e:
             self._reply(500, "text/plain; charset=utf-8", f"{e}\n".encode())
             return
         self._reply(200, OPENMETRICS_TYPE if om else TEXT_TYPE, body)
+        if self.server.verbose:
+            fmt = "openmetrics" if om else "text"
+            took = time.perf_counter() - t
+            sys.stderr.write(f"scrape: {fmt}, {len(body)} bytes, {took:.3f} s\n")
 
     def _reply(self, status: int, ctype: str, body: bytes) -> None:
         self.send_response(status)

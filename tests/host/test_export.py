@@ -26,6 +26,7 @@ from export_tools import (
     run_in_group,
     sample_value,
     scrape,
+    stop,
 )
 
 BURN = 0.6  # CPU seconds the burner spends in its group
@@ -80,7 +81,7 @@ def test_prometheus_scrapes_the_exporter(cg_parent: Parent, cg_path: str, tmp_pa
         procs.append(burner)
         procs.extend(run_in_group(f"{fs}/idle", SLEEP_CODE) for _ in range(3))
         assert burner.wait(60) == 0
-        with exporter(cg_path) as (exp, port):
+        with exporter(cg_path, "-v") as (exp, port):
             prom = Prometheus(tmp_path, [f"127.0.0.1:{port}"])
             prom.start()
             job = 'job="cgroup2"'
@@ -111,6 +112,13 @@ def test_prometheus_scrapes_the_exporter(cg_parent: Parent, cg_path: str, tmp_pa
             assert prom.value(q) >= BURN
             assert prom.value(f'cgroup_procs{{group="{cg_path}/idle"}}') == 3
             assert exp.poll() is None
+            # what it served Prometheus (-v logs each scrape): OpenMetrics, as it asked
+            prom.stop()
+            stop(exp)
+            assert exp.stderr is not None
+            log = exp.stderr.read()
+            assert exp.returncode == 0, log
+            assert "scrape: openmetrics," in log and "scrape: text," not in log, log
     finally:
         if prom is not None:
             prom.stop()

@@ -6,10 +6,11 @@ the text format 0.0.4, or OpenMetrics 1.0 when the scraper's ``Accept`` header p
 (Prometheus does). ``--once`` prints one scrape on standard output and exits (for
 ``promtool check metrics``, cron or a node-exporter textfile).
 
-The sampler holds a descriptor for each group's directory and each file the mask reads.
-When ``RLIMIT_NOFILE``'s hard limit is too low for that (it cannot be raised without
-CAP_SYS_RESOURCE), the command says so on stderr and reads the groups by
-``open``/``read``/``close`` on each scrape instead (:class:`cgroup2.exporter.Walker`).
+The sampler holds a descriptor for each group's directory and each file the mask reads
+(the hard ``RLIMIT_NOFILE`` is lifted to ``fs.nr_open`` first where CAP_SYS_RESOURCE
+allows). Files past the limit are read by ``open``/``read``/``close`` on each scrape
+(``Sampler(overflow="reopen")``); when even the group directories do not fit, the command
+says so on stderr and walks the tree on each scrape (:class:`cgroup2.exporter.Walker`).
 """
 
 from __future__ import annotations
