@@ -479,7 +479,9 @@ class Walker:
         cut = len(self.mountpoint)
         top = self.mountpoint + (self.root if self.root != "/" else "")
         with Dir.open(top or "/") as d:
-            for _, g, _, _ in walk(d, max_depth=self.depth):
+            for _, g, _, depth in walk(d):
+                if self.depth is not None and depth > self.depth:
+                    continue  # (walk() has no pruning: its max_depth is an error bound)
                 group = g.path[cut:] or "/"
                 try:
                     out[group] = collect(g, self.mask)

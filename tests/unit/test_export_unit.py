@@ -11,6 +11,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Mapping
+from pathlib import Path
 
 import pytest
 
@@ -321,3 +322,39 @@ def test_option_parsers() -> None:
     assert parse_mask("io-pressure") == StatMask.IO_PRESSURE
     with pytest.raises(UsageError, match="'cpux'"):
         parse_mask("cpu,cpux")
+
+
+def test_walker_reads_a_tree_each_sample(tmp_path: Path) -> None:
+    """The exporter's last resort (no descriptor held): every group under the root, by
+    open/read/close on each sample, with its process count; a group made or removed
+    between samples is in or out of the next one."""
+    from cgroup2.exporter import Walker
+
+    def group(rel: str, usage: int, pids: list[int]) -> None:
+        d = tmp_path / rel.strip("/") if rel != "/" else tmp_path
+        d.mkdir(exist_ok=True)
+        (d / "cgroup.controllers").write_text("\n")
+        (d / "cpu.stat").write_text(f"usage_usec {usage}\nuser_usec {usage}\nsystem_usec 0\n")
+        (d / "cgroup.procs").write_text("".join(f"{p}\n" for p in pids))
+
+    group("/", 9, [1])
+    group("/a", 5, [10, 11])
+    group("/a/b", 2, [])
+    w = Walker("/", mountpoint=str(tmp_path), mask=StatMask.CPU)
+    m = w.sample()
+    assert list(m) == ["/", "/a", "/a/b"]
+    assert m["/a"].cpu is not None and m["/a"].cpu.usage_usec == 5
+    assert w.procs == {"/": 1, "/a": 2, "/a/b": 0}
+    assert Walker("/a", mountpoint=str(tmp_path), mask=StatMask.CPU).sample().keys() == {
+        "/a",
+        "/a/b",
+    }
+    assert Walker("/", mountpoint=str(tmp_path), mask=StatMask.CPU, depth=1).sample().keys() == {
+        "/",
+        "/a",
+    }
+    group("/c", 1, [5])
+    v = parse(Exporter(w).scrape().decode())
+    assert v['cgroup_procs{group="/c"}'] == 1 and v['cgroup_procs{group="/a"}'] == 2
+    assert v['cgroup_cpu_usage_seconds_total{group="/a/b"}'] == 2e-6
+    assert v["cgroup2_exporter_groups"] == 4 and v["cgroup2_exporter_open_fds"] == 0
