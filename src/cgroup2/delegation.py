@@ -246,6 +246,8 @@ def _explain(d: Dir, name: str, op: str, err: int, value: str | None) -> KernelE
     if err not in (errno.EACCES, errno.EPERM):
         return None
     if op == "mkdir":
+        if os.access(d.path, os.W_OK, effective_ids=True):
+            return None  # the directory is writable: not the delegation rule
         return DelegationError(
             err,
             d.file_path(name),
@@ -258,6 +260,8 @@ def _explain(d: Dir, name: str, op: str, err: int, value: str | None) -> KernelE
             ),
         )
     if writing:
+        if os.access(d.file_path(name), os.W_OK, effective_ids=True):
+            return None  # the file is writable: the kernel refused for another reason
         return DelegationError(
             err,
             d.file_path(name),
