@@ -293,3 +293,25 @@ def test_flat_fields_fast_path_is_the_line_by_line_parse(lines: list[tuple[str, 
     except InvalidFormatError:
         want = "error"
     assert got == want
+
+
+def test_pressure_texts_seen_before_give_fresh_equal_objects() -> None:
+    from cgroup2.controllers import psi
+
+    text = (
+        b"some avg10=1.50 avg60=0.25 avg300=0.00 total=12345\n"
+        b"full avg10=0.00 avg60=0.00 avg300=0.00 total=99\n"
+    )
+    first = psi.parse_pressure(text)
+    first.some.total = -1  # type: ignore[union-attr]  # a caller may change what it got
+    again = psi.parse_pressure(text)
+    assert again.some is not None and again.full is not None
+    assert (again.some.avg10, again.some.avg60, again.some.total) == (1.5, 0.25, 12345)
+    assert again.full.total == 99 and again.some is not first.some
+    other = psi.parse_pressure(text.replace(b"total=99", b"total=100"))
+    assert other.full is not None and other.full.total == 100
+    for i in range(1100):  # bounded
+        psi.parse_pressure(text.replace(b"total=99", b"total=%d" % i))
+    assert len(psi._SEEN) <= 1024
+    with pytest.raises(InvalidFormatError):
+        psi.parse_pressure(text.replace(b"total=99", b"total=x"))
