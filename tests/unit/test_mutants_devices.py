@@ -206,3 +206,174 @@ def test_a_catch_all_deny_ends_the_list() -> None:
     p = device_filter([DeviceRule(True, "b", 7, 7, "r"), DeviceRule(False)])[0]
     assert [name for _, name in p.labels] == ["block-0"]
     assert len(p) == 8 and not emulate(p, "b", 7, 7, "r")
+
+
+# --- the assembler --------------------------------------------------------------------
+
+
+class _Int(int):
+    """An int subclass (as an IntEnum is): taken as its int value."""
+
+
+def _refusal(make: Any) -> str:
+    with pytest.raises(CgroupError) as e:
+        make()
+    return str(e.value)
+
+
+def test_immediates_of_int_subclasses_and_bounds() -> None:
+    from cgroup2.devices.asm import Instruction
+
+    for v, want in [
+        (5, 5),
+        (_Int(5), 5),
+        (_Int(100), 100),
+        (_Int(2**31 - 1), 2**31 - 1),
+        (_Int(2**31), -(2**31)),
+        (_Int(-(2**31)), -(2**31)),
+        (2**31, -(2**31)),
+        (2**32 - 1, -1),
+        (-(2**31), -(2**31)),
+    ]:
+        imm = Instruction(0xB4, imm=v).imm
+        assert imm == want, (v, imm)
+    assert _refusal(lambda: Instruction(0xB4, imm=True)) == (
+        "cgroups: eBPF immediate True is not an int"
+    )
+    assert _refusal(lambda: Instruction(0xB4, imm=1.0)) == (
+        "cgroups: eBPF immediate 1.0 is not an int"
+    )
+    assert _refusal(lambda: Instruction(0xB4, imm=2**32)) == (
+        "cgroups: eBPF immediate 4294967296 does not fit in 32 bits"
+    )
+    assert _refusal(lambda: Instruction(0xB4, imm=-(2**31) - 1)) == (
+        "cgroups: eBPF immediate -2147483649 does not fit in 32 bits"
+    )
+
+
+def test_instruction_field_bounds() -> None:
+    from cgroup2.devices.asm import Instruction
+
+    for ok in ({"code": 255}, {"src": 10, "dst": 10}, {"off": -32768}, {"off": 32767}):
+        Instruction(**{"code": 0, **ok})
+    for bad, shown in [
+        ({"code": 256}, "code=256 dst=r0 src=r0 off=0"),
+        ({"code": -1}, "code=-1 dst=r0 src=r0 off=0"),
+        ({"code": True}, "code=True dst=r0 src=r0 off=0"),
+        ({"src": 11}, "code=0 dst=r0 src=r11 off=0"),
+        ({"dst": 11}, "code=0 dst=r11 src=r0 off=0"),
+        ({"dst": -1}, "code=0 dst=r-1 src=r0 off=0"),
+        ({"off": -32769}, "code=0 dst=r0 src=r0 off=-32769"),
+        ({"off": 32768}, "code=0 dst=r0 src=r0 off=32768"),
+    ]:
+        args = {"code": 0, **bad}
+        assert _refusal(lambda a=args: Instruction(**a)) == (  # type: ignore[misc]
+            f"cgroups: invalid eBPF instruction {shown}: opcode 0..255, registers r0..r10, "
+            "offset 16-bit signed"
+        )
+
+
+def test_dump_of_instructions_the_filter_does_not_emit() -> None:
+    from cgroup2.devices.asm import Instruction
+
+    cases = {
+        0x84: "Neg32Imm dst: r3",
+        0x87: "NegImm dst: r3",
+        0x18: "LdImmDW dst: r3 imm: 7",
+        0x20: "LdAbsW imm: 7",
+        0x48: "LdIndH dst: r3 src: r4 imm: 7",
+        0x62: "StMemW dst: r3 src: r4 off: 2 imm: 7",
+        0x63: "StXMemW dst: r3 src: r4 off: 2 imm: 7",
+        0x85: "Call imm: 7",
+        0x95: "Exit",
+        0x1D: "JEqReg dst: r3 off: 2 src: r4",
+        0x16: "JEq32Imm dst: r3 off: 2 imm: 7",
+    }
+    for code, text in cases.items():
+        assert str(Instruction(code, 3, 4, 2, 7)) == text, hex(code)
+    assert Instruction(0x05, 3, 4, 2, 7).operands() == "off: 2"  # JA: the offset only
+
+
+def test_constructors_refuse_both_or_neither_operand() -> None:
+    from cgroup2.devices.asm import AluOp, JumpOp, alu32, alu64, jump, jump32
+
+    alu = "cgroups: an ALU instruction takes either imm or src"
+    assert _refusal(lambda: alu32(AluOp.MOV, 0)) == alu
+    assert _refusal(lambda: alu64(AluOp.ADD, 0, imm=1, src=2)) == alu
+    assert str(alu64(AluOp.NEG, 2)) == "NegImm dst: r2"
+    cond = "cgroups: a conditional jump takes either imm or src"
+    assert _refusal(lambda: jump(JumpOp.JEQ, 0, "x")) == cond
+    assert _refusal(lambda: jump32(JumpOp.JEQ, 0, "x", imm=1, src=2)) == cond
+    j = jump(JumpOp.JNE, 2, "x", src=3)
+    assert (j.code, j.dst, j.src, j.off, j.imm, j.target) == (0x5D, 2, 3, 0, 0, "x")
+    j = jump32(JumpOp.JGT, 2, "y", imm=9)
+    assert (j.code, j.dst, j.src, j.off, j.imm, j.target) == (0x26, 2, 0, 0, 9, "y")
+    a = alu32(AluOp.ADD, 2, src=3)
+    assert (a.code, a.dst, a.src, a.off, a.imm) == (0x0C, 2, 3, 0, 0)
+
+
+def _jump_program(before: int, after: int) -> Any:
+    """A jump to label ``x`` with ``before`` instructions before the label and ``after``
+    from the label on (the jump first when ``before`` > 0, else last)."""
+    from cgroup2.devices.asm import AluOp, Assembler, JumpOp, alu32, exit_insn, jump
+
+    nop = alu32(AluOp.MOV, 0, imm=0)
+    a = Assembler()
+    if before:
+        a.emit(jump(JumpOp.JEQ, 0, "x", imm=0), *[nop] * (before - 1))
+        a.label("x")
+        a.emit(*[nop] * (after - 1), exit_insn())
+    else:
+        a.label("x")
+        a.emit(*[nop] * after, jump(JumpOp.JEQ, 0, "x", imm=0), exit_insn())
+    return a.assemble()
+
+
+def test_jump_distance_bounds() -> None:
+    assert _jump_program(32768, 1)[0].off == 32767
+    assert _refusal(lambda: _jump_program(32769, 1)) == (
+        "cgroups: eBPF jump to 'x' is too far (32768 instructions)"
+    )
+    assert _jump_program(0, 32767)[32767].off == -32768
+    assert _refusal(lambda: _jump_program(0, 32768)) == (
+        "cgroups: eBPF jump to 'x' is too far (-32769 instructions)"
+    )
+
+
+def test_assembled_jumps_keep_their_label() -> None:
+    from cgroup2.devices.asm import AluOp, Assembler, JumpOp, alu32, exit_insn, jump
+
+    a = Assembler()
+    a.emit(jump(JumpOp.JEQ, 0, "end", imm=0), alu32(AluOp.MOV, 0, imm=1))
+    a.label("end")
+    a.emit(exit_insn())
+    p = a.assemble()
+    assert p[0].target == "end" and p[0].off == 1
+    assert str(p[0]) == "JEqImm dst: r0 off: 1 imm: 0 <end>"
+
+
+def test_a_label_past_the_last_instruction() -> None:
+    from cgroup2.devices.asm import Assembler, JumpOp, exit_insn, jump
+
+    a = Assembler()
+    a.emit(jump(JumpOp.JEQ, 0, "end", imm=0), exit_insn())
+    a.label("end")
+    assert _refusal(a.assemble) == "cgroups: eBPF label 'end' is past the last instruction"
+
+
+def test_labels_in_instruction_order_then_definition_order() -> None:
+    from cgroup2.devices.asm import Assembler, exit_insn
+
+    a = Assembler()
+    a.label("z")
+    a.label("b")
+    a.emit(exit_insn())
+    a.label("a")
+    a.emit(exit_insn())
+    a.comment("last")
+    a.emit(exit_insn())
+    p = a.assemble()
+    assert p.labels == ((0, "z"), (0, "b"), (1, "a"))
+    assert p.comments == ((2, "last"),)
+    assert p.dump() == "z:\nb:\n    0: Exit\na:\n    1: Exit\n// last\n    2: Exit\n"
+    assert p.dump(comments=False) == "z:\nb:\n    0: Exit\na:\n    1: Exit\n    2: Exit\n"
