@@ -289,10 +289,13 @@ def test_flat_fields_fast_path_is_the_line_by_line_parse(lines: list[tuple[str, 
         got = "error"
     try:
         named, other = _parse._flat_slow(data, "memory.stat", known)
-        want: object = ([named.get(k) for k in _KEYS], other)
+        want: object = (tuple(named.get(k) for k in _KEYS), other)
     except InvalidFormatError:
         want = "error"
     assert got == want
+    if got != "error":  # a second time, from what was remembered: the same, new objects
+        again = _parse.parse_flat_fields(data, "memory.stat", _KEYS, known)
+        assert again == got and again[1] is not got[1]  # type: ignore[index]
 
 
 def test_pressure_texts_seen_before_give_fresh_equal_objects() -> None:
@@ -315,3 +318,17 @@ def test_pressure_texts_seen_before_give_fresh_equal_objects() -> None:
     assert len(psi._SEEN) <= 1024
     with pytest.raises(InvalidFormatError):
         psi.parse_pressure(text.replace(b"total=99", b"total=x"))
+
+
+def test_flat_texts_seen_before_give_fresh_other_keys() -> None:
+    from cgroup2.controllers.memory import parse_memory_stat
+
+    data = (DATA / "group" / "memory.stat").read_bytes()
+    first = parse_memory_stat(data)
+    first.other["kernel"] = -1  # type: ignore[index]  # a caller may change what it got
+    again = parse_memory_stat(data)
+    assert again.other["kernel"] != -1 and again == parse_memory_stat(data + b"")
+    assert again.anon == first.anon and again.anon is not None
+    for i in range(1100):  # bounded
+        parse_memory_stat(data + b"x_%d %d\n" % (i, i))
+    assert all(len(v) <= 1024 for v in _parse._FIELDS_SEEN.values())

@@ -171,19 +171,36 @@ def parse_flat(
     return dict(zip(present, map(nums.pop, present))), nums  # noqa: B905 (one key, one value)
 
 
+# The values of the last flat texts parsed, per set of field keys (at most 1,024 each, then
+# forgotten at once): an idle group's cpu.stat and memory.stat read the same sample after
+# sample, and a text seen before costs one hash and a copy of its other keys.
+_FIELDS_SEEN: dict[frozenset[str], dict[bytes, tuple[tuple[int | None, ...], dict[str, int]]]] = {}
+
+
 def parse_flat_fields(
     data: bytes, filename: str, keys: tuple[str, ...], known: frozenset[str]
-) -> tuple[list[int | None], dict[str, int]]:
+) -> tuple[tuple[int | None, ...], dict[str, int]]:
     """:func:`parse_flat` for a dataclass built by position: the values of ``keys`` in
-    their order (``None`` for a key the file lacks), and the other keys.
+    their order (``None`` for a key the file lacks), and the other keys (a new dict).
 
     Built for speed: ``MemoryStat(**named)`` matched 31 keywords, which the file's own
     (not interned) strings make a string comparison each, against 39 parameters; the
-    values by position cost a third of that. ``known`` is ``frozenset(keys)``.
+    values by position cost a third of that. ``known`` is ``frozenset(keys)``. A text
+    parsed before (of the last 1,024 per ``known``) is not parsed again.
     """
+    seen = _FIELDS_SEEN.get(known)
+    if seen is None:
+        seen = _FIELDS_SEEN.setdefault(known, {})
+    hit = seen.get(data)
+    if hit is not None:
+        return hit[0], dict(hit[1])
     nums = _flat_nums(data)
     if nums is None:
         named, other = _flat_slow(data, filename, known)
-        return list(map(named.pop, keys, repeat(None))), other
+        return tuple(map(named.pop, keys, repeat(None))), other
     # what is left once the fields' keys are taken out are the other keys
-    return list(map(nums.pop, keys, repeat(None))), nums
+    values = tuple(map(nums.pop, keys, repeat(None)))
+    if len(seen) >= 1024:
+        seen.clear()
+    seen[data] = (values, dict(nums))
+    return values, nums

@@ -160,7 +160,7 @@ MEMORY_STAT_KEYS = (
     "thp_collapse_alloc",
 )
 _MEMORY_STAT = frozenset(MEMORY_STAT_KEYS)
-_NO_STAT: list[int | None] = [None] * len(MEMORY_STAT_KEYS)
+_NO_STAT: tuple[int | None, ...] = (None,) * len(MEMORY_STAT_KEYS)
 
 
 _NO_USAGE = (None,) * 6  # usage .. swap_max_usage
@@ -183,7 +183,7 @@ def read_memory(
     (controller off) no other memory file is tried, without ``memory.current`` (the root)
     no limit, without ``memory.swap.current`` (no swap accounting) no swap file.
     """
-    values: list[int | None] = _NO_STAT
+    values: tuple[int | None, ...] = _NO_STAT
     other: dict[str, int] = {}
     present = True
     if stat:
