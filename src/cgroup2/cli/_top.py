@@ -86,9 +86,11 @@ def sampler(mountpoint: str, root: str) -> Sampler:
     """The sampler of ``top``: every group from ``root`` down, followed, with top's mask.
 
     All levels are held whatever ``--depth`` says: a group's task count includes the
-    groups below the depth shown.
+    groups below the depth shown. A tree whose files do not fit under RLIMIT_NOFILE is
+    still shown: the files past the limit are read by open/read/close
+    (``overflow="reopen"``).
     """
-    return Sampler(root=root, mask=_MASK, mountpoint=mountpoint)
+    return Sampler(root=root, mask=_MASK, mountpoint=mountpoint, overflow="reopen")
 
 
 def sample(
