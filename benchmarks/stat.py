@@ -13,7 +13,10 @@ failure. Then:
    Python side: parsing, objects, the syscall wrappers) against system CPU time (the
    kernel: openat, generating the files, close), from ``resource.getrusage``. The target
    (DESIGN.md) is user <= sys. The floor: the same files of the same groups read with
-   plain os.open/os.read/os.close in a loop, and what the stat adds to it.
+   plain os.open/os.read/os.close in a loop, and what the stat adds to it. The groups are
+   idle, so their files read the same each time and the parsers' memo of texts seen
+   before (``cgroup2.controllers._parse.MEMO_LIMIT``) answers; the same timing is then
+   printed with the memo off, as for groups whose counters move between two stats.
 2. file reads: M groups (default 10,000) stat'ed once each, every ``open`` counted with
    an audit hook (``sys.addaudithook`` sees each ``os.open``): each file is opened exactly
    once per group, and only the files the mask needs.
@@ -40,6 +43,7 @@ from collections.abc import Iterator
 
 from cgroup2 import StatMask, default_mountpoint
 from cgroup2._fs import Dir
+from cgroup2.controllers import _parse
 from cgroup2.stats import collect
 
 
@@ -206,8 +210,20 @@ def strace_count(parent: str, name: str, rounds: int) -> None:
     for k in (0, rounds):
         with tempfile.NamedTemporaryFile("r", suffix=".strace") as out:
             subprocess.run(
-                [strace, "-f", "-c", "-U", "name,calls", "-o", out.name, sys.executable,
-                 __file__, "--stat-only", f"{parent}/{name}", str(k)],
+                [
+                    strace,
+                    "-f",
+                    "-c",
+                    "-U",
+                    "name,calls",
+                    "-o",
+                    out.name,
+                    sys.executable,
+                    __file__,
+                    "--stat-only",
+                    f"{parent}/{name}",
+                    str(k),
+                ],
                 check=True,
             )
             c: collections.Counter[str] = collections.Counter()
@@ -218,9 +234,10 @@ def strace_count(parent: str, name: str, rounds: int) -> None:
             per[k] = c
     diff = {k: (per[rounds][k] - per[0][k]) / rounds for k in per[rounds]}
     calls = {k: v for k, v in sorted(diff.items()) if v >= 0.5}
-    print(f"strace  system calls per stat of one group: {sum(calls.values()):.1f}: " + ", ".join(
-        f"{k} {v:.1f}" for k, v in calls.items()
-    ))
+    print(
+        f"strace  system calls per stat of one group: {sum(calls.values()):.1f}: "
+        + ", ".join(f"{k} {v:.1f}" for k, v in calls.items())
+    )
 
 
 def _stat_only(path: str, rounds: int) -> None:
@@ -259,6 +276,16 @@ def main() -> int:
                 timing(parent, names, rounds, StatMask.ALL),
                 timing(parent, names, rounds, StatMask.CPU | StatMask.PSI),
             )
+            # the groups here are idle: their files read the same each time, and the
+            # parsers remember texts seen before. The same without that memo, as for
+            # groups whose counters move between two stats:
+            memo, _parse.MEMO_LIMIT = _parse.MEMO_LIMIT, 0
+            try:
+                print("        (every text parsed anew, as for busy groups:)")
+                timing(parent, names, rounds, StatMask.ALL)
+                timing(parent, names, rounds, StatMask.CPU | StatMask.PSI)
+            finally:
+                _parse.MEMO_LIMIT = memo
             if count == counts[-1]:
                 ok = reads(parent, names[:1000], StatMask.ALL) and ok
                 if a.strace:

@@ -175,6 +175,9 @@ def parse_flat(
 # forgotten at once): an idle group's cpu.stat and memory.stat read the same sample after
 # sample, and a text seen before costs one hash and a copy of its other keys.
 _FIELDS_SEEN: dict[frozenset[str], dict[bytes, tuple[tuple[int | None, ...], dict[str, int]]]] = {}
+#: How many texts of a kind are remembered (flat files here, pressure files in ``psi``);
+#: 0 turns the memo off (benchmarks/stat.py measures the parse of new texts so).
+MEMO_LIMIT = 1024
 
 
 def parse_flat_fields(
@@ -200,7 +203,8 @@ def parse_flat_fields(
         return tuple(map(named.pop, keys, repeat(None))), other
     # what is left once the fields' keys are taken out are the other keys
     values = tuple(map(nums.pop, keys, repeat(None)))
-    if len(seen) >= 1024:
-        seen.clear()
-    seen[data] = (values, dict(nums))
+    if MEMO_LIMIT:
+        if len(seen) >= MEMO_LIMIT:
+            seen.clear()
+        seen[data] = (values, dict(nums))
     return values, nums

@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from . import _parse
 from ._parse import Files, invalid_format, parse_value
 
 __all__ = ["PSIData", "PSIStats", "parse_pressure", "read_pressure"]
@@ -110,9 +111,11 @@ def parse_pressure(data: bytes, filename: str = "pressure") -> PSIStats:
         fl = _FLOATS
         x = m.groups()
         nums = (fl[x[0]], fl[x[1]], fl[x[2]], int(x[3]), fl[x[4]], fl[x[5]], fl[x[6]], int(x[7]))
-        if len(_SEEN) >= 1024:
-            _SEEN.clear()
-        _SEEN[data] = nums
+        limit = _parse.MEMO_LIMIT
+        if limit:
+            if len(_SEEN) >= limit:
+                _SEEN.clear()
+            _SEEN[data] = nums
         a, b, c, d, e, f, g, h = nums
         return PSIStats(PSIData(a, b, c, d), PSIData(e, f, g, h))
     some = full = None
