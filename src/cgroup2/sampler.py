@@ -250,6 +250,11 @@ class Sampler:
         mountpoint: str | None = None,
         overflow: Literal["error", "reopen"] = "error",
     ) -> None:
+        if isinstance(groups, str):
+            raise CgroupError(
+                f"cgroups: Sampler({groups!r}): groups is a list of group paths or managers "
+                f"(Sampler([{groups!r}]), or root={groups!r} for its whole subtree)"
+            )
         if overflow not in ("error", "reopen"):
             raise CgroupError(f"cgroups: invalid overflow {overflow!r}: 'error' or 'reopen'")
         self._overflow_reopen = overflow == "reopen"

@@ -200,6 +200,8 @@ def test_bad_arguments_are_refused(mount: Path) -> None:
         Sampler(root="/group", mountpoint=str(mount), depth=-1)
     with pytest.raises(CgroupError):
         Sampler([42], mountpoint=str(mount))  # type: ignore[list-item]
+    with pytest.raises(CgroupError, match="list of group paths"):
+        Sampler("/group", mountpoint=str(mount))
 
 
 def test_a_malformed_file_is_named_as_stat_names_it(mount: Path) -> None:
