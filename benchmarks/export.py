@@ -28,6 +28,7 @@ import argparse
 import contextlib
 import os
 import re
+import resource
 import signal
 import subprocess
 import sys
@@ -363,6 +364,11 @@ def main() -> int:
             start = time.perf_counter() - t
             note = said.strip().replace("\n", " / ")
             print(f"exporter: {n} groups, --mask {args.mask}, ready in {start:.2f} s: {note}")
+            soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+            print(
+                f"RLIMIT_NOFILE of this process: soft {soft}, hard {hard} (the exporter's "
+                f"descriptors held are printed with each scrape)"
+            )
             walls = []
             for accept in (ACCEPT_PROMETHEUS, "text/plain"):
                 for _ in range(args.scrapes):
@@ -377,13 +383,13 @@ def main() -> int:
                     f"{fds and int(fds.group(1))}"
                 )
             worst = max(walls)
-            bound = SCRAPE_BOUND * n / 10_000
-            ok = worst <= bound
-            over |= not ok
-            print(
-                f"full scrape wall: {worst:.3f} s worst (bound {bound:.2f} s for {n} groups): "
-                f"{'ok' if ok else 'OVER'}"
-            )
+            if n >= 10_000:
+                ok = worst <= SCRAPE_BOUND
+                over |= not ok
+                verdict = f"(bound {SCRAPE_BOUND} s for 10,000 groups): {'ok' if ok else 'OVER'}"
+            else:
+                verdict = "(the bound, 1.5 s, is for 10,000 groups)"
+            print(f"full scrape wall: {worst:.3f} s worst, {min(walls):.3f} s best {verdict}")
             time.sleep(1.0)
             c0, w0 = cpu_seconds(pid), time.perf_counter()
             for _ in range(args.intervals):
