@@ -15,6 +15,7 @@ import os
 import pwd
 import subprocess
 import sys
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -102,20 +103,23 @@ def run_as(
 
 
 @contextlib.contextmanager
-def spare_user(name: str = "cg2deleg") -> object:
+def spare_user(name: str = "cg2deleg") -> Iterator[int]:
     """A user made with useradd for the test and removed after; its uid is yielded.
-    Falls back to nobody (65534) when useradd is missing."""
-    if not os.path.exists("/usr/sbin/useradd"):
-        yield NOBODY
-        return
+    Where useradd is missing or fails (a read-only /etc), nobody (65534), said on stdout."""
     with contextlib.suppress(KeyError):
         pwd.getpwnam(name)
         subprocess.run(["userdel", name], check=False, capture_output=True)
-    subprocess.run(
+    made = subprocess.run(
         ["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin", name],
-        check=True,
+        check=False,
         capture_output=True,
-    )
+        text=True,
+    ) if os.path.exists("/usr/sbin/useradd") else None
+    if made is None or made.returncode != 0:
+        why = "missing" if made is None else f"exit {made.returncode}: {made.stderr.strip()}"
+        print(f"useradd {name}: {why}; using nobody ({NOBODY})")
+        yield NOBODY
+        return
     try:
         yield pwd.getpwnam(name).pw_uid
     finally:
