@@ -377,3 +377,37 @@ def test_labels_in_instruction_order_then_definition_order() -> None:
     assert p.comments == ((2, "last"),)
     assert p.dump() == "z:\nb:\n    0: Exit\na:\n    1: Exit\n// last\n    2: Exit\n"
     assert p.dump(comments=False) == "z:\nb:\n    0: Exit\na:\n    1: Exit\n    2: Exit\n"
+
+
+def test_rule_access_letters_only_r_w_m() -> None:
+    for access in ("X", "rX", "wm "):
+        with pytest.raises(CgroupError, match="access must be a non-empty subset"):
+            DeviceRule(True, access=access)
+
+
+def test_reserved_fields_are_zero() -> None:
+    """The verifier refuses an instruction with a reserved field set (kernel/bpf/verifier.c:
+    "BPF_JMP/JMP32 uses reserved fields", "BPF_ALU uses reserved fields", "BPF_LDX uses
+    reserved fields"): a K-source jump or ALU op has src r0, an X-source one imm 0, ALU
+    ops off 0, loads imm 0. The emulator and the dump do not look at these fields."""
+    from cgroup2.devices.asm import ALU, ALU64, JMP, JMP32, LDX, X
+
+    rules = [
+        DeviceRule(False),
+        DeviceRule(True, "c", 1, 3, "rw"),
+        DeviceRule(False, "b", 2**31, 2**32 - 1, "w"),
+        DeviceRule(True, "c", None, 5, "m"),
+        DeviceRule(True, "b", 8, None, "rwm"),
+    ]
+    p = device_filter(rules)[0]
+    for insn in p:
+        cls = insn.cls
+        if cls in (JMP, JMP32, ALU, ALU64):
+            if insn.code & X:
+                assert insn.imm == 0, str(insn)
+            else:
+                assert insn.src == 0, str(insn)
+            if cls in (ALU, ALU64):
+                assert insn.off == 0, str(insn)
+        elif cls == LDX:
+            assert insn.imm == 0, str(insn)

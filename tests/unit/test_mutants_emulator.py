@@ -112,6 +112,14 @@ def test_positive_64_bit_operand() -> None:
     )  # low half 0x8000_0000 >> 31, signed
 
 
+def test_arsh_64_of_a_value_with_bit_31_set() -> None:
+    # 0x8000_0000 is positive as a 64-bit value: a 64-bit ARSH brings in zeros
+    v = [set64(Reg.R0, 1), alu64(AluOp.LSH, Reg.R0, imm=31)]
+    assert r64(*v, alu64(AluOp.ARSH, Reg.R0, imm=4)) == 0x0800_0000
+    assert r64(*v, set64(Reg.R6, 4), alu64(AluOp.ARSH, Reg.R0, src=Reg.R6)) == 0x0800_0000
+    assert r64(*v, alu32(AluOp.ARSH, Reg.R0, imm=4)) == 0xF800_0000
+
+
 def test_neg() -> None:
     neg64 = Instruction(0x87, Reg.R0)  # ALU64 NEG
     neg32 = Instruction(0x84, Reg.R0)
@@ -317,6 +325,11 @@ def test_refusals_word_for_word() -> None:
     st = Instruction(ST | MODE_MEM | Size.W, Reg.R1, 0, 0, 1)
     assert err(mov0, st) == (
         f"cgroups: eBPF instruction {st} at 1 is not supported "
+        "(stores, the stack and legacy packet loads are not)"
+    )
+    ld_abs = Instruction(LD | MODE_ABS | Size.W, Reg.R0, imm=1)
+    assert err(mov0, ld_abs) == (
+        f"cgroups: eBPF instruction {ld_abs} at 1 is not supported "
         "(stores, the stack and legacy packet loads are not)"
     )
     assert err(mov0, Instruction(LD | MODE_IMM | Size.DW, Reg.R0, imm=1)) == (
