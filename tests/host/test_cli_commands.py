@@ -545,12 +545,11 @@ def test_tree_cuts_command_lines_to_the_terminal(
 
 def test_stat_human_view(group: Manager, hugetlb: str,
                          sleepers: Callable[..., subprocess.Popen[bytes]]) -> None:
-    # the group's own hugetlb files: the controller enabled in its parent (not left to an
-    # earlier test of the file having done it)
+    # the group's own hugetlb files: the controller enabled in its ancestors (not left to
+    # an earlier test of the file having done it)
     from cgroup2 import ControllerToggle
 
-    parent = Manager.load(os.path.dirname(group.group), mountpoint=group.mountpoint)
-    parent.toggle_controllers(["hugetlb"], ControllerToggle.ENABLE)
+    group.toggle_controllers(["hugetlb"], ControllerToggle.ENABLE)
     group.add_proc(sleepers().pid)
     p = cli("stat", group.group)
     assert p.returncode == 0, p.stderr
