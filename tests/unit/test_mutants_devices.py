@@ -411,3 +411,24 @@ def test_reserved_fields_are_zero() -> None:
                 assert insn.off == 0, str(insn)
         elif cls == LDX:
             assert insn.imm == 0, str(insn)
+
+
+def test_register_names_and_is_jump() -> None:
+    from cgroup2.devices.asm import Instruction, Reg
+
+    assert [str(r) for r in Reg] == [f"r{i}" for i in range(11)]
+    jumps = {
+        0x05: True,
+        0x55: True,
+        0x5E: True,
+        0x16: True,
+        0x95: False,
+        0x85: False,
+        0x96: False,
+        0x86: False,
+        0xB4: False,
+        0x61: False,
+        0x04: False,
+    }
+    for code, want in jumps.items():
+        assert Instruction(code).is_jump() is want, hex(code)
