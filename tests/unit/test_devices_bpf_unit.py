@@ -72,6 +72,8 @@ class FakeBPF:
     log: str = "0: (b7) r0 = 1\nR0 !read_ok\n"
     refuse: bool = False  # every load fails with EACCES (and writes the log)
     xlated: bytes | None = None
+    info_in: list[tuple[int, int]] = field(default_factory=list)  # xlated_prog_len, _insns
+    flocked: list[str] = field(default_factory=list)
     next_id: int = 100
 
     def __call__(self, nr: int, cmd: int, addr: int, size: int) -> int:
@@ -113,6 +115,8 @@ class FakeBPF:
         )
         assert attr[64:] == bytes(ATTR_SIZE - 64)
         assert (kver, flags) == (0, 0)
+        if (log_buf == 0) != (log_size == 0) or (level and not log_buf):
+            return self._fail(errno.EINVAL)  # kernel/bpf/log.c bpf_vlog_init()
         if self.refuse:
             if level and log_size:
                 text = self.log.encode()[: log_size - 1]
@@ -185,6 +189,9 @@ class FakeBPF:
             struct.unpack_from("=I", ctypes.string_at(info + 20, 4))[0],
             struct.unpack_from("=Q", ctypes.string_at(info + 32, 8))[0],
         )
+        self.info_in.append((given_len, given_ptr))
+        if given_ptr >= 2**47:  # not a user-space address
+            return self._fail(errno.EFAULT)
         xlated = prog.insns if self.xlated is None else self.xlated
         if given_ptr:
             ctypes.memmove(given_ptr, xlated, min(given_len, len(xlated)))
@@ -214,15 +221,13 @@ def kern(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeBPF]:
     monkeypatch.setattr(bpf, "_syscall", fake)
     before = open_fds()
     yield fake
-    null = os.stat("/dev/null").st_rdev
-    leaked = set()
+    leaked = {}
     for fd in open_fds() - before:
         with contextlib.suppress(OSError):
-            if os.fstat(fd).st_rdev == null and fd in fake.fds:
-                leaked.add(fd)
+            leaked[fd] = os.readlink(f"/proc/self/fd/{fd}")
     for fd in leaked:
         os.close(fd)
-    assert not leaked, f"program fds left open: {leaked}"
+    assert not leaked, f"fds left open: {leaked}"
 
 
 @pytest.fixture
@@ -550,8 +555,13 @@ def test_program_instructions_two_calls(kern: FakeBPF) -> None:
     # the second call asks for xlated_prog_len bytes at xlated_prog_insns
     pfd, size, ptr = struct.unpack_from("=IIQ", kern.calls[1][1])
     assert (pfd, size) == (fd, 80) and ptr != 0
+    # the second call asks for exactly the length the first one gave, at a buffer
+    assert kern.info_in == [(0, 0), (len(prog.encode()), kern.info_in[1][1])]
+    assert kern.info_in[1][1] != 0
     kern.xlated = b""
+    kern.calls.clear()
     assert bpf.program_instructions(fd) == b""
+    assert kern.cmds() == [15]  # nothing to fetch: one call
     kern.xlated = bytes(range(16))
     assert bpf.program_instructions(fd) == bytes(range(16))
     os.close(fd)
@@ -748,3 +758,133 @@ def test_group_lock_of_a_closed_fd() -> None:
     assert e.value.errno == errno.EBADF
     assert str(e.value).startswith(f"cgroups: open group directory fd {fd}:")
     assert "attaches to a group's directory" in str(e.value)
+
+
+# --- survivors of scripts/mutation --------------------------------------------------------
+
+
+def test_load_refusal_messages_word_for_word(kern: FakeBPF) -> None:
+    prog = program()
+    what = f"<{len(prog)}-instruction program>"
+    kern.errors[5] = [errno.EPERM]
+    with pytest.raises(bpf.BPFError) as e:
+        bpf.load_program(prog, "Apache")
+    assert str(e.value) == (
+        f"cgroups: BPF_PROG_LOAD {what}: [Errno 1 EPERM] {os.strerror(1)} ({bpf._LOAD_EPERM})"
+    )
+    assert (e.value.filename, e.value.op) == (what, "BPF_PROG_LOAD")
+    kern.errors[5] = [errno.ENOMEM]
+    with pytest.raises(bpf.BPFError) as e:
+        bpf.load_program(prog, "Apache")
+    assert str(e.value) == (
+        f"cgroups: BPF_PROG_LOAD {what}: [Errno 12 ENOMEM] {os.strerror(errno.ENOMEM)}"
+    )
+    with pytest.raises(CgroupError) as e2:
+        bpf.load_program(bpf.Program(()), "Apache")
+    assert str(e2.value) == "cgroups: BPF_PROG_LOAD needs a non-empty Program"
+
+
+def test_logs_that_are_not_utf8(kern: FakeBPF) -> None:
+    kern.refuse = True
+    real = kern._load
+
+    def load(addr: int, attr: bytes) -> int:
+        f = struct.unpack_from(PROG_LOAD, attr)
+        if f[6]:
+            ctypes.memmove(f[6], b"bad \xff byte\0", 13)
+            return FakeBPF._fail(errno.EACCES)
+        return real(addr, attr)
+
+    kern._load = load  # type: ignore[method-assign]
+    with pytest.raises(bpf.BPFError) as e:
+        bpf.load_program(program(), "Apache")
+    assert e.value.log == "bad \ufffd byte"
+    with pytest.raises(bpf.BPFError) as e:
+        bpf.verifier_stats(program(), "Apache")
+    assert e.value.log == "bad \ufffd byte"
+
+    def stats(addr: int, attr: bytes) -> int:
+        f = struct.unpack_from(PROG_LOAD, attr)
+        ctypes.memmove(f[6], b"ok \xfe\0", 5)
+        return kern._new_fd(0)
+
+    kern._load = stats  # type: ignore[method-assign]
+    assert bpf.verifier_stats(program(), "Apache") == "ok \ufffd"
+
+
+def test_program_name_that_is_not_ascii(kern: FakeBPF) -> None:
+    fd = bpf.load_program(program(), "GPL", name="abc")
+    kern.progs[kern.fds[fd]].name = "ab"
+    real = kern._info
+
+    def info(addr: int, attr: bytes) -> int:
+        r = real(addr, attr)
+        ptr = struct.unpack_from("=IIQ", attr)[2]
+        ctypes.memmove(ptr + 64, b"a\xffb\0", 4)
+        return r
+
+    kern._info = info  # type: ignore[method-assign]
+    assert bpf.prog_info(fd).name == "a\ufffdb"
+    os.close(fd)
+
+
+def test_close_of_a_closed_fd_is_quiet() -> None:
+    fd = os.open("/", os.O_RDONLY)
+    os.close(fd)
+    bpf._close(fd)
+
+
+def test_a_vanished_program_does_not_hide_ours(kern: FakeBPF, group: int) -> None:
+    gone = foreign(kern, group, "gone")
+    fd = bpf.load_program(program(), "Apache")
+    bpf.attach(group, fd)
+    os.close(fd)
+    del kern.progs[gone]  # freed between the query and the get-fd
+    assert bpf.detach_device_filters(group) == 1
+
+
+def test_the_group_itself_is_locked(
+    kern: FakeBPF, group: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import fcntl
+
+    path = os.readlink(f"/proc/self/fd/{group}")
+    locked: list[str] = []
+    real = fcntl.flock
+
+    def flock(fd: int, op: int) -> None:
+        locked.append(os.readlink(f"/proc/self/fd/{fd}"))
+        real(fd, op)
+
+    monkeypatch.setattr(bpf.fcntl, "flock", flock)
+    bpf.apply_device_rules(SimpleNamespace(fd=group), [])  # type: ignore[arg-type]
+    bpf.detach_device_filters(group)
+    f = bpf.load_attach_device_filter(program(), "Apache", group)
+    f()
+    assert locked == [path, path, path]
+
+
+def test_flock_failure_names_the_group(group: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    def flock(fd: int, op: int) -> None:
+        raise OSError(errno.ENOLCK, os.strerror(errno.ENOLCK))
+
+    monkeypatch.setattr(bpf.fcntl, "flock", flock)
+    path = os.readlink(f"/proc/self/fd/{group}")
+    with pytest.raises(KernelError) as e, bpf.group_lock(group):
+        pass
+    assert str(e.value).startswith(f"cgroups: flock group directory {path}: [Errno 37 ENOLCK]")
+
+
+def test_fd_0_is_a_valid_group_fd(kern: FakeBPF) -> None:
+    # fd 0 passes the argument check; here it is no directory, so the lock refuses it
+    with pytest.raises(KernelError) as e:
+        bpf.load_attach_device_filter(program(), "Apache", 0)
+    assert e.value.op == "open group directory" and e.value.errno == errno.ENOTDIR
+
+
+def test_failure_before_the_dup_closes_no_other_fd(kern: FakeBPF, group: int) -> None:
+    kern.errors[15] = [errno.EFAULT]
+    with pytest.raises(bpf.BPFError):
+        bpf.load_attach_device_filter(program(), "Apache", group)
+    for fd in (0, 1, 2):
+        os.fstat(fd)  # still open
