@@ -193,6 +193,8 @@ def create(
     with conn:
         p = _start(conn, unit, base, settings, rest, version, timeout)
         try:
+            if user:  # inside user@UID.service: the names alone do not give the path
+                group = control_group(conn, unit) or group
             group, p = _cross_check(conn, unit, group, p)
             m = Manager(mountpoint, group, unit=unit)
             m.systemd_user = user
