@@ -376,7 +376,7 @@ def test_cli_run_on_pressure_kill_says_why(cg_parent: Parent) -> None:
         ],
         capture_output=True,
         text=True,
-        timeout=W * 6 + 30,
+        timeout=W * 8 + 30,
     )
     assert r.returncode == 137, r.stderr  # killed (cgroup.kill: SIGKILL)
     assert re.search(r"fired \(avg10=[\d.]+ avg60=[\d.]+ total=\d+us\): killed the group", r.stderr)
@@ -387,8 +387,9 @@ def test_cli_run_on_pressure_kill_says_why(cg_parent: Parent) -> None:
 
 
 def test_cli_run_on_pressure_signal_with_cooldown(cg_parent: Parent) -> None:
-    # a job that survives SIGTERM and spins for 4.5 windows: the trigger fires about once a
-    # window; the cool-down of 2 windows lets only every other firing act
+    # a job that survives SIGTERM and spins for 6.5 windows: the trigger fires again and
+    # again (at most once a window; on a loaded machine not every window); a cool-down
+    # longer than the job lets only the first firing act
     job = (
         "import signal, sys, threading, time\n"
         "n = []\n"
@@ -396,7 +397,7 @@ def test_cli_run_on_pressure_signal_with_cooldown(cg_parent: Parent) -> None:
         "def spin():\n"
         "    while True: pass\n"
         "for _ in range(4): threading.Thread(target=spin, daemon=True).start()\n"
-        f"time.sleep({W * 4.5})\n"
+        f"time.sleep({W * 6.5})\n"
         "print('terms', len(n))\n"
     )
     r = subprocess.run(
@@ -409,7 +410,7 @@ def test_cli_run_on_pressure_signal_with_cooldown(cg_parent: Parent) -> None:
             "--on-pressure",
             f"cpu:some:150ms:{W:g}s=signal:TERM",
             "--pressure-cooldown",
-            f"{W * 2 - 0.2:g}",
+            f"{W * 30:g}",
             "--",
             sys.executable,
             "-c",
@@ -426,7 +427,7 @@ def test_cli_run_on_pressure_signal_with_cooldown(cg_parent: Parent) -> None:
     )
     assert m, r.stderr
     actions, firings = int(m.group(1) or 1), int(m.group(2))
-    assert terms == actions >= 1 and firings > actions, r.stderr
+    assert terms == actions == 1 and firings >= 2, r.stderr
 
 
 def test_policy_freeze(group: str) -> None:
