@@ -66,6 +66,11 @@ def manager() -> Iterator[tuple[int, str]]:
     gid = pwd.getpwnam(name).pw_gid
     unit = f"user@{uid}.service"
     started: str | None = None
+    # the tier's tests run from the kernel command line's systemd.run=, ordered before
+    # the sockets and services of a booted system: the system bus and systemd-logind,
+    # which lingering needs, are started here
+    for needed in ("dbus.socket", "dbus.service", "systemd-logind.service"):
+        systemctl("start", needed)
     linger = subprocess.run(
         ["loginctl", "enable-linger", name], capture_output=True, text=True, timeout=60
     )
