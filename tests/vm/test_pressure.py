@@ -142,7 +142,9 @@ def test_memory_some_fires_within_two_windows(group: str) -> None:
             _stop(p)
     assert isinstance(ev, PressureEvent), "the memory trigger did not fire within 10 s"
     assert (ev.resource, ev.kind, ev.path) == ("memory", "some", group)
-    assert ev.total > 0 and ev.avg10 > 0
+    # total is read fresh; the averages are the kernel's 2-second ones, which may not
+    # have been updated yet when a trigger fires within the first period
+    assert ev.total > 0 and ev.avg10 >= 0
     print(f"\nmemory some 150ms/1s, memory.high 24M: fired {latency:.2f}s after the stall began")
     assert latency <= 2 * t.window, latency
 
@@ -167,7 +169,8 @@ def test_cpu_trigger_under_cpu_max(group: str) -> None:
     assert "some" in {e.kind for e in got}, "the cpu trigger did not fire"
     first = next(e for e in got if e.kind == "some")
     assert first.time - _wall(go) <= 2.0 + 0.5
-    assert first.avg10 > 0 and first.total > 0
+    # fired at 0.24 s in one run, before the kernel's first 2-second update of avg10
+    assert first.total > 0 and first.avg10 >= 0
 
 
 def _wall(mono: float) -> float:
