@@ -17,13 +17,13 @@ subgroups: the shell adds no space after it.
 from __future__ import annotations
 
 import sys
-from collections.abc import Sequence
 
 from ._lite import REMAINDER
 
 TYPE_CHECKING = False
-if TYPE_CHECKING:  # typing and argparse are not imported on the command's start
+if TYPE_CHECKING:  # typing, argparse, collections are not imported on the command's start
     import argparse
+    from collections.abc import Sequence
     from typing import TextIO, TypeVar
 
     _P = TypeVar("_P", bound=argparse.ArgumentParser)
