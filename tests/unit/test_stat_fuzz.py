@@ -13,7 +13,7 @@ import os
 from collections.abc import Callable
 from typing import Any
 
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from cgroup2 import InvalidFormatError
@@ -70,6 +70,10 @@ def _total(fn: Callable[[bytes], Any], data: bytes) -> None:
 
 @FUZZ
 @given(DATA)
+# the counts of two lines (two spaces, two newlines, four fields) in another shape
+@example(b"a 1 b\n2\n")
+@example(b"anon 1 file\n2\n")
+@example(b"anon 1\nfile 2\n")
 def test_flat_fast_path_equals_line_by_line(data: bytes) -> None:
     known = frozenset(MEMORY_STAT_KEYS)
     try:
@@ -192,3 +196,12 @@ def test_memory_stat_round_trip(values: dict[str, int]) -> None:
     for k, v in values.items():
         got = getattr(m, k) if k in MEMORY_STAT_KEYS else m.other[k]
         assert got == v
+
+
+def test_flat_white_space_is_what_str_split_splits_on() -> None:
+    # the fast path's shape check keeps the ASCII characters str.split() splits on
+    white = {chr(c) for c in range(128) if chr(c).isspace()}
+    assert set(_parse._ASCII_WHITE) == white
+    assert "".join(chr(c) for c in range(128)).translate(_parse._NOT_WHITE) == "".join(
+        sorted(white)
+    )
