@@ -92,3 +92,29 @@ def test_user_bus_order() -> None:
         ("/run/user/7/bus", False),
         ("/run/user/7/systemd/private", True),
     ]
+
+
+def test_connect_names_every_place_tried(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from cgroup2.systemd import dbus
+    from cgroup2.systemd.dbus import SystemdError
+
+    not_a_bus = tmp_path / "bus"
+    not_a_bus.write_text("")  # exists, but nothing listens: connecting fails
+    monkeypatch.setenv("DBUS_SYSTEM_BUS_ADDRESS", f"unix:path={not_a_bus}")
+    monkeypatch.setattr(dbus, "PRIVATE_SOCKET", str(tmp_path / "private"))
+    with pytest.raises(SystemdError) as e:
+        dbus.connect(timeout=0.5)
+    msg = str(e.value)
+    assert "cannot reach systemd (" in msg, msg
+    assert f"{not_a_bus}: " in msg and f"{tmp_path / 'private'}: missing" in msg, msg
+    assert e.value.name == "org.freedesktop.DBus.Error.NoServer"
+
+    runtime = tmp_path / "run"
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(runtime))
+    monkeypatch.delenv("DBUS_SESSION_BUS_ADDRESS", raising=False)
+    with pytest.raises(SystemdError) as e:
+        dbus.connect_user(timeout=0.5)
+    msg = str(e.value)
+    assert msg.count(": missing") >= 2, msg
+    assert f"{runtime}/bus: missing" in msg and f"{runtime}/systemd/private: missing" in msg
+    assert "the user's systemd manager" in msg and "loginctl enable-linger USER" in msg

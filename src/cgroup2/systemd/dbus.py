@@ -283,13 +283,13 @@ def _job_removed(msg: Message) -> JobResult | None:
     return JobResult(str(job), str(unit), str(result))
 
 
-def connect(*, timeout: float = 2.0) -> Connection:
-    """Connect to systemd: through the system bus when it is up, else straight to PID 1
-    on its private socket (root only). Raises :class:`SystemdError` when neither works."""
+def _first_that_answers(
+    candidates: list[tuple[str, bool]], timeout: float, what: str, hint: str = ""
+) -> Connection:
+    """A connection on the first of ``candidates`` (socket path, direct) that answers;
+    else a :class:`SystemdError` (``NoServer``) naming ``what`` and each place tried."""
     tried: list[str] = []
-    env = os.environ.get("DBUS_SYSTEM_BUS_ADDRESS")
-    bus = (_address_path(env) if env else None) or SYSTEM_BUS_SOCKET
-    for path, direct in ((bus, False), (PRIVATE_SOCKET, True)):
+    for path, direct in candidates:
         if not os.path.exists(path):
             tried.append(f"{path}: missing")
             continue
@@ -301,17 +301,25 @@ def connect(*, timeout: float = 2.0) -> Connection:
             tried.append(f"{path}: {type(e).__name__}: {e}")
     raise SystemdError(
         "org.freedesktop.DBus.Error.NoServer",
-        "cannot reach systemd (" + "; ".join(tried) + ")",
+        f"cannot reach {what} (" + "; ".join(tried) + ")" + hint,
         method="connect",
     )
+
+
+def connect(*, timeout: float = 2.0) -> Connection:
+    """Connect to systemd: through the system bus when it is up, else straight to PID 1
+    on its private socket (root only). Raises :class:`SystemdError` when neither works."""
+    env = os.environ.get("DBUS_SYSTEM_BUS_ADDRESS")
+    bus = (_address_path(env) if env else None) or SYSTEM_BUS_SOCKET
+    return _first_that_answers([(bus, False), (PRIVATE_SOCKET, True)], timeout, "systemd")
 
 
 # --- the calling user's systemd manager (systemd --user, in user@UID.service) ---------
 
 
-def user_bus_candidates(env: dict[str, str] | None = None, uid: int | None = None) -> list[
-    tuple[str, bool]
-]:
+def user_bus_candidates(
+    env: dict[str, str] | None = None, uid: int | None = None
+) -> list[tuple[str, bool]]:
     """Where the calling user's systemd manager is reached, in order: (socket path,
     direct). ``$DBUS_SESSION_BUS_ADDRESS`` (a ``unix:path=`` address), else
     ``$XDG_RUNTIME_DIR/bus`` (the user's bus daemon), else the manager's private socket
@@ -337,21 +345,10 @@ def user_bus_candidates(env: dict[str, str] | None = None, uid: int | None = Non
 def connect_user(*, timeout: float = 2.0) -> Connection:
     """Connect to the calling user's systemd manager (:func:`user_bus_candidates`, the
     first that answers). Raises :class:`SystemdError` naming each place tried."""
-    tried: list[str] = []
-    for path, direct in user_bus_candidates():
-        if not os.path.exists(path):
-            tried.append(f"{path}: missing")
-            continue
-        try:
-            return Connection(path, direct=direct, timeout=timeout)
-        except (OSError, SystemdError, ValueError) as e:
-            tried.append(f"{path}: {e}")
-        except Exception as e:  # jeepney's AuthenticationError and the like
-            tried.append(f"{path}: {type(e).__name__}: {e}")
-    raise SystemdError(
-        "org.freedesktop.DBus.Error.NoServer",
-        "cannot reach the user's systemd manager (" + "; ".join(tried) + "); it runs "
-        "as user@UID.service while the user is logged in, or always with "
+    return _first_that_answers(
+        user_bus_candidates(),
+        timeout,
+        "the user's systemd manager",
+        "; it runs as user@UID.service while the user is logged in, or always with "
         "'loginctl enable-linger USER'",
-        method="connect",
     )
