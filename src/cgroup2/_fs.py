@@ -20,14 +20,11 @@ errno, or as :class:`~cgroup2.errors.CgroupDeletedError` when the group itself i
 
 from __future__ import annotations
 
-import contextlib
 import errno
 import os
-import signal
 import time
-from collections.abc import Iterator
-from types import TracebackType
 
+from . import _sig
 from .errors import (
     CgroupDeletedError,
     CgroupError,
@@ -36,6 +33,11 @@ from .errors import (
     NotCgroup2Error,
     TreeLimitError,
 )
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+    from types import TracebackType
 
 __all__ = [
     "MAX_DEPTH",
@@ -137,30 +139,38 @@ def _mount_id(fd: int) -> int:
 
 
 _HELD = frozenset(
-    int(s)
-    for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT, signal.SIGALRM,
-              signal.SIGUSR1, signal.SIGUSR2)
+    (_sig.SIGINT, _sig.SIGTERM, _sig.SIGHUP, _sig.SIGQUIT, _sig.SIGALRM, _sig.SIGUSR1,
+     _sig.SIGUSR2)
 )
-try:  # the C function itself: signal.pthread_sigmask turns each mask into a set of
-    # enums (8 us more a pair of calls)
-    from _signal import pthread_sigmask as _sigmask  # type: ignore[import-not-found]
-except ImportError:  # pragma: no cover - another interpreter
-    _sigmask = signal.pthread_sigmask
+# the C function itself (cgroup2._sig): signal.pthread_sigmask turns each mask into a set
+# of enums (8 us more a pair of calls)
+_sigmask = _sig.pthread_sigmask
+_BLOCK = _sig.SIG_BLOCK
+_SETMASK = _sig.SIG_SETMASK
 
 
-@contextlib.contextmanager
-def signals_held() -> Iterator[None]:
-    """Hold (block) the signals a program turns into exceptions, for a short window.
+class signals_held:  # a context manager used as a function: named as one
+    """Hold (block) the signals a program turns into exceptions, for a short window:
+    ``with signals_held(): ...``.
 
     For the steps that must not be split: a ``mkdir`` and the note that it must be undone.
     A signal that arrives meanwhile is delivered when the window ends, where the caller's
-    clean-up sees it.
+    clean-up sees it. (A class rather than a ``contextlib.contextmanager`` generator:
+    contextlib is not imported on the command's start.)
     """
-    old = _sigmask(signal.SIG_BLOCK, _HELD)
-    try:
-        yield
-    finally:
-        _sigmask(signal.SIG_SETMASK, old)
+
+    __slots__ = ("_old",)
+
+    def __enter__(self) -> None:
+        self._old = _sigmask(_BLOCK, _HELD)
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        _sigmask(_SETMASK, self._old)
 
 
 class Dir:
@@ -186,11 +196,11 @@ class Dir:
         Signals are held from the ``open`` until the fd belongs to the returned object,
         whose finalizer closes it: an interrupt there cannot leak the descriptor.
         """
-        old = _sigmask(signal.SIG_BLOCK, _HELD)
+        old = _sigmask(_BLOCK, _HELD)
         try:
             return cls._open_dir(path)
         finally:
-            _sigmask(signal.SIG_SETMASK, old)
+            _sigmask(_SETMASK, old)
 
     @classmethod
     def _open_dir(cls, path: str) -> Dir:
@@ -390,11 +400,11 @@ class Dir:
         onto it. Either failure is a :class:`MountPointError`. Signals are held until the
         fd belongs to the returned object, as in :meth:`open`.
         """
-        old = _sigmask(signal.SIG_BLOCK, _HELD)
+        old = _sigmask(_BLOCK, _HELD)
         try:
             return self._child(name, ino)
         finally:
-            _sigmask(signal.SIG_SETMASK, old)
+            _sigmask(_SETMASK, old)
 
     def _child(self, name: str, ino: int | None) -> Dir:
         fd = self._open(name, _O_DIR, "open directory")

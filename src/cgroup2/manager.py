@@ -7,18 +7,13 @@ no descriptor between calls.
 
 from __future__ import annotations
 
-import contextlib
-import enum
 import errno
 import os
-import select
-import signal
 import stat
 import time
-from collections.abc import Callable, Iterable, Sequence
 
+from . import _sig
 from ._fs import LEAVE, Dir, signals_held, walk
-from ._statmask import StatMask
 from .errors import (
     CgroupDeletedError,
     CgroupError,
@@ -36,11 +31,16 @@ from .errors import (
 from .paths import clean_path, default_mountpoint, verify_group_path
 
 # resources and stats (the controllers' types, the parsers) are imported where a method
-# needs them: loading a group, moving processes, freezing or removing it need neither
+# needs them: loading a group, moving processes, freezing or removing it need neither.
+# Nor do they need enum (State, ControllerToggle, StatMask: cgroup2._enums), signal
+# (cgroup2._sig), contextlib, select or collections (start-up of `cgroup2 run`).
 TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing
 if TYPE_CHECKING:
+    from collections.abc import Callable, Iterable, Sequence
     from typing import Any
 
+    from ._enums import ControllerToggle, State
+    from ._statmask import StatMask
     from .events import EventStream, PressureEventStream
     from .pressure import PressureTrigger
     from .resources import Resources
@@ -68,20 +68,20 @@ _NOT_SUPPORTED: dict[str, type[CgroupError]] = {
 }
 
 
-class State(enum.StrEnum):
-    """The freezer state of a group (``cgroup.freeze`` / ``cgroup.events``)."""
+def __getattr__(name: str) -> object:
+    """``State`` and ``ControllerToggle``, made on first use (PEP 562; see
+    :mod:`cgroup2._enums`)."""
+    if name in ("State", "ControllerToggle"):
+        from . import _enums
 
-    UNKNOWN = ""
-    THAWED = "thawed"
-    FROZEN = "frozen"
-    DELETED = "deleted"
+        value = getattr(_enums, name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-class ControllerToggle(enum.Enum):
-    """Enable or disable controllers in ``cgroup.subtree_control`` (the value is the prefix)."""
-
-    ENABLE = "+"
-    DISABLE = "-"
+def __dir__() -> list[str]:
+    return sorted({*globals(), "State", "ControllerToggle"})
 
 
 def _keyed(data: bytes) -> dict[bytes, bytes]:
@@ -226,6 +226,28 @@ def _mkdir_noted(parent: Dir, name: str, created: list[str]) -> bool:
             raise
         created.append(parent.file_path(name))
     return True
+
+
+class _StatMethod:
+    """``Manager.stat`` at run time: the method is made on its first look-up (and put on
+    the class in place of this object), with its default argument ``StatMask.ALL``.
+    StatMask is an :class:`enum.Flag`: a default made when the class is made would import
+    :mod:`enum` on every use of a Manager, most of which read no statistics (start-up of
+    ``cgroup2 run``). The signature, the docstring and the behaviour are those of the
+    ``stat`` declared in the class."""
+
+    def __get__(self, obj: Manager | None, owner: type[Manager] | None = None) -> Any:
+        from ._statmask import StatMask
+
+        def stat(self: Manager, mask: StatMask = StatMask.ALL) -> Metrics:
+            return self._stat(mask)
+
+        stat.__doc__ = """The group's statistics (see :mod:`cgroup2.stats`)."""
+        stat.__qualname__ = "Manager.stat"
+        del stat.__annotations__["self"]  # as declared: self unannotated
+        stat.__module__ = __name__
+        Manager.stat = stat  # type: ignore[method-assign]
+        return stat if obj is None else stat.__get__(obj, owner)
 
 
 class Manager:
@@ -474,9 +496,11 @@ class Manager:
             for filename, written, old in reversed(done):
                 text = _restore_text(filename, written, old)
                 if text is not None:
-                    # best effort: the original error is what matters
-                    with contextlib.suppress(CgroupError):
+                    # not contextlib.suppress: contextlib is not imported (start-up)
+                    try:  # noqa: SIM105
                         d.write(filename, text)
+                    except CgroupError:
+                        pass  # best effort: the original error is what matters
             raise
 
     # --- controllers ------------------------------------------------------------------
@@ -503,6 +527,8 @@ class Manager:
         makes the controllers available to this group (top-down, only where missing);
         disabling removes them from the ancestors (bottom-up, only where enabled).
         """
+        from ._enums import ControllerToggle
+
         names = _check_controller_names(controllers)
         if not isinstance(toggle, ControllerToggle):
             raise CgroupError(f"cgroups: invalid toggle {toggle!r}: a ControllerToggle")
@@ -622,6 +648,8 @@ class Manager:
     def state(self) -> State:
         """FROZEN or THAWED from ``cgroup.events``; DELETED when the group is gone;
         UNKNOWN where the kernel has no freezer."""
+        from ._enums import State
+
         try:
             with Dir.open(self.path) as d:
                 data = d.try_read(EVENTS)
@@ -709,7 +737,7 @@ class Manager:
             frozen = False
         try:
             for _ in range(1 if frozen else 100):
-                if not _signal_subtree(d, signal.SIGKILL):
+                if not _signal_subtree(d, _sig.SIGKILL):
                     break
         finally:
             if frozen:
@@ -773,8 +801,17 @@ class Manager:
 
     # --- statistics and events (other modules) ----------------------------------------
 
-    def stat(self, mask: StatMask = StatMask.ALL) -> Metrics:
-        """The group's statistics (see :mod:`cgroup2.stats`)."""
+    if TYPE_CHECKING:  # at run time, _StatMethod makes this method on first use
+
+        def stat(self, mask: StatMask = StatMask.ALL) -> Metrics:
+            """The group's statistics (see :mod:`cgroup2.stats`)."""
+            return self._stat(mask)
+
+    else:
+        stat = _StatMethod()
+
+    def _stat(self, mask: StatMask) -> Metrics:
+        from ._statmask import StatMask
         from .stats import collect
 
         if not isinstance(mask, StatMask):
@@ -1042,9 +1079,11 @@ def signal_subtree(d: Dir, sig: int) -> tuple[int, int]:
         still = set(_subtree_pids(d))
         for pid, fd in held.items():
             if pid in still:
-                with contextlib.suppress(ProcessLookupError):
-                    signal.pidfd_send_signal(fd, sig)
+                try:
+                    _sig.pidfd_send_signal(fd, sig)
                     sent += 1
+                except ProcessLookupError:
+                    pass
     finally:
         for fd in held.values():
             os.close(fd)
@@ -1057,6 +1096,8 @@ def _wait_event(d: Dir, key: bytes, want: bytes, timeout: float) -> bool:
     kernfs wakes ``POLLPRI`` on a change of the file; the file is read again from
     offset 0 after each wake-up (no busy loop).
     """
+    import select  # here: only a freeze waits
+
     fd = d.open_fd(EVENTS)
     try:
         p = select.poll()
@@ -1100,5 +1141,8 @@ def _remove_created(created: list[str]) -> None:
     for path in reversed(created):
         parent_path, _, name = path.rpartition("/")
         # the caller's error is raised; a directory that cannot go stays visible
-        with contextlib.suppress(CgroupError), Dir.open(parent_path or "/") as parent:
-            _rmdir_retry(parent, name, timeout=1.0)
+        try:
+            with Dir.open(parent_path or "/") as parent:
+                _rmdir_retry(parent, name, timeout=1.0)
+        except CgroupError:
+            pass

@@ -6,10 +6,7 @@ clean path relative to the cgroup2 mount, for example ``/user.slice/session-1.sc
 
 from __future__ import annotations
 
-import enum
-import functools
 import os
-from collections.abc import Callable, Iterable
 
 from .errors import (
     CgroupError,
@@ -21,22 +18,31 @@ from .errors import (
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Callable, Iterable
+
+    from ._enums import Mode
     from ._mount import CgroupMount
 
 
 
 def __getattr__(name: str) -> object:
-    """``CgroupMount``, imported on first use (PEP 562; see :class:`_Row`)."""
+    """``CgroupMount`` and ``Mode``, imported on first use (PEP 562; see :class:`_Row`
+    and :mod:`cgroup2._enums`)."""
     if name == "CgroupMount":
         from ._mount import CgroupMount
 
         globals()[name] = CgroupMount
         return CgroupMount
+    if name == "Mode":
+        from ._enums import Mode
+
+        globals()[name] = Mode
+        return Mode
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def __dir__() -> list[str]:
-    return sorted({*globals(), "CgroupMount"})
+    return sorted({*globals(), "CgroupMount", "Mode"})
 
 __all__ = [
     "CgroupMount",
@@ -58,15 +64,6 @@ __all__ = [
 UNIFIED_MOUNTPOINT = "/sys/fs/cgroup"
 HYBRID_MOUNTPOINT = "/sys/fs/cgroup/unified"
 MOUNTINFO = "/proc/self/mountinfo"
-
-
-class Mode(enum.Enum):
-    """How the host mounts cgroups."""
-
-    UNAVAILABLE = "unavailable"  # no cgroup file system at all
-    LEGACY = "legacy"  # cgroup v1 hierarchies only
-    HYBRID = "hybrid"  # v1 hierarchies, and cgroup2 beside them (…/unified)
-    UNIFIED = "unified"  # cgroup2 alone, at /sys/fs/cgroup
 
 
 class _Row:
@@ -157,6 +154,8 @@ def _parse_rows(text: str) -> list[_Row]:
 
 
 def _mode_of(mounts: Iterable[_Row]) -> Mode:
+    from ._enums import Mode
+
     v1 = v2 = False
     for m in mounts:
         if m.fstype == "cgroup2":
@@ -179,13 +178,20 @@ def _mountpoint_of(mounts: Iterable[_Row]) -> str | None:
     return found[0] if found else None
 
 
-@functools.cache
+_MOUNTS: list[tuple[_Row, ...]] = []  # the table read, once (functools.cache, without
+# importing functools: start-up of the command)
+
+
 def _mounts() -> tuple[_Row, ...]:
+    if _MOUNTS:
+        return _MOUNTS[0]
     try:
         with open(MOUNTINFO, encoding="utf-8", errors="surrogateescape") as f:
-            return tuple(_parse_rows(f.read()))
+            rows = tuple(_parse_rows(f.read()))
     except FileNotFoundError:
-        return ()
+        rows = ()
+    _MOUNTS[:] = [rows]
+    return rows
 
 
 def mounts() -> tuple[CgroupMount, ...]:
@@ -195,7 +201,7 @@ def mounts() -> tuple[CgroupMount, ...]:
 
 def refresh() -> None:
     """Forget the mount table read before (it is read once per process)."""
-    _mounts.cache_clear()
+    _MOUNTS.clear()
 
 
 def mode() -> Mode:

@@ -42,6 +42,7 @@ from cgroup2 import (
     Resources,
     TreeLimitError,
     _fs,
+    _sig,
 )
 from cgroup2.cli import main as cli_main
 from cgroup2.paths import mounts
@@ -56,7 +57,8 @@ class Recorder:
 
 @pytest.fixture
 def recorder(monkeypatch: pytest.MonkeyPatch) -> Recorder:
-    """``os.kill`` and ``signal.pidfd_send_signal`` record instead of signalling."""
+    """``os.kill`` and ``pidfd_send_signal`` record instead of signalling (the library
+    calls it through cgroup2._sig, the C function without signal's enums)."""
     rec = Recorder()
 
     def kill(pid: int, sig: int) -> None:
@@ -67,6 +69,7 @@ def recorder(monkeypatch: pytest.MonkeyPatch) -> Recorder:
 
     monkeypatch.setattr(os, "kill", kill)
     monkeypatch.setattr(signal, "pidfd_send_signal", pidfd_send_signal)
+    monkeypatch.setattr(_sig, "pidfd_send_signal", pidfd_send_signal)
     return rec
 
 
@@ -182,7 +185,7 @@ def test_kill_fallback_never_signals_itself_or_pid_1_or_a_pid_that_left(
         import cgroup2.manager as mgr
 
         monkeypatch.setattr(mgr, "_subtree_pids", fake_pids)
-        monkeypatch.setattr(signal, "pidfd_send_signal", record)
+        monkeypatch.setattr(_sig, "pidfd_send_signal", record)
         with _fs.Dir.open(m.path) as d:
             assert mgr._signal_subtree(d, signal.SIGKILL) is True
         assert len(sent) == 1

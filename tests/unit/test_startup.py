@@ -37,6 +37,16 @@ HEAVY = (
     "argparse",
     "re",
     "gettext",
+    # enum (Mode, State, ControllerToggle and StatMask are made on first use; signal makes
+    # enums: cgroup2._sig), and the modules it imports; contextlib, select
+    "enum",
+    "signal",
+    "functools",
+    "collections",
+    "types",
+    "operator",
+    "contextlib",
+    "select",
 )
 
 
@@ -105,6 +115,8 @@ def test_run_without_limits_loads_no_argparse() -> None:
     )
     assert "cgroup2.cli._run" in mods
     assert not {"argparse", "re", "gettext", "rich"} & mods
+    # run loads the manager (Manager.create), without enum, signal, contextlib
+    assert [m for m in _heavy(mods) if m != "cgroup2.manager"] == []
 
 
 def test_help_and_errors_go_to_argparse() -> None:
@@ -125,11 +137,57 @@ def test_lazy_names_load_their_modules(name: str) -> None:
 
 
 def test_moved_types_keep_their_module_names() -> None:
-    from cgroup2 import StatMask, paths, stats
+    from cgroup2 import ControllerToggle, Mode, State, StatMask, manager, paths, stats
 
     assert stats.StatMask is StatMask and StatMask.__module__ == "cgroup2.stats"
     assert paths.CgroupMount.__module__ == "cgroup2.paths"
     assert "CgroupMount" in dir(paths)
+    assert paths.Mode is Mode and Mode.__module__ == "cgroup2.paths" and "Mode" in dir(paths)
+    for t in (State, ControllerToggle):
+        assert getattr(manager, t.__name__) is t and t.__module__ == "cgroup2.manager"
+        assert t.__name__ in dir(manager)
+    with pytest.raises(AttributeError):
+        manager.NoSuchName  # noqa: B018
+    with pytest.raises(AttributeError):
+        paths.NoSuchName  # noqa: B018
+
+
+def test_manager_stat_is_made_with_its_default_on_first_use() -> None:
+    # Manager.stat's default, StatMask.ALL, is an enum member: the method is made on its
+    # first look-up (cgroup2.manager._StatMethod), in a new interpreter here so that the
+    # first look-up is this one
+    code = (
+        "import sys\n"
+        "from cgroup2.manager import Manager\n"
+        "assert 'enum' not in sys.modules, 'enum'\n"
+        "first = type(vars(Manager)['stat']).__name__\n"
+        "import inspect, json\n"
+        "sig = str(inspect.signature(Manager.stat))\n"
+        "from cgroup2 import StatMask\n"
+        "print(json.dumps([first, type(vars(Manager)['stat']).__name__, sig,\n"
+        "    Manager.stat.__defaults__ == (StatMask.ALL,), Manager.stat.__qualname__,\n"
+        "    Manager.stat.__doc__, Manager.stat is vars(Manager)['stat']]))\n"
+    )
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                       timeout=60)
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout) == [
+        "_StatMethod", "function",
+        "(self, mask: 'StatMask' = <StatMask.ALL: 8191>) -> 'Metrics'",
+        True, "Manager.stat", "The group's statistics (see :mod:`cgroup2.stats`).", True,
+    ]
+
+
+def test_manager_stat_refuses_what_is_not_a_mask_and_reads_the_default() -> None:
+    from cgroup2 import CgroupError, Manager
+
+    m = Manager("/sys/fs/cgroup", "/cgroup2-startup-test-no-such-group")
+    with pytest.raises(CgroupError, match="invalid stat mask 3"):
+        m.stat(3)  # type: ignore[arg-type]
+    # the default is read: the group is not there, so the read fails (not the mask)
+    with pytest.raises(CgroupError) as e:
+        m.stat()
+    assert "stat mask" not in str(e.value)
 
 
 SUBCOMMANDS = ("run", "create", "set", "get", "attach", "exec", "ls", "status", "stat", "top",

@@ -9,14 +9,12 @@ crossed), walks are :func:`cgroup2._fs.walk`, and what is printed goes through
 
 from __future__ import annotations
 
-import contextlib
 import errno
 import os
-import signal
 import stat
 import sys
-from collections.abc import Callable, Sequence
 
+from .. import _sig
 from .._fs import Dir, check_name, walk
 from ..errors import CgroupDeletedError, CgroupError, KernelError
 from ..manager import Manager
@@ -27,6 +25,7 @@ from ._units import UsageError
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # these commands print plain lines to out.file: rich is not imported
     import argparse
+    from collections.abc import Callable, Sequence
 
     from rich.console import Console
 
@@ -85,8 +84,10 @@ def cmd_create(args: argparse.Namespace, group: str, mountpoint: str, out: Conso
             m.delegate(*owner)  # --owner: the kernel's delegation (cgroup2.delegation)
         except BaseException:
             if not existed:  # all or nothing: the group made here goes again
-                with contextlib.suppress(CgroupError):
+                try:  # noqa: SIM105 - contextlib is not imported (start-up)
                     m.delete()
+                except CgroupError:
+                    pass
             raise
     return 0
 
@@ -259,13 +260,13 @@ def cmd_exec(group: str, cmd: Sequence[str], mountpoint: str) -> int:
     sys.stdout.flush()
     sys.stderr.flush()
     # Python ignores these at start-up; ignored signals stay ignored across exec
-    for s in (signal.SIGPIPE, signal.SIGXFSZ):
-        signal.signal(s, signal.SIG_DFL)
+    for s in (_sig.SIGPIPE, _sig.SIGXFSZ):
+        _sig.signal(s, _sig.SIG_DFL)
     try:
         os.execvp(cmd[0], list(cmd))
     except OSError as e:
-        for s in (signal.SIGPIPE, signal.SIGXFSZ):
-            signal.signal(s, signal.SIG_IGN)
+        for s in (_sig.SIGPIPE, _sig.SIGXFSZ):
+            _sig.signal(s, _sig.SIG_IGN)
         raise Failure(
             f"cannot run {printable(repr(cmd[0]))}: {e.strerror}",
             127 if e.errno == errno.ENOENT else 126,

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import stat
-from collections.abc import Callable, Sequence
 
 from .._fs import Dir
 from ..errors import CgroupError
@@ -30,6 +29,7 @@ from ._units import (
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # imported where used: the flags are added on every start of the command
     import argparse
+    from collections.abc import Callable, Sequence
 
     from ..resources import Resources
 

@@ -17,16 +17,13 @@ process group, which the child got already).
 
 from __future__ import annotations
 
-import contextlib
 import errno
 import os
-import signal
 import sys
 import time
-from collections.abc import Sequence
 
+from .. import _sig
 from .._fs import Dir
-from .._statmask import StatMask
 from ..errors import CgroupDeletedError, CgroupError
 from ..manager import Manager
 from ..paths import verify_group_path
@@ -41,8 +38,11 @@ from ._text import printable
 from ._units import UsageError, format_bytes
 
 TYPE_CHECKING = False
-if TYPE_CHECKING:  # rich is imported where the summary is drawn (start-up time)
+if TYPE_CHECKING:  # rich is imported where the summary is drawn (start-up time); the
+    # signal functions are those of cgroup2._sig (signal imports enum), contextlib and
+    # collections are not imported
     import argparse
+    from collections.abc import Sequence
 
     from rich.console import Console
 
@@ -52,22 +52,23 @@ if TYPE_CHECKING:  # rich is imported where the summary is drawn (start-up time)
 __all__ = ["FORWARDED", "Failure", "build_resources", "run_command"]
 
 #: Signals passed on to the command.
-FORWARDED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT)
+FORWARDED = (_sig.SIGINT, _sig.SIGTERM, _sig.SIGHUP, _sig.SIGQUIT)
 _SI_KERNEL = 0x80  # si_code of a signal the kernel sent (e.g. the terminal's ^C)
 # Python ignores these at start-up; an exec'd command must get the default back.
-_RESET = (*FORWARDED, signal.SIGPIPE, signal.SIGXFSZ)
+_RESET = (*FORWARDED, _sig.SIGPIPE, _sig.SIGXFSZ)
 
 class Live:
     """``--live SEC``: one line of the group's statistics every SEC seconds while CMD runs
     (CPU use since the last line, memory.current, pids.current, throttled periods)."""
 
-    MASK = StatMask.CPU | StatMask.MEMORY_USAGE | StatMask.PIDS
-
     def __init__(self, m: Manager, err: Console, start: float) -> None:
         # the statistics' modules are imported on first use: here, not between the time
         # and the reading of the first line
         from .. import stats  # noqa: F401
+        from .._statmask import StatMask
         from ..sampler import Sampler
+
+        self.mask = StatMask.CPU | StatMask.MEMORY_USAGE | StatMask.PIDS
 
         self.m, self.err, self.start = m, err, start
         self.last_t, self.last_usage = start, 0
@@ -78,7 +79,7 @@ class Live:
 
     def line(self, now: float) -> str:
         if self.sampler is None:
-            self.sampler = self._sampler([self.m], mask=self.MASK, follow=False)
+            self.sampler = self._sampler([self.m], mask=self.mask, follow=False)
         st = self.sampler.sample().get(self.m.group)
         if st is None:
             raise CgroupDeletedError(
@@ -150,12 +151,14 @@ def _child(
         if ok != b"1":
             os._exit(1)  # the parent could not place us: it reports why
         for s in _RESET:
-            signal.signal(s, signal.SIG_DFL)
-        signal.pthread_sigmask(signal.SIG_SETMASK, old_mask)
+            _sig.signal(s, _sig.SIG_DFL)
+        _sig.pthread_sigmask(_sig.SIG_SETMASK, old_mask)
         exec_first(candidates, list(cmd))
     except OSError as e:
-        with contextlib.suppress(OSError):
+        try:  # noqa: SIM105 - contextlib is not imported (start-up)
             os.write(err_w, str(e.errno or 0).encode())
+        except OSError:
+            pass
         code = 127 if e.errno == errno.ENOENT else 126
     except BaseException:
         pass
@@ -167,10 +170,10 @@ def _why(e: CgroupError) -> str:
     return text.split(": ", 1)[-1] if text.startswith("invalid ") else text
 
 
-def _drain(sigs: set[signal.Signals]) -> None:
+def _drain(sigs: set[int]) -> None:
     """Consume pending blocked signals, so that unblocking them does not act on them."""
-    while signal.sigpending() & sigs:
-        signal.sigtimedwait(sigs, 0)
+    while _sig.sigpending() & sigs:
+        _sig.sigtimedwait(sigs, 0)
 
 
 def run_command(
@@ -202,17 +205,17 @@ def run_command(
         verify_group_path("/" + name)
     except CgroupError as e:
         raise UsageError(f"invalid --name {printable(repr(name))}: {_why(e)}") from None
-    sigs = {*FORWARDED, signal.SIGCHLD}
+    sigs = {*FORWARDED, _sig.SIGCHLD}
     # The current mask first: a SIGINT that came before this line raises its
     # KeyboardInterrupt here (CPython runs pending handlers inside pthread_sigmask), while
     # nothing is made yet. Once the second call has returned, no handler is pending.
-    old_mask = signal.pthread_sigmask(signal.SIG_BLOCK, ())
+    old_mask = _sig.pthread_sigmask(_sig.SIG_BLOCK, ())
     try:
-        signal.pthread_sigmask(signal.SIG_BLOCK, sigs)
+        _sig.pthread_sigmask(_sig.SIG_BLOCK, sigs)
         return _run_blocked(args, cmd, err, mountpoint, name, resources, given, sigs, old_mask)
     finally:
         _drain(sigs)
-        signal.pthread_sigmask(signal.SIG_SETMASK, old_mask)
+        _sig.pthread_sigmask(_sig.SIG_SETMASK, old_mask)
 
 
 def _run_blocked(
@@ -223,7 +226,7 @@ def _run_blocked(
     name: str,
     resources: Resources | None,
     given: list[str],
-    sigs: set[signal.Signals],
+    sigs: set[int],
     old_mask: set[int],
 ) -> int:
     """:func:`run_command` once the signals are blocked."""
@@ -380,7 +383,7 @@ def _fork_exec(
 ) -> tuple[int, int | None, float]:
     """Fork, place and start the command (signals are blocked by the caller); wait for
     it: (exit status, the signal that killed it, wall time)."""
-    sigs = {*FORWARDED, signal.SIGCHLD}
+    sigs = {*FORWARDED, _sig.SIGCHLD}
     go_r, go_w = os.pipe2(os.O_CLOEXEC)
     err_r, err_w = os.pipe2(os.O_CLOEXEC)
     candidates = exec_candidates(cmd[0])
@@ -402,12 +405,14 @@ def _fork_exec(
             os.close(err_r)
             os.waitpid(pid, 0)
             raise
-        pending = signal.sigpending() & set(FORWARDED)
+        pending = _sig.sigpending() & set(FORWARDED)
         if pending:  # asked to stop during the set-up: the command is not started
             os.close(go_w)
             os.close(err_r)
             os.waitpid(pid, 0)
             first = min(pending)
+            import signal  # here: it makes enum types (start-up of every run)
+
             raise Failure(
                 f"{signal.Signals(first).name} received before {cmd[0]!r} started; it was not run",
                 128 + first,
@@ -449,7 +454,7 @@ def _fork_exec(
 
 
 def _wait(
-    pid: int, sigs: set[signal.Signals], live: Live | None = None, interval: float = 1.0
+    pid: int, sigs: set[int], live: Live | None = None, interval: float = 1.0
 ) -> int:
     """Wait for the child, passing on the forwarded signals (and, with ``live``, printing
     a line of statistics every ``interval`` seconds); its wait status."""
@@ -459,23 +464,25 @@ def _wait(
         if wpid == pid:
             return status
         if live is None:
-            info = signal.sigwaitinfo(sigs)
+            info = _sig.sigwaitinfo(sigs)
         else:
             now = time.monotonic()
             if now >= due:
                 live.tick()
                 due = max(due + interval, now + interval / 2)
                 continue
-            got = signal.sigtimedwait(sigs, due - now)
+            got = _sig.sigtimedwait(sigs, due - now)
             if got is None:
                 continue
             info = got
-        if info.si_signo == signal.SIGCHLD:
+        if info.si_signo == _sig.SIGCHLD:
             continue
         if info.si_code == _SI_KERNEL:
             continue  # the terminal sent it to the whole process group: the child has it
-        with contextlib.suppress(ProcessLookupError):
+        try:  # noqa: SIM105 - contextlib is not imported (start-up)
             os.kill(pid, info.si_signo)
+        except ProcessLookupError:
+            pass
 
 
 def _finish(m: Manager, args: argparse.Namespace, err: Console) -> None:
@@ -490,8 +497,10 @@ def _finish(m: Manager, args: argparse.Namespace, err: Console) -> None:
         )
         return
     if args.systemd:
-        with contextlib.suppress(CgroupError):
+        try:  # noqa: SIM105 - contextlib is not imported (start-up)
             m.kill()  # what CMD left behind; the scope may be gone already
+        except CgroupError:
+            pass
         try:
             m.delete_systemd()
         except CgroupError:

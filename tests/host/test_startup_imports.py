@@ -1,0 +1,97 @@
+"""host: the modules ``cgroup2 get`` and ``cgroup2 run -- true`` load when they do their
+work on a real group (issue 21).
+
+tests/unit/test_startup.py pins what the command's start loads (its modules' imports);
+these runs go on to the work itself: the group is read, made, entered by the command and
+removed, through code that imports some modules where it needs them. None of that may
+load enum (signal makes enums: cgroup2._sig), contextlib, functools, collections, or the
+statistics, resource and argument parsing modules, each of which costs a part of the
+start-up budget (benchmarks/startup.py).
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import tempfile
+
+import pytest
+from conftest import Parent
+
+#: Never loaded by ``get`` or ``run -- true`` on a real group.
+NOT_LOADED = (
+    "enum",
+    "signal",
+    "contextlib",
+    "functools",
+    "collections",
+    "types",
+    "typing",
+    "dataclasses",
+    "re",
+    "argparse",
+    "json",
+    "rich",
+    "cgroup2.stats",
+    "cgroup2.resources",
+    "cgroup2.controllers",
+    "cgroup2._statmask",
+    "cgroup2._enums",
+)
+
+
+def _command_modules(*argv: str) -> tuple[subprocess.CompletedProcess[str], set[str]]:
+    """Run the command as bin/cgroup2 does (``cli.script``); the modules loaded at its
+    exit (its atexit functions run before the fast exit)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        listing = os.path.join(tmp, "modules")
+        probe = (
+            "import atexit, sys\n"
+            "def _dump():\n"
+            f"    with open({listing!r}, 'w') as f:\n"
+            "        f.write('\\n'.join(sorted(sys.modules)))\n"
+            "atexit.register(_dump)\n"
+            f"sys.argv[1:] = {list(argv)!r}\n"
+            "from cgroup2.cli import script\n"
+            "script()\n"
+        )
+        r = subprocess.run(
+            [sys.executable, "-c", probe], capture_output=True, text=True, timeout=60
+        )
+        assert os.path.exists(listing), r.stderr
+        with open(listing) as f:
+            return r, set(f.read().split("\n"))
+
+
+def _loaded(mods: set[str]) -> list[str]:
+    return sorted(m for m in mods if any(m == n or m.startswith(n + ".") for n in NOT_LOADED))
+
+
+def test_get_on_a_group_loads_no_enum(cg_parent: Parent, cg_path: str) -> None:
+    os.mkdir(cg_parent.mountpoint + cg_path)
+    try:
+        r, mods = _command_modules("get", cg_path, "cgroup.max.depth", "cgroup.type")
+        assert r.returncode == 0, r.stderr
+        assert r.stdout == "cgroup.max.depth: max\ncgroup.type: domain\n"
+        assert "cgroup2.manager" in mods
+        assert _loaded(mods) == []
+    finally:
+        os.rmdir(cg_parent.mountpoint + cg_path)
+
+
+@pytest.mark.parametrize(
+    "cmd",
+    [
+        ["true"],
+        # a process left in the group: run kills it (freeze, kill, wait) before removing
+        ["sh", "-c", "sleep 60 & exit 3"],
+    ],
+)
+def test_run_loads_no_enum(cg_parent: Parent, cmd: list[str]) -> None:
+    name = f"startup-run-{os.getpid()}-{len(cmd)}"
+    r, mods = _command_modules("run", "--parent", cg_parent.group, "--name", name, "--", *cmd)
+    assert r.returncode == (0 if cmd == ["true"] else 3), r.stderr
+    assert not os.path.exists(f"{cg_parent.fs_path}/{name}")  # made, and removed again
+    assert "cgroup2.cli._run" in mods and "cgroup2.manager" in mods
+    assert _loaded(mods) == []
