@@ -18,9 +18,8 @@ from .. import _sig
 from .._fs import Dir, check_name, walk
 from ..errors import CgroupDeletedError, CgroupError, KernelError
 from ..manager import Manager
-from ._limits import Failure, build_resources, check_controllers, check_writable
 from ._text import printable
-from ._units import UsageError
+from ._units import Failure, UsageError
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # these commands print plain lines to out.file: rich is not imported
@@ -57,6 +56,8 @@ def _exists(group: str, mountpoint: str) -> bool:
 
 def cmd_create(args: argparse.Namespace, group: str, mountpoint: str, out: Console) -> int:
     """Make the group (like ``mkdir``; ``--parents`` like ``mkdir -p``) with the limits."""
+    from ._limits import build_resources, check_controllers, check_writable
+
     if group == "/":
         raise UsageError("create: the root group always exists; name a group below it")
     resources, given = build_resources(args)
@@ -104,6 +105,8 @@ def _owner(text: str) -> tuple[int, int | None]:
 
 def cmd_set(args: argparse.Namespace, group: str, mountpoint: str, out: Console) -> int:
     """Write the limits to the existing group (``Manager.update``: all or nothing)."""
+    from ._limits import build_resources, check_controllers, check_writable
+
     m = Manager.load(group, mountpoint=mountpoint)
     resources, given = build_resources(args)
     if not resources.values() and not resources.devices:
