@@ -38,6 +38,8 @@ NOT_LOADED = (
     "cgroup2.controllers",
     "cgroup2._statmask",
     "cgroup2._enums",
+    "cgroup2.cli._completion",
+    "math",
 )
 
 

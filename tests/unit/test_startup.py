@@ -47,6 +47,9 @@ HEAVY = (
     "operator",
     "contextlib",
     "select",
+    "math",
+    # the completion subcommand's module: only for `cgroup2 completion`
+    "cgroup2.cli._completion",
 )
 
 
@@ -117,6 +120,11 @@ def test_run_without_limits_loads_no_argparse() -> None:
     assert not {"argparse", "re", "gettext", "rich"} & mods
     # run loads the manager (Manager.create), without enum, signal, contextlib
     assert [m for m in _heavy(mods) if m != "cgroup2.manager"] == []
+
+
+def test_completion_loads_its_module() -> None:
+    mods = _loaded("from cgroup2.cli import main\nsys.exit(main())", "completion", "bash")
+    assert "cgroup2.cli._completion" in mods
 
 
 def test_help_and_errors_go_to_argparse() -> None:

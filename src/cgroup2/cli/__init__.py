@@ -57,6 +57,8 @@ if TYPE_CHECKING:
 __all__ = ["main"]
 
 PROG = "cgroup2"
+#: The help of the ``completion`` subcommand (cli/_completion), listed by every parser.
+COMPLETION_HELP = "print a shell completion script (bash, zsh, fish)"
 
 
 def _columns() -> int:
@@ -495,9 +497,12 @@ def build_parser(only: str | None = None, *, lite: bool = False) -> argparse.Arg
         ex.add_argument(
             "-v", "--verbose", action="store_true", help="log each request on stderr"
         )
-    from . import _completion
+    if only in (None, "completion"):
+        from . import _completion
 
-    _completion.add_parser(sub, arguments=only in (None, "completion"))
+        _completion.add_parser(sub)
+    else:  # listed with its help only: cli/_completion is not imported (start-up)
+        sub.add_parser("completion", help=COMPLETION_HELP, add_help=False)
     return p
 
 

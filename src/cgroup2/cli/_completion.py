@@ -51,7 +51,8 @@ _DESCRIPTION = (
 def add_parser(sub: argparse._SubParsersAction[_P], *, arguments: bool = True) -> None:
     """Add the ``completion`` subcommand to the command's subparsers (without
     ``arguments``: listed with its help only, for a command line that runs another)."""
-    help = "print a shell completion script (bash, zsh, fish)"
+    from . import COMPLETION_HELP as help
+
     if not arguments:
         sub.add_parser("completion", help=help, description=_DESCRIPTION, add_help=False)
         return
