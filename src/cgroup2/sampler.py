@@ -39,7 +39,7 @@ from collections.abc import Iterable
 from types import TracebackType
 from typing import TYPE_CHECKING, Literal
 
-from ._fs import Dir
+from ._fs import _O_READ, Dir, check_name
 from ._statmask import StatMask
 from .errors import CgroupDeletedError, CgroupError, KernelError, MountPointError
 
@@ -104,6 +104,7 @@ class _Group:
     def _open(self, name: str) -> int:
         owner = self.owner
         if not owner._reserve(1, file=True):
+            check_name(name)  # what try_read then opens without Dir's checks
             self.fds[name] = _UNHELD
             return _UNHELD
         try:
@@ -142,8 +143,19 @@ class _Group:
         if fd is None:
             fd = self._open(name)
         if fd < 0:
-            if fd == _UNHELD:
-                return self.d.try_read(name)  # past the descriptor budget: open, read, close
+            if fd == _UNHELD:  # past the descriptor budget: open, read, close
+                try:
+                    fd = os.open(name, _O_READ, dir_fd=self.d.fd)
+                    try:
+                        data = os.read(fd, _CHUNK)
+                    finally:
+                        os.close(fd)
+                except OSError:
+                    data = None
+                if data is not None and len(data) < _CHUNK:
+                    return data
+                # an error (reported as Dir reports it), or a file longer than a read
+                return self.d.try_read(name)
             return None
         try:
             data = os.pread(fd, _CHUNK, 0)

@@ -189,6 +189,16 @@ def test_rlimit_error_names_the_need_and_the_limit(
                 with Dir.open(f"{mount}{g}") as d:
                     assert got[g] == collect(d)
         assert s.fd_count == 3  # the directories only
+        # a file read past the budget: its name is checked as Dir checks it, and an
+        # absent one is None, as when held
+        with pytest.raises(CgroupError, match="invalid file name"):
+            s.read("/group", "../group/memory.max")
+        assert s.read("/group", "no.such.file") is None
+        assert s.read("/group", "cgroup.type") == (mount / "group" / "cgroup.type").read_bytes()
+        # a group removed: left out of the sample, as when held
+        shutil.rmtree(mount / "group" / "oom")
+        assert set(s.sample()) == {"/group", "/group/work"}
+        assert s.fd_count == 2
     with pytest.raises(CgroupError):
         Sampler(groups, mountpoint=str(mount), overflow="never")  # type: ignore[arg-type]
 
