@@ -44,55 +44,6 @@ if TYPE_CHECKING:
     def pidfd_send_signal(
         pidfd: int, sig: int, siginfo: None = None, flags: int = 0, /
     ) -> None: ...
-else:
-    try:
-        from _signal import (
-            SIG_BLOCK,
-            SIG_DFL,
-            SIG_IGN,
-            SIG_SETMASK,
-            SIGALRM,
-            SIGCHLD,
-            SIGHUP,
-            SIGINT,
-            SIGKILL,
-            SIGPIPE,
-            SIGQUIT,
-            SIGTERM,
-            SIGUSR1,
-            SIGUSR2,
-            SIGXFSZ,
-            pidfd_send_signal,
-            pthread_sigmask,
-            signal,
-            sigpending,
-            sigtimedwait,
-            sigwaitinfo,
-        )
-    except ImportError:  # pragma: no cover - an interpreter without the C module
-        from signal import (
-            SIG_BLOCK,
-            SIG_DFL,
-            SIG_IGN,
-            SIG_SETMASK,
-            SIGALRM,
-            SIGCHLD,
-            SIGHUP,
-            SIGINT,
-            SIGKILL,
-            SIGPIPE,
-            SIGQUIT,
-            SIGTERM,
-            SIGUSR1,
-            SIGUSR2,
-            SIGXFSZ,
-            pidfd_send_signal,
-            pthread_sigmask,
-            signal,
-            sigpending,
-            sigtimedwait,
-            sigwaitinfo,
-        )
 
 __all__ = [
     "SIGALRM",
@@ -117,3 +68,11 @@ __all__ = [
     "sigtimedwait",
     "sigwaitinfo",
 ]
+
+if not TYPE_CHECKING:  # the names above, from _signal (or signal where it is missing)
+    try:
+        import _signal as _impl
+    except ImportError:  # pragma: no cover - an interpreter without the C module
+        import signal as _impl
+    globals().update({name: getattr(_impl, name) for name in __all__})
+    del _impl
