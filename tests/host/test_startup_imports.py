@@ -13,11 +13,10 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
-import tempfile
 
 import pytest
 from conftest import Parent
+from import_probe import among, loaded_modules
 
 #: Never loaded by ``get`` or ``run -- true`` on a real group.
 NOT_LOADED = (
@@ -46,28 +45,11 @@ NOT_LOADED = (
 def _command_modules(*argv: str) -> tuple[subprocess.CompletedProcess[str], set[str]]:
     """Run the command as bin/cgroup2 does (``cli.script``); the modules loaded at its
     exit (its atexit functions run before the fast exit)."""
-    with tempfile.TemporaryDirectory() as tmp:
-        listing = os.path.join(tmp, "modules")
-        probe = (
-            "import atexit, sys\n"
-            "def _dump():\n"
-            f"    with open({listing!r}, 'w') as f:\n"
-            "        f.write('\\n'.join(sorted(sys.modules)))\n"
-            "atexit.register(_dump)\n"
-            f"sys.argv[1:] = {list(argv)!r}\n"
-            "from cgroup2.cli import script\n"
-            "script()\n"
-        )
-        r = subprocess.run(
-            [sys.executable, "-c", probe], capture_output=True, text=True, timeout=60
-        )
-        assert os.path.exists(listing), r.stderr
-        with open(listing) as f:
-            return r, set(f.read().split("\n"))
+    return loaded_modules("from cgroup2.cli import script\nscript()\n", *argv)
 
 
 def _loaded(mods: set[str]) -> list[str]:
-    return sorted(m for m in mods if any(m == n or m.startswith(n + ".") for n in NOT_LOADED))
+    return among(mods, NOT_LOADED)
 
 
 def test_get_on_a_group_loads_no_enum(cg_parent: Parent, cg_path: str) -> None:

@@ -11,9 +11,9 @@ import json
 import os
 import subprocess
 import sys
-import tempfile
 
 import pytest
+from import_probe import among, loaded_modules
 
 #: Never loaded by ``import cgroup2`` or by the command's start (``--version``, ``get``).
 HEAVY = (
@@ -54,27 +54,12 @@ HEAVY = (
 
 
 def _loaded(code: str, *argv: str) -> set[str]:
-    """The modules loaded when ``code`` has run (``sys.argv[1:]`` = ``argv``), taken at
-    exit so that the command's own exit (SystemExit) is seen too."""
-    with tempfile.TemporaryDirectory() as tmp:
-        listing = os.path.join(tmp, "modules")
-        probe = (
-            "import atexit, sys\n"
-            "def _dump():\n"
-            f"    with open({listing!r}, 'w') as f:\n"
-            "        f.write('\\n'.join(sorted(sys.modules)))\n"
-            "atexit.register(_dump)\n"
-            f"sys.argv[1:] = {list(argv)!r}\n" + code
-        )
-        r = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
-                           timeout=60)
-        assert os.path.exists(listing), r.stderr
-        with open(listing) as f:
-            return set(f.read().split("\n"))
+    """The modules loaded when ``code`` has run (``sys.argv[1:]`` = ``argv``)."""
+    return loaded_modules(code, *argv)[1]
 
 
 def _heavy(mods: set[str]) -> list[str]:
-    return sorted(m for m in mods if any(m == h or m.startswith(h + ".") for h in HEAVY))
+    return among(mods, HEAVY)
 
 
 def test_import_cgroup2_loads_no_heavy_module() -> None:
