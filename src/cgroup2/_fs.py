@@ -322,7 +322,8 @@ class Dir:
 
     def try_read(self, name: str) -> bytes | None:
         """The content of ``name``, or ``None`` when the kernel has no such file here."""
-        check_name(name)
+        if type(name) is not str or name not in _CHECKED:  # check_name, without the call
+            check_name(name)
         try:
             fd = os.open(name, _O_READ, dir_fd=self.fd)
         except FileNotFoundError as e:
@@ -333,7 +334,10 @@ class Dir:
         except OSError as e:
             raise self._fail(e, name, "open") from None
         try:
-            return _read_fd(fd)
+            data = os.read(fd, _CHUNK)
+            # (a short read is the end: kernfs gives a whole seq_file in one read when the
+            # buffer is large enough)
+            return data if len(data) < _CHUNK else data + _read_fd(fd)
         except OSError as e:
             if e.errno in (errno.EOPNOTSUPP, errno.ENOTSUP):
                 return None  # e.g. a PSI file on a kernel booted with psi=0

@@ -228,6 +228,20 @@ def _mkdir_noted(parent: Dir, name: str, created: list[str]) -> bool:
     return True
 
 
+# StatMask and stats.collect, imported on the first stat(): a relative import in the
+# method itself costs a name lookup through the import system on every call
+_STAT: tuple[type[StatMask], Callable[[Dir, StatMask], Metrics]] | None = None
+
+
+def _stat_imports() -> tuple[type[StatMask], Callable[[Dir, StatMask], Metrics]]:
+    global _STAT
+    from ._statmask import StatMask
+    from .stats import collect
+
+    _STAT = (StatMask, collect)
+    return _STAT
+
+
 class _StatMethod:
     """``Manager.stat`` at run time: the method is made on its first look-up (and put on
     the class in place of this object), with its default argument ``StatMask.ALL``.
@@ -811,9 +825,7 @@ class Manager:
         stat = _StatMethod()
 
     def _stat(self, mask: StatMask) -> Metrics:
-        from ._statmask import StatMask
-        from .stats import collect
-
+        StatMask, collect = _STAT or _stat_imports()
         if not isinstance(mask, StatMask):
             raise CgroupError(f"cgroups: invalid stat mask {mask!r}: a StatMask, e.g. StatMask.ALL")
         with Dir.open(self.path) as d:

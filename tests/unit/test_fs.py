@@ -177,3 +177,31 @@ def test_walk_goes_on_when_the_groups_above_it_are_removed(tmp_path: Path) -> No
                     os.rmdir(tmp_path / "top/b/y")
                     os.rmdir(tmp_path / "top/b")
     assert entered == [("", 0), ("a", 1), ("x", 2), ("b", 1), ("y", 2), ("c", 1)]
+
+
+class _Sneaky(str):
+    """A str that claims to equal any name (and hashes as one the cache holds)."""
+
+    def __eq__(self, other: object) -> bool:
+        return True
+
+    def __hash__(self) -> int:
+        return hash("cpu.stat")
+
+
+@pytest.mark.parametrize("size", [0, 1, (1 << 16) - 1, 1 << 16, (1 << 16) + 1, 300_000])
+def test_try_read_gives_the_whole_file(tmp_path: Path, size: int) -> None:
+    data = os.urandom(size)
+    (tmp_path / "f").write_bytes(data)
+    with Dir.open(str(tmp_path)) as d:
+        assert d.try_read("f") == data
+        assert d.read("f") == data
+
+
+def test_try_read_checks_names_the_cache_seems_to_hold(tmp_path: Path) -> None:
+    (tmp_path / "cpu.stat").write_text("usage_usec 1\n")
+    with Dir.open(str(tmp_path)) as d:
+        assert d.try_read("cpu.stat") == b"usage_usec 1\n"  # now a checked name
+        for bad in ("../cpu.stat", _Sneaky("../cpu.stat")):
+            with pytest.raises(CgroupError, match="invalid file name"):
+                d.try_read(bad)
