@@ -215,10 +215,10 @@ def default_mountpoint() -> str:
     ``/sys/fs/cgroup`` on a unified host, ``/sys/fs/cgroup/unified`` on a hybrid one;
     raises :class:`MountPointNotExistError` where cgroup2 is not mounted.
     """
-    from .errors import MountPointNotExistError
-
     mp = _mountpoint_of(_mounts())
     if mp is None:
+        from .errors import MountPointNotExistError
+
         raise MountPointNotExistError(
             f"cgroups: no cgroup2 file system in {MOUNTINFO} (mode: {mode().value})"
         )
