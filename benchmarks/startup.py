@@ -97,7 +97,8 @@ def main() -> int:
     cases: list[tuple[str, list[str]]] = [
         ("python -c pass", [py, "-c", "pass"]),
         ("import cgroup2", [py, "-c", "import cgroup2"]),
-        ("from cgroup2 import Manager", [py, "-c", "from cgroup2 import Manager, Resources"]),
+        ("import Manager, Resources",
+         [py, "-c", "from cgroup2 import Manager, Resources"]),
         ("re + argparse (the floor)",
          [py, "-c", "import re, argparse; argparse.ArgumentParser(prog='x').parse_args([])"]),
         ("cgroup2 --version", [*cg, "--version"]),
