@@ -258,9 +258,10 @@ def _swapfile(fs: str, size: int) -> Iterator[str]:
 
 def test_memory_swap_max_caps_swap_out(group: str, procs: Procs, ext4: str) -> None:
     """memory.max 32M with a swap file on the VM's disk: a process touching 96 MiB
-    swaps out what does not fit. With memory.swap.max 16M, swap use stays at most 16M,
-    the process is OOM-killed and memory.swap.events counts max; with swap.max "max"
-    the same process lives, with more than 16M swapped out."""
+    swaps out what does not fit. With memory.swap.max 16M, swap use stays at most 16M
+    and the process is OOM-killed (memory.swap.events counts max when a swap allocation
+    was refused at the limit first); with swap.max "max" the same process lives, with
+    more than 32M swapped out."""
     with _swapfile(ext4, 256 * MiB):
         parent = Manager.create(group)
         capped = parent.new_child("capped", Resources(memory=Memory(max=32 * MiB, swap=16 * MiB)))
@@ -281,7 +282,12 @@ def test_memory_swap_max_caps_swap_out(group: str, procs: Procs, ext4: str) -> N
               f"{p.returncode}, memory.swap.events {ev}, oom_kill {mev['oom_kill']}")
         assert p.returncode == -signal.SIGKILL and said == b"", (p.returncode, said)
         assert peak <= 16 * MiB
-        assert ev["max"] >= 1 and mev["oom_kill"] == 1
+        assert mev["oom_kill"] == 1
+        # memory.swap.events "max" counts swap allocations refused at the limit; the OOM
+        # killer may come first, when reclaim stops making progress just below it (seen
+        # in CI: peak 15.2 MiB, max 0). The cap is shown by the contrast: the same process
+        # with swap.max "max" (below) lives, with more than 32 MiB swapped out.
+        assert ev["max"] >= 1 or peak >= 8 * MiB, (ev, peak)
         q = procs(free, [sys.executable, "-S", "-c", _HOG, "96"], stdin=subprocess.PIPE,
                   stdout=subprocess.PIPE)
         assert q.stdout is not None
