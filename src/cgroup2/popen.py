@@ -197,6 +197,9 @@ class Popen(subprocess.Popen[Any]):
         self._cg_start = time.monotonic()
         self._cg_wall: float | None = None
         self._cg_spawning = False
+        # run()'s list: the object is put there once it is placed, so that run() can
+        # undo a start an interrupt takes before the object reaches run()'s variable
+        started: list[Popen] | None = kwargs.pop("_cg_started", None)
         argv = _argv(args, bool(kwargs.pop("shell", False)), kwargs.pop("executable", None))
         _program(argv, kwargs.get("env"), kwargs.get("cwd"))
         if gid is not None:
@@ -231,6 +234,8 @@ class Popen(subprocess.Popen[Any]):
             super().__init__([SHELL, "-c", TRAMPOLINE, name, *argv], **kwargs)
             self.args = args
             self._cg_place()
+            if started is not None:
+                started.append(self)
         except BaseException:
             self._cg_abandon()
             raise
@@ -379,8 +384,11 @@ def run(
             raise ValueError("stdout and stderr arguments may not be used with capture_output.")
         kwargs["stdout"] = subprocess.PIPE
         kwargs["stderr"] = subprocess.PIPE
-    p = Popen(args, resources, **kwargs)
+    # the Popen as soon as it is placed: an interrupt between the end of its __init__ and
+    # the assignment to p would otherwise leave its process and group behind
+    started: list[Popen] = []
     try:
+        p = Popen(args, resources, _cg_started=started, **kwargs)
         try:
             out, err = p.communicate(input, timeout=timeout)
         except subprocess.TimeoutExpired as e:
@@ -393,12 +401,14 @@ def run(
         rc = p.wait()
         usage = p.usage()
     except BaseException:  # KeyboardInterrupt too: nothing may outlive the run
-        p._cg_abandon()
+        for q in started:
+            q._cg_abandon()
         raise
     finally:
-        for f in (p.stdin, p.stdout, p.stderr):
-            if f is not None:
-                f.close()
+        for q in started:
+            for f in (q.stdin, q.stdout, q.stderr):
+                if f is not None:
+                    f.close()
     if check and rc:
         raise subprocess.CalledProcessError(rc, p.args, output=out, stderr=err)
     return CompletedRun(p.args, rc, out, err, usage)
