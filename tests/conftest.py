@@ -64,12 +64,21 @@ def _unit_fake_trees(request: pytest.FixtureRequest) -> Iterator[None]:
         return
     from cgroup2 import _fs
 
-    dev = os.stat(tempfile.gettempdir()).st_dev
+    tmp = tempfile.gettempdir()
+    dev = os.stat(tmp).st_dev
     added = dev not in _fs._cgroup2_devs
     _fs._cgroup2_devs.add(dev)
+    # a fake tree's paths resolve from the temporary directory, as a group's from its mount
+    real = _fs._outermost_mount
+
+    def outermost(path: str) -> str | None:
+        return tmp if path.startswith(tmp + "/") else real(path)
+
+    _fs._outermost_mount = outermost  # type: ignore[assignment]
     try:
         yield
     finally:
+        _fs._outermost_mount = real  # type: ignore[assignment]
         if added:
             _fs._cgroup2_devs.discard(dev)
 

@@ -1,27 +1,27 @@
 """The one module that opens cgroup files, and the safety rules every caller gets.
 
-Safety: every directory opened here is on a cgroup2 file system (its ``st_dev`` is that
-of a cgroup2 mount of this process's mount table), or :class:`NotCgroup2Error` is raised
-before anything below it is touched. A child is opened only if it is on the same file
-system and is the directory its parent lists (the inode ``readdir`` gives): a file system
-or another group mounted onto a group is a :class:`MountPointError`, never descended
-into. :meth:`Dir.refuse_mount_root` stops the operations that act on a whole subtree
-(kill, freeze, remove, move out) at the root of any mount. :func:`walk` is iterative,
-holds two descriptors whatever the depth, and ends with :class:`TreeLimitError` past
-:data:`MAX_DEPTH` levels or :data:`MAX_GROUPS` groups.
+Safety: a group directory is opened from the root of its cgroup2 mount (its ``st_dev``
+that of a cgroup2 mount of this process's mount table, checked before anything below
+it is looked at), one component at a time: no component is a mount point (of another
+file system, or a bind mount of another group) or a symlink (:func:`open_below`:
+``openat2`` where the kernel has it, else a portable walk). A mount point on the way is
+a :class:`MountPointError`, never descended into. :meth:`Dir.refuse_mount_root` stops
+the operations that act on a whole subtree (kill, freeze, remove, move out) at the root
+of any mount. :func:`walk` is iterative, holds two descriptors whatever the depth, and
+ends with :class:`TreeLimitError` past :data:`MAX_DEPTH` levels or :data:`MAX_GROUPS`.
 
 Every file is opened relative to its group's directory fd, with ``O_CLOEXEC`` and
 ``O_NOFOLLOW``; a name with ``/``, a NUL, or that is ``.`` or ``..`` is refused before any
-system call. Reads are binary and whole; writes carry no trailing newline. EINTR is
-retried by Python itself (PEP 475) for every call used here. Every failure is raised as a
-:class:`~cgroup2.errors.KernelError` naming the operation, the file, the value and the
-errno, or as :class:`~cgroup2.errors.CgroupDeletedError` when the group itself is gone.
+system call. Reads are binary and whole; writes carry no trailing newline. Failures are
+:class:`~cgroup2.errors.KernelError` (operation, file, value, errno) or
+:class:`~cgroup2.errors.CgroupDeletedError` when the group itself is gone.
 """
 
 from __future__ import annotations
 
 import errno
 import os
+import sys
 import time
 
 from . import _sig
@@ -36,7 +36,7 @@ from .errors import (
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Iterator
+    from collections.abc import Callable, Iterator
     from types import TracebackType
 
 __all__ = [
@@ -138,6 +138,184 @@ def _mount_id(fd: int) -> int:
     raise CgroupError(f"cgroups: /proc/self/fdinfo/{fd} has no mnt_id line")
 
 
+# openat2(2) (Linux 5.6) resolves a relative path below a directory fd in one call and
+# refuses, in the kernel, to cross a mount point or to follow a symlink on the way
+_SYS_OPENAT2 = 437  # the same number on every architecture (the unified syscall table)
+_RESOLVE = 0x01 | 0x02 | 0x04 | 0x08  # NO_XDEV | NO_MAGICLINKS | NO_SYMLINKS | BENEATH
+# [] not tried yet; [None] not usable here (no ctypes, ENOSYS, a seccomp filter): the
+# portable walk; [function] the kernel's
+_OPENAT2: list[Callable[[int, bytes], int] | None] = []
+# Loading openat2 imports ctypes (about 2 ms, more than a command such as `cgroup2 get`
+# spends in its walks): it is loaded once ctypes is in the process anyway, or after this
+# many walks (a program that opens groups again and again); until then, the portable walk
+_WALKS_BEFORE_OPENAT2 = 32
+_walks = [0]
+
+
+def _load_openat2() -> Callable[[int, bytes], int] | None:
+    """openat2 through ctypes, or None where it cannot be used (then :func:`open_below`
+    walks the components itself)."""
+    if os.environ.get("CGROUP2_NO_OPENAT2"):
+        return None
+    try:
+        import ctypes
+    except ImportError:  # an interpreter built without ctypes
+        return None
+    try:
+        fn = ctypes.CDLL(None, use_errno=True).syscall
+    except (OSError, AttributeError):
+        return None
+    fn.restype = ctypes.c_long
+    fn.argtypes = (ctypes.c_long, ctypes.c_int, ctypes.c_char_p, ctypes.c_void_p,
+                   ctypes.c_size_t)
+    how = (ctypes.c_uint64 * 3)(_O_DIR, 0, _RESOLVE)  # struct open_how: flags, mode, resolve
+    where, size = ctypes.addressof(how), ctypes.sizeof(how)
+    get_errno = ctypes.get_errno
+
+    def openat2(dirfd: int, rel: bytes) -> int:
+        fd: int = fn(_SYS_OPENAT2, dirfd, rel, where, size)
+        if fd < 0:
+            err = get_errno()
+            raise OSError(err, os.strerror(err))
+        return fd
+
+    openat2.how = how  # type: ignore[attr-defined]  # kept alive with the function
+    # the kernel answers ENOSYS before 5.6, and a seccomp filter ENOSYS or EPERM
+    top = os.open("/", _O_DIR)
+    try:
+        os.close(openat2(top, b"."))
+    except OSError:
+        return None
+    finally:
+        os.close(top)
+    return openat2
+
+
+def _openat2() -> Callable[[int, bytes], int] | None:
+    if not _OPENAT2:
+        if "ctypes" not in sys.modules and _walks[0] < _WALKS_BEFORE_OPENAT2:
+            _walks[0] += 1
+            return None
+        _OPENAT2.append(_load_openat2())
+    return _OPENAT2[0]
+
+
+def open_below(fd: int, rel: str, where: str) -> int:
+    """The fd of the directory ``rel`` (a relative path of names, no ``.`` or ``..``)
+    below the directory open at ``fd`` (known as ``where``), for the caller to close.
+
+    Every component is entered without crossing a mount point (of another file system,
+    or a bind mount of another group of this one) or following a symlink: in one
+    ``openat2`` with ``RESOLVE_NO_XDEV | RESOLVE_NO_SYMLINKS | RESOLVE_BENEATH`` where
+    the kernel has it, else one ``openat(O_NOFOLLOW)`` per component, each checked to be
+    on the mount of ``fd`` (its ``mnt_id``: another file system, or a bind mount of
+    another group of this one, is another mount). A mount point is a
+    :class:`MountPointError` naming it; other failures are :class:`OSError`.
+    """
+    names = rel.split("/")
+    for name in names:
+        check_name(name)
+    openat2 = _OPENAT2[0] if _OPENAT2 else _openat2()
+    if openat2 is not None:
+        try:
+            return openat2(fd, rel.encode("utf-8", "surrogateescape"))
+        except OSError as e:
+            if e.errno != errno.EXDEV:
+                raise
+        # which component is the mount point (an error path: one call per prefix)
+        for i in range(1, len(names) + 1):
+            try:
+                os.close(openat2(fd, "/".join(names[:i]).encode("utf-8", "surrogateescape")))
+            except OSError as e:
+                if e.errno == errno.EXDEV:
+                    raise _mount_point(where, names[:i]) from None
+                raise
+        raise _mount_point(where, names)  # (mounted while looked at)
+    return _walk_below(fd, names, where)
+
+
+def _walk_below(fd: int, names: list[str], where: str) -> int:
+    """:func:`open_below` without openat2: a component at a time."""
+    mnt = _mount_id(fd)
+    cur = fd
+    try:
+        for i, name in enumerate(names):
+            nxt = os.open(name, _O_DIR, dir_fd=cur)
+            if cur != fd:
+                os.close(cur)
+            cur = nxt
+            if _mount_id(cur) != mnt:
+                raise _mount_point(where, names[: i + 1])
+    except BaseException:
+        if cur != fd:
+            os.close(cur)
+        raise
+    return cur
+
+
+def _mount_point(where: str, names: list[str]) -> MountPointError:
+    path = f"{where.rstrip('/')}/{'/'.join(names)}"
+    return MountPointError(
+        f"cgroups: {path} is a mount point (another file system or group is mounted "
+        f"there); refusing to go below it",
+        path=path,
+    )
+
+
+def _open_error(e: OSError, path: str, root: str, rel: str) -> CgroupError:
+    """The error of :meth:`Dir.open` when ``rel`` below ``root`` could not be opened."""
+    if e.errno == errno.ENOENT:
+        return CgroupDeletedError(
+            f"cgroups: {path} does not exist (the group was deleted, or never made)",
+            errno=errno.ENOENT,
+            path=path,
+        )
+    if e.errno in (errno.ENOTDIR, errno.ELOOP):
+        return KernelError(e.errno, path, op="open directory",
+                           hint="not a group directory (a file or a symlink on the way)")
+    return KernelError(e.errno or 0, path, op="open directory")
+
+
+def _outermost_mount(path: str) -> str | None:
+    """The outermost cgroup2 mount point of the mount table that holds ``path`` (a
+    group bind-mounted below it is then a mount point on the way, never a root)."""
+    from . import paths
+
+    for attempt in (0, 1):
+        if attempt:
+            paths.refresh()  # mounted since the table was read?
+        best: str | None = None
+        for m in paths._mounts():
+            mp = m.mountpoint
+            if m.fstype == "cgroup2" and (
+                path == mp or mp == "/" or path.startswith(mp + "/")
+            ) and (best is None or len(mp) < len(best)):
+                best = mp
+        if best is not None:
+            return best
+    return None
+
+
+def _not_below_mount(path: str) -> CgroupError:
+    """Why ``path``, below no cgroup2 mount point, cannot be opened (stat, not open)."""
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        return CgroupDeletedError(
+            f"cgroups: {path} does not exist (the group was deleted, or never made)",
+            errno=errno.ENOENT,
+            path=path,
+        )
+    except OSError as e:
+        return KernelError(e.errno or 0, path, op="stat")
+    return NotCgroup2Error(
+        f"cgroups: {path} is not on a cgroup2 file system (device "
+        f"{os.major(st.st_dev)}:{os.minor(st.st_dev)} is not below a cgroup2 mount point "
+        f"of /proc/self/mountinfo); nothing below it was touched",
+        path=path,
+    )
+
+
 _HELD = frozenset(
     (_sig.SIGINT, _sig.SIGTERM, _sig.SIGHUP, _sig.SIGQUIT, _sig.SIGALRM, _sig.SIGUSR1,
      _sig.SIGUSR2)
@@ -186,26 +364,42 @@ class Dir:
         self.absent = 0  # files try_read found missing: a hint for removal checks
 
     @classmethod
-    def open(cls, path: str) -> Dir:
+    def open(cls, path: str, root: str | None = None) -> Dir:
         """Open the group directory at the absolute file system ``path``.
 
-        The last element is not followed if it is a symlink; a missing directory raises
-        :class:`CgroupDeletedError`, a directory that is not on a cgroup2 file system
-        :class:`NotCgroup2Error`.
+        ``path`` is resolved from ``root`` (the cgroup2 mount point it is below, e.g. a
+        :class:`~cgroup2.Manager`'s ``mountpoint``; by default the outermost cgroup2 mount
+        of the mount table that holds it) one component at a time: no component is a
+        mount point or a symlink (:func:`open_below`). A missing directory raises
+        :class:`CgroupDeletedError`, a path not on a cgroup2 file system
+        :class:`NotCgroup2Error`, a mount point on the way :class:`MountPointError`.
 
         Signals are held from the ``open`` until the fd belongs to the returned object,
         whose finalizer closes it: an interrupt there cannot leak the descriptor.
         """
         old = _sigmask(_BLOCK, _HELD)
         try:
-            return cls._open_dir(path)
+            return cls.open_held(path, root)
         finally:
             _sigmask(_SETMASK, old)
 
     @classmethod
-    def _open_dir(cls, path: str) -> Dir:
+    def open_held(cls, path: str, root: str | None = None) -> Dir:
+        """:meth:`open`, for a caller that holds the signals itself (:class:`signals_held`
+        around several steps: one pair of ``sigprocmask`` calls instead of one per step)."""
+        if root is None:
+            root = _outermost_mount(path)
+            if root is None:  # through a symlink? The real path, from its mount point
+                real = os.path.realpath(path)
+                root = _outermost_mount(real)
+                if root is None:
+                    raise _not_below_mount(path)
+                path = real
+        elif path != root and not path.startswith(root if root == "/" else root + "/"):
+            raise CgroupError(f"cgroups: {path} is not below {root}")
+        rel = path[len(root):].strip("/")
         try:
-            fd = os.open(path, _O_DIR)
+            rfd = os.open(root, _O_DIR)
         except FileNotFoundError:
             raise CgroupDeletedError(
                 f"cgroups: {path} does not exist (the group was deleted, or never made)",
@@ -213,20 +407,30 @@ class Dir:
                 path=path,
             ) from None
         except OSError as e:
-            hint = "not a directory" if e.errno == errno.ENOTDIR else None
-            raise KernelError(e.errno or 0, path, op="open directory", hint=hint) from None
+            hint = "not a directory" if e.errno in (errno.ENOTDIR, errno.ELOOP) else None
+            raise KernelError(e.errno or 0, root, op="open directory", hint=hint) from None
+        fd = rfd
         try:
-            st = os.fstat(fd)
-            if not _is_cgroup2_dev(st.st_dev):
+            st = os.fstat(rfd)
+            if not _is_cgroup2_dev(st.st_dev):  # before anything below it is looked at
                 raise NotCgroup2Error(
-                    f"cgroups: {path} is not on a cgroup2 file system (device "
-                    f"{os.major(st.st_dev)}:{os.minor(st.st_dev)} is not a cgroup2 mount in "
-                    f"/proc/self/mountinfo); nothing below it was touched",
+                    f"cgroups: {path if rel else root} is not on a cgroup2 file system "
+                    f"(device {os.major(st.st_dev)}:{os.minor(st.st_dev)} of {root} is not a "
+                    f"cgroup2 mount in /proc/self/mountinfo); nothing below it was touched",
                     path=path,
                 )
+            if rel:
+                try:
+                    fd = open_below(rfd, rel, root)
+                except OSError as e:
+                    raise _open_error(e, path, root, rel) from None
+                st = os.fstat(fd)
         except BaseException:
             os.close(fd)
             raise
+        finally:
+            if fd != rfd:
+                os.close(rfd)
         return cls(fd, path, st.st_dev, st.st_ino)
 
     def close(self) -> None:
@@ -396,45 +600,30 @@ class Dir:
         except OSError as e:
             raise KernelError(e.errno or 0, self.file_path(name), op="rmdir") from None
 
-    def child(self, name: str, ino: int | None = None) -> Dir:
-        """Open the child group ``name`` (never through a symlink, never across a mount).
-
-        The child must be on this directory's file system; with ``ino`` (from
-        :meth:`subdir_entries`) it must also be that directory and not something mounted
-        onto it. Either failure is a :class:`MountPointError`. Signals are held until the
-        fd belongs to the returned object, as in :meth:`open`.
+    def child(self, name: str) -> Dir:
+        """Open the child group ``name``: never through a symlink, never across a mount
+        (a file system or another group mounted there is a :class:`MountPointError`;
+        :func:`open_below`). Signals are held until the fd belongs to the returned
+        object, as in :meth:`open`.
         """
         old = _sigmask(_BLOCK, _HELD)
         try:
-            return self._child(name, ino)
+            return self._child(name)
         finally:
             _sigmask(_SETMASK, old)
 
-    def _child(self, name: str, ino: int | None) -> Dir:
-        fd = self._open(name, _O_DIR, "open directory")
+    def _child(self, name: str) -> Dir:
+        check_name(name)  # one component: open_below would take "a/b" as a path
+        try:
+            fd = open_below(self.fd, name, self.path)
+        except OSError as e:
+            raise self._fail(e, name, "open directory") from None
         try:
             st = os.fstat(fd)
-            moved = ino is not None and st.st_ino != ino and not self._lists(name, st.st_ino)
-            if st.st_dev != self.dev or moved:
-                raise MountPointError(
-                    f"cgroups: {self.file_path(name)} is a mount point (another file system "
-                    f"or group is mounted there); refusing to go below it",
-                    path=self.file_path(name),
-                )
         except BaseException:
             os.close(fd)
             raise
         return Dir(fd, self.file_path(name), st.st_dev, st.st_ino)
-
-    def _lists(self, name: str, ino: int) -> bool:
-        """Whether this directory lists ``name`` now with inode ``ino``: a group removed
-        and made again since it was listed (a mount point lists the inode of the directory
-        under the mount, never the mounted root's)."""
-        try:
-            with os.scandir(self.fd) as it:
-                return any(e.name == name and e.inode() == ino for e in it)
-        except OSError:
-            return False
 
     def parent(self, path: str) -> Dir:
         """The directory above this one (``..``), known as ``path``.
@@ -558,9 +747,9 @@ def walk(
         while True:
             pending = stack[-1][2]
             if pending:
-                name, ino = pending.pop()
+                name, _ = pending.pop()
                 try:
-                    child = cur.child(name, ino)
+                    child = cur.child(name)
                 except (MountPointError, NotCgroup2Error):
                     raise
                 except CgroupError as e:

@@ -62,7 +62,7 @@ def delegate(m: Manager, uid: int, gid: int | None = None) -> None:
     uid = _check_id("uid", uid)
     gid = _primary_gid(uid) if gid is None else _check_id("gid", gid)
     m._refuse_root("delegate")
-    with Dir.open(m.path) as d:
+    with Dir.open(m.path, m.mountpoint) as d:
         d.refuse_mount_root("delegate")
         fds: list[tuple[str, int]] = []
         try:

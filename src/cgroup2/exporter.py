@@ -478,7 +478,7 @@ class Walker:
         procs: dict[str, int] = {}
         cut = len(self.mountpoint)
         top = self.mountpoint + (self.root if self.root != "/" else "")
-        with Dir.open(top or "/") as d:
+        with Dir.open(top or "/", self.mountpoint) as d:
             for _, g, _, depth in walk(d):
                 if self.depth is not None and depth > self.depth:
                     continue  # (walk() has no pruning: its max_depth is an error bound)

@@ -198,7 +198,7 @@ def _check_mountpoint(mountpoint: str) -> None:
     if mountpoint in _CHECKED_MOUNTS:
         return
     try:
-        Dir.open(mountpoint).close()
+        Dir.open(mountpoint, mountpoint).close()
     except NotCgroup2Error:
         raise NotCgroup2Error(
             f"cgroups: invalid mountpoint {mountpoint}: not a directory of a cgroup2 file "
@@ -319,7 +319,7 @@ class Manager:
         if mountpoint is not None:
             _check_mountpoint(m.mountpoint)
         try:
-            Dir.open(m.path).close()
+            Dir.open(m.path, m.mountpoint).close()
         except CgroupDeletedError:
             raise CgroupDeletedError(
                 f"cgroups: group {group} does not exist (no directory {m.path})",
@@ -375,7 +375,7 @@ class Manager:
             return m
         except BaseException:
             # also a signal's exception (KeyboardInterrupt...) at any step after a mkdir
-            _remove_created(created)
+            _remove_created(created, m.mountpoint)
             raise
 
     def _create_fast(self, needed: list[str], resources: Resources | None,
@@ -384,7 +384,7 @@ class Manager:
         then the values. False (nothing done) sends the caller to the general path."""
         parent_path, _, name = self.path.rpartition("/")
         try:
-            parent = Dir.open(parent_path or "/")
+            parent = Dir.open(parent_path or "/", self.mountpoint)
         except CgroupDeletedError:
             return False  # a missing ancestor
         with parent:
@@ -419,7 +419,7 @@ class Manager:
         """mkdir -p of the group, enabling ``needed`` in each ancestor, then the values
         (the directories made are noted in ``created``; the caller removes them on error)."""
         names = [] if self.group == "/" else self.group[1:].split("/")
-        d = Dir.open(self.mountpoint)
+        d = Dir.open(self.mountpoint, self.mountpoint)
         try:
             if needed:
                 self._check_available(d, needed)
@@ -491,7 +491,7 @@ class Manager:
         if not isinstance(resources, Resources):
             raise CgroupError(f"cgroups: invalid resources {resources!r}: must be Resources")
         _check_devices_supported(resources)
-        with Dir.open(self.path) as d:
+        with Dir.open(self.path, self.mountpoint) as d:
             self._write_values(d, resources, rollback=True)
 
     def _write_values(self, d: Dir, resources: Resources, *, rollback: bool) -> None:
@@ -521,17 +521,17 @@ class Manager:
 
     def controllers(self) -> list[str]:
         """The controllers available to this group (``cgroup.controllers``)."""
-        with Dir.open(self.path) as d:
+        with Dir.open(self.path, self.mountpoint) as d:
             return d.read(CONTROLLERS_FILE).decode().split()
 
     def root_controllers(self) -> list[str]:
         """The controllers of the mount's root group (``cgroup.controllers`` there)."""
-        with Dir.open(self.mountpoint) as d:
+        with Dir.open(self.mountpoint, self.mountpoint) as d:
             return d.read(CONTROLLERS_FILE).decode().split()
 
     def subtree_controllers(self) -> list[str]:
         """The controllers this group enables for its children (``cgroup.subtree_control``)."""
-        with Dir.open(self.path) as d:
+        with Dir.open(self.path, self.mountpoint) as d:
             return d.read(SUBTREE_CONTROL).decode().split()
 
     def toggle_controllers(self, controllers: Sequence[str], toggle: ControllerToggle) -> None:
@@ -549,7 +549,7 @@ class Manager:
         if not names or self.group == "/":
             return
         parts = self.group[1:].split("/")[:-1]
-        dirs = [Dir.open(self.mountpoint)]
+        dirs = [Dir.open(self.mountpoint, self.mountpoint)]
         try:
             if toggle is ControllerToggle.ENABLE:
                 self._check_available(dirs[0], names)
@@ -571,7 +571,7 @@ class Manager:
     def cgroup_type(self) -> str:
         """The group's type (``cgroup.type``): ``domain``, ``threaded``, ``domain threaded``
         or ``domain invalid``."""
-        with Dir.open(self.path) as d:
+        with Dir.open(self.path, self.mountpoint) as d:
             return d.read(TYPE).decode().strip()
 
     def set_cgroup_type(self, t: str) -> None:
@@ -581,7 +581,7 @@ class Manager:
                 f"cgroups: invalid cgroup type {t!r}: the kernel can only switch a group "
                 f"to 'threaded'"
             )
-        with Dir.open(self.path) as d:
+        with Dir.open(self.path, self.mountpoint) as d:
             d.write(TYPE, t)
 
     # --- processes --------------------------------------------------------------------
@@ -603,7 +603,7 @@ class Manager:
     def _add(self, filename: str, what: str, pid: int) -> None:
         if isinstance(pid, bool) or not isinstance(pid, int) or pid <= 0:
             raise InvalidPidError(f"cgroups: {what} must be greater than 0, got {pid!r}")
-        with Dir.open(self.path) as top:
+        with Dir.open(self.path, self.mountpoint) as top:
             if self.unit is not None and filename == PROCS and top.exists(UNIT_SUBGROUP):
                 with top.child(UNIT_SUBGROUP) as leaf:
                     _write_id(leaf, filename, pid)
@@ -614,7 +614,7 @@ class Manager:
         """The processes of the group (``cgroup.procs``); with ``recursive``, also those
         of every group below it (depth-first). For a systemd unit whose processes live
         in its sub-group ``leaf``, those are the group's own too."""
-        with Dir.open(self.path) as d:
+        with Dir.open(self.path, self.mountpoint) as d:
             if not recursive:
                 own = _pids(d.read(PROCS))
                 if self.unit is not None and d.exists(UNIT_SUBGROUP):
@@ -625,7 +625,7 @@ class Manager:
 
     def threads(self) -> list[int]:
         """The threads of the group (``cgroup.threads``)."""
-        with Dir.open(self.path) as d:
+        with Dir.open(self.path, self.mountpoint) as d:
             return _pids(d.read(THREADS))
 
     def move_to(self, dest: Manager) -> None:
@@ -642,9 +642,9 @@ class Manager:
                 f"cgroups: cannot move the processes of {self.path} into {dest.path}: the "
                 f"destination is inside the group itself; nothing was moved"
             )
-        with Dir.open(self.path) as src:
+        with Dir.open(self.path, self.mountpoint) as src:
             src.refuse_mount_root("move the processes out of")
-        with Dir.open(dest.path) as d:
+        with Dir.open(dest.path, dest.mountpoint) as d:
             for _ in range(100):
                 pids = self.procs(recursive=True)
                 if not pids:
@@ -665,7 +665,7 @@ class Manager:
         from ._enums import State
 
         try:
-            with Dir.open(self.path) as d:
+            with Dir.open(self.path, self.mountpoint) as d:
                 data = d.try_read(EVENTS)
         except CgroupDeletedError:
             return State.DELETED
@@ -681,7 +681,7 @@ class Manager:
         of a freeze, thaw again. False on timeout."""
         _check_timeout(what, timeout)
         self._refuse_root(what)
-        with Dir.open(self.path) as d:
+        with Dir.open(self.path, self.mountpoint) as d:
             d.refuse_mount_root(what)
             if not d.exists(FREEZE):
                 if d.gone():
@@ -725,7 +725,7 @@ class Manager:
         """
         _check_timeout("kill", timeout)
         self._refuse_root("kill")
-        with Dir.open(self.path) as d:
+        with Dir.open(self.path, self.mountpoint) as d:
             d.refuse_mount_root("kill")
             if d.exists(KILL):
                 d.write(KILL, "1")
@@ -777,7 +777,7 @@ class Manager:
         self._refuse_root("delete")
         parent_path, _, name = self.path.rpartition("/")
         try:
-            parent = Dir.open(parent_path or "/")
+            parent = Dir.open(parent_path or "/", self.mountpoint)
         except CgroupDeletedError:
             return
         with parent:
@@ -828,7 +828,7 @@ class Manager:
         StatMask, collect = _STAT or _stat_imports()
         if not isinstance(mask, StatMask):
             raise CgroupError(f"cgroups: invalid stat mask {mask!r}: a StatMask, e.g. StatMask.ALL")
-        with Dir.open(self.path) as d:
+        with Dir.open(self.path, self.mountpoint) as d:
             return collect(d, mask)
 
     def effective_limits(self) -> Limits:
@@ -1148,13 +1148,13 @@ def _rmdir_retry(d: Dir, name: str, timeout: float = 5.0) -> None:
         delay = min(delay * 2, 0.1)
 
 
-def _remove_created(created: list[str]) -> None:
+def _remove_created(created: list[str], mountpoint: str) -> None:
     """Undo a failed create: remove the directories it made, deepest first."""
     for path in reversed(created):
         parent_path, _, name = path.rpartition("/")
         # the caller's error is raised; a directory that cannot go stays visible
         try:
-            with Dir.open(parent_path or "/") as parent:
+            with Dir.open(parent_path or "/", mountpoint) as parent:
                 _rmdir_retry(parent, name, timeout=1.0)
         except CgroupError:
             pass

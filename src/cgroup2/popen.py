@@ -85,7 +85,7 @@ def _sec(usec: int | None) -> float | None:
 def read_usage(m: Manager, wall_sec: float) -> Usage:
     """The :class:`Usage` of group ``m`` now (``wall_sec`` is the caller's clock)."""
     st = m.stat(_USAGE_MASK)
-    with Dir.open(m.path) as d:
+    with Dir.open(m.path, m.mountpoint) as d:
         hits = read_pids_max_hits(d)
     cpu, mem, ev = st.cpu, st.memory, st.memory_events
 

@@ -333,7 +333,7 @@ class Sampler:
         if group in self._groups:
             return
         self._reserve(1)
-        d = Dir.open(self._fs_path(group))
+        d = Dir.open(self._fs_path(group), self._mount or "/")
         self._count += 1
         self._insert(_Group(self, d, group, 0))
 
@@ -363,9 +363,9 @@ class Sampler:
             self._reserve(1)
             try:
                 if up is None:
-                    d = Dir.open(self._fs_path(g))
+                    d = Dir.open(self._fs_path(g), self._mount or "/")
                 else:
-                    d = up.d.child(g.rpartition("/")[2], ino)
+                    d = up.d.child(g.rpartition("/")[2])
             except MountPointError:
                 raise
             except CgroupError as e:

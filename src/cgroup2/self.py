@@ -363,7 +363,7 @@ def current(*, mountpoint: str | None = None) -> Manager:
         )
     group = _group_below(proc, _mount_root(mp))
     m = _ReadOnly(mp, group)
-    Dir.open(m.path).close()
+    Dir.open(m.path, m.mountpoint).close()
     return m
 
 
@@ -419,7 +419,7 @@ def effective_limits(
     levels: list[Level] = []
     hidden = _mount_root(manager.mountpoint) != "/"
     # down from the mount's root, one child at a time: never across a mount point
-    d = Dir.open(manager.mountpoint)
+    d = Dir.open(manager.mountpoint, manager.mountpoint)
     try:
         for i in range(len(parts) + 1):
             if i:

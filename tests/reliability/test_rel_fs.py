@@ -56,6 +56,10 @@ def planted(tmp_path: os.PathLike[str], monkeypatch: pytest.MonkeyPatch) -> str:
     cgroup2 for the test (it refuses any other, see test_rel_mounts.py)."""
     root = os.fspath(tmp_path)
     monkeypatch.setattr(_fs, "_cgroup2_devs", _fs._cgroup2_devs | {os.stat(root).st_dev})
+    real = _fs._outermost_mount  # its paths resolve from it, as a group's from its mount
+    monkeypatch.setattr(
+        _fs, "_outermost_mount", lambda p: root if p.startswith(root + "/") else real(p)
+    )
     outside = os.path.join(root, "outside")
     os.mkdir(outside)
     with open(os.path.join(outside, "secret"), "w") as f:

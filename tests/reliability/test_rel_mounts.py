@@ -253,7 +253,9 @@ def test_delete_and_walks_never_go_into_a_group_mounted_inside(
             with pytest.raises(MountPointError, match="mount point") as e:
                 op()
             assert sub in str(e.value), name
-        sub_m = Manager.load(outer.group + "/sub", mountpoint=outer.mountpoint)
+        with pytest.raises(MountPointError, match="mount point"):
+            Manager.load(outer.group + "/sub", mountpoint=outer.mountpoint)
+        sub_m = Manager(outer.mountpoint, outer.group + "/sub")  # not loaded: each op opens
         for op in {
             "kill": lambda: sub_m.kill(timeout=1),
             "freeze": lambda: sub_m.freeze(timeout=1),
@@ -275,7 +277,7 @@ def test_kill_of_a_group_mounted_inside_does_not_reach_the_mounted_group(
     try:
         assert wait_for(lambda: read_procs(other.path + "/x") == [p.pid])
         with bind(other.path, outer.path + "/sub"):
-            sub_m = Manager.load(outer.group + "/sub", mountpoint=outer.mountpoint)
+            sub_m = Manager(outer.mountpoint, outer.group + "/sub")
             with pytest.raises(MountPointError):
                 sub_m.kill(timeout=2)
             with pytest.raises(MountPointError):

@@ -169,7 +169,7 @@ def signal_group(m: Manager, sig: int) -> int:
             f"and group of the mount)",
             path=m.path,
         )
-    with Dir.open(m.path) as d:
+    with Dir.open(m.path, m.mountpoint) as d:
         d.refuse_mount_root("signal")
         return signal_subtree(d, sig)[1]
 
@@ -180,7 +180,7 @@ def frozen_ancestors(m: Manager) -> list[str]:
     out = []
     for i in range(1, len(parts) + 1):
         group = "/" + "/".join(parts[:i])
-        with Dir.open(m.mountpoint.rstrip("/") + group) as d:
+        with Dir.open(m.mountpoint.rstrip("/") + group, m.mountpoint) as d:
             data = d.try_read("cgroup.freeze")
         if data is not None and data.strip() == b"1":
             out.append(group)

@@ -204,7 +204,7 @@ def group_candidates(prefix: str, mountpoint: str | None = None) -> list[str]:
     head = prefix[: len(prefix) - len(part)] if prefix else "/"
     out: list[str] = []
     try:
-        d = Dir.open(mnt)
+        d = Dir.open(mnt, mnt)
         try:
             for n in names:
                 nxt = d.child(n)
@@ -213,11 +213,11 @@ def group_candidates(prefix: str, mountpoint: str | None = None) -> list[str]:
             entries = sorted(
                 (e for e in d.subdir_entries() if e[0].startswith(part)), key=lambda e: e[0]
             )[:MAX_GROUPS]
-            for k, (name, ino) in enumerate(entries):
+            for k, (name, _) in enumerate(entries):
                 more = ""
                 if k < MAX_CHECKED and len(entries) <= MAX_CHECKED:
                     try:
-                        with d.child(name, ino) as c:
+                        with d.child(name) as c:
                             more = "/" if c.subdir_entries() else ""
                     except CgroupError:
                         pass

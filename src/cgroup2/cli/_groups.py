@@ -121,7 +121,7 @@ def cmd_set(args: argparse.Namespace, group: str, mountpoint: str, out: Console)
                     f"parent's cgroup.subtree_control); 'cgroup2 create --parents "
                     f"{printable(group)}' with the limits enables it; nothing was changed"
                 )
-    with Dir.open(m.path) as d:
+    with Dir.open(m.path, m.mountpoint) as d:
         check_writable(d, resources)
     m.update(resources)
     return 0
@@ -194,7 +194,7 @@ def format_values(values: Sequence[tuple[str, str]], *, only_values: bool = Fals
 def cmd_get(args: argparse.Namespace, group: str, mountpoint: str, out: Console) -> int:
     """``FILE: VALUE`` of the named files, or of every limit file of the group."""
     m = Manager.load(group, mountpoint=mountpoint)
-    with Dir.open(m.path) as d:
+    with Dir.open(m.path, m.mountpoint) as d:
         names = list(dict.fromkeys(args.files)) or limit_files(d)
         values = [(name, _read(d, group, name)) for name in names]
     if args.json:
@@ -318,7 +318,7 @@ def cmd_ls(args: argparse.Namespace, group: str, mountpoint: str, out: Console) 
     m = Manager.load(group, mountpoint=mountpoint)
     items: list[dict[str, object]] = []
     paths: list[str] = []
-    with Dir.open(m.path) as top:
+    with Dir.open(m.path, m.mountpoint) as top:
         if args.recursive:
             names: list[str] = []
             for _, d, name, depth in walk(top):
@@ -331,11 +331,11 @@ def cmd_ls(args: argparse.Namespace, group: str, mountpoint: str, out: Console) 
                 if args.json and (item := _info(d, path)) is not None:
                     items.append(item)
         else:
-            for name, ino in sorted(top.subdir_entries()):
+            for name, _ in sorted(top.subdir_entries()):
                 path = _child_path(group, name)
                 if args.json:
                     try:
-                        with top.child(name, ino) as d:
+                        with top.child(name) as d:
                             item = _info(d, path)
                     except CgroupError as e:
                         if _vanished(e):

@@ -152,7 +152,7 @@ def memory_usage_rows(metrics: Metrics) -> list[tuple[str, int, str]]:
 def stat_view(m: Manager, metrics: Metrics) -> Tree:
     """The statistics of ``m`` as a tree: the state first, then each part of ``Metrics``
     with units (``io.usage`` by device, ``hugetlb`` by page size)."""
-    with Dir.open(m.path) as d:
+    with Dir.open(m.path, m.mountpoint) as d:
         state = group_state(d)
     root = Tree(Text(printable(m.group), style="bold"), guide_style="dim")
     _leaf(root, "state", state)

@@ -227,7 +227,7 @@ def _controller(option: str) -> str | None:
 
 def check_controllers(mountpoint: str, given: Sequence[str]) -> None:
     """Refuse options whose controller the cgroup2 mount does not offer, naming it."""
-    with Dir.open(mountpoint) as d:
+    with Dir.open(mountpoint, mountpoint) as d:
         have = d.read("cgroup.controllers").decode().split()
     for opt in given:
         c = _controller(opt)

@@ -174,7 +174,7 @@ class PressureMonitor:
                 return "froze the group"
             from ..manager import signal_subtree
 
-            with Dir.open(self.m.path) as d:
+            with Dir.open(self.m.path, self.m.mountpoint) as d:
                 _, sent = signal_subtree(d, p.sig)
             return f"sent {_signame(p.sig)} to {sent} processes"
         except CgroupError as e:

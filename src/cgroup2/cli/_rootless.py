@@ -37,7 +37,7 @@ def _make_room(mountpoint: str, root: str, resources: Resources) -> None:
     the job needs a controller that ``root`` does not enable for its children yet."""
     needed = resources.enabled_controllers()
     path = mountpoint.rstrip("/") + root if root != "/" else mountpoint
-    with Dir.open(path) as d:
+    with Dir.open(path, mountpoint) as d:
         have = d.read(SUBTREE_CONTROL).decode().split()
         pids = _pids(d.read(PROCS))
     if not pids or all(c in have for c in needed):

@@ -256,7 +256,8 @@ def _run_blocked(
             raise Failure(f"parent group {printable(parent)} does not exist; create it first")
         check_controllers(mountpoint, given)
         if resources is not None and resources.unified:
-            with Dir.open(mountpoint.rstrip("/") + parent if parent != "/" else mountpoint) as d:
+            top = mountpoint.rstrip("/") + parent if parent != "/" else mountpoint
+            with Dir.open(top, mountpoint) as d:
                 check_writable(d, resources)  # the parent has the files of its controllers
         fs = mountpoint.rstrip("/") + group
         if os.path.isdir(fs) and not os.path.islink(fs):

@@ -219,7 +219,7 @@ def _rows(m: Manager, d: Dir, metrics: Metrics) -> list[tuple[str, str]]:
 
 def status_view(m: Manager, *, procs: bool = True, shorten: bool = True) -> RenderableType:
     """The status of ``m``: a title, aligned ``Label: text`` lines, then the processes."""
-    with Dir.open(m.path) as d:
+    with Dir.open(m.path, m.mountpoint) as d:
         metrics = m.stat(_MASK)
         rows = _rows(m, d, metrics)
     parts: list[RenderableType] = [Text("● " + printable(m.group), style="bold")]
@@ -236,7 +236,7 @@ def status_view(m: Manager, *, procs: bool = True, shorten: bool = True) -> Rend
         from ._tree import build_tree
 
         parts.append(Text("Processes:", style="bold"))
-        parts.append(build_tree(m.path, m.group, shorten=shorten))
+        parts.append(build_tree(m.path, m.group, shorten=shorten, mount=m.mountpoint))
     return Group(*parts)
 
 

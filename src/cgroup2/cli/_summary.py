@@ -102,7 +102,7 @@ def collect_summary(
     """Read the group's counters once its command has ended (``pids_extra``: tasks of
     ours that the limit was raised for, not shown)."""
     st = m.stat(StatMask.CPU | StatMask.MEMORY_USAGE | StatMask.MEMORY_EVENTS | StatMask.PIDS)
-    with Dir.open(m.path) as d:
+    with Dir.open(m.path, m.mountpoint) as d:
         hits = _pids_max_hits(d)
     cpu, mem, ev, pids = st.cpu, st.memory, st.memory_events, st.pids
     return Summary(

@@ -52,7 +52,7 @@ def _procs(d: Dir, *, kernel: bool) -> list[tuple[int, str]]:
 
 
 def groups(
-    path: str, *, procs: bool = True, kernel: bool = False
+    path: str, *, procs: bool = True, kernel: bool = False, mount: str | None = None
 ) -> Iterator[tuple[int, str, list[tuple[int, str]]]]:
     """(depth, name, processes) of the group at ``path`` (depth 0, name ``""``) and of every
     group below it, depth first in name order.
@@ -60,7 +60,7 @@ def groups(
     One iterative walk (:func:`cgroup2._fs.walk`): any depth, no mount point crossed (a
     mount point inside is an error that names it). A group removed meanwhile is left out.
     """
-    with Dir.open(path) as top:
+    with Dir.open(path, mount) as top:
         for _, d, name, depth in walk(top):
             found: list[tuple[int, str]] = []
             if procs:
@@ -88,13 +88,19 @@ def proc_text(pid: int, cmd: str, *, shorten: bool) -> Text:
 
 
 def build_tree(
-    path: str, label: str, *, procs: bool = True, kernel: bool = False, shorten: bool = False
+    path: str,
+    label: str,
+    *,
+    procs: bool = True,
+    kernel: bool = False,
+    shorten: bool = False,
+    mount: str | None = None,
 ) -> Tree:
     """The tree of the group at file system ``path`` (shown as ``label``); with
     ``shorten`` a command line is cut to the width of the output (``systemd-cgls``)."""
     root = Tree(Text(printable(label), style="bold"), guide_style="dim")
     nodes = [root]  # the node of the group entered last at each depth
-    for depth, name, found in groups(path, procs=procs, kernel=kernel):
+    for depth, name, found in groups(path, procs=procs, kernel=kernel, mount=mount):
         if depth:
             del nodes[depth:]
             nodes.append(nodes[-1].add(Text(printable(name), style="bold")))
@@ -104,7 +110,7 @@ def build_tree(
 
 
 def tree_json(
-    path: str, label: str, *, procs: bool = True, kernel: bool = False
+    path: str, label: str, *, procs: bool = True, kernel: bool = False, mount: str | None = None
 ) -> Iterator[str]:
     """The tree as one JSON object, in pieces: ``group`` (its path), ``processes``
     (``pid``, ``cmdline``; left out with ``procs=False``) and ``children``, nested.
@@ -113,7 +119,7 @@ def tree_json(
     nested objects would recurse once per level)."""
     open_groups: list[str] = []  # the path of each node still open, by depth
     has_child: list[bool] = []  # whether that node has a child written already
-    for depth, name, found in groups(path, procs=procs, kernel=kernel):
+    for depth, name, found in groups(path, procs=procs, kernel=kernel, mount=mount):
         group = label
         if depth:
             while len(open_groups) > depth:
@@ -141,11 +147,13 @@ def cmd_tree(args: argparse.Namespace, group: str, mountpoint: str, out: Console
     path = mountpoint if group == "/" else mountpoint.rstrip("/") + group
     if args.json:
         out.file.write(
-            "".join(tree_json(path, group, procs=not args.no_procs, kernel=args.kernel)) + "\n"
+            "".join(tree_json(path, group, procs=not args.no_procs, kernel=args.kernel,
+                              mount=mountpoint)) + "\n"
         )
         return 0
     shorten = out.is_terminal and not args.full
     out.print(
-        build_tree(path, group, procs=not args.no_procs, kernel=args.kernel, shorten=shorten)
+        build_tree(path, group, procs=not args.no_procs, kernel=args.kernel, shorten=shorten,
+                   mount=mountpoint)
     )
     return 0

@@ -297,7 +297,7 @@ def _write_subgroup(m: Manager, values: Sequence[Value], *, rollback: bool) -> N
     are put back.
     """
     needed = list(dict.fromkeys(c for v in values if (c := _controller(v.filename))))
-    with Dir.open(m.path) as d:
+    with Dir.open(m.path, m.mountpoint) as d:
         have = d.read("cgroup.controllers").decode().split()
         missing = [c for c in needed if c not in have]
         if missing:
