@@ -319,8 +319,14 @@ class EventWatcher:
 
     # -- groups --------------------------------------------------------------------------
 
-    def add(self, path: str, *, memory: bool | None = None) -> Notice:
+    def add(
+        self, path: str, *, memory: bool | None = None, mountpoint: str | None = None
+    ) -> Notice:
         """Watch the group at the absolute file system ``path``; return its first state.
+
+        ``path`` is opened from ``mountpoint`` (the cgroup2 mount it is below; default:
+        the outermost one that holds it) without crossing a mount point
+        (:meth:`cgroup2._fs.Dir.open`).
 
         ``memory``: ``None`` watches ``memory.events`` when the group has it (the memory
         controller is enabled in the parent's ``cgroup.subtree_control``), ``True``
@@ -338,10 +344,11 @@ class EventWatcher:
             raise CgroupError(f"cgroups: watch: {path} is already watched")
         w = _Watch(path)
         try:
-            parent = os.path.dirname(path)
-            w.wd = _add_watch(self._ino, parent, _IN_CHILD_GONE, parent)
-            self._dirs.setdefault(w.wd, {})[w.name] = w
-            with Dir.open(path) as d:
+            with Dir.open(path, mountpoint) as d:
+                # the parent through the group's own fd: the directory just checked
+                parent = os.path.dirname(path)
+                w.wd = _add_watch(self._ino, f"/proc/self/fd/{d.fd}/..", _IN_CHILD_GONE, parent)
+                self._dirs.setdefault(w.wd, {})[w.name] = w
                 try:
                     w.cfd = d.open_fd(CGROUP_EVENTS)
                 except KernelError as e:
@@ -404,7 +411,9 @@ class EventWatcher:
         self._drop(w)
         return True
 
-    def add_pressure(self, path: str, trigger: PressureTrigger) -> PressureEvent:
+    def add_pressure(
+        self, path: str, trigger: PressureTrigger, *, mountpoint: str | None = None
+    ) -> PressureEvent:
         """Set a PSI ``trigger`` on the group at the absolute file system ``path`` and
         watch it on this epoll; return the averages read now (not passed to callback).
 
@@ -435,7 +444,7 @@ class EventWatcher:
             raise PressureTriggerError(
                 f"cgroups: pressure trigger {trigger} is already set on {path} by this watcher"
             )
-        fd = open_trigger(path, trigger)
+        fd = open_trigger(path, trigger, mountpoint=mountpoint)
         try:
             first = read_event(fd, path, trigger)
             try:
@@ -876,10 +885,10 @@ class _Stream(Generic[T]):
     it). A group removed before that raises :class:`CgroupDeletedError`.
     """
 
-    def __init__(self, path: str, *, memory: bool) -> None:
+    def __init__(self, path: str, *, memory: bool, mountpoint: str | None = None) -> None:
         self._watcher = EventWatcher(_wakes=True)
         try:
-            first = self._watcher.add(path, memory=memory)
+            first = self._watcher.add(path, memory=memory, mountpoint=mountpoint)
         except BaseException:
             self._watcher.close()
             raise
@@ -1027,8 +1036,10 @@ class EventStream(_Stream[Event]):
     ``initial=True`` yields the counts at the start first.
     """
 
-    def __init__(self, path: str, *, initial: bool = False) -> None:
-        super().__init__(path, memory=True)
+    def __init__(
+        self, path: str, *, initial: bool = False, mountpoint: str | None = None
+    ) -> None:
+        super().__init__(path, memory=True, mountpoint=mountpoint)
         self._last = self._watcher.state(self.path).memory
         if initial and self._last is not None:
             self._items.append(self._last)
@@ -1048,8 +1059,10 @@ class CgroupEventStream(_Stream[CgroupEvents]):
     :class:`EventStream`; ``initial=True`` yields the state at the start first.
     """
 
-    def __init__(self, path: str, *, initial: bool = False) -> None:
-        super().__init__(path, memory=False)
+    def __init__(
+        self, path: str, *, initial: bool = False, mountpoint: str | None = None
+    ) -> None:
+        super().__init__(path, memory=False, mountpoint=mountpoint)
         if initial:
             self._items.append(self._state)
 
@@ -1078,14 +1091,20 @@ class PressureEventStream(_Stream["PressureEvent"]):
     trigger's averages at the start first.
     """
 
-    def __init__(self, path: str, *triggers: PressureTrigger, initial: bool = False) -> None:
+    def __init__(
+        self,
+        path: str,
+        *triggers: PressureTrigger,
+        initial: bool = False,
+        mountpoint: str | None = None,
+    ) -> None:
         if not triggers:
             raise CgroupError("cgroups: pressure stream: at least one trigger is needed")
         self._watcher = EventWatcher()
         first: list[PressureEvent] = []
         try:
             for t in triggers:
-                first.append(self._watcher.add_pressure(path, t))
+                first.append(self._watcher.add_pressure(path, t, mountpoint=mountpoint))
         except BaseException:
             self._watcher.close()
             raise
@@ -1172,7 +1191,7 @@ def _add_watch(fd: int, target: str, mask: int, path: str) -> int:
     return wd
 
 
-def memory_event_fd(path: str) -> tuple[int, int]:
+def memory_event_fd(path: str, *, mountpoint: str | None = None) -> tuple[int, int]:
     """An inotify fd that becomes readable when ``memory.events`` of the group at the
     absolute file system ``path`` changes, and the watch descriptor (the reference's
     ``MemoryEventFD()``).
@@ -1188,20 +1207,22 @@ def memory_event_fd(path: str) -> tuple[int, int]:
     path = os.path.normpath(path)
     file = f"{path}/{MEMORY_EVENTS}"
     lib = _c()
-    fd = lib.inotify_init1(IN_CLOEXEC | IN_NONBLOCK)
-    if fd < 0:
-        raise KernelError(ctypes.get_errno(), file, op="inotify_init1 for")
+    with Dir.open(path, mountpoint) as d:  # the group, reached without crossing a mount
+        fd = lib.inotify_init1(IN_CLOEXEC | IN_NONBLOCK)
+        if fd < 0:
+            raise KernelError(ctypes.get_errno(), file, op="inotify_init1 for")
+        try:
+            wd = lib.inotify_add_watch(
+                fd, os.fsencode(f"/proc/self/fd/{d.fd}/{MEMORY_EVENTS}"),
+                IN_MODIFY | IN_DONT_FOLLOW,
+            )
+        except BaseException:
+            os.close(fd)
+            raise
     try:
-        wd = lib.inotify_add_watch(fd, os.fsencode(file), IN_MODIFY | IN_DONT_FOLLOW)
         if wd < 0:
             err = ctypes.get_errno()
             if err == errno.ENOENT:
-                if not os.path.isdir(path):
-                    raise CgroupDeletedError(
-                        f"cgroups: cgroup deleted: {path} does not exist",
-                        errno=err,
-                        path=path,
-                    )
                 raise MemoryNotSupportedError(
                     f"cgroups: memory cgroup (v2) not supported for {path}: it has no "
                     f"{MEMORY_EVENTS} (the memory controller is not enabled in the "

@@ -844,13 +844,13 @@ class Manager:
         (``memory.events``); close it, or use it as a context manager."""
         from .events import EventStream
 
-        return EventStream(self.path)
+        return EventStream(self.path, mountpoint=self.mountpoint)
 
     def memory_event_fd(self) -> tuple[int, int]:
         """An inotify fd watching ``memory.events``, and its watch descriptor."""
         from .events import memory_event_fd
 
-        return memory_event_fd(self.path)
+        return memory_event_fd(self.path, mountpoint=self.mountpoint)
 
     def pressure(self, *triggers: PressureTrigger) -> PressureEventStream:
         """A :class:`~cgroup2.events.PressureEventStream` of PSI triggers on the group's
@@ -858,7 +858,7 @@ class Manager:
         one fires, until the group is removed; close it, or use it as a context manager."""
         from .events import PressureEventStream
 
-        return PressureEventStream(self.path, *triggers)
+        return PressureEventStream(self.path, *triggers, mountpoint=self.mountpoint)
 
     # --- systemd (create_systemd, load_systemd, delete_systemd: the systemd module) ---
 

@@ -311,7 +311,7 @@ def read_event(fd: int, path: str, trigger: PressureTrigger) -> PressureEvent:
     )
 
 
-def open_trigger(path: str, trigger: PressureTrigger) -> int:
+def open_trigger(path: str, trigger: PressureTrigger, *, mountpoint: str | None = None) -> int:
     """Set ``trigger`` on the group at the absolute file system ``path``: open its
     ``<resource>.pressure`` read-write and non-blocking, write the trigger, and return
     the fd (the caller polls it for ``EPOLLPRI`` and closes it to remove the trigger).
@@ -327,7 +327,7 @@ def open_trigger(path: str, trigger: PressureTrigger) -> int:
     trigger.check(privileged=privileged)
     name = trigger.filename
     where = f"cgroups: pressure trigger {trigger} on {path}"
-    with Dir.open(path) as d:
+    with Dir.open(path, mountpoint) as d:
         try:
             fd = d.open_trigger_fd(name)
         except KernelError as e:

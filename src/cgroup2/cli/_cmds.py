@@ -87,9 +87,9 @@ def cmd_events(m: Manager, args: argparse.Namespace, out: Console) -> int:
     n = 0
     try:
         stream: EventStream | CgroupEventStream = (
-            CgroupEventStream(m.path, initial=args.initial)
+            CgroupEventStream(m.path, initial=args.initial, mountpoint=m.mountpoint)
             if args.cgroup
-            else EventStream(m.path, initial=args.initial)
+            else EventStream(m.path, initial=args.initial, mountpoint=m.mountpoint)
         )
     except MemoryNotSupportedError as e:
         raise MemoryNotSupportedError(
@@ -132,7 +132,9 @@ def _pressure_events(m: Manager, args: argparse.Namespace, out: Console) -> int:
     if args.cgroup:
         raise UsageError("events: --pressure and --cgroup are different streams; give one")
     n = 0
-    with PressureEventStream(m.path, *args.pressure, initial=args.initial) as stream:
+    with PressureEventStream(
+        m.path, *args.pressure, initial=args.initial, mountpoint=m.mountpoint
+    ) as stream:
         for ev in stream:
             stamp = time.strftime("%Y-%m-%dT%H:%M:%S%z")
             fields: dict[str, Any] = {
