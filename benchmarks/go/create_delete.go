@@ -1,5 +1,6 @@
 // create_delete: containerd/cgroups v2 NewManager + Delete of N groups below PARENT, and
-// the raw mkdir/rmdir pair, timed in one process; prints one JSON line (seconds per pair).
+// the raw mkdir/rmdir pair, timed in one process; prints one JSON line (seconds per pair,
+// wall and CPU: user+system time of the process).
 // Built and run by benchmarks/create_delete.py when a Go toolchain and the library's
 // source are installed (Debian: golang-go, golang-github-containerd-cgroups-dev).
 package main
@@ -10,10 +11,20 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"syscall"
 	"time"
 
 	cgroupsv2 "github.com/containerd/cgroups/v2"
 )
+
+// cpu is the process's user+system time so far, in seconds.
+func cpu() float64 {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return float64(ru.Utime.Nano()+ru.Stime.Nano()) / 1e9
+}
 
 func main() {
 	if len(os.Args) != 5 {
@@ -27,6 +38,7 @@ func main() {
 		os.Exit(2)
 	}
 	res := &cgroupsv2.Resources{}
+	c := cpu()
 	t := time.Now()
 	for i := 0; i < n; i++ {
 		m, err := cgroupsv2.NewManager(mnt, fmt.Sprintf("%s/go-%s-%d", parent, tag, i), res)
@@ -40,6 +52,8 @@ func main() {
 		}
 	}
 	lib := time.Since(t).Seconds() / float64(n)
+	libCPU := (cpu() - c) / float64(n)
+	c = cpu()
 	t = time.Now()
 	for i := 0; i < n; i++ {
 		p := filepath.Join(mnt, parent, fmt.Sprintf("go-raw-%s-%d", tag, i))
@@ -53,6 +67,9 @@ func main() {
 		}
 	}
 	raw := time.Since(t).Seconds() / float64(n)
-	out, _ := json.Marshal(map[string]float64{"go": lib, "go_raw": raw})
+	rawCPU := (cpu() - c) / float64(n)
+	out, _ := json.Marshal(map[string]float64{
+		"go": lib, "go_raw": raw, "go_cpu": libCPU, "go_raw_cpu": rawCPU,
+	})
 	fmt.Println(string(out))
 }

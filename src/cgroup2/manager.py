@@ -218,13 +218,18 @@ def _mkdir_noted(parent: Dir, name: str, created: list[str]) -> bool:
     """mkdir ``name`` in ``parent`` and note it in ``created`` in one step no signal can
     split; False when it exists already."""
     with signals_held():
-        try:
-            parent.mkdir(name)
-        except KernelError as e:
-            if e.errno == errno.EEXIST:
-                return False
-            raise
-        created.append(parent.file_path(name))
+        return _mkdir_note(parent, name, created)
+
+
+def _mkdir_note(parent: Dir, name: str, created: list[str]) -> bool:
+    """:func:`_mkdir_noted` for a caller that holds the signals."""
+    try:
+        parent.mkdir(name)
+    except KernelError as e:
+        if e.errno == errno.EEXIST:
+            return False
+        raise
+    created.append(parent.file_path(name))
     return True
 
 
@@ -383,28 +388,36 @@ class Manager:
         """The common case: the parent exists and already enables ``needed``: one mkdir,
         then the values. False (nothing done) sends the caller to the general path."""
         parent_path, _, name = self.path.rpartition("/")
-        try:
-            parent = Dir.open(parent_path or "/", self.mountpoint)
-        except CgroupDeletedError:
-            return False  # a missing ancestor
+        with signals_held():  # one window for the open, the mkdir and its note
+            try:
+                parent = Dir.open_held(parent_path or "/", self.mountpoint)
+            except CgroupDeletedError:
+                return False  # a missing ancestor
+            try:
+                if needed:
+                    have = parent.read(SUBTREE_CONTROL).decode().split()
+                    if any(c not in have for c in needed):
+                        parent.close()
+                        return False
+                made = _mkdir_note(parent, name, created)
+            except BaseException:
+                parent.close()
+                raise
         with parent:
-            if needed:
-                have = parent.read(SUBTREE_CONTROL).decode().split()
-                if any(c not in have for c in needed):
-                    return False
-            if not _mkdir_noted(parent, name, created):
-                self._update_existing(resources)
+            if not made:
+                self._update_existing(parent, name, resources)
                 return True
             if resources is not None:
                 with parent.child(name) as d:
                     self._write_values(d, resources, rollback=False)
         return True
 
-    def _update_existing(self, resources: Resources | None) -> None:
-        """create() of a name that exists: update it if it is a group directory (EEXIST is
-        also what mkdir says for an interface file such as ``cgroup.procs``)."""
+    def _update_existing(self, parent: Dir, name: str, resources: Resources | None) -> None:
+        """create() of a name that exists in ``parent``: update it if it is a group
+        directory (EEXIST is also what mkdir says for an interface file such as
+        ``cgroup.procs``)."""
         try:
-            st = os.stat(self.path, follow_symlinks=False)
+            st = os.stat(name, dir_fd=parent.fd, follow_symlinks=False)
         except OSError as e:
             raise KernelError(e.errno or 0, self.path, op="stat") from None
         if not stat.S_ISDIR(st.st_mode):
