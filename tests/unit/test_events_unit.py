@@ -335,7 +335,9 @@ class FakeWatcher:
         self.closed = False
         self.instances.append(self)
 
-    def add(self, path: str, *, memory: bool | None = None) -> Notice:
+    def add(
+        self, path: str, *, memory: bool | None = None, mountpoint: str | None = None
+    ) -> Notice:
         return self.first
 
     def state(self, path: str) -> Notice:
