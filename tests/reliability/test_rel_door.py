@@ -283,3 +283,50 @@ def test_a_failure_in_the_middle_of_the_door_closes_every_descriptor(
         with pytest.raises(CgroupError):
             _fs.Dir.open(scene.mnt + scene.outer.group + "/no-such/x", scene.mnt)
     assert set(os.listdir("/proc/self/fd")) == before
+
+
+def test_a_bind_mount_as_its_own_root_is_a_mount_point_to_refuse_whole(scene: Scene) -> None:
+    """Opened as a root of its own (the mountpoint a user gave), the bind mount is
+    readable, but the operations on a whole subtree see that it is a mount."""
+    m2 = scene.outer.path + "/m2"
+    with _fs.Dir.open(m2, m2) as d:
+        assert d.mount_root() == "a mount point (a group is mounted there)"
+        with pytest.raises(MountPointError, match="refusing to kill"):
+            d.refuse_mount_root("kill")
+    with _fs.Dir.open(scene.outer.path, scene.mnt) as d:
+        assert d.mount_root() is None
+    with _fs.Dir.open(scene.mnt, scene.mnt) as d:
+        assert d.mount_root() == "the root of a cgroup2 mount"
+
+
+def test_the_root_of_a_chroot_into_a_group_is_refused_whole(
+    cg_parent: Parent, cg_path: str
+) -> None:
+    """A process whose root directory is a group (chroot): ``..`` of its ``/`` is ``/``
+    itself, on the same file system — the root of what it can see, refused whole."""
+    mnt = cg_parent.mountpoint
+    m = Manager.create(cg_path + "/jail", mountpoint=mnt)
+    try:
+        with _fs.Dir.open(m.path, mnt):  # the mount's device is known before the chroot
+            pass
+        pid = os.fork()
+        if pid == 0:  # the child: exit status 0 only if every check holds
+            code = 1
+            try:
+                os.chroot(m.path)
+                os.chdir("/")
+                with _fs.Dir.open("/", "/") as d:
+                    ok = d.mount_root() == "the root of the cgroup2 hierarchy"
+                    try:
+                        d.refuse_mount_root("delete")
+                    except MountPointError as e:
+                        ok = ok and "the root of the cgroup2 hierarchy" in str(e)
+                    else:
+                        ok = False
+                code = 0 if ok else 3
+            finally:
+                os._exit(code)
+        _, status = os.waitpid(pid, 0)
+        assert os.waitstatus_to_exitcode(status) == 0
+    finally:
+        remove_tree(mnt + cg_path)
