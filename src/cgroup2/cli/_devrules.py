@@ -5,8 +5,9 @@ and minor with constants (``==``/``!=``) and tests access bits; so its answer is
 for every major (minor) that is none of the constants in its jumps and moves. The program is run in
 :class:`~cgroup2.devices.ProgramEmulator` on every combination of type (``b``, ``c``),
 those constants plus one number that is none of them, and access (the 7 subsets of
-``rwm``); the answers are written as an ordered rule list (general rules first, then the
-exceptions), which is checked to give the same answer on every one of those accesses. A
+``rwm``). From the answers a cgroup v1 state is found (:class:`~cgroup2.devices.state.
+DeviceState`: a default and exceptions, general ones first) and written as the rules that
+make it, which are checked to give the same answer on every one of those accesses. A
 number between two constants must answer as the one no rule names, or the program compares
 by range (not a program of ``device_filter``) and is not read back.
 """
@@ -14,9 +15,10 @@ by range (not a program of ``device_filter``) and is not read back.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 from ..devices.rules import DeviceRule
+from ..devices.state import DeviceState
 
 __all__ = ["ACCESSES", "allows", "rules_of_program"]
 
@@ -29,20 +31,9 @@ Answer = frozenset[str]  # the accesses allowed
 
 
 def allows(rules: Iterable[DeviceRule], typ: str, major: int, minor: int, access: str) -> bool:
-    """The rule semantics of :class:`DeviceRule` (the last matching rule decides, no match
-    denies; an allow matches a request it names every bit of, a deny one it names any
-    bit of)."""
-    verdict = False
-    for r in rules:
-        if r.type not in ("a", typ) or r.major not in (None, major):
-            continue
-        if r.minor not in (None, minor):
-            continue
-        if r.allow and set(access) <= set(r.access):
-            verdict = True
-        elif not r.allow and set(access) & set(r.access):
-            verdict = False
-    return verdict
+    """The rule semantics of :class:`DeviceRule`: the rules applied in order as cgroup v1
+    applies them, then the request decided by the resulting state."""
+    return DeviceState.of(rules).allows(typ, major, minor, access)
 
 
 def _constants(program: bytes) -> list[int]:
@@ -55,9 +46,7 @@ def _constants(program: bytes) -> list[int]:
         insn = Instruction.decode(program[i : i + 8])
         if insn.code & X:
             continue
-        if insn.cls in (JMP, JMP32) or (
-            insn.cls in (ALU, ALU64) and insn.code & 0xF0 == AluOp.MOV
-        ):
+        if insn.cls in (JMP, JMP32) or (insn.cls in (ALU, ALU64) and insn.code & 0xF0 == AluOp.MOV):
             out.add(insn.imm & _M32)
     return sorted(out)
 
@@ -77,22 +66,40 @@ def _between(consts: list[int], fresh: int) -> list[int]:
     return out
 
 
-def _maximal(allowed: Answer) -> list[str]:
-    sets = [frozenset(a) for a in allowed]
-    top = [s for s in sets if not any(s < t for t in sets)]
-    return sorted("".join(c for c in "rwm" if c in s) for s in top)
-
-
-def _point_rules(
-    typ: str, major: int | None, minor: int | None, want: Answer, got: Answer
-) -> list[DeviceRule]:
-    """Rules that make exactly ``want`` allowed at this point where the rules before
-    them allow ``got`` (both are closed under subsets, as the rule semantics make them)."""
-    if want == frozenset(ACCESSES):
-        return [DeviceRule(True, typ, major, minor, "rwm")]
-    out = [] if got <= want else [DeviceRule(False, typ, major, minor, "rwm")]
-    base = got if got <= want else frozenset()
-    return out + [DeviceRule(True, typ, major, minor, a) for a in _maximal(want) if a not in base]
+def _fit(
+    answers: dict[tuple[str, int | None, int | None], Answer],
+    default_allow: bool,
+    levels: list[list[Point]],
+    num: Callable[[int | None], int],
+) -> DeviceState | None:
+    """The exceptions that give ``answers`` with this default, found from the general
+    devices to the specific ones; ``None`` when no set of exceptions does."""
+    state = DeviceState(default_allow)
+    for typ in ("b", "c"):
+        for level in levels:
+            for major, minor in level:
+                want = answers[typ, major, minor]
+                got = frozenset(a for a in ACCESSES if state.allows(typ, num(major), num(minor), a))
+                if got == want:
+                    continue
+                if default_allow:
+                    # deny exceptions only take away: what is left is every subset of one set
+                    top = "".join(c for c in "rwm" if any(c in a for a in want))
+                    if not want <= got or want != frozenset(
+                        a for a in ACCESSES if set(a) <= set(top)
+                    ):
+                        return None
+                    bits = "".join(c for c in "rwm" if c not in top)
+                else:
+                    # an allow exception adds every subset of its bits
+                    if not got <= want:
+                        return None
+                    bits = "".join(c for c in "rwm" if any(c in a for a in want - got))
+                    if bits not in want:
+                        return None
+                # a new exception (no rule before named this device)
+                state.apply(DeviceRule(not default_allow, typ, major, minor, bits))
+    return state
 
 
 def rules_of_program(program: bytes) -> list[DeviceRule] | None:
@@ -124,33 +131,24 @@ def rules_of_program(program: bytes) -> list[DeviceRule] | None:
                 ok = a in answers[base]
                 if emu.allows(typ, e, fresh, a) != ok or emu.allows(typ, fresh, e, a) != ok:
                     return None
-    same = all(answers["b", p, q] == answers["c", p, q] for p in values for q in values)
     levels: list[list[Point]] = [  # general first: *:*, then *:m, then M:*, then M:m
         [(None, None)],
         [(None, q) for q in consts],
         [(p, None) for p in consts],
         [(p, q) for p in consts for q in consts],
     ]
-    rules: list[DeviceRule] = []
-    # the default said once, for all devices (a leading "deny a" changes nothing: no
-    # match denies; it is there to be read)
-    default = answers["b", None, None]
-    if default != answers["c", None, None]:
-        default = frozenset()
-    rules += _point_rules("a", None, None, default, frozenset(ACCESSES))
-    for typ in ["a"] if same else ["b", "c"]:
-        probe = "b" if typ == "a" else typ
-        for level in levels:
-            for major, minor in level:
-                want = answers[probe, major, minor]
-                got = frozenset(
-                    a for a in ACCESSES if allows(rules, probe, num(major), num(minor), a)
-                )
-                if got != want:
-                    rules += _point_rules(typ, major, minor, want, got)
-    # the check: the rules give the program's answer on every access probed
-    for (typ, major, minor), want in answers.items():
-        got = frozenset(a for a in ACCESSES if allows(rules, typ, num(major), num(minor), a))
-        if got != want:
-            return None
-    return rules
+    full = frozenset(ACCESSES)
+    first = answers["b", None, None] == full and answers["c", None, None] == full
+    for default_allow in (first, not first):
+        state = _fit(answers, default_allow, levels, num)
+        if state is None:
+            continue
+        rules = state.rules()
+        again = DeviceState.of(rules)
+        # the check: the rules give the program's answer on every access probed
+        if all(
+            frozenset(a for a in ACCESSES if again.allows(typ, num(major), num(minor), a)) == want
+            for (typ, major, minor), want in answers.items()
+        ):
+            return rules
+    return None

@@ -11,30 +11,32 @@ where type is ``BPF_DEVCG_DEV_BLOCK`` (1) or ``BPF_DEVCG_DEV_CHAR`` (2) and acce
 set of ``BPF_DEVCG_ACC_MKNOD`` (1), ``_READ`` (2), ``_WRITE`` (4); it returns 1 to allow
 and 0 to deny.
 
-What a rule set means (the semantics of cgroup v1's device controller, whose checks are
-``match_exception`` and ``match_exception_partial`` in ``security/device_cgroup.c``):
+What a rule set means (the semantics of cgroup v1's device controller,
+``security/device_cgroup.c``; see :mod:`cgroup2.devices.state`):
 
-* A rule *matches* a request (type, major, minor, access bits) when its type (``a``: any),
-  major and minor (``None``: any) match, and
+* The rules are applied in order to a state that starts as "deny every device": ``a *:*
+  rwm`` sets the default (allow or deny) and clears the exceptions; a rule against the
+  default ORs its access bits into the exception with the same type, major and minor
+  (``dev_exception_add``); a rule with the default takes its bits from that exception
+  (``dev_exception_rm``). A rule that would take bits away under a wildcard exception
+  (``deny c 1:3 w`` after ``allow c 1:* rw``) is refused, as runc refuses it.
+* With a deny default, a request (type, major, minor, access bits) is allowed when one
+  exception that covers the device holds **every** requested bit (v1
+  ``match_exception``: ``access & ~ex->access == 0``); with an allow default, it is denied
+  when one exception holds **any** requested bit (v1 ``match_exception_partial``).
 
-  - an **allow** rule names **every** requested bit (v1 ``match_exception``: the access
-    asked for may not exceed the exception's, ``access & ~ex->access == 0``);
-  - a **deny** rule names **any** requested bit (v1 ``match_exception_partial``: a
-    request that shares one bit with a deny exception is refused).
+So bits add up within one device (``allow c 1:3 r; allow c 1:3 w`` allows an ``rw``
+open of ``c 1:3``) but never across exceptions: with ``deny a``, ``allow c 1:* r``,
+``allow c 1:3 w``, ``open("/dev/null", O_RDWR)`` (c 1:3, read and write) is denied, while
+a read or a write alone is allowed. runc compiles its program from this same state; its
+blocks of deny exceptions require every requested bit, so that an ``rw`` request passes
+``deny ... w``; here, as in cgroup v1, it is refused.
 
-* The last rule that matches decides; when none matches, the request is denied.
-
-So access bits never add up across rules: with ``deny a``, ``allow c 1:* r``, ``allow c
-1:3 w``, ``open("/dev/null", O_RDWR)`` (c 1:3, read and write) is denied, while a read or
-a write alone is allowed. This is what runc's and crun's programs do for allow rules
-(``(access & rule) == access``). For deny rules they also require every requested bit,
-so that an ``rw`` request passes a ``deny ... w`` rule; here, as in cgroup v1, it is
-refused: a deny that names writing refuses every open for writing.
-
-Program shape (the reference's): a prologue loads type, access, major and minor into
-``r2``..``r5``; then one block per rule, the last rule first, so that the last rule that
-matches decides; a rule that checks nothing (``a *:* rwm``) ends the list, since no rule
-before it can be reached; when no block decides, the program denies. Corrections:
+Program shape (runc's): a prologue loads type, access, major and minor into
+``r2``..``r5``; then one block per exception, which returns the opposite of the default
+when the exception covers the request (a ``b`` and a ``c`` exception with the same
+numbers and bits are one block without a type check); when no block decides, the program
+returns the default. Corrections to the reference:
 
 * Type is loaded endian-safely: the reference reads the 16-bit half at offset 0
   (``LdXMemH``), which is the low half of ``access_type`` only on a little-endian host. Here
@@ -76,6 +78,7 @@ from .asm import (
     load_mem,
 )
 from .rules import DeviceRule
+from .state import DeviceState
 
 __all__ = [
     "ACC_MKNOD",
@@ -166,30 +169,50 @@ def _eq_check(out: list[Instruction | _Pending], reg: Reg, value: int) -> None:
         out.append((_JNE_REG, reg, Reg.R0, 0))
 
 
+def _blocks(state: DeviceState) -> list[tuple[str, int | None, int | None, str]]:
+    """One block per exception, in runc's order; a ``b`` and a ``c`` exception for the
+    same numbers with the same bits are one block of type ``a`` (no type check)."""
+    exc = state.exceptions
+    out = []
+    for (typ, major, minor), access in exc.items():
+        other = "c" if typ == "b" else "b"
+        if exc.get((other, major, minor)) == access:
+            if typ == "b":
+                out.append(("a", major, minor, access))
+        else:
+            out.append((typ, major, minor, access))
+    return out
+
+
 def device_filter(rules: Iterable[DeviceRule]) -> tuple[Program, str]:
     """Compile device rules into a ``CGROUP_DEVICE`` program; return it and its license.
 
-    No rules: the program denies every device. Invalid rules raise :class:`CgroupError`
-    naming the rule, before anything else happens.
+    The rules are applied in order as cgroup v1 applies them (:class:`DeviceState`);
+    the program holds one block per resulting exception. No rules: the program denies
+    every device. Invalid rules, or a rule that would punch a hole in a wildcard
+    exception, raise :class:`CgroupError` naming the rule, before anything else happens.
     """
     if isinstance(rules, (str, bytes)) or not hasattr(rules, "__iter__"):
         raise CgroupError(
             f"cgroups: invalid device rules {rules!r}: an iterable of DeviceRule is needed"
         )
     checked: Sequence[DeviceRule] = [_check(r) for r in rules]
+    state = DeviceState.of(checked)
+    allow = not state.default_allow  # what an exception's block returns
     asm = Assembler()
     asm.comment("load parameters into registers")
     asm.emit(*_LOAD_TYPE, *_LOAD_ACCESS, _LOAD_MAJOR, _LOAD_MINOR)
-    block = 0
-    ended = False
-    for index in range(len(checked) - 1, -1, -1):
-        rule = checked[index]
+    blocks = _blocks(state)
+    for block, (typ, major, minor, access) in enumerate(blocks):
         nxt = f"block-{block + 1}"
         asm.label(f"block-{block}")
-        asm.comment(f"rule {index}: {rule}")
-        acc = access_bits(rule.access)
+        asm.comment(
+            f"exception {block}: {'allow' if allow else 'deny'} {typ} "
+            f"{'*' if major is None else major}:{'*' if minor is None else minor} {access}"
+        )
+        acc = access_bits(access)
         partial = acc != ACC_ALL
-        typed = rule.type != "a"
+        typed = typ != "a"
         out: list[Instruction | _Pending] = []
         if block:
             # Reload what this block compares, so that the registers hold nothing learnt
@@ -197,27 +220,27 @@ def device_filter(rules: Iterable[DeviceRule]) -> tuple[Program, str]:
             # one per path, and its work grows linearly with the number of rules.
             if typed:
                 out.extend(_LOAD_TYPE)
-            if rule.major is not None:
+            if major is not None:
                 out.append(_LOAD_MAJOR)
-            if rule.minor is not None:
+            if minor is not None:
                 out.append(_LOAD_MINOR)
         if typed:
-            out.append((_JNE_IMM, Reg.R2, 0, _TYPE[rule.type]))
+            out.append((_JNE_IMM, Reg.R2, 0, _TYPE[typ]))
         if partial:
             out.append(_COPY_ACCESS)
-            if rule.allow:
-                # a requested bit this rule does not allow: goto next
+            if allow:
+                # a requested bit this exception does not allow: goto next
                 out.append(_MASK_ACCESS[_ACCESS_MASK ^ acc])
                 out.append((_JNE_IMM, Reg.R0, 0, 0))
             else:
-                # no requested bit is one this rule denies: goto next
+                # no requested bit is one this exception denies: goto next
                 out.append(_MASK_ACCESS[acc])
                 out.append((_JEQ_IMM, Reg.R0, 0, 0))
-        if rule.major is not None:
-            _eq_check(out, Reg.R4, rule.major)
-        if rule.minor is not None:
-            _eq_check(out, Reg.R5, rule.minor)
-        out.extend(_RETURN[rule.allow])
+        if major is not None:
+            _eq_check(out, Reg.R4, major)
+        if minor is not None:
+            _eq_check(out, Reg.R5, minor)
+        out.extend(_RETURN[allow])
         end = len(asm) + len(out)
         base = len(asm) + 1
         asm.emit(
@@ -228,12 +251,10 @@ def device_filter(rules: Iterable[DeviceRule]) -> tuple[Program, str]:
                 for n, i in enumerate(out)
             ]
         )
-        block += 1
-        if not typed and rule.major is None and rule.minor is None and not partial:
-            ended = True  # the rules before this one can never be reached
-            break
-    if not ended:
-        asm.label(f"block-{block}")
-        asm.comment("no rule matched: return 0 (reject)")
-        asm.emit(*_RETURN[False])
+    asm.label(f"block-{len(blocks)}")
+    if state.default_allow:
+        asm.comment("no exception matched: return 1 (accept)")
+    else:
+        asm.comment("no exception matched: return 0 (reject)")
+    asm.emit(*_RETURN[state.default_allow])
     return asm.assemble(), LICENSE

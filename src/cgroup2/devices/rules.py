@@ -17,11 +17,14 @@ class DeviceRule:
     ``None`` is the wildcard ``*``; ``access`` is a non-empty subset of ``"rwm"``
     (read, write, mknod).
 
-    The last rule that matches a request decides, and no match denies. An allow rule
-    matches only a request whose every access bit it names (bits never add up across
-    rules: ``c 1:* r`` and ``c 1:3 w`` do not allow an ``rw`` open of ``c 1:3``); a deny
-    rule matches a request that asks for any bit it names. These are cgroup v1's rules;
-    see :mod:`cgroup2.devices.filter`.
+    Rules apply in order as cgroup v1's ``devices.allow``/``devices.deny`` writes do
+    (:class:`cgroup2.devices.state.DeviceState`): ``a *:* rwm`` sets the default and
+    clears the exceptions; a rule against the default adds its bits to the exception for
+    the same device (``allow c 1:3 r`` then ``allow c 1:3 w`` allow ``rw``); a rule with
+    the default takes bits from that exception. With a deny default, a request is allowed
+    when one exception holds every requested bit (``c 1:* r`` and ``c 1:3 w`` do not
+    allow an ``rw`` open of ``c 1:3``); with an allow default, it is denied when one
+    exception holds any requested bit. See :mod:`cgroup2.devices.filter`.
     """
 
     allow: bool
