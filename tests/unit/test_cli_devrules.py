@@ -7,6 +7,7 @@ import itertools
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from cgroup2 import CgroupError
 from cgroup2.cli._devrules import ACCESSES, allows, rules_of_program
 from cgroup2.cli._units import parse_rules
 from cgroup2.devices import DeviceRule, ProgramEmulator, device_filter
@@ -21,22 +22,22 @@ def _compiled(rules: list[DeviceRule]) -> bytes:
 
 def _points(rules: list[DeviceRule]) -> list[tuple[str, int, int, str]]:
     nums = sorted({n for r in rules for n in (r.major, r.minor) if n is not None} | {4242})
-    return [
-        (t, a, b, acc)
-        for t, a, b, acc in itertools.product("bc", nums, nums, ACCESSES)
-    ]
+    return [(t, a, b, acc) for t, a, b, acc in itertools.product("bc", nums, nums, ACCESSES)]
 
 
 def test_read_back_as_written() -> None:
     cases = {
-        "deny a; allow c 1:3 rw; allow c 1:5 r":
-            "deny a *:* rwm; allow c 1:3 rw; allow c 1:5 r",
+        "deny a; allow c 1:3 rw; allow c 1:5 r": "deny a *:* rwm; allow c 1:3 rw; allow c 1:5 r",
         "allow a": "allow a *:* rwm",
         "deny a": "deny a *:* rwm",
-        "allow a; deny c 1:* w": "allow a *:* rwm; deny c 1:* rwm; allow c 1:* rm",
-        "allow c *:* rwm; deny c 5:1": "deny a *:* rwm; allow c *:* rwm; deny c 5:1 rwm",
-        "deny a; allow b 8:* r; allow c 1:3 r; allow c 1:3 w":
-            "deny a *:* rwm; allow b 8:* r; allow c 1:3 r; allow c 1:3 w",
+        "allow a; deny c 1:* w": "allow a *:* rwm; deny c 1:* w",
+        "deny a; allow c *:* r; allow c 5:1 rw": "deny a *:* rwm; allow c *:* r; allow c 5:1 rw",
+        # one exception per device, in runc's order (major, minor, type)
+        "deny a; allow b 8:* r; allow c 1:3 r; allow c 1:3 w": (
+            "deny a *:* rwm; allow c 1:3 rw; allow b 8:* r"
+        ),
+        "deny a; allow a 1:3 r; allow c 1:* w": "deny a *:* rwm; allow c 1:* w; allow a 1:3 r",
+        "allow a; deny c 1:3 rw; allow c 1:3 r": "allow a *:* rwm; deny c 1:3 w",
     }
     for text, want in cases.items():
         got = rules_of_program(_compiled(parse_rules(text)))
@@ -57,7 +58,11 @@ rule = st.builds(
 @settings(max_examples=30)
 @given(st.lists(rule, min_size=1, max_size=5))
 def test_read_back_rules_allow_what_the_program_allows(rules: list[DeviceRule]) -> None:
-    program = _compiled(rules)
+    try:
+        program = _compiled(rules)
+    except CgroupError as e:  # a hole in a wildcard exception: refused, nothing to read
+        assert "punch a hole" in str(e)
+        return
     back = rules_of_program(program)
     assert back is not None
     emu = ProgramEmulator(program)

@@ -194,7 +194,11 @@ def test_usage_error_as_a_subprocess() -> None:
         ("deny a; allow c 1:3 rw", "b 1:3 r", "deny"),
         ("allow a; deny c 1:* w", "c 1:9 r", "allow"),
         ("allow a; deny c 1:* w", "c 1:9 rw", "deny"),
-        ("allow c *:* rwm; deny c 5:1", "c 5:1 r", "deny"),  # the last match decides
+        ("deny a; allow c 1:3 r; allow c 1:3 w", "c 1:3 rw", "allow"),  # one device: merged
+        ("deny a; allow c 1:* r; allow c 1:3 w", "c 1:3 rw", "deny"),  # not across devices
+        ("deny a; allow c 1:3 rw; deny c 1:3 w", "c 1:3 r", "allow"),  # a deny takes bits
+        ("deny a; allow c 1:3 rw; deny c 1:3 w", "c 1:3 w", "deny"),
+        ("allow a; deny c 1:3 rw; allow c 1:3 r", "c 1:3 r", "allow"),
         ("deny c 5:1; allow c *:* rwm", "c 5:1 r", "allow"),
         ("allow b 8:0 r", "c 1:3 r", "deny"),  # no match denies
     ],
@@ -202,3 +206,15 @@ def test_usage_error_as_a_subprocess() -> None:
 def test_devices_check(rules: str, device: str, verdict: str) -> None:
     p = _cli("devices", "check", rules, device)
     assert (p.stdout, p.returncode) == (verdict + "\n", 0 if verdict == "allow" else 1), p.stderr
+
+
+def test_devices_check_refuses_a_hole_in_a_wildcard_exception() -> None:
+    """cgroup v1 takes bits only from the exception for the same device: the deny would
+    leave c 5:1 allowed by ``c *:*``; a usage error (status 2), not a verdict."""
+    p = _cli("devices", "check", "allow c *:* rwm; deny c 5:1", "c 5:1 r")
+    assert (p.stdout, p.returncode) == ("", 2)
+    assert p.stderr == (
+        "cgroup2: error: device rule deny c 5:1 rwm cannot be applied: it would punch a "
+        "hole in the wildcard exception allow c *:* rwm (cgroup v1 only takes bits from "
+        "an exception for the same device)\n"
+    )

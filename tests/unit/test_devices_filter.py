@@ -150,24 +150,24 @@ def test_golden_weird() -> None:
 
 def test_golden_partial_access_and_reload() -> None:
     # Not in the reference's tests: the shape of the corrected partial-access blocks and
-    # of the per-block reload (see cgroup2.devices.filter). The deny block passes over a
-    # request with no bit in common (JEq 0 after And 4); the allow block passes over a
-    # request with a bit it does not name (JNE 0 after And 0xfff9, all but r and w).
+    # of the per-block reload (see cgroup2.devices.filter). An allow exception passes over
+    # a request with a bit it does not name (JNE 0 after And 0xfffb, all but w; And
+    # 0xfff9, all but r and w); the second block reloads what it compares.
     p = check_golden(
         [
             DeviceRule(False, "a"),
+            DeviceRule(True, "c", 1, None, "w"),
             DeviceRule(True, "c", 1, 3, "rw"),
-            DeviceRule(False, "c", 1, None, "w"),
         ],
         PROLOGUE
         + """
         block-0:
              6: JNEImm dst: r2 off: 6 imm: 2 <block-1>
              7: Mov32Reg dst: r0 src: r3
-             8: And32Imm dst: r0 imm: 4
-             9: JEqImm dst: r0 off: 3 imm: 0 <block-1>
+             8: And32Imm dst: r0 imm: 65531
+             9: JNEImm dst: r0 off: 3 imm: 0 <block-1>
             10: JNEImm dst: r4 off: 2 imm: 1 <block-1>
-            11: Mov32Imm dst: r0 imm: 0
+            11: Mov32Imm dst: r0 imm: 1
             12: Exit
         block-1:
             13: LdXMemW dst: r2 src: r1 off: 0 imm: 0
@@ -187,8 +187,32 @@ def test_golden_partial_access_and_reload() -> None:
             26: Exit
         """,
     )
+    assert emulate(p, "c", 1, 3, "rw") and not emulate(p, "c", 1, 3, "rm")
+    assert emulate(p, "c", 1, 5, "w") and not emulate(p, "c", 1, 5, "r")
+
+
+def test_golden_deny_exception() -> None:
+    # With an allow default, a deny exception's block passes over a request with no bit
+    # in common (JEq 0 after And 4) and returns 0; no block matched: return 1.
+    p = check_golden(
+        [DeviceRule(True, "a"), DeviceRule(False, "c", 1, None, "w")],
+        PROLOGUE
+        + """
+        block-0:
+             6: JNEImm dst: r2 off: 6 imm: 2 <block-1>
+             7: Mov32Reg dst: r0 src: r3
+             8: And32Imm dst: r0 imm: 4
+             9: JEqImm dst: r0 off: 3 imm: 0 <block-1>
+            10: JNEImm dst: r4 off: 2 imm: 1 <block-1>
+            11: Mov32Imm dst: r0 imm: 0
+            12: Exit
+        block-1:
+            13: Mov32Imm dst: r0 imm: 1
+            14: Exit
+        """,
+    )
     assert emulate(p, "c", 1, 3, "r") and not emulate(p, "c", 1, 3, "rw")
-    assert not emulate(p, "c", 1, 3, "rm") and not emulate(p, "c", 1, 5, "r")
+    assert emulate(p, "b", 1, 3, "w")
 
 
 # --- the encoding ------------------------------------------------------------------------
@@ -338,10 +362,10 @@ def test_all_requested_bits_must_be_allowed() -> None:
     assert emulate(ours, "c", 1, 3, "r") and not emulate(ours, "c", 1, 3, "rw")
 
 
-def test_bits_do_not_add_up_across_rules() -> None:
-    """issue 13 item 10: one rule must grant every requested bit (cgroup v1's
-    match_exception, runc's and crun's programs); "r" from one rule and "w" from another
-    do not allow "rw"."""
+def test_bits_add_up_within_a_device_not_across_devices() -> None:
+    """One exception must grant every requested bit (cgroup v1's match_exception, runc's
+    program): "r" from ``c 1:*`` and "w" from ``c 1:3`` do not allow "rw"; but rules for
+    the same device make one exception (v1's dev_exception_add ORs the bits)."""
     rules = [
         DeviceRule(False),
         DeviceRule(True, "c", 1, None, "r"),
@@ -351,27 +375,66 @@ def test_bits_do_not_add_up_across_rules() -> None:
     assert not emulate(p, "c", 1, 3, "rw")
     assert emulate(p, "c", 1, 3, "r") and emulate(p, "c", 1, 3, "w")
     assert emulate(p, "c", 1, 5, "r") and not emulate(p, "c", 1, 5, "w")
+    # the same device twice: one exception c 1:3 rw
     rules = [DeviceRule(False), DeviceRule(True, "c", 1, 3, "r"), DeviceRule(True, "c", 1, 3, "w")]
     p, _ = device_filter(rules)
-    assert not emulate(p, "c", 1, 3, "rw") and emulate(p, "c", 1, 3, "w")
-    # an allow that does not cover the request is passed over; an earlier one that does
-    # decides
+    assert emulate(p, "c", 1, 3, "rw") and emulate(p, "c", 1, 3, "w")
+    assert not emulate(p, "c", 1, 3, "rm")
     rules = [DeviceRule(False), DeviceRule(True, "c", 1, 3, "rw"), DeviceRule(True, "c", 1, 3, "r")]
     p, _ = device_filter(rules)
     assert emulate(p, "c", 1, 3, "rw") and not emulate(p, "c", 1, 3, "m")
-    # a deny refuses a request asking for any bit it names (v1's match_exception_partial)
+    # a deny with a deny default takes its bits from the same device's exception
     rules = [DeviceRule(True, "c", 1, 3, "rw"), DeviceRule(False, "c", 1, 3, "w")]
     p, _ = device_filter(rules)
     assert emulate(p, "c", 1, 3, "r")
     assert not emulate(p, "c", 1, 3, "rw") and not emulate(p, "c", 1, 3, "w")
-    # ... and is passed over by a request that asks for none of them
+    # with an allow default, deny exceptions refuse a request asking for any bit they
+    # hold (v1's match_exception_partial), and pass over one that asks for none
     rules = [
-        DeviceRule(True, "c"),
+        DeviceRule(True),
         DeviceRule(False, "c", 1, 3, "m"),
         DeviceRule(False, "c", 1, 3, "w"),
     ]
     p, _ = device_filter(rules)
     assert emulate(p, "c", 1, 3, "r") and not emulate(p, "c", 1, 3, "rm")
+    # ... and an allow takes bits back from the deny exception
+    p, _ = device_filter([*rules, DeviceRule(True, "c", 1, 3, "m")])
+    assert emulate(p, "c", 1, 3, "rm") and not emulate(p, "c", 1, 3, "w")
+
+
+def test_a_hole_in_a_wildcard_exception_is_refused() -> None:
+    """v1 takes bits only from the exception for the same device: ``deny c 1:3 w`` after
+    ``allow c 1:* rw`` would leave /dev/null writable; it is refused, as runc does."""
+    for rules in (
+        [
+            DeviceRule(False),
+            DeviceRule(True, "c", 1, None, "rw"),
+            DeviceRule(False, "c", 1, 3, "w"),
+        ],
+        [
+            DeviceRule(True),
+            DeviceRule(False, "c", None, None, "m"),
+            DeviceRule(True, "c", 1, 3, "rm"),
+        ],
+        [DeviceRule(False), DeviceRule(True, "b", None, 0, "r"), DeviceRule(False, "a", 8, 0, "r")],
+    ):
+        with pytest.raises(CgroupError) as e:
+            device_filter(rules)
+        assert str(e.value) == (
+            f"cgroups: device rule {rules[2]} cannot be applied: it would punch a hole in "
+            f"the wildcard exception {rules[1]} "
+            f"(cgroup v1 only takes bits from an exception for the same device)"
+        )
+    # bits the wildcard does not hold may go
+    p, _ = device_filter(
+        [
+            DeviceRule(False),
+            DeviceRule(True, "c", 1, None, "r"),
+            DeviceRule(True, "c", 1, 3, "rw"),
+            DeviceRule(False, "c", 1, 3, "w"),
+        ]
+    )
+    assert emulate(p, "c", 1, 3, "r") and not emulate(p, "c", 1, 3, "w")
 
 
 def test_type_load_is_endian_safe() -> None:

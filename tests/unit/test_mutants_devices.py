@@ -108,7 +108,7 @@ def test_numbers_at_the_sign_bit() -> None:
     lines = listing([DeviceRule(False), DeviceRule(True, "b", 2**31 - 1, 2**31, "rwm")])
     assert lines[7:15] == [
         "block-0:",
-        "// rule 1: allow b 2147483647:2147483648 rwm",
+        "// exception 0: allow b 2147483647:2147483648 rwm",
         "     6: JNEImm dst: r2 off: 5 imm: 1 <block-1>",
         "     7: JNEImm dst: r4 off: 4 imm: 2147483647 <block-1>",
         "     8: Mov32Imm dst: r0 imm: -2147483648",
@@ -125,11 +125,19 @@ def test_numbers_at_the_sign_bit() -> None:
 def test_dump_comments_and_labels() -> None:
     lines = listing([DeviceRule(True, "c", 1, 3, "r")])
     assert lines[0] == "// load parameters into registers"
-    assert "// rule 0: allow c 1:3 r" in lines
+    assert "// exception 0: allow c 1:3 r" in lines
     assert lines[-4:] == [
         "block-1:",
-        "// no rule matched: return 0 (reject)",
+        "// no exception matched: return 0 (reject)",
         "    14: Mov32Imm dst: r0 imm: 0",
+        "    15: Exit",
+    ]
+    lines = listing([DeviceRule(True), DeviceRule(False, "c", 1, 3, "r")])
+    assert "// exception 0: deny c 1:3 r" in lines
+    assert lines[-4:] == [
+        "block-1:",
+        "// no exception matched: return 1 (accept)",
+        "    14: Mov32Imm dst: r0 imm: 1",
         "    15: Exit",
     ]
 
@@ -152,34 +160,36 @@ def test_reload_only_what_a_later_block_compares() -> None:
         DeviceRule(True, "c", None, None, "r"),
         DeviceRule(True, "a", None, None, "w"),
     ]
+    # the state: b *:* w, c *:* rw (r and w merged), b *:2 rwm, b and c 3:* rwm (one block)
     body = [line.split(": ", 1)[1] for line in listing(rules) if line.startswith("  ")]
     assert body[6:] == [
-        # block-0: a *:* w (first block: nothing reloaded)
+        # block-0: b *:* w (first block: nothing reloaded)
+        "JNEImm dst: r2 off: 5 imm: 1 <block-1>",
         "Mov32Reg dst: r0 src: r3",
         "And32Imm dst: r0 imm: 65531",
         "JNEImm dst: r0 off: 2 imm: 0 <block-1>",
         "Mov32Imm dst: r0 imm: 1",
         "Exit",
-        # block-1: c *:* r reloads the type only
+        # block-1: c *:* rw reloads the type only
         "LdXMemW dst: r2 src: r1 off: 0 imm: 0",
         "And32Imm dst: r2 imm: 65535",
         "JNEImm dst: r2 off: 5 imm: 2 <block-2>",
         "Mov32Reg dst: r0 src: r3",
-        "And32Imm dst: r0 imm: 65533",
+        "And32Imm dst: r0 imm: 65529",
         "JNEImm dst: r0 off: 2 imm: 0 <block-2>",
         "Mov32Imm dst: r0 imm: 1",
         "Exit",
-        # block-2: a 3:* reloads the major only
-        "LdXMemW dst: r4 src: r1 off: 4 imm: 0",
-        "JNEImm dst: r4 off: 2 imm: 3 <block-3>",
-        "Mov32Imm dst: r0 imm: 1",
-        "Exit",
-        # block-3: b *:2 reloads the type and the minor
+        # block-2: b *:2 reloads the type and the minor
         "LdXMemW dst: r2 src: r1 off: 0 imm: 0",
         "And32Imm dst: r2 imm: 65535",
         "LdXMemW dst: r5 src: r1 off: 8 imm: 0",
-        "JNEImm dst: r2 off: 3 imm: 1 <block-4>",
-        "JNEImm dst: r5 off: 2 imm: 2 <block-4>",
+        "JNEImm dst: r2 off: 3 imm: 1 <block-3>",
+        "JNEImm dst: r5 off: 2 imm: 2 <block-3>",
+        "Mov32Imm dst: r0 imm: 1",
+        "Exit",
+        # block-3: a 3:* (b and c alike: no type check) reloads the major only
+        "LdXMemW dst: r4 src: r1 off: 4 imm: 0",
+        "JNEImm dst: r4 off: 2 imm: 3 <block-4>",
         "Mov32Imm dst: r0 imm: 1",
         "Exit",
         "Mov32Imm dst: r0 imm: 0",
@@ -196,13 +206,13 @@ def test_reload_only_what_a_later_block_compares() -> None:
         DeviceRule(True, "a", None, None, "rw"),
     ],
 )
-def test_a_rule_that_checks_something_does_not_end_the_list(rule: DeviceRule) -> None:
+def test_each_exception_has_its_block(rule: DeviceRule) -> None:
     p = device_filter([DeviceRule(True, "b", 7, 7, "r"), rule])[0]
     assert [name for _, name in p.labels] == ["block-0", "block-1", "block-2"]
     assert emulate(p, "b", 7, 7, "r")
 
 
-def test_a_catch_all_deny_ends_the_list() -> None:
+def test_a_catch_all_deny_clears_the_exceptions_before_it() -> None:
     p = device_filter([DeviceRule(True, "b", 7, 7, "r"), DeviceRule(False)])[0]
     assert [name for _, name in p.labels] == ["block-0"]
     assert len(p) == 8 and not emulate(p, "b", 7, 7, "r")

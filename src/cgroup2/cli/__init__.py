@@ -433,9 +433,11 @@ def build_parser(only: str | None = None, *, lite: bool = False) -> argparse.Arg
         help="does a rule list allow a device access? (runs the compiled eBPF program)",
         description=(
             "Compile RULES into the eBPF device program and run it on DEVICE in the "
-            "emulator. RULES: 'allow|deny [a|b|c] [MAJ:MIN] [rwm]' separated by ';', the "
-            "last matching rule decides, no match denies; '*' is any number. DEVICE: "
-            "'b|c MAJ:MIN [rwm]'. Prints allow or deny; exit status 0 or 1."
+            "emulator. RULES: 'allow|deny [a|b|c] [MAJ:MIN] [rwm]' separated by ';', "
+            "applied in order as cgroup v1 applies them (from 'deny all'; rules for one "
+            "device add up; one rule must grant every bit asked for); '*' is any number. "
+            "DEVICE: 'b|c MAJ:MIN [rwm]'. Prints allow or deny; exit status 0 or 1 (2 for "
+            "rules cgroup v1 would not apply)."
         ),
     )
     dc.add_argument("rules", metavar="RULES")

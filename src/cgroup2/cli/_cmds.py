@@ -21,7 +21,7 @@ from ..errors import (
 from ..manager import Manager
 from ._limits import Failure
 from ._text import printable
-from ._units import parse_device, parse_rules
+from ._units import UsageError, parse_device, parse_rules
 
 __all__ = [
     "cmd_devices_check",
@@ -233,7 +233,10 @@ def cmd_devices_check(args: argparse.Namespace, out: Console) -> int:
 
     rules = parse_rules(args.rules)
     typ, major, minor, access = parse_device(args.device)
-    program, _ = device_filter(rules)
+    try:
+        program, _ = device_filter(rules)
+    except CgroupError as e:  # a rule v1 would not apply: the input is wrong
+        raise UsageError(str(e).removeprefix("cgroups: ")) from None
     allowed = ProgramEmulator(program).allows(typ, major, minor, access)
     out.file.write(("allow" if allowed else "deny") + "\n")
     return 0 if allowed else 1

@@ -46,7 +46,9 @@ def _constants(program: bytes) -> list[int]:
         insn = Instruction.decode(program[i : i + 8])
         if insn.code & X:
             continue
-        if insn.cls in (JMP, JMP32) or (insn.cls in (ALU, ALU64) and insn.code & 0xF0 == AluOp.MOV):
+        if insn.cls in (JMP, JMP32) or (
+            insn.cls in (ALU, ALU64) and insn.code & 0xF0 == AluOp.MOV
+        ):
             out.add(insn.imm & _M32)
     return sorted(out)
 

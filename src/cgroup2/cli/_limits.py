@@ -108,8 +108,9 @@ def add_limit_flags(p: argparse.ArgumentParser) -> None:
         metavar="RULE",
         type=parse_rule,
         action="append",
-        help="device rule 'allow|deny [a|b|c] [MAJ:MIN] [rwm]'; the last match decides, "
-        "no match denies (repeatable, in order)",
+        help="device rule 'allow|deny [a|b|c] [MAJ:MIN] [rwm]', applied in order as cgroup "
+        "v1 applies them ('deny a' first for an allow list; rules for one device add up) "
+        "(repeatable)",
     )
     g.add_argument(
         "-p",
