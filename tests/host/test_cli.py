@@ -247,6 +247,43 @@ def test_run_device_rules_enforced(cg_parent: Parent, cg_path: str) -> None:
     assert not os.path.exists(cg_parent.mountpoint + cg_path)
 
 
+# an O_RDWR open of /dev/null (c 1:3) and an O_RDONLY one, from the shell
+_RW_R = (
+    "if true 3<>/dev/null; then echo rw-ok; else echo rw-denied; fi; "
+    "if true 3</dev/null; then echo r-ok; else echo r-denied; fi"
+)
+
+
+@pytest.mark.parametrize(
+    ("rules", "want"),
+    [
+        # one exception must grant every bit: r from c 1:*, w from c 1:3 do not add up
+        (["deny a", "allow c 1:* r", "allow c 1:3 w"], "rw-denied\nr-ok\n"),
+        # rules for one device merge (cgroup v1): c 1:3 r + c 1:3 w = c 1:3 rw
+        (["deny a", "allow c 1:3 r", "allow c 1:3 w"], "rw-ok\nr-ok\n"),
+    ],
+)
+def test_run_device_rules_merge_per_device(
+    cg_parent: Parent, cg_path: str, rules: list[str], want: str
+) -> None:
+    name = os.path.basename(cg_path)
+    opts = [x for r in rules for x in ("--device", r)]
+    p = cli("run", "--parent", cg_parent.group, "--name", name, *opts, "--", "sh", "-c", _RW_R)
+    assert p.returncode == 0, p.stderr
+    assert p.stdout == want, p.stderr
+    assert not os.path.exists(cg_parent.mountpoint + cg_path)
+
+
+def test_run_refuses_a_hole_in_a_wildcard_exception(cg_parent: Parent, cg_path: str) -> None:
+    name = os.path.basename(cg_path)
+    p = cli("run", "--parent", cg_parent.group, "--name", name, "--device", "deny a",
+            "--device", "allow c 1:* rw", "--device", "deny c 1:3 w", "--", "true")
+    assert p.returncode != 0 and p.stdout == ""
+    assert p.stderr.count("\n") == 1 and "Traceback" not in p.stderr
+    assert "punch a hole in the wildcard exception allow c 1:* rw" in p.stderr, p.stderr
+    assert not os.path.exists(cg_parent.mountpoint + cg_path)
+
+
 # --- stat ------------------------------------------------------------------------------
 
 

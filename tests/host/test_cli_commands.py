@@ -571,6 +571,7 @@ def test_status_at_a_glance(cg_parent: Parent, cg_path: str, hugetlb: str) -> No
     p = cli("run", "--parent", cg_parent.group, "--name", name, "--keep",
             "--hugetlb", f"{hugetlb}=4M", "-p", "cgroup.max.depth=3",
             "--device", "deny a", "--device", "allow c 1:3 rw", "--device", "allow c 1:5 r",
+            "--device", "allow c 1:5 w",
             "--", "sh", "-c", "sleep 300 >/dev/null 2>&1 & exit 0")
     devices = p.returncode == 0
     if not devices:  # no device programs here: the rest without them
@@ -601,7 +602,7 @@ def test_status_at_a_glance(cg_parent: Parent, cg_path: str, hugetlb: str) -> No
         assert "cgroup.max.depth 3" in limits and "cgroup.pressure" not in limits
         if devices:
             assert rows["Devices"].startswith(
-                "deny a *:* rwm; allow c 1:3 rw; allow c 1:5 r  (eBPF program id ")
+                "deny a *:* rwm; allow c 1:3 rw; allow c 1:5 rw  (eBPF program id ")
         else:
             assert rows["Devices"].startswith("not controlled")
         procs = out.split("Processes:\n")[1]

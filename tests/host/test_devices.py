@@ -21,6 +21,7 @@ import pytest
 from conftest import Parent
 
 from cgroup2 import (
+    CgroupError,
     DeviceRule,
     Manager,
     ProgramEmulator,
@@ -39,6 +40,7 @@ from cgroup2.devices import (
 )
 from cgroup2.devices.asm import AluOp, Assembler, Reg, Size, alu32, exit_insn, load_mem
 from cgroup2.devices.bpf import attach, detach, prog_fd_by_id, query
+from cgroup2.devices.state import DeviceState
 
 # A child that waits for "go" on stdin (so that it is in the group before it acts), then
 # runs the operations given as JSON in argv[1] and prints one errno (0: ok) per operation.
@@ -129,6 +131,18 @@ def wait_gone(prog_ids: list[int]) -> list[int]:
         time.sleep(0.02)
 
 
+def applicable(rules: list[DeviceRule]) -> list[DeviceRule]:
+    """The rules without those cgroup v1 would refuse (a hole in a wildcard exception)."""
+    state, out = DeviceState(), []
+    for r in rules:
+        try:
+            state.apply(r)
+        except CgroupError:
+            continue
+        out.append(r)
+    return out
+
+
 def random_rules(rng: random.Random, n: int) -> list[DeviceRule]:
     numbers = [0, 1, 3, 5, 7, 8, 136, 2**31, 2**32 - 1]
     out = []
@@ -142,7 +156,7 @@ def random_rules(rng: random.Random, n: int) -> list[DeviceRule]:
                 rng.choice(["r", "w", "m", "rw", "rm", "wm", "rwm"]),
             )
         )
-    return out
+    return applicable(out)
 
 
 # --- tests ---------------------------------------------------------------------------------
@@ -156,10 +170,14 @@ def test_verifier_accepts_every_program_of_a_200_rule_random_set() -> None:
         program, license = device_filter(rules[:k])
         fd = load_program(program, license)
         os.close(fd)
-    # and the same set with the catch-alls taken out, so that no rule is dropped
-    kept = [r for r in rules if not (r.type == "a" and r.major is None and r.minor is None)]
-    program, license = device_filter(kept)
-    assert len(program.labels) == len(kept) + 1  # a block per rule and the default
+    # 200 exceptions (a rule each, distinct devices, partial access, numbers on both
+    # sides of 2**31): a block each and the default, and the verifier accepts it
+    many = [DeviceRule(False)] + [
+        DeviceRule(True, "bc"[k % 2], rng.randrange(2**32), rng.choice([None, k]), "rw")
+        for k in range(200)
+    ]
+    program, license = device_filter(many)
+    assert len(program.labels) == 200 + 1
     os.close(load_program(program, license))
     assert fd_count() == before
 
@@ -221,9 +239,9 @@ def test_all_requested_bits_must_be_allowed(
 
 
 def test_one_rule_must_grant_every_requested_bit(cg_parent: Parent, cg_path: str) -> None:
-    """issue 13 item 10: access bits do not add up across rules (cgroup v1's
-    match_exception; runc's and crun's programs). "r" from ``c 1:*`` and "w" from
-    ``c 1:3`` do not make an O_RDWR open of /dev/null (c 1:3) allowed."""
+    """Access bits do not add up across exceptions (cgroup v1's match_exception; runc's
+    program). "r" from ``c 1:*`` and "w" from ``c 1:3`` do not make an O_RDWR open of
+    /dev/null (c 1:3) allowed."""
     with group(cg_parent, cg_path) as d:
         apply_device_rules(
             d,
@@ -238,6 +256,93 @@ def test_one_rule_must_grant_every_requested_bit(cg_parent: Parent, cg_path: str
             [["open", "/dev/null", "rw"], ["open", "/dev/null", "r"], ["open", "/dev/null", "w"]],
         )
         assert res == [errno.EPERM, 0, 0]
+        detach_device_filters(d.fd)
+
+
+def test_rules_for_one_device_merge_as_in_cgroup_v1(
+    cg_parent: Parent, cg_path: str, tmp_path: Path
+) -> None:
+    """Rules for the same device make one exception (v1's dev_exception_add ORs the
+    bits; a rule with the default's polarity takes bits away, dev_exception_rm)."""
+    with group(cg_parent, cg_path) as d:
+        rw = [["open", "/dev/null", "rw"], ["open", "/dev/null", "r"], ["open", "/dev/null", "w"]]
+        apply_device_rules(
+            d,
+            [DeviceRule(False), DeviceRule(True, "c", 1, 3, "r"), DeviceRule(True, "c", 1, 3, "w")],
+        )
+        assert run_in(d, rw) == [0, 0, 0]
+        # a deny (deny default) takes w back from the exception: c 1:3 r
+        apply_device_rules(
+            d,
+            [
+                DeviceRule(False),
+                DeviceRule(True, "c", 1, 3, "rw"),
+                DeviceRule(False, "c", 1, 3, "w"),
+            ],
+        )
+        assert run_in(d, rw) == [errno.EPERM, 0, errno.EPERM]
+        # an allow (allow default) takes r back from the deny exception: deny c 1:3 wm
+        apply_device_rules(
+            d,
+            [
+                DeviceRule(True),
+                DeviceRule(False, "c", 1, 3, "rwm"),
+                DeviceRule(True, "c", 1, 3, "r"),
+            ],
+        )
+        res = run_in(
+            d, [*rw, ["mknod", str(tmp_path / "null"), "c", 1, 3], ["open", "/dev/zero", "rw"]]
+        )
+        assert res == [errno.EPERM, 0, errno.EPERM, errno.EPERM, 0]
+        detach_device_filters(d.fd)
+
+
+def test_merged_rules_through_the_manager(cg_parent: Parent, cg_path: str) -> None:
+    """The same through ``Manager.create(..., Resources(devices=...))`` and ``update``."""
+    rules = [DeviceRule(False), DeviceRule(True, "c", 1, 3, "r"), DeviceRule(True, "c", 1, 3, "w")]
+    m = Manager.create(cg_path, Resources(devices=rules), mountpoint=cg_parent.mountpoint)
+    try:
+        with Dir.open(m.path) as d:
+            rw = [["open", "/dev/null", "rw"], ["open", "/dev/zero", "r"]]
+            assert run_in(d, rw) == [0, errno.EPERM]
+            m.update(
+                Resources(
+                    devices=[
+                        DeviceRule(False),
+                        DeviceRule(True, "c", 1, None, "r"),
+                        DeviceRule(True, "c", 1, 3, "w"),
+                    ]
+                )
+            )
+            assert run_in(d, rw) == [errno.EPERM, 0]
+    finally:
+        m.delete()
+
+
+def test_a_hole_in_a_wildcard_exception_is_refused_before_anything_is_attached(
+    cg_parent: Parent, cg_path: str
+) -> None:
+    """``deny c 1:3 w`` after ``allow c 1:* rw``: v1 would leave /dev/null writable; the
+    rules are refused with one line and the group's program stays as it was."""
+    with group(cg_parent, cg_path) as d:
+        apply_device_rules(d, [DeviceRule(False), DeviceRule(True, "c", 1, 3, "r")])
+        before = ours(d)
+        with pytest.raises(CgroupError) as e:
+            apply_device_rules(
+                d,
+                [
+                    DeviceRule(False),
+                    DeviceRule(True, "c", 1, None, "rw"),
+                    DeviceRule(False, "c", 1, 3, "w"),
+                ],
+            )
+        assert "punch a hole in the wildcard exception allow c 1:* rw" in str(e.value)
+        assert "\n" not in str(e.value)
+        assert ours(d) == before
+        assert run_in(d, [["open", "/dev/null", "r"], ["open", "/dev/null", "w"]]) == [
+            0,
+            errno.EPERM,
+        ]
         detach_device_filters(d.fd)
 
 
@@ -331,7 +436,7 @@ def test_kernel_agrees_with_the_emulator(cg_parent: Parent, cg_path: str, tmp_pa
         node = str(tmp_path / f"{kind}{major}_{minor}")
         probes.append((kind, major, minor, "m", ["mknod", node, kind, major, minor]))
     with group(cg_parent, cg_path) as d:
-        for _ in range(12):
+        for _ in range(24):
             rules = []
             for _ in range(rng.randint(1, 8)):
                 rules.append(
@@ -343,12 +448,15 @@ def test_kernel_agrees_with_the_emulator(cg_parent: Parent, cg_path: str, tmp_pa
                         rng.choice(["r", "w", "m", "rw", "rm", "wm", "rwm"]),
                     )
                 )
+            rules = applicable(rules)
             apply_device_rules(d, rules)
             emu = ProgramEmulator(device_filter(rules)[0])
+            state = DeviceState.of(rules)
             got = run_in(d, [p[4] for p in probes])
             for (kind, major, minor, acc, op), err in zip(probes, got, strict=True):
                 assert err in (0, errno.EPERM), (op, err)
                 assert (err == 0) == emu.allows(kind, major, minor, acc), (rules, op, err)
+                assert (err == 0) == state.allows(kind, major, minor, acc), (rules, op, err)
         detach_device_filters(d.fd)
 
 

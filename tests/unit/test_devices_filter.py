@@ -402,6 +402,23 @@ def test_bits_add_up_within_a_device_not_across_devices() -> None:
     assert emulate(p, "c", 1, 3, "rm") and not emulate(p, "c", 1, 3, "w")
 
 
+def test_an_exception_for_every_device_ends_the_program() -> None:
+    """``allow a *:* r`` then ``allow a *:* wm`` make b and c ``*:* rwm``: one block that
+    decides; a block or default after it would be unreachable, which the verifier
+    refuses ("unreachable insn")."""
+    for default in (False, True):
+        rules = [
+            DeviceRule(default),
+            DeviceRule(not default, "c", 1, 3, "r"),
+            DeviceRule(not default, "a", None, None, "r"),
+            DeviceRule(not default, "a", None, None, "wm"),
+        ]
+        p, _ = device_filter(rules)
+        assert [name for _, name in p.labels] == ["block-0"]
+        assert len(p) == 6 + 2
+        assert emulate(p, "b", 8, 0, "rwm") is not default
+
+
 def test_a_hole_in_a_wildcard_exception_is_refused() -> None:
     """v1 takes bits only from the exception for the same device: ``deny c 1:3 w`` after
     ``allow c 1:* rw`` would leave /dev/null writable; it is refused, as runc does."""

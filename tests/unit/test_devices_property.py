@@ -13,7 +13,7 @@ holds any requested bit.
 from __future__ import annotations
 
 import pytest
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from cgroup2 import CgroupError, DeviceRule, ProgramEmulator, device_filter
@@ -101,6 +101,13 @@ def test_emulated_program_agrees_with_the_rules(
 
 
 @given(rules_st)
+@example(  # b and c *:* rwm from two partial a rules: one block that decides, nothing after
+    [
+        DeviceRule(True, "c", 1, 3, "r"),
+        DeviceRule(True, "a", None, None, "r"),
+        DeviceRule(True, "a", None, None, "wm"),
+    ]
+)
 def test_program_size_is_linear_and_jumps_go_forward(rules: list[DeviceRule]) -> None:
     if v1_state(rules) is None:
         return  # refused: no program
@@ -111,6 +118,20 @@ def test_program_size_is_linear_and_jumps_go_forward(rules: list[DeviceRule]) ->
     for insn in program:
         if insn.target is not None:
             assert insn.off >= 0  # no loops: the verifier has no bounds to prove
+    # every instruction can be reached (the verifier refuses "unreachable insn")
+    reached, todo = set(), [0]
+    while todo:
+        pc = todo.pop()
+        if pc in reached or pc >= len(program):
+            continue
+        reached.add(pc)
+        insn = program[pc]
+        if insn.code == 0x95:  # exit
+            continue
+        if insn.target is not None:
+            todo.append(pc + 1 + insn.off)
+        todo.append(pc + 1)
+    assert reached == set(range(len(program))), program.dump()
 
 
 @given(

@@ -203,6 +203,13 @@ def device_filter(rules: Iterable[DeviceRule]) -> tuple[Program, str]:
     asm.comment("load parameters into registers")
     asm.emit(*_LOAD_TYPE, *_LOAD_ACCESS, _LOAD_MAJOR, _LOAD_MINOR)
     blocks = _blocks(state)
+    catch_all = ("a", None, None, "rwm")
+    ended = catch_all in blocks
+    if ended:
+        # an exception for every device and access (``allow a *:* r`` then ``allow a *:*
+        # wm``): its block checks nothing and decides; any other block or the default
+        # after it could never be reached, which the verifier refuses
+        blocks = [catch_all]
     for block, (typ, major, minor, access) in enumerate(blocks):
         nxt = f"block-{block + 1}"
         asm.label(f"block-{block}")
@@ -251,10 +258,11 @@ def device_filter(rules: Iterable[DeviceRule]) -> tuple[Program, str]:
                 for n, i in enumerate(out)
             ]
         )
-    asm.label(f"block-{len(blocks)}")
-    if state.default_allow:
-        asm.comment("no exception matched: return 1 (accept)")
-    else:
-        asm.comment("no exception matched: return 0 (reject)")
-    asm.emit(*_RETURN[state.default_allow])
+    if not ended:
+        asm.label(f"block-{len(blocks)}")
+        if state.default_allow:
+            asm.comment("no exception matched: return 1 (accept)")
+        else:
+            asm.comment("no exception matched: return 0 (reject)")
+        asm.emit(*_RETURN[state.default_allow])
     return asm.assemble(), LICENSE
