@@ -1,6 +1,7 @@
 """Device access control for cgroup v2: an eBPF program of type CGROUP_DEVICE per group.
 
-:func:`device_filter` compiles :class:`DeviceRule`\\ s into a :class:`Program`;
+:class:`DeviceState` applies :class:`DeviceRule`\\ s as cgroup v1 does; :func:`device_filter`
+compiles them into a :class:`Program` (one block per exception of that state);
 :class:`ProgramEmulator` / :func:`emulate` run a program without a kernel;
 :func:`load_attach_device_filter` and :func:`apply_device_rules` load it with ``bpf(2)``
 and attach it to a group's directory, replacing this library's previous program there.
@@ -27,6 +28,7 @@ if TYPE_CHECKING:
     )
     from .emulator import EmulatorError, ProgramEmulator, emulate
     from .filter import LICENSE, device_filter
+    from .state import DeviceState
 
 # the assembler, the bpf(2) wrappers and the emulator are imported on first use: a
 # program that only states rules (Resources(devices=...)) does not pay for them
@@ -49,6 +51,7 @@ _LAZY = {
     "emulate": "emulator",
     "LICENSE": "filter",
     "device_filter": "filter",
+    "DeviceState": "state",
 }
 
 
@@ -62,6 +65,7 @@ __all__ = [
     "AttachedFilter",
     "BPFError",
     "DeviceRule",
+    "DeviceState",
     "EmulatorError",
     "Instruction",
     "ProgInfo",
