@@ -232,12 +232,34 @@ def test_devices_deny_all_then_allow() -> None:
         ]
     )
     assert policy == "strict"
+    # one entry per exception, in runc's order (major, minor, type; '*' first)
     assert allow == [
-        ("/dev/char/1:3", "rw"),
-        ("char-pts", "rwm"),
         ("block-*", "r"),
+        ("/dev/char/1:3", "rw"),
         ("block-loop", "rm"),
+        ("char-pts", "rwm"),
     ]
+
+
+def test_devices_rules_for_one_device_merge_as_for_the_program() -> None:
+    """The rules mean for systemd what they mean for the eBPF program (cgroup v1's
+    state): rules for one device add up, a deny takes bits from that device, and with
+    no leading 'a' rule the default is to deny."""
+    r = DeviceRule
+    assert dev_props([r(False), r(True, "c", 1, 3, "r"), r(True, "c", 1, 3, "w")]) == (
+        "strict",
+        [("/dev/char/1:3", "rw")],
+    )
+    assert dev_props([r(False), r(True, "c", 1, 3, "rw"), r(False, "c", 1, 3, "w")]) == (
+        "strict",
+        [("/dev/char/1:3", "r")],
+    )
+    assert dev_props([r(True, "c", 1, 3, "r")]) == ("strict", [("/dev/char/1:3", "r")])
+    assert dev_props([r(False, "c", 1, 3)]) == ("strict", [])
+    assert dev_props([r(True), r(False, "c", 1, 3, "w"), r(True, "c", 1, 3, "w")]) == (
+        "auto",
+        [],
+    )
 
 
 def test_devices_type_a_names_both_kinds() -> None:
@@ -263,9 +285,9 @@ def test_devices_harmless_deny_after_allow() -> None:
 @pytest.mark.parametrize(
     ("rules", "why"),
     [
-        ([DeviceRule(False, "c", 1, 3)], "allow-all"),
+        ([DeviceRule(True), DeviceRule(False, "c", 1, 3)], "allow-all"),
         ([DeviceRule(False), DeviceRule(True, "c", 1, None), DeviceRule(False, "c", 1, 3, "w")],
-         "takes back"),
+         "punch a hole in the wildcard exception allow c 1:\\* rwm"),
         ([DeviceRule(False), DeviceRule(True, "c", 250, None)], "no char driver name"),
         ([DeviceRule(False), DeviceRule(True, "c", None, 3)], "minor number"),
     ],

@@ -29,7 +29,6 @@ The state starts as "deny every device, no exceptions", as runc's emulator does.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable, Mapping
 
 from ..errors import CgroupError
@@ -41,7 +40,7 @@ __all__ = ["DeviceState", "Key"]
 Key = tuple[str, int | None, int | None]
 
 _M32 = 2**32 - 1
-_LIST_LINE = re.compile(r"([abc]) (\*|\d+):(\*|\d+) ([rwm]+)")
+_LIST_LINE = r"([abc]) (\*|\d+):(\*|\d+) ([rwm]+)"
 
 
 def _bits(access: Iterable[str]) -> str:
@@ -206,9 +205,11 @@ class DeviceState:
         that allows by default shows ``a *:* rwm`` and hides its deny exceptions, so it is
         read as "allow every device".
         """
+        import re  # on first use: not for every program that compiles rules
+
         state = cls()
         for n, line in enumerate(text.splitlines(), 1):
-            m = _LIST_LINE.fullmatch(line)
+            m = re.fullmatch(_LIST_LINE, line)
             if m is None:
                 raise CgroupError(
                     f"cgroups: invalid devices.list line {n} {line!r}: expected "

@@ -276,23 +276,6 @@ def value_setting(v: Value) -> Setting | None:
 
 # --- device rules -> DevicePolicy / DeviceAllow ---------------------------------------
 
-_ALL = frozenset("rwm")
-
-
-def _is_everything(r: DeviceRule) -> bool:
-    return r.type == "a" and r.major is None and r.minor is None and set(r.access) >= _ALL
-
-
-def _overlaps(a: DeviceRule, b: DeviceRule) -> bool:
-    if a.type != "a" and b.type != "a" and a.type != b.type:
-        return False
-    if a.major is not None and b.major is not None and a.major != b.major:
-        return False
-    if a.minor is not None and b.minor is not None and a.minor != b.minor:
-        return False
-    return bool(set(a.access) & set(b.access))
-
-
 def _device_names(proc_devices: str) -> dict[tuple[str, int], str]:
     """``/proc/devices``: (``"char"``/``"block"``, major) -> the driver's name."""
     out: dict[tuple[str, int], str] = {}
@@ -337,41 +320,32 @@ def _allow_entries(r: DeviceRule, names: Mapping[tuple[str, int], str]) -> list[
 
 
 def device_settings(rules: Sequence[DeviceRule], proc_devices: str = "") -> Setting:
-    """``DevicePolicy`` and ``DeviceAllow`` for device rules (the last matching rule wins).
+    """``DevicePolicy`` and ``DeviceAllow`` for device rules, applied as cgroup v1 applies
+    them (:class:`~cgroup2.devices.state.DeviceState`, as for the eBPF program).
 
     systemd can say "allow everything" (``auto``, empty list) or "allow only this list"
-    (``strict``); so the rules must be: an optional rule about every device (``a *:*
-    rwm``, allow or deny), then allow rules (after a deny-all), or deny rules that take
-    nothing away from what was allowed before them. Anything else is refused, naming the
-    rule. ``proc_devices`` is the text of ``/proc/devices`` (for ``<major>:*`` rules).
+    (``strict``); so the rules must leave either an allow default without exceptions, or
+    a deny default with allow exceptions (one ``DeviceAllow=`` entry each). Anything else
+    is refused, naming why. ``proc_devices`` is the text of ``/proc/devices`` (for
+    ``<major>:*`` rules).
     """
-    deny_all = False
-    allows: list[DeviceRule] = []
+    from ..devices.state import DeviceState
+
     for r in rules:
         if not isinstance(r, DeviceRule):
             raise CgroupError(f"cgroups: invalid device rule {r!r}: must be a DeviceRule")
-        if _is_everything(r):
-            deny_all = not r.allow
-            allows = []
-        elif r.allow:
-            if deny_all:
-                allows.append(r)
-        else:
-            if not deny_all:
-                raise CgroupError(
-                    f"cgroups: device rule {r} cannot be given to systemd: it denies part of "
-                    f"an allow-all policy (DeviceAllow= can only list what is allowed; "
-                    f"start the rules with 'deny a *:* rwm')"
-                )
-            for a in allows:
-                if _overlaps(r, a):
-                    raise CgroupError(
-                        f"cgroups: device rule {r} cannot be given to systemd: it takes "
-                        f"back part of the earlier rule {a} (DeviceAllow= has no deny)"
-                    )
+    state = DeviceState.of(rules)
+    deny_all = bool(rules) and not state.default_allow
+    if state.default_allow and state.exceptions:
+        denied = "; ".join(str(r) for r in state.rules()[1:])
+        raise CgroupError(
+            f"cgroups: device rules cannot be given to systemd: they deny part of an "
+            f"allow-all policy ({denied}; DeviceAllow= can only list what is allowed; "
+            f"start the rules with 'deny a *:* rwm')"
+        )
     names = _device_names(proc_devices)
     entries: list[tuple[str, str]] = []
-    for a in allows:
+    for a in state.rules()[1:] if deny_all else []:
         for e in _allow_entries(a, names):
             if e not in entries:
                 entries.append(e)
