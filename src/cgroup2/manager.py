@@ -1022,6 +1022,11 @@ def _check_devices_supported(resources: Resources) -> None:
 
     if getattr(devices, "apply_device_rules", None) is None:
         raise CgroupError("cgroups: device rules are not implemented yet")
+    # rules cgroup v1 would refuse (a hole in a wildcard exception) are refused before
+    # any directory is made or any value written
+    from .devices.state import DeviceState
+
+    DeviceState.of(resources.devices)
 
 
 def _apply_devices(d: Dir, rules: Sequence[Any]) -> None:

@@ -6,15 +6,17 @@ it that tries device operations and reports the errno of each, and removes the g
 
 from __future__ import annotations
 
+import ctypes
 import errno
 import json
 import os
 import random
+import struct
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, suppress
 from pathlib import Path
 
 import pytest
@@ -344,6 +346,55 @@ def test_a_hole_in_a_wildcard_exception_is_refused_before_anything_is_attached(
             errno.EPERM,
         ]
         detach_device_filters(d.fd)
+
+
+def _created_names(parent: str, act: Callable[[], object]) -> list[str]:
+    """The names made in directory ``parent`` (inotify IN_CREATE) while ``act`` runs."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    fd = libc.inotify_init1(os.O_NONBLOCK | os.O_CLOEXEC)
+    assert fd >= 0, ctypes.get_errno()
+    try:
+        assert libc.inotify_add_watch(fd, parent.encode(), 0x100) >= 0, ctypes.get_errno()
+        with suppress(CgroupError):
+            act()
+        names = []
+        try:
+            data = os.read(fd, 65536)
+        except BlockingIOError:
+            data = b""
+        off = 0
+        while off < len(data):
+            _, _, _, n = struct.unpack_from("iIII", data, off)
+            names.append(data[off + 16 : off + 16 + n].rstrip(b"\0").decode())
+            off += 16 + n
+        return names
+    finally:
+        os.close(fd)
+
+
+def test_a_hole_is_refused_before_the_group_is_made(cg_parent: Parent, cg_path: str) -> None:
+    hole = [
+        DeviceRule(False),
+        DeviceRule(True, "c", 1, None, "rw"),
+        DeviceRule(False, "c", 1, 3, "w"),
+    ]
+    parent = cg_parent.mountpoint + os.path.dirname(cg_path)
+    # the watch sees a mkdir: checked with a group that is made
+    ok = [DeviceRule(False), DeviceRule(True, "c", 1, 3, "rw")]
+    name = os.path.basename(cg_path)
+
+    def create() -> None:
+        Manager.create(cg_path, Resources(devices=hole), mountpoint=cg_parent.mountpoint)
+
+    def create_ok() -> None:
+        Manager.create(cg_path, Resources(devices=ok), mountpoint=cg_parent.mountpoint)
+
+    assert _created_names(parent, create_ok) == [name]
+    Manager.load(cg_path, mountpoint=cg_parent.mountpoint).delete()
+    with pytest.raises(CgroupError, match="punch a hole"):
+        create()
+    assert _created_names(parent, create) == []
+    assert not os.path.exists(cg_parent.mountpoint + cg_path)
 
 
 def test_replacing_100_times_keeps_one_program_and_leaks_nothing(
