@@ -402,15 +402,20 @@ def test_reserved_fields_are_zero() -> None:
     ops off 0, loads imm 0. The emulator and the dump do not look at these fields."""
     from cgroup2.devices.asm import ALU, ALU64, JMP, JMP32, LDX, X
 
-    rules = [
+    allow_list = [
         DeviceRule(False),
         DeviceRule(True, "c", 1, 3, "rw"),
-        DeviceRule(False, "b", 2**31, 2**32 - 1, "w"),
+        DeviceRule(True, "b", 2**31, 2**32 - 1, "w"),
         DeviceRule(True, "c", None, 5, "m"),
         DeviceRule(True, "b", 8, None, "rwm"),
     ]
-    p = device_filter(rules)[0]
-    for insn in p:
+    deny_list = [  # deny exceptions: the partial-access test is And + JEq
+        DeviceRule(True),
+        DeviceRule(False, "b", 2**31, 2**32 - 1, "w"),
+        DeviceRule(False, "c", 1, 3, "rw"),
+    ]
+    insns = [*device_filter(allow_list)[0], *device_filter(deny_list)[0]]
+    for insn in insns:
         cls = insn.cls
         if cls in (JMP, JMP32, ALU, ALU64):
             if insn.code & X:
