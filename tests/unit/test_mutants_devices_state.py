@@ -134,3 +134,14 @@ def test_program_comments_name_wildcards() -> None:
         "// exception 1: allow b *:7 m",
         "// exception 2: allow b 7:* w",
     ]
+
+
+def test_a_hole_under_a_wider_wildcard_of_a_wildcard_rule() -> None:
+    """``c *:3`` lies under ``c *:*``: the check goes on past the rule's own key."""
+    state = DeviceState(False, {("c", None, None): "rw"})
+    assert "wildcard exception allow c *:* rw" in _refusal(
+        lambda: state.apply(DeviceRule(False, "c", None, 3, "w"))
+    )
+    assert "wildcard exception allow c *:* rw" in _refusal(
+        lambda: state.apply(DeviceRule(False, "c", 3, None, "w"))
+    )
