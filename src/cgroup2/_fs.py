@@ -395,8 +395,10 @@ class Dir:
                 if root is None:
                     raise _not_below_mount(path)
                 path = real
-        elif path != root and not path.startswith(root if root == "/" else root + "/"):
-            raise CgroupError(f"cgroups: {path} is not below {root}")
+        else:
+            root = root.rstrip("/") or "/"
+            if path != root and not path.startswith(root if root == "/" else root + "/"):
+                raise CgroupError(f"cgroups: {path} is not below {root}")
         rel = path[len(root):].strip("/")
         try:
             rfd = os.open(root, _O_DIR)
@@ -521,9 +523,6 @@ class Dir:
         finally:
             os.close(fd)
 
-    def read_text(self, name: str) -> str:
-        return self.read(name).decode("utf-8", "surrogateescape")
-
     def try_read(self, name: str) -> bytes | None:
         """The content of ``name``, or ``None`` when the kernel has no such file here."""
         if type(name) is not str or name not in _CHECKED:  # check_name, without the call
@@ -570,10 +569,6 @@ class Dir:
             return False
         return True
 
-    def subdirs(self) -> list[str]:
-        """The names of the child groups (directories) of this group."""
-        return [name for name, _ in self.subdir_entries()]
-
     def subdir_entries(self) -> list[tuple[str, int]]:
         """The child groups of this group: (name, inode as ``readdir`` gives it).
 
@@ -592,13 +587,6 @@ class Dir:
             os.mkdir(name, mode, dir_fd=self.fd)
         except OSError as e:
             raise self._fail(e, name, "mkdir") from None
-
-    def rmdir(self, name: str) -> None:
-        check_name(name)
-        try:
-            os.rmdir(name, dir_fd=self.fd)
-        except OSError as e:
-            raise KernelError(e.errno or 0, self.file_path(name), op="rmdir") from None
 
     def child(self, name: str) -> Dir:
         """Open the child group ``name``: never through a symlink, never across a mount

@@ -108,7 +108,8 @@ def test_fs_child_and_open_refuse_a_symlinked_directory(planted: str) -> None:
         with pytest.raises(KernelError) as e:
             d.child("linkdir")
         assert e.value.errno in (errno.ELOOP, errno.ENOTDIR)
-        assert d.subdirs() == ["child"]  # a symlink to a directory is not a group
+        # a symlink to a directory is not a group
+        assert [n for n, _ in d.subdir_entries()] == ["child"]
         with d.child("child") as c:
             assert c.path.endswith("/group/child")
 
@@ -127,7 +128,6 @@ def test_fs_names_that_leave_the_directory_are_refused(planted: str, name: objec
             lambda: d.write(name, "1"),  # type: ignore[arg-type]
             lambda: d.exists(name),  # type: ignore[arg-type]
             lambda: d.mkdir(name),  # type: ignore[arg-type]
-            lambda: d.rmdir(name),  # type: ignore[arg-type]
             lambda: d.child(name),  # type: ignore[arg-type]
         ):
             with pytest.raises(CgroupError) as e:
