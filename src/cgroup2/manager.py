@@ -349,13 +349,19 @@ class Manager:
         resources: Resources | None = None,
         *,
         mountpoint: str | None = None,
+        exist_ok: bool = True,
+        parents: bool = True,
     ) -> Manager:
         """Create the group ``group`` (and its missing ancestors) with ``resources``.
 
         The controllers the resources need are enabled top-down in every ancestor's
         ``cgroup.subtree_control`` where they are not yet; then the values are written.
         On any failure, the directories this call made are removed (deepest first) and
-        the error is raised. An existing group is loaded and updated.
+        the error is raised. An existing group is loaded and updated; with
+        ``exist_ok=False`` it is left untouched and :class:`KernelError` (errno
+        ``EEXIST``) is raised: the group's one ``mkdir`` decides, so of two callers that
+        race for a name exactly one makes it. ``parents=False`` refuses a missing parent
+        (:class:`CgroupDeletedError`) instead of making it.
         """
         m = cls(mountpoint if mountpoint is not None else default_mountpoint(), group)
         if mountpoint is not None:
@@ -374,9 +380,10 @@ class Manager:
                 _check_page_sizes(resources, m.path)  # before any ancestor is changed
         needed = resources.enabled_controllers() if resources is not None else []
         created: list[str] = []  # what this call made: removed again on any failure
+        how = (exist_ok, parents)
         try:
-            if group == "/" or not m._create_fast(needed, resources, created):
-                m._create_tree(needed, resources, created)
+            if group == "/" or not m._create_fast(needed, resources, created, how):
+                m._create_tree(needed, resources, created, how)
             return m
         except BaseException:
             # also a signal's exception (KeyboardInterrupt...) at any step after a mkdir
@@ -384,7 +391,7 @@ class Manager:
             raise
 
     def _create_fast(self, needed: list[str], resources: Resources | None,
-                     created: list[str]) -> bool:
+                     created: list[str], how: tuple[bool, bool] = (True, True)) -> bool:
         """The common case: the parent exists and already enables ``needed``: one mkdir,
         then the values. False (nothing done) sends the caller to the general path."""
         parent_path, _, name = self.path.rpartition("/")
@@ -392,6 +399,8 @@ class Manager:
             try:
                 parent = Dir.open_held(parent_path or "/", self.mountpoint)
             except CgroupDeletedError:
+                if not how[1]:
+                    raise self._no_parent() from None
                 return False  # a missing ancestor
             try:
                 if needed:
@@ -405,17 +414,21 @@ class Manager:
                 raise
         with parent:
             if not made:
-                self._update_existing(parent, name, resources)
+                self._update_existing(parent, name, resources, how[0])
                 return True
             if resources is not None:
                 with parent.child(name) as d:
                     self._write_values(d, resources, rollback=False)
         return True
 
-    def _update_existing(self, parent: Dir, name: str, resources: Resources | None) -> None:
+    def _update_existing(
+        self, parent: Dir, name: str, resources: Resources | None, exist_ok: bool = True
+    ) -> None:
         """create() of a name that exists in ``parent``: update it if it is a group
         directory (EEXIST is also what mkdir says for an interface file such as
-        ``cgroup.procs``)."""
+        ``cgroup.procs``); refused, untouched, for ``exist_ok=False``."""
+        if not exist_ok:
+            raise self._exists()
         try:
             st = os.stat(name, dir_fd=parent.fd, follow_symlinks=False)
         except OSError as e:
@@ -428,7 +441,7 @@ class Manager:
         self.update(resources)
 
     def _create_tree(self, needed: list[str], resources: Resources | None,
-                     created: list[str]) -> None:
+                     created: list[str], how: tuple[bool, bool] = (True, True)) -> None:
         """mkdir -p of the group, enabling ``needed`` in each ancestor, then the values
         (the directories made are noted in ``created``; the caller removes them on error)."""
         names = [] if self.group == "/" else self.group[1:].split("/")
@@ -440,18 +453,37 @@ class Manager:
             for i, name in enumerate(names):
                 if needed:
                     _enable(d, needed)
+                last = i == len(names) - 1
+                if not last and not how[1] and not d.exists(name):
+                    raise self._no_parent()
                 made = _mkdir_noted(d, name, created)
-                existed = not made and i == len(names) - 1
+                existed = not made and last
                 nxt = d.child(name)
                 d.close()
                 d = nxt
             if existed:
                 d.close()
+                if not how[0]:
+                    raise self._exists()
                 self.update(resources)
             elif resources is not None:
                 self._write_values(d, resources, rollback=False)
         finally:
             d.close()
+
+    def _exists(self) -> KernelError:
+        return KernelError(
+            errno.EEXIST, self.path, op="mkdir",
+            hint=f"group {self.group} exists already; it was left as it is",
+        )
+
+    def _no_parent(self) -> CgroupDeletedError:
+        parent = self.group.rpartition("/")[0] or "/"
+        return CgroupDeletedError(
+            f"cgroups: cannot create group {self.group}: its parent group {parent} does "
+            f"not exist (create it first, or parents=True)",
+            errno=errno.ENOENT, path=self.path,
+        )
 
     def _check_available(self, root: Dir, needed: list[str]) -> None:
         """Refuse controllers the kernel does not offer, before anything is changed."""

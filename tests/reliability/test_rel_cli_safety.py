@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import pathlib
 import shutil
 import signal
 import subprocess
@@ -220,3 +221,70 @@ def test_control_characters_are_escaped_in_output(parent: tuple[str, str]) -> No
     finally:
         proc.kill()
         proc.wait()
+
+
+# --- run --name: one atomic mkdir decides ------------------------------------------------
+
+
+def _race_pairs(group: str, fs: str, work: str, pairs: int, at_once: int) -> list[str]:
+    """``pairs`` pairs of ``cgroup2 run --parent group --name pN`` started together, up to
+    ``at_once`` pairs at a time. Each command notes that it started, then waits until the
+    test lets it end: once either run of its pair has ended (the refused one), or once
+    both have started (a shared group). What went wrong, per pair."""
+    wrong: list[str] = []
+    for first in range(0, pairs, at_once):
+        batch = []
+        for i in range(first, min(first + at_once, pairs)):
+            d = os.path.join(work, f"p{i}")
+            os.mkdir(d)
+            script = f"touch {d}/started.$$; while [ ! -e {d}/stop ]; do sleep 0.01; done"
+            procs = [
+                subprocess.Popen(
+                    [*CLI, "run", "--parent", group, "--name", f"p{i}", "--", "sh", "-c", script],
+                    stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                )
+                for _ in range(2)
+            ]
+            batch.append((i, d, procs))
+        try:
+            deadline = time.monotonic() + 120  # an upper bound, not a measurement
+            while any(p.poll() is None for _, _, procs in batch for p in procs):
+                assert time.monotonic() < deadline, "runs did not end"
+                for _, d, procs in batch:
+                    started = [n for n in os.listdir(d) if n.startswith("started.")]
+                    done = any(p.poll() is not None for p in procs)
+                    if (done or len(started) == 2) and not os.path.exists(f"{d}/stop"):
+                        open(f"{d}/stop", "w").close()
+                time.sleep(0.01)
+        finally:
+            for _, _, procs in batch:
+                for p in procs:
+                    if p.poll() is None:
+                        p.kill()
+                    p.wait()
+        for i, d, procs in batch:
+            codes = sorted(p.returncode for p in procs)
+            errs = [p.stderr.read().decode() for p in procs if p.stderr is not None]
+            for p in procs:
+                if p.stderr is not None:
+                    p.stderr.close()
+            started = [n for n in os.listdir(d) if n.startswith("started.")]
+            refused = f"cgroup2: error: group {group}/p{i} exists already; choose another --name\n"
+            if codes != [0, 1] or len(started) != 1 or sorted(errs) != ["", refused]:
+                wrong.append(f"p{i}: status {codes}, {len(started)} started, stderr {errs}")
+    return wrong
+
+
+@pytest.mark.slow
+def test_run_same_name_at_once_exactly_one_runs(
+    parent: tuple[str, str], tmp_path: pathlib.Path
+) -> None:
+    """Two ``run --name X`` with the same ``--parent`` at once: the group's one ``mkdir``
+    decides. Exactly one command of each pair runs and ends with status 0; the other run
+    fails with the "exists already" error before starting its command, and neither
+    touches the other's group (once, both passed a check and shared the group, and the
+    first one's removal SIGKILLed the second: status 137)."""
+    group, fs = parent
+    wrong = _race_pairs(group, fs, str(tmp_path), pairs=50, at_once=5)
+    assert wrong == []
+    assert subgroups(fs) == []

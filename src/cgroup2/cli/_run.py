@@ -286,7 +286,7 @@ def _run_blocked(
         if args.group is not None:
             placed.append(Manager.load(args.group, mountpoint=mountpoint))
         elif group is not None:
-            placed.append(Manager.create(group, resources, mountpoint=mountpoint))
+            placed.append(_create_new(group, resources, mountpoint))
         status, sig, wall = _fork_exec(
             args, cmd, resources, placed, old_mask, holder, err, monitors
         )
@@ -321,6 +321,28 @@ def _run_blocked(
                 if status == 0:
                     status = 1
                     return status
+
+
+def _create_new(group: str, resources: Resources | None, mountpoint: str) -> Manager:
+    """Make the group with one ``mkdir`` that must create it: a group that exists (another
+    run may have made it a moment ago) is never adopted, and so never removed, here."""
+    try:
+        return Manager.create(
+            group, resources, mountpoint=mountpoint, exist_ok=False, parents=False
+        )
+    except CgroupDeletedError as e:
+        parent = group.rpartition("/")[0] or "/"
+        if e.errno != errno.ENOENT or os.path.isdir(mountpoint.rstrip("/") + parent):
+            raise
+        raise Failure(
+            f"parent group {printable(parent)} does not exist; create it first"
+        ) from None
+    except CgroupError as e:
+        if e.errno != errno.EEXIST:
+            raise
+        raise Failure(
+            f"group {printable(group)} exists already; choose another --name"
+        ) from None
 
 
 def _start_holder() -> tuple[int, int]:
