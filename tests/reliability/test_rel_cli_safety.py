@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import os
 import pathlib
+import resource
 import shutil
 import signal
 import subprocess
@@ -287,4 +288,35 @@ def test_run_same_name_at_once_exactly_one_runs(
     group, fs = parent
     wrong = _race_pairs(group, fs, str(tmp_path), pairs=50, at_once=5)
     assert wrong == []
+    assert subgroups(fs) == []
+
+
+# --- run with few file descriptors ---------------------------------------------------------
+
+
+def _run_limited(group: str, nofile: int) -> subprocess.CompletedProcess[str]:
+    def limit() -> None:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (nofile, nofile))
+
+    return subprocess.run(
+        [*CLI, "run", "--parent", group, "--name", "job", "--", "true"],
+        capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL, preexec_fn=limit,
+    )
+
+
+@pytest.mark.parametrize("nofile", [5, 6, 7, 8, 9])
+def test_run_with_few_file_descriptors_fails_in_one_line_and_leaves_nothing(
+    parent: tuple[str, str], nofile: int
+) -> None:
+    """Under ``ulimit -n 5`` or ``6`` the run cannot get its pipes: a one-line error (it
+    was an OSError traceback, and under 5 the group stayed: the pipe made first was not
+    closed, so the removal could not open the parent); with a few more it runs."""
+    group, fs = parent
+    p = _run_limited(group, nofile)
+    if nofile <= 6 or p.returncode:
+        assert p.returncode == 1, p.stderr
+        assert p.stderr.startswith("cgroup2: error: ") and p.stderr.count("\n") == 1, p.stderr
+        assert "Too many open files" in p.stderr and "ulimit -n" in p.stderr
+    else:
+        assert p.stderr == ""
     assert subgroups(fs) == []

@@ -24,6 +24,7 @@ Conventions:
 
 from __future__ import annotations
 
+import errno
 import os
 import sys
 
@@ -634,6 +635,20 @@ def _message(e: BaseException) -> str:
     return printable(" ".join(text.split("\n")))
 
 
+def _os_message(e: OSError) -> str:
+    """A system error as one line; for EMFILE, the limit that was met."""
+    text = _message(e)
+    if e.strerror is not None:
+        name = "" if e.filename is None else f": {e.filename}"
+        text = _message(OSError(f"{e.strerror}{name}"))
+    if e.errno == errno.EMFILE:
+        import resource  # only here: an error path
+
+        soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+        text += f" (this process may have {soft} open files: raise ulimit -n)"
+    return text
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line ``argv`` (default ``sys.argv[1:]``); return the exit status."""
     # On a pipe or file, lines are never wrapped or cut (a terminal gets its own width);
@@ -665,6 +680,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
         return 141
+    except OSError as e:  # e.g. EMFILE under a low `ulimit -n`: one line, no traceback
+        print(f"{PROG}: error: {_os_message(e)}", file=sys.stderr)
+        return 1
 
 
 def script() -> NoReturn:

@@ -312,12 +312,10 @@ def _run_blocked(
             try:
                 _finish(placed[0], args, err)
             except CgroupError as e:
-                # the command's status stays the exit status, unless it was 0
-                err.print(
-                    f"cgroup2: error: removing the group: {printable(str(e))}",
-                    highlight=False,
-                    markup=False,
-                )
+                # the command's status stays the exit status, unless it was 0; a plain
+                # line (rich's import may be what fails, e.g. out of file descriptors)
+                print(f"cgroup2: error: removing the group: {printable(str(e))}",
+                      file=sys.stderr)
                 if status == 0:
                     status = 1
                     return status
@@ -408,7 +406,12 @@ def _fork_exec(
     it: (exit status, the signal that killed it, wall time)."""
     sigs = {*FORWARDED, _sig.SIGCHLD}
     go_r, go_w = os.pipe2(os.O_CLOEXEC)
-    err_r, err_w = os.pipe2(os.O_CLOEXEC)
+    try:
+        err_r, err_w = os.pipe2(os.O_CLOEXEC)
+    except OSError:  # EMFILE (ulimit -n): the first pipe goes, so the group can be removed
+        os.close(go_r)
+        os.close(go_w)
+        raise
     candidates = exec_candidates(cmd[0])
     start = time.monotonic()
     try:
