@@ -28,7 +28,7 @@ from .errors import (
     NotCgroup2Error,
     PidsNotSupportedError,
 )
-from .paths import clean_path, default_mountpoint, verify_group_path
+from .paths import caller_group, clean_path, default_mountpoint, verify_group_path
 
 # resources and stats (the controllers' types, the parsers) are imported where a method
 # needs them: loading a group, moving processes, freezing or removing it need neither.
@@ -741,11 +741,15 @@ class Manager:
                 d.write(FREEZE, "0")
         return False
 
-    def freeze(self, timeout: float = 5.0) -> None:
+    def freeze(self, timeout: float = 5.0, *, allow_self: bool = False) -> None:
         """Freeze the group; return when ``cgroup.events`` says ``frozen 1``.
 
-        On timeout the group is thawed again and a :class:`CgroupError` is raised.
+        On timeout the group is thawed again and a :class:`CgroupError` is raised. The
+        group of the calling process, or an ancestor of it, is refused (the caller would
+        freeze itself, and wait for ever) unless ``allow_self=True``.
         """
+        _check_timeout("freeze", timeout)
+        self._refuse_self("freeze", allow_self)
         if self._set_frozen("freeze", b"1", timeout):
             return
         raise CgroupError(
@@ -762,14 +766,16 @@ class Manager:
             f"(an ancestor may be frozen)"
         )
 
-    def kill(self, timeout: float = 10.0) -> None:
+    def kill(self, timeout: float = 10.0, *, allow_self: bool = False) -> None:
         """SIGKILL every process of the group and below; return when it is empty.
 
         Uses ``cgroup.kill``; where the kernel lacks it: freeze, SIGKILL each process,
-        thaw. Waits (poll on ``cgroup.events``) until ``populated 0``.
+        thaw. Waits (poll on ``cgroup.events``) until ``populated 0``. The group of the
+        calling process, or an ancestor of it, is refused unless ``allow_self=True``.
         """
         _check_timeout("kill", timeout)
         self._refuse_root("kill")
+        self._refuse_self("kill", allow_self)
         with Dir.open(self.path, self.mountpoint) as d:
             d.refuse_mount_root("kill")
             if d.exists(KILL):
@@ -790,7 +796,7 @@ class Manager:
         the subtree still lists it, so a pid reused meanwhile by another process is not hit.
         """
         try:
-            self.freeze(timeout)
+            self.freeze(timeout, allow_self=True)  # kill() has checked
             frozen = True
         except FreezerNotSupportedError:
             frozen = False
@@ -801,6 +807,21 @@ class Manager:
         finally:
             if frozen:
                 self.thaw(timeout)
+
+    def _refuse_self(self, op: str, allow_self: bool) -> None:
+        """Refuse ``op`` on the caller's own group or an ancestor of it (``allow_self``
+        lets it through), before anything is written."""
+        if allow_self:
+            return
+        mine = caller_group(self.mountpoint)
+        if mine is None or not (mine == self.group or mine.startswith(self.group + "/")):
+            return
+        where = "in it" if mine == self.group else f"in {mine}, below it"
+        raise CgroupError(
+            f"cgroups: refusing to {op} {self.group}: this process ({os.getpid()}) runs "
+            f"{where}, so it would {op} itself (allow_self=True to do it anyway)",
+            path=self.path,
+        )
 
     def _refuse_root(self, op: str) -> None:
         """Refuse ``op`` on the root group of the mount, before anything is opened."""

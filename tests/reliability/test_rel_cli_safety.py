@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import os
 import pathlib
+import re
 import resource
 import shutil
 import signal
@@ -320,3 +321,76 @@ def test_run_with_few_file_descriptors_fails_in_one_line_and_leaves_nothing(
     else:
         assert p.stderr == ""
     assert subgroups(fs) == []
+
+
+# --- freeze or kill of the caller's own group -------------------------------------------------
+
+
+def _in_group(group: str, *argv: str, timeout: float = 30) -> subprocess.CompletedProcess[str]:
+    """``cgroup2 exec GROUP -- ARGV``: ARGV runs in GROUP (the test itself stays out)."""
+    return subprocess.run(
+        [*CLI, "exec", group, "--", *argv], capture_output=True, text=True,
+        timeout=timeout, stdin=subprocess.DEVNULL,
+    )
+
+
+def _events(fs: str) -> dict[str, str]:
+    with open(os.path.join(fs, "cgroup.events")) as f:
+        return dict(line.split() for line in f)
+
+
+@pytest.mark.parametrize(
+    ("op", "where"),
+    [("freeze", ""), ("freeze", "/sub"), ("kill", ""), ("kill", "/sub")],
+    ids=["freeze-own", "freeze-ancestor", "kill-own", "kill-ancestor"],
+)
+def test_freeze_or_kill_of_the_callers_own_group_is_refused(
+    parent: tuple[str, str], op: str, where: str
+) -> None:
+    """``cgroup2 exec G -- cgroup2 freeze G`` froze itself and waited for ever (the kill
+    killed itself): the caller's own group and its ancestors are refused, with a message,
+    and nothing is written."""
+    group, fs = parent
+    os.makedirs(os.path.join(fs, "g", "sub"))
+    g = f"{group}/g"
+    try:
+        p = _in_group(g + where, *CLI, op, g)
+    except subprocess.TimeoutExpired:
+        with open(os.path.join(fs, "g", "cgroup.freeze"), "w") as f:
+            f.write("0")  # thaw what froze itself (subprocess has killed it)
+        pytest.fail(f"'cgroup2 {op}' of its own group did not return")
+    assert p.returncode == 1, (p.returncode, p.stderr)
+    mine = "it" if not where else f"{g}/sub, below it"
+    assert re.fullmatch(
+        rf"cgroup2: error: refusing to {op} {g}: this process \(\d+\) runs in {mine}, so it "
+        rf"would {op} itself \(--force to do it anyway\)\n",
+        p.stderr,
+    ), p.stderr
+    assert _events(os.path.join(fs, "g")) == {"populated": "0", "frozen": "0"}
+
+
+def test_kill_of_the_callers_own_group_when_asked_for(parent: tuple[str, str]) -> None:
+    """With ``--force`` (``allow_self=True`` in the library) the caller kills the group it
+    runs in, itself included: run here in a child process alone in a test group."""
+    group, fs = parent
+    os.mkdir(os.path.join(fs, "g"))
+    g = f"{group}/g"
+    p = _in_group(g, *CLI, "kill", "--force", g)
+    assert p.returncode == -signal.SIGKILL, p.stderr
+    assert _events(os.path.join(fs, "g"))["populated"] == "0"
+    code = (
+        "import sys\n"
+        "from cgroup2 import CgroupError, Manager\n"
+        f"m = Manager.load({g!r})\n"
+        "try:\n"
+        "    m.kill()\n"
+        "except CgroupError as e:\n"
+        "    print(e, flush=True)\n"
+        "m.kill(allow_self=True)\n"
+        "print('not reached', flush=True)\n"
+    )
+    p = _in_group(g, sys.executable, "-c", code)
+    assert p.returncode == -signal.SIGKILL, p.stderr
+    assert "(allow_self=True to do it anyway)\n" in p.stdout
+    assert "not reached" not in p.stdout
+    assert _events(os.path.join(fs, "g"))["populated"] == "0"

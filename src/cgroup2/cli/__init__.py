@@ -417,6 +417,12 @@ def build_parser(only: str | None = None, *, lite: bool = False) -> argparse.Arg
             )
         else:
             cm.add_argument("--timeout", type=parse_timeout, default=10.0, metavar="SEC")
+        if name in ("freeze", "kill"):
+            cm.add_argument(
+                "--force", action="store_true",
+                help=f"{name} GROUP even if this command runs in it or below it (refused "
+                f"otherwise: it would {name} itself)",
+            )
         if name == "kill":
             cm.add_argument(
                 "-s", "--signal", type=parse_signal, metavar="SIG",

@@ -210,13 +210,23 @@ def _thaw(m: Manager, timeout: float) -> None:
 
 
 def cmd_simple(m: Manager, args: argparse.Namespace, out: Console) -> int:
+    try:
+        return _simple(m, args)
+    except CgroupError as e:
+        text = str(e)
+        if type(e) is CgroupError and text.endswith("(allow_self=True to do it anyway)"):
+            raise Failure(text.replace("allow_self=True", "--force")) from None
+        raise
+
+
+def _simple(m: Manager, args: argparse.Namespace) -> int:
     if args.command == "freeze":
-        m.freeze(timeout=args.timeout)
+        m.freeze(timeout=args.timeout, allow_self=args.force)
     elif args.command == "thaw":
         _thaw(m, args.timeout)
     elif args.command == "kill":
         if args.signal is None or args.signal == signal.SIGKILL:
-            m.kill(timeout=args.timeout)
+            m.kill(timeout=args.timeout, allow_self=args.force)
         else:
             signal_group(m, args.signal)
     elif args.command == "rm":
