@@ -1145,7 +1145,10 @@ def signal_subtree(d: Dir, sig: int) -> tuple[int, int]:
 
     Never this process or PID 1. Each pid is held as a pidfd, then the subtree is read
     again: only a pid still listed there is signalled (through its pidfd), so a pid that
-    was reused by an unrelated process between the reads is not hit.
+    was reused by an unrelated process between the reads is not hit. The permission to
+    signal each one is checked first (signal 0): if the caller may not signal one of
+    them, none is signalled and :class:`KernelError` (``EPERM``) names them; one refused
+    later (its credentials changed meanwhile) is named with what was signalled.
     """
     me = os.getpid()
     pids = [p for p in _subtree_pids(d) if p not in (me, 1)]
@@ -1159,18 +1162,49 @@ def signal_subtree(d: Dir, sig: int) -> tuple[int, int]:
                 held[pid] = os.pidfd_open(pid)
             except ProcessLookupError:
                 continue
+        denied, _ = _not_permitted(held, 0)
+        if denied:
+            raise _signal_refused(d, sig, denied, len(pids), "none was signalled")
         still = set(_subtree_pids(d))
-        for pid, fd in held.items():
-            if pid in still:
-                try:
-                    _sig.pidfd_send_signal(fd, sig)
-                    sent += 1
-                except ProcessLookupError:
-                    pass
+        listed = {p: fd for p, fd in held.items() if p in still}
+        denied, ended = _not_permitted(listed, sig)
+        sent = len(listed) - len(denied) - ended
+        if denied:
+            raise _signal_refused(d, sig, denied, len(pids), f"{sent} were signalled")
     finally:
         for fd in held.values():
             os.close(fd)
     return len(pids), sent
+
+
+def _not_permitted(held: dict[int, int], sig: int) -> tuple[list[int], int]:
+    """Send ``sig`` (0: only the permission check) through each pidfd: (the pids this
+    process may not signal, how many had ended)."""
+    denied: list[int] = []
+    ended = 0
+    for pid, fd in held.items():
+        try:
+            _sig.pidfd_send_signal(fd, sig)
+        except ProcessLookupError:
+            ended += 1
+        except PermissionError:
+            denied.append(pid)
+    return denied, ended
+
+
+def _signal_refused(d: Dir, sig: int, pids: list[int], found: int, done: str) -> KernelError:
+    import signal  # here: an error path (it makes enum types)
+
+    try:
+        name = signal.Signals(sig).name
+    except ValueError:
+        name = f"signal {sig}"
+    shown = ", ".join(map(str, pids[:8])) + (", ..." if len(pids) > 8 else "")
+    return KernelError(
+        errno.EPERM, d.path, op=f"send {name} to the processes of",
+        hint=f"this user may not signal {len(pids)} of the {found} processes "
+        f"(pid{'s' if len(pids) > 1 else ''} {shown}); {done}",
+    )
 
 
 def _wait_event(d: Dir, key: bytes, want: bytes, timeout: float) -> bool:

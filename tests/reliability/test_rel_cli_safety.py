@@ -394,3 +394,53 @@ def test_kill_of_the_callers_own_group_when_asked_for(parent: tuple[str, str]) -
     assert "(allow_self=True to do it anyway)\n" in p.stdout
     assert "not reached" not in p.stdout
     assert _events(os.path.join(fs, "g"))["populated"] == "0"
+
+
+# --- kill --signal by a user who may not signal the group's processes -------------------------
+
+KILL_AS_USER = "import sys\nfrom cgroup2.cli import main\nsys.exit(main())\n"
+
+
+def test_kill_signal_not_permitted_signals_nothing_and_says_so(
+    parent: tuple[str, str], cg_parent: Parent
+) -> None:
+    """``cgroup2 kill --signal TERM G`` by a user who may signal one process of G (its
+    own) but not the other (root's): the permission of every process is checked first,
+    nothing is signalled, and the error is one line naming what was not permitted (it
+    was a PermissionError traceback, after the processes before the refused one had been
+    signalled)."""
+    from delegation_tools import NOBODY, run_as, why_not_usable
+
+    why = why_not_usable()
+    if why is not None:
+        pytest.skip(why)
+    group, fs = parent
+    os.mkdir(os.path.join(fs, "g"))
+    procs_file = os.path.join(fs, "g", "cgroup.procs")
+
+    def as_nobody() -> None:
+        os.setgroups([])
+        os.setgid(NOBODY)
+        os.setuid(NOBODY)
+
+    # nobody's own process first in the group, then root's: the first would be signalled
+    theirs = subprocess.Popen(["sleep", "300"], preexec_fn=as_nobody)
+    root = subprocess.Popen(["sleep", "300"])
+    try:
+        for p in (theirs, root):
+            with open(procs_file, "w") as f:
+                f.write(str(p.pid))
+        r = run_as(NOBODY, KILL_AS_USER, "kill", "--signal", "TERM", f"{group}/g",
+                   procs=None, timeout=60)
+        assert r.rc == 1, (r.rc, r.err)
+        assert "Traceback" not in r.err
+        assert r.err.count("\n") == 1 and r.err.startswith("cgroup2: error: "), r.err
+        assert (
+            f"may not signal 1 of the 2 processes (pid {root.pid}); none was signalled"
+            in r.err
+        ), r.err
+        assert theirs.poll() is None and root.poll() is None  # both alive: nothing sent
+    finally:
+        for p in (theirs, root):
+            p.kill()
+            p.wait()
