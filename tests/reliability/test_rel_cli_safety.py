@@ -309,9 +309,10 @@ def _run_limited(group: str, nofile: int) -> subprocess.CompletedProcess[str]:
 def test_run_with_few_file_descriptors_fails_in_one_line_and_leaves_nothing(
     parent: tuple[str, str], nofile: int
 ) -> None:
-    """Under ``ulimit -n 5`` or ``6`` the run cannot get its pipes: a one-line error (it
-    was an OSError traceback, and under 5 the group stayed: the pipe made first was not
-    closed, so the removal could not open the parent); with a few more it runs."""
+    """Under ``ulimit -n 5`` or ``6`` the run cannot get its descriptors: a one-line error
+    naming the limit (it was an OSError traceback, and under 5 the group stayed: the pipe
+    made first was not closed, so the removal could not open the parent); with a few more
+    it runs. Either way no group is left."""
     group, fs = parent
     p = _run_limited(group, nofile)
     if nofile <= 6 or p.returncode:

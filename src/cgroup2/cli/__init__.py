@@ -642,17 +642,21 @@ def _message(e: BaseException) -> str:
 
 
 def _os_message(e: OSError) -> str:
-    """A system error as one line; for EMFILE, the limit that was met."""
-    text = _message(e)
-    if e.strerror is not None:
-        name = "" if e.filename is None else f": {e.filename}"
-        text = _message(OSError(f"{e.strerror}{name}"))
-    if e.errno == errno.EMFILE:
-        import resource  # only here: an error path
+    """A system error as one line."""
+    if e.strerror is None:
+        return _message(e)
+    name = "" if e.filename is None else f": {e.filename}"
+    return _message(OSError(f"{e.strerror}{name}"))
 
-        soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
-        text += f" (this process may have {soft} open files: raise ulimit -n)"
-    return text
+
+def _limit_hint(e: BaseException) -> str:
+    """For EMFILE, the limit that was met (a low ``ulimit -n``), else nothing."""
+    if getattr(e, "errno", None) != errno.EMFILE:
+        return ""
+    import resource  # only here: an error path
+
+    soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+    return f" (this process may have {soft} open files: raise ulimit -n)"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -677,7 +681,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"{PROG}: error: {_message(e)}", file=sys.stderr)
         return e.status
     except CgroupError as e:
-        print(f"{PROG}: error: {_message(e)}", file=sys.stderr)
+        print(f"{PROG}: error: {_message(e)}{_limit_hint(e)}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         return 130
@@ -687,7 +691,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         os.dup2(devnull, sys.stdout.fileno())
         return 141
     except OSError as e:  # e.g. EMFILE under a low `ulimit -n`: one line, no traceback
-        print(f"{PROG}: error: {_os_message(e)}", file=sys.stderr)
+        print(f"{PROG}: error: {_os_message(e)}{_limit_hint(e)}", file=sys.stderr)
         return 1
 
 
