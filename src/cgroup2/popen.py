@@ -337,11 +337,17 @@ class Popen(subprocess.Popen[Any]):
             _deadstate=_deadstate, **kwargs
         )
         if rc is not None and _deadstate is not None and not self._cg_removed:
-            with contextlib.suppress(Exception), self._cg_lock, signals_held():
-                if not self._cg_keep and not self._cg_removed:
-                    self._cg_removed = True
-                    self._cg.delete(kill=True)
+            try:  # noqa: SIM105 - no module's context manager: this may run at the exit
+                self._cg_drop()
+            except Exception:  # nobody to tell: the object was dropped
+                pass
         return rc
+
+    def _cg_drop(self) -> None:
+        with self._cg_lock, signals_held():
+            if not self._cg_keep and not self._cg_removed:
+                self._cg_removed = True
+                self._cg.delete(kill=True)
 
     def poll(self) -> int | None:
         rc = super().poll()

@@ -370,6 +370,22 @@ def test_freeze_or_kill_of_the_callers_own_group_is_refused(
     assert _events(os.path.join(fs, "g")) == {"populated": "0", "frozen": "0"}
 
 
+def test_rm_kill_of_the_callers_own_group_is_refused(parent: tuple[str, str]) -> None:
+    """``rm --kill`` kills first: refused the same way (it has no --force: a group with
+    this process in it cannot be removed anyway), and the group stays."""
+    group, fs = parent
+    os.mkdir(os.path.join(fs, "g"))
+    g = f"{group}/g"
+    p = _in_group(g, *CLI, "rm", "--kill", g)
+    assert p.returncode == 1, (p.returncode, p.stderr)
+    assert re.fullmatch(
+        rf"cgroup2: error: refusing to kill {g}: this process \(\d+\) runs in it, so it "
+        rf"would kill itself\n",
+        p.stderr,
+    ), p.stderr
+    assert os.path.isdir(os.path.join(fs, "g"))
+
+
 def test_kill_of_the_callers_own_group_when_asked_for(parent: tuple[str, str]) -> None:
     """With ``--force`` (``allow_self=True`` in the library) the caller kills the group it
     runs in, itself included: run here in a child process alone in a test group."""

@@ -214,8 +214,12 @@ def cmd_simple(m: Manager, args: argparse.Namespace, out: Console) -> int:
         return _simple(m, args)
     except CgroupError as e:
         text = str(e)
-        if type(e) is CgroupError and text.endswith("(allow_self=True to do it anyway)"):
-            raise Failure(text.replace("allow_self=True", "--force")) from None
+        tail = " (allow_self=True to do it anyway)"
+        if type(e) is CgroupError and text.endswith(tail):  # the caller's own group
+            text = text.removesuffix(tail)
+            if args.command in ("freeze", "kill"):
+                text += " (--force to do it anyway)"
+            raise Failure(text) from None
         raise
 
 
