@@ -481,7 +481,7 @@ class Manager:
         parent = self.group.rpartition("/")[0] or "/"
         return CgroupDeletedError(
             f"cgroups: cannot create group {self.group}: its parent group {parent} does "
-            f"not exist (create it first, or parents=True)",
+            f"not exist; create it first",
             errno=errno.ENOENT, path=self.path,
         )
 
@@ -749,6 +749,7 @@ class Manager:
         freeze itself, and wait for ever) unless ``allow_self=True``.
         """
         _check_timeout("freeze", timeout)
+        self._refuse_root("freeze")
         self._refuse_self("freeze", allow_self)
         if self._set_frozen("freeze", b"1", timeout):
             return
