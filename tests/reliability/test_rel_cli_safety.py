@@ -9,6 +9,7 @@ removed at the end. Processes are started by the tests and stopped by pid.
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import pathlib
 import re
@@ -19,7 +20,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pytest
 from cgtest import remove_tree, subgroups
@@ -461,3 +462,47 @@ def test_kill_signal_not_permitted_signals_nothing_and_says_so(
         for p in (theirs, root):
             p.kill()
             p.wait()
+
+
+def test_a_refusal_after_the_check_names_what_was_signalled(
+    parent: tuple[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A process whose credentials change between the permission check and the signal:
+    the others are signalled, and the error names the refused pid and the count sent."""
+    from reltools import sleeper_in, stop
+
+    import cgroup2.manager as mgr
+    from cgroup2 import _fs, _sig
+    from cgroup2.errors import KernelError
+
+    _, fs = parent
+    g = os.path.join(fs, "g")
+    os.mkdir(g)
+    a, b = sleeper_in(g), sleeper_in(g)
+    real = _sig.pidfd_send_signal
+    calls: list[int] = []
+
+    def send(fd: int, sig: int, *args: Any) -> None:
+        calls.append(sig)
+        if sig and calls.count(sig) == 2:  # the second real signal: refused
+            raise PermissionError(errno.EPERM, "Operation not permitted")
+        real(fd, sig)
+
+    try:
+        monkeypatch.setattr(_sig, "pidfd_send_signal", send)
+        with _fs.Dir.open(g) as d, pytest.raises(KernelError) as e:
+            mgr.signal_subtree(d, signal.SIGTERM)
+        monkeypatch.undo()
+        assert e.value.errno == errno.EPERM
+        assert "may not signal 1 of the 2 processes" in str(e.value)
+        assert str(e.value).endswith("; 1 were signalled)")
+        assert calls == [0, 0, signal.SIGTERM, signal.SIGTERM]  # checked first, then sent
+        deadline = time.monotonic() + 10  # an upper bound for a SIGTERM to end a sleep
+        while a.poll() is None and b.poll() is None:
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+        assert {a.poll(), b.poll()} == {-signal.SIGTERM, None}  # one signalled, one not
+    finally:
+        monkeypatch.undo()
+        stop(a)
+        stop(b)
