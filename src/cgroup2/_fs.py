@@ -340,7 +340,15 @@ class signals_held:  # a context manager used as a function: named as one
     __slots__ = ("_old",)
 
     def __enter__(self) -> None:
-        self._old = _sigmask(_BLOCK, _HELD)
+        # CPython runs a pending handler inside pthread_sigmask, after the mask changed:
+        # the mask is read first (a handler's exception there changes nothing), so that
+        # one raised by the second call can be undone (else the signals stayed blocked)
+        self._old = old = _sigmask(_BLOCK, ())
+        try:
+            _sigmask(_BLOCK, _HELD)
+        except BaseException:
+            _sigmask(_SETMASK, old)
+            raise
 
     def __exit__(
         self,

@@ -109,7 +109,7 @@ async def create_subprocess_exec(
         base = (parent or "/").rstrip("/")
         m = Manager.create(f"{base}/{token}", resources,
                            mountpoint=mountpoint if mountpoint is not None
-                           else default_mountpoint())
+                           else default_mountpoint(), exist_ok=False, parents=False)
         owned = True
     loop = asyncio.get_running_loop()
     start = time.monotonic()

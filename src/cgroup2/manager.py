@@ -28,7 +28,7 @@ from .errors import (
     NotCgroup2Error,
     PidsNotSupportedError,
 )
-from .paths import clean_path, default_mountpoint, verify_group_path
+from .paths import caller_group, clean_path, default_mountpoint, verify_group_path
 
 # resources and stats (the controllers' types, the parsers) are imported where a method
 # needs them: loading a group, moving processes, freezing or removing it need neither.
@@ -349,13 +349,19 @@ class Manager:
         resources: Resources | None = None,
         *,
         mountpoint: str | None = None,
+        exist_ok: bool = True,
+        parents: bool = True,
     ) -> Manager:
         """Create the group ``group`` (and its missing ancestors) with ``resources``.
 
         The controllers the resources need are enabled top-down in every ancestor's
         ``cgroup.subtree_control`` where they are not yet; then the values are written.
         On any failure, the directories this call made are removed (deepest first) and
-        the error is raised. An existing group is loaded and updated.
+        the error is raised. An existing group is loaded and updated; with
+        ``exist_ok=False`` it is left untouched and :class:`KernelError` (errno
+        ``EEXIST``) is raised: the group's one ``mkdir`` decides, so of two callers that
+        race for a name exactly one makes it. ``parents=False`` refuses a missing parent
+        (:class:`CgroupDeletedError`) instead of making it.
         """
         m = cls(mountpoint if mountpoint is not None else default_mountpoint(), group)
         if mountpoint is not None:
@@ -374,9 +380,10 @@ class Manager:
                 _check_page_sizes(resources, m.path)  # before any ancestor is changed
         needed = resources.enabled_controllers() if resources is not None else []
         created: list[str] = []  # what this call made: removed again on any failure
+        how = (exist_ok, parents)
         try:
-            if group == "/" or not m._create_fast(needed, resources, created):
-                m._create_tree(needed, resources, created)
+            if group == "/" or not m._create_fast(needed, resources, created, how):
+                m._create_tree(needed, resources, created, how)
             return m
         except BaseException:
             # also a signal's exception (KeyboardInterrupt...) at any step after a mkdir
@@ -384,7 +391,7 @@ class Manager:
             raise
 
     def _create_fast(self, needed: list[str], resources: Resources | None,
-                     created: list[str]) -> bool:
+                     created: list[str], how: tuple[bool, bool] = (True, True)) -> bool:
         """The common case: the parent exists and already enables ``needed``: one mkdir,
         then the values. False (nothing done) sends the caller to the general path."""
         parent_path, _, name = self.path.rpartition("/")
@@ -392,6 +399,8 @@ class Manager:
             try:
                 parent = Dir.open_held(parent_path or "/", self.mountpoint)
             except CgroupDeletedError:
+                if not how[1]:
+                    raise self._no_parent() from None
                 return False  # a missing ancestor
             try:
                 if needed:
@@ -405,17 +414,21 @@ class Manager:
                 raise
         with parent:
             if not made:
-                self._update_existing(parent, name, resources)
+                self._update_existing(parent, name, resources, how[0])
                 return True
             if resources is not None:
                 with parent.child(name) as d:
                     self._write_values(d, resources, rollback=False)
         return True
 
-    def _update_existing(self, parent: Dir, name: str, resources: Resources | None) -> None:
+    def _update_existing(
+        self, parent: Dir, name: str, resources: Resources | None, exist_ok: bool = True
+    ) -> None:
         """create() of a name that exists in ``parent``: update it if it is a group
         directory (EEXIST is also what mkdir says for an interface file such as
-        ``cgroup.procs``)."""
+        ``cgroup.procs``); refused, untouched, for ``exist_ok=False``."""
+        if not exist_ok:
+            raise self._exists()
         try:
             st = os.stat(name, dir_fd=parent.fd, follow_symlinks=False)
         except OSError as e:
@@ -428,7 +441,7 @@ class Manager:
         self.update(resources)
 
     def _create_tree(self, needed: list[str], resources: Resources | None,
-                     created: list[str]) -> None:
+                     created: list[str], how: tuple[bool, bool] = (True, True)) -> None:
         """mkdir -p of the group, enabling ``needed`` in each ancestor, then the values
         (the directories made are noted in ``created``; the caller removes them on error)."""
         names = [] if self.group == "/" else self.group[1:].split("/")
@@ -440,18 +453,37 @@ class Manager:
             for i, name in enumerate(names):
                 if needed:
                     _enable(d, needed)
+                last = i == len(names) - 1
+                if not last and not how[1] and not d.exists(name):
+                    raise self._no_parent()
                 made = _mkdir_noted(d, name, created)
-                existed = not made and i == len(names) - 1
+                existed = not made and last
                 nxt = d.child(name)
                 d.close()
                 d = nxt
             if existed:
                 d.close()
+                if not how[0]:
+                    raise self._exists()
                 self.update(resources)
             elif resources is not None:
                 self._write_values(d, resources, rollback=False)
         finally:
             d.close()
+
+    def _exists(self) -> KernelError:
+        return KernelError(
+            errno.EEXIST, self.path, op="mkdir",
+            hint=f"group {self.group} exists already; it was left as it is",
+        )
+
+    def _no_parent(self) -> CgroupDeletedError:
+        parent = self.group.rpartition("/")[0] or "/"
+        return CgroupDeletedError(
+            f"cgroups: cannot create group {self.group}: its parent group {parent} does "
+            f"not exist; create it first",
+            errno=errno.ENOENT, path=self.path,
+        )
 
     def _check_available(self, root: Dir, needed: list[str]) -> None:
         """Refuse controllers the kernel does not offer, before anything is changed."""
@@ -709,11 +741,16 @@ class Manager:
                 d.write(FREEZE, "0")
         return False
 
-    def freeze(self, timeout: float = 5.0) -> None:
+    def freeze(self, timeout: float = 5.0, *, allow_self: bool = False) -> None:
         """Freeze the group; return when ``cgroup.events`` says ``frozen 1``.
 
-        On timeout the group is thawed again and a :class:`CgroupError` is raised.
+        On timeout the group is thawed again and a :class:`CgroupError` is raised. The
+        group of the calling process, or an ancestor of it, is refused (the caller would
+        freeze itself, and wait for ever) unless ``allow_self=True``.
         """
+        _check_timeout("freeze", timeout)
+        self._refuse_root("freeze")
+        self._refuse_self("freeze", allow_self)
         if self._set_frozen("freeze", b"1", timeout):
             return
         raise CgroupError(
@@ -730,14 +767,16 @@ class Manager:
             f"(an ancestor may be frozen)"
         )
 
-    def kill(self, timeout: float = 10.0) -> None:
+    def kill(self, timeout: float = 10.0, *, allow_self: bool = False) -> None:
         """SIGKILL every process of the group and below; return when it is empty.
 
         Uses ``cgroup.kill``; where the kernel lacks it: freeze, SIGKILL each process,
-        thaw. Waits (poll on ``cgroup.events``) until ``populated 0``.
+        thaw. Waits (poll on ``cgroup.events``) until ``populated 0``. The group of the
+        calling process, or an ancestor of it, is refused unless ``allow_self=True``.
         """
         _check_timeout("kill", timeout)
         self._refuse_root("kill")
+        self._refuse_self("kill", allow_self)
         with Dir.open(self.path, self.mountpoint) as d:
             d.refuse_mount_root("kill")
             if d.exists(KILL):
@@ -758,7 +797,7 @@ class Manager:
         the subtree still lists it, so a pid reused meanwhile by another process is not hit.
         """
         try:
-            self.freeze(timeout)
+            self.freeze(timeout, allow_self=True)  # kill() has checked
             frozen = True
         except FreezerNotSupportedError:
             frozen = False
@@ -769,6 +808,21 @@ class Manager:
         finally:
             if frozen:
                 self.thaw(timeout)
+
+    def _refuse_self(self, op: str, allow_self: bool) -> None:
+        """Refuse ``op`` on the caller's own group or an ancestor of it (``allow_self``
+        lets it through), before anything is written."""
+        if allow_self:
+            return
+        mine = caller_group(self.mountpoint)
+        if mine is None or not (mine == self.group or mine.startswith(self.group + "/")):
+            return
+        where = "in it" if mine == self.group else f"in {mine}, below it"
+        raise CgroupError(
+            f"cgroups: refusing to {op} {self.group}: this process ({os.getpid()}) runs "
+            f"{where}, so it would {op} itself (allow_self=True to do it anyway)",
+            path=self.path,
+        )
 
     def _refuse_root(self, op: str) -> None:
         """Refuse ``op`` on the root group of the mount, before anything is opened."""
@@ -1092,7 +1146,10 @@ def signal_subtree(d: Dir, sig: int) -> tuple[int, int]:
 
     Never this process or PID 1. Each pid is held as a pidfd, then the subtree is read
     again: only a pid still listed there is signalled (through its pidfd), so a pid that
-    was reused by an unrelated process between the reads is not hit.
+    was reused by an unrelated process between the reads is not hit. The permission to
+    signal each one is checked first (signal 0): if the caller may not signal one of
+    them, none is signalled and :class:`KernelError` (``EPERM``) names them; one refused
+    later (its credentials changed meanwhile) is named with what was signalled.
     """
     me = os.getpid()
     pids = [p for p in _subtree_pids(d) if p not in (me, 1)]
@@ -1106,18 +1163,49 @@ def signal_subtree(d: Dir, sig: int) -> tuple[int, int]:
                 held[pid] = os.pidfd_open(pid)
             except ProcessLookupError:
                 continue
+        denied, _ = _not_permitted(held, 0)
+        if denied:
+            raise _signal_refused(d, sig, denied, len(pids), "none was signalled")
         still = set(_subtree_pids(d))
-        for pid, fd in held.items():
-            if pid in still:
-                try:
-                    _sig.pidfd_send_signal(fd, sig)
-                    sent += 1
-                except ProcessLookupError:
-                    pass
+        listed = {p: fd for p, fd in held.items() if p in still}
+        denied, ended = _not_permitted(listed, sig)
+        sent = len(listed) - len(denied) - ended
+        if denied:
+            raise _signal_refused(d, sig, denied, len(pids), f"{sent} were signalled")
     finally:
         for fd in held.values():
             os.close(fd)
     return len(pids), sent
+
+
+def _not_permitted(held: dict[int, int], sig: int) -> tuple[list[int], int]:
+    """Send ``sig`` (0: only the permission check) through each pidfd: (the pids this
+    process may not signal, how many had ended)."""
+    denied: list[int] = []
+    ended = 0
+    for pid, fd in held.items():
+        try:
+            _sig.pidfd_send_signal(fd, sig)
+        except ProcessLookupError:
+            ended += 1
+        except PermissionError:
+            denied.append(pid)
+    return denied, ended
+
+
+def _signal_refused(d: Dir, sig: int, pids: list[int], found: int, done: str) -> KernelError:
+    import signal  # here: an error path (it makes enum types)
+
+    try:
+        name = signal.Signals(sig).name
+    except ValueError:
+        name = f"signal {sig}"
+    shown = ", ".join(map(str, pids[:8])) + (", ..." if len(pids) > 8 else "")
+    return KernelError(
+        errno.EPERM, d.path, op=f"send {name} to the processes of",
+        hint=f"this user may not signal {len(pids)} of the {found} processes "
+        f"(pid{'s' if len(pids) > 1 else ''} {shown}); {done}",
+    )
 
 
 def _wait_event(d: Dir, key: bytes, want: bytes, timeout: float) -> bool:

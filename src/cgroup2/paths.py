@@ -315,6 +315,26 @@ def _read_proc_cgroup(source: str) -> str:
     return parse_proc_cgroup(data.decode("utf-8", "surrogateescape"), source=source)
 
 
+def caller_group(mountpoint: str) -> str | None:
+    """The calling process's group as a group path of the cgroup2 mount at ``mountpoint``
+    (from ``/proc/self/cgroup`` and the mount's root in mountinfo: the last row for the
+    mount point, the one that is visible); ``None`` when the process is not below that
+    mount's root or either file cannot be read."""
+    try:
+        proc = _read_proc_cgroup("/proc/self/cgroup")
+    except CgroupError:
+        return None
+    root = "/"
+    for m in _mounts():
+        if m.fstype == "cgroup2" and m.mountpoint == mountpoint:
+            root = m.root
+    if proc.startswith("/.."):  # outside its cgroup namespace's root
+        return None
+    if root == "/" or proc == root:
+        return proc if root == "/" else "/"
+    return proc[len(root):] if proc.startswith(root + "/") else None
+
+
 def pid_group_path(pid: int) -> str:
     """The group path of process ``pid``, from ``/proc/<pid>/cgroup``.
 

@@ -168,10 +168,13 @@ class Popen(subprocess.Popen[Any]):
     instruction, without ``preexec_fn`` (see the module's documentation for how).
 
     Without ``group``, a new group ``PARENT/cgroup2-popen-<pid>-<n>-<random>`` is made with
-    ``resources`` (``parent``: a group path or :class:`Manager`, by default the mount's
-    root group); it is removed when the process is reaped (by :meth:`wait`, :meth:`poll`,
-    :meth:`communicate` or the ``with`` block), after its :meth:`usage` is read, and
-    whatever the process left running in it is killed first; ``keep=True`` leaves it.
+    ``resources`` by one ``mkdir`` (``parent``: an existing group, as a path or
+    :class:`Manager`, by default the mount's root group; a missing parent is refused with
+    :class:`CgroupDeletedError`, never made); it is removed when the process is reaped (by
+    :meth:`wait`, :meth:`poll`, :meth:`communicate`, the ``with`` block, or
+    ``subprocess``'s own reaping of an object dropped without a wait), after its
+    :meth:`usage` is read, and whatever the process left running in it is killed first;
+    ``keep=True`` leaves it once the process has started (a failed start removes it).
     ``group`` (a path or :class:`Manager`) runs the process in an existing group, which is
     neither changed nor removed. ``mountpoint`` is the cgroup2 mount (default: this
     host's). Every other argument is ``subprocess.Popen``'s, except that its ``group``
@@ -227,9 +230,18 @@ class Popen(subprocess.Popen[Any]):
                 mountpoint if mountpoint is not None else default_mountpoint(), f"{base}/{name}"
             )
         self._cg_keep = keep or not self._cg_owned
+        self._cg_made = False  # this object made its group: only then is it removed
         try:
-            if self._cg_owned:  # here, so that a KeyboardInterrupt right after it is undone
-                Manager.create(self._cg.group, resources, mountpoint=self._cg.mountpoint)
+            if self._cg_owned:
+                # one mkdir that must make the group (never an existing one adopted), under
+                # a parent that exists; made and noted with the signals held, so that an
+                # interrupt right after is undone
+                with signals_held():
+                    Manager.create(
+                        self._cg.group, resources, mountpoint=self._cg.mountpoint,
+                        exist_ok=False, parents=False,
+                    )
+                    self._cg_made = True
             self._cg_spawning = True
             super().__init__([SHELL, "-c", TRAMPOLINE, name, *argv], **kwargs)
             self.args = args
@@ -237,6 +249,7 @@ class Popen(subprocess.Popen[Any]):
             if started is not None:
                 started.append(self)
         except BaseException:
+            self._cg_keep = not self._cg_owned  # a failed start removes the group it made
             self._cg_abandon()
             raise
 
@@ -251,7 +264,7 @@ class Popen(subprocess.Popen[Any]):
         if getattr(self, "pid", None) is None and self._cg_spawning:
             self.pid = _orphan(self._cg_token) or 0  # started, but its pid never stored
         if getattr(self, "pid", None) and getattr(self, "returncode", None) is None:
-            if self._cg_owned:
+            if self._cg_made:
                 with contextlib.suppress(CgroupError):
                     self._cg.kill()
             with contextlib.suppress(OSError):
@@ -285,7 +298,7 @@ class Popen(subprocess.Popen[Any]):
         os.kill(self.pid, signal.SIGCONT)
 
     def _cg_remove_quietly(self) -> None:
-        if self._cg_owned:
+        if self._cg_made:
             with contextlib.suppress(CgroupError):
                 self._cg.delete(kill=True)
 
@@ -313,6 +326,28 @@ class Popen(subprocess.Popen[Any]):
             if not self._cg_keep and not self._cg_removed:
                 self._cg.delete(kill=True)
                 self._cg_removed = True
+
+    def _internal_poll(self, _deadstate: Any = None, **kwargs: Any) -> int | None:
+        """``subprocess``'s own reaping of a ``Popen`` nobody holds: ``__del__`` and
+        ``subprocess._cleanup`` (which reaps dropped objects whose process still ran when
+        they were dropped, at the next start of any subprocess) call this with
+        ``_deadstate``, never :meth:`wait` or :meth:`poll`. The group goes then too
+        (quietly: this runs inside ``__del__`` or inside another object's start)."""
+        rc: int | None = super()._internal_poll(  # type: ignore[misc]
+            _deadstate=_deadstate, **kwargs
+        )
+        if rc is not None and _deadstate is not None and not self._cg_removed:
+            try:  # noqa: SIM105 - no module's context manager: this may run at the exit
+                self._cg_drop()
+            except Exception:  # nobody to tell: the object was dropped
+                pass
+        return rc
+
+    def _cg_drop(self) -> None:
+        with self._cg_lock, signals_held():
+            if not self._cg_keep and not self._cg_removed:
+                self._cg_removed = True
+                self._cg.delete(kill=True)
 
     def poll(self) -> int | None:
         rc = super().poll()

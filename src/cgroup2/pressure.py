@@ -131,7 +131,18 @@ def _duration_us(text: str, what: str, spec: str) -> int:
             f"cgroups: pressure trigger {spec!r}: {what} {text!r} is not a duration "
             f"(a number with us, ms or s; seconds without a unit)"
         )
-    return round(float(m.group(1)) * _UNITS[m.group(2) or "s"])
+    us = float(m.group(1)) * _UNITS[m.group(2) or "s"]
+    if not math.isfinite(us):  # a number of 400 digits: round() would overflow
+        raise PressureTriggerError(
+            f"cgroups: pressure trigger {_short(repr(spec))}: {what} {_short(repr(text))} "
+            f"is above {WINDOW_MAX_US // 1_000_000} s (the kernel's largest window)"
+        )
+    return round(us)
+
+
+def _short(text: str) -> str:
+    """``text``, its middle elided past 40 characters (an error message stays a line)."""
+    return text if len(text) <= 40 else f"{text[:24]}...{text[-12:]}"
 
 
 def _fmt_us(us: int) -> str:
@@ -176,8 +187,20 @@ class PressureTrigger:
             )
         for name in ("stall", "window"):
             v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+            if (
+                isinstance(v, bool)
+                or not isinstance(v, (int, float))
+                or (isinstance(v, float) and not math.isfinite(v))
+            ):
                 raise PressureTriggerError(f"{where}: {name} {v!r} is not a number of seconds")
+            if not -1e9 <= v <= 1e9:  # beyond every bound: float() or round() would overflow
+                r = _short(repr(v))
+                raise PressureTriggerError(
+                    f"{where}: window {r} s is outside 0.5 s .. 10 s (the kernel's bounds)"
+                    if name == "window"
+                    else f"{where}: stall {r} s must be above 0 and at most the window "
+                    f"(at most 10 s)"
+                )
             object.__setattr__(self, name, float(v))
         w, s = self.window_us, self.stall_us
         if not WINDOW_MIN_US <= w <= WINDOW_MAX_US:

@@ -204,7 +204,10 @@ D, E = T + "/D", T + "/N/E"
 lim = Resources(hugetlb=HugeTlb([HugeTlbEntry("2MB", 2 << 20)]))
 cases = {
     "limit of the delegated group": lambda: Manager.load(D, mountpoint=mp).update(lim),
-    "freeze the delegated group": lambda: Manager.load(D, mountpoint=mp).freeze(),
+    # the caller runs below D (refused as its own ancestor): allow_self lets the kernel say
+    "freeze the delegated group":
+        lambda: Manager.load(D, mountpoint=mp).freeze(allow_self=True),
+    "freeze its own ancestor": lambda: Manager.load(D, mountpoint=mp).freeze(),
     "move out of the delegation":
         lambda: Manager.load(T + "/N", mountpoint=mp).add_proc(os.getpid()),
     "group outside the delegation": lambda: Manager.create(T + "/N/x", mountpoint=mp),
@@ -238,6 +241,10 @@ TABLE = {
     "freeze the delegated group": (
         "DelegationError", "file-not-delegated", ["{T}/D/cgroup.freeze", "child group"],
     ),
+    "freeze its own ancestor": (
+        "CgroupError", None,
+        ["refusing to freeze {G}/D: this process", "runs in {G}/D/init, below it"],
+    ),
     "move out of the delegation": (
         "DelegationError", "procs-common-ancestor",
         ["needs write access", "cgroup.procs of the common ancestor of source and "
@@ -263,7 +270,7 @@ def refusals(tree: tuple[str, str]) -> dict[str, list[object]]:
     mp, t = tree
     out = run_as(NOBODY, REFUSALS, mp, t, procs=f"{mp}{t}/D/init/cgroup.procs").json()
     assert isinstance(out, dict)
-    return {k: [*v, mp + t] for k, v in out.items()}
+    return {k: [*v, t, mp + t] for k, v in out.items()}
 
 
 @pytest.mark.parametrize("case", sorted(TABLE))
@@ -274,8 +281,9 @@ def test_refusal_names_the_rule(refusals: dict[str, list[object]], case: str) ->
     assert got[0] == kind, got
     if rule is not None:
         assert got[1] == rule, got
-    for w in words:
-        assert w.format(T=t) in str(got[3]), (w.format(T=t), got[3])
+    for w in words:  # {T}: the test's group as a file system path, {G}: as a group path
+        want = w.format(T=t, G=str(got[-2]))
+        assert want in str(got[3]), (want, got[3])
 
 
 ENABLE_BELOW = r"""

@@ -131,6 +131,42 @@ def test_create_makes_missing_ancestors(cg_parent: Parent, cg_path: str, procs: 
     assert not exists(cg_parent, cg_path) and not exists(cg_parent, m.group)
 
 
+def test_create_exclusive_and_without_parents(
+    cg_parent: Parent, cg_path: str, procs: Spawner
+) -> None:
+    """``exist_ok=False``: an existing group is an EEXIST error and stays as it is (its
+    process and its limit untouched), on the one-mkdir path and on the path that enables
+    controllers in the ancestors; ``parents=False``: a missing parent is refused and
+    nothing is made."""
+    mnt = cg_parent.mountpoint
+    r = Resources(hugetlb=[HugeTlbEntry("2MB", 4 * MiB)])
+    m = Manager.create(cg_path + "/sub", r, mountpoint=mnt)
+    try:
+        p = procs("sleep 60")
+        m.add_proc(p.pid)
+        for res in (None, Resources(hugetlb=[HugeTlbEntry("2MB", -1)])):
+            with pytest.raises(KernelError, match="exists already") as e:
+                Manager.create(m.group, res, mountpoint=mnt, exist_ok=False)
+            assert e.value.errno == errno.EEXIST
+            assert m.procs() == [p.pid]
+            with open(m.path + "/hugetlb.2MB.max") as f:
+                assert f.read() == f"{4 * MiB}\n"
+        # the path that enables a controller in the ancestors first (not yet in /plain)
+        plain = Manager.create(cg_path + "/plain/g", mountpoint=mnt)
+        with pytest.raises(KernelError, match="exists already"):
+            Manager.create(plain.group, r, mountpoint=mnt, exist_ok=False, parents=False)
+        with open(plain.path + "/hugetlb.2MB.max") as f:
+            assert f.read() != f"{4 * MiB}\n"  # not updated
+        for res in (None, r):
+            with pytest.raises(CgroupDeletedError, match=r"parent group \S+ does not exist"):
+                Manager.create(cg_path + "/no/x", res, mountpoint=mnt, parents=False)
+            assert not exists(cg_parent, cg_path + "/no")
+        made = Manager.create(cg_path + "/new", r, mountpoint=mnt, exist_ok=False, parents=False)
+        assert exists(cg_parent, made.group)
+    finally:
+        Manager.load(cg_path, mountpoint=mnt).delete(kill=True)
+
+
 def test_invalid_group_paths_are_refused(cg_parent: Parent, procs: Spawner) -> None:
     for bad in ("relative", "/a/../b", "/a//b", "/a/", "/sys/fs/cgroup/x"):
         with pytest.raises(InvalidGroupPathError):

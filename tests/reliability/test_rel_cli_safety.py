@@ -9,14 +9,18 @@ removed at the end. Processes are started by the tests and stopped by pid.
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
+import pathlib
+import re
+import resource
 import shutil
 import signal
 import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pytest
 from cgtest import remove_tree, subgroups
@@ -220,3 +224,285 @@ def test_control_characters_are_escaped_in_output(parent: tuple[str, str]) -> No
     finally:
         proc.kill()
         proc.wait()
+
+
+# --- run --name: one atomic mkdir decides ------------------------------------------------
+
+
+def _race_pairs(group: str, fs: str, work: str, pairs: int, at_once: int) -> list[str]:
+    """``pairs`` pairs of ``cgroup2 run --parent group --name pN`` started together, up to
+    ``at_once`` pairs at a time. Each command notes that it started, then waits until the
+    test lets it end: once either run of its pair has ended (the refused one), or once
+    both have started (a shared group). What went wrong, per pair."""
+    wrong: list[str] = []
+    for first in range(0, pairs, at_once):
+        batch = []
+        for i in range(first, min(first + at_once, pairs)):
+            d = os.path.join(work, f"p{i}")
+            os.mkdir(d)
+            script = f"touch {d}/started.$$; while [ ! -e {d}/stop ]; do sleep 0.01; done"
+            procs = [
+                subprocess.Popen(
+                    [*CLI, "run", "--parent", group, "--name", f"p{i}", "--", "sh", "-c", script],
+                    stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                )
+                for _ in range(2)
+            ]
+            batch.append((i, d, procs))
+        try:
+            deadline = time.monotonic() + 120  # an upper bound, not a measurement
+            while any(p.poll() is None for _, _, procs in batch for p in procs):
+                assert time.monotonic() < deadline, "runs did not end"
+                for _, d, procs in batch:
+                    started = [n for n in os.listdir(d) if n.startswith("started.")]
+                    done = any(p.poll() is not None for p in procs)
+                    if (done or len(started) == 2) and not os.path.exists(f"{d}/stop"):
+                        open(f"{d}/stop", "w").close()
+                time.sleep(0.01)
+        finally:
+            for _, _, procs in batch:
+                for p in procs:
+                    if p.poll() is None:
+                        p.kill()
+                    p.wait()
+        for i, d, procs in batch:
+            codes = sorted(p.returncode for p in procs)
+            errs = [p.stderr.read().decode() for p in procs if p.stderr is not None]
+            for p in procs:
+                if p.stderr is not None:
+                    p.stderr.close()
+            started = [n for n in os.listdir(d) if n.startswith("started.")]
+            refused = f"cgroup2: error: group {group}/p{i} exists already; choose another --name\n"
+            if codes != [0, 1] or len(started) != 1 or sorted(errs) != ["", refused]:
+                wrong.append(f"p{i}: status {codes}, {len(started)} started, stderr {errs}")
+    return wrong
+
+
+@pytest.mark.slow
+def test_run_same_name_at_once_exactly_one_runs(
+    parent: tuple[str, str], tmp_path: pathlib.Path
+) -> None:
+    """Two ``run --name X`` with the same ``--parent`` at once: the group's one ``mkdir``
+    decides. Exactly one command of each pair runs and ends with status 0; the other run
+    fails with the "exists already" error before starting its command, and neither
+    touches the other's group (once, both passed a check and shared the group, and the
+    first one's removal SIGKILLed the second: status 137)."""
+    group, fs = parent
+    wrong = _race_pairs(group, fs, str(tmp_path), pairs=50, at_once=5)
+    assert wrong == []
+    assert subgroups(fs) == []
+
+
+# --- run with few file descriptors ---------------------------------------------------------
+
+
+def _run_limited(group: str, nofile: int) -> subprocess.CompletedProcess[str]:
+    def limit() -> None:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (nofile, nofile))
+
+    return subprocess.run(
+        [*CLI, "run", "--parent", group, "--name", "job", "--", "true"],
+        capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL, preexec_fn=limit,
+    )
+
+
+@pytest.mark.parametrize("nofile", [5, 6, 7, 8, 9])
+def test_run_with_few_file_descriptors_fails_in_one_line_and_leaves_nothing(
+    parent: tuple[str, str], nofile: int
+) -> None:
+    """Under ``ulimit -n 5`` or ``6`` the run cannot get its descriptors: a one-line error
+    naming the limit (it was an OSError traceback, and under 5 the group stayed: the pipe
+    made first was not closed, so the removal could not open the parent); with a few more
+    it runs. Either way no group is left."""
+    group, fs = parent
+    p = _run_limited(group, nofile)
+    if nofile <= 6 or p.returncode:
+        assert p.returncode == 1, p.stderr
+        assert p.stderr.startswith("cgroup2: error: ") and p.stderr.count("\n") == 1, p.stderr
+        assert "Too many open files" in p.stderr and "ulimit -n" in p.stderr
+    else:
+        assert p.stderr == ""
+    assert subgroups(fs) == []
+
+
+# --- freeze or kill of the caller's own group -------------------------------------------------
+
+
+def _in_group(group: str, *argv: str, timeout: float = 30) -> subprocess.CompletedProcess[str]:
+    """``cgroup2 exec GROUP -- ARGV``: ARGV runs in GROUP (the test itself stays out)."""
+    return subprocess.run(
+        [*CLI, "exec", group, "--", *argv], capture_output=True, text=True,
+        timeout=timeout, stdin=subprocess.DEVNULL,
+    )
+
+
+def _events(fs: str) -> dict[str, str]:
+    with open(os.path.join(fs, "cgroup.events")) as f:
+        return dict(line.split() for line in f)
+
+
+@pytest.mark.parametrize(
+    ("op", "where"),
+    [("freeze", ""), ("freeze", "/sub"), ("kill", ""), ("kill", "/sub")],
+    ids=["freeze-own", "freeze-ancestor", "kill-own", "kill-ancestor"],
+)
+def test_freeze_or_kill_of_the_callers_own_group_is_refused(
+    parent: tuple[str, str], op: str, where: str
+) -> None:
+    """``cgroup2 exec G -- cgroup2 freeze G`` froze itself and waited for ever (the kill
+    killed itself): the caller's own group and its ancestors are refused, with a message,
+    and nothing is written."""
+    group, fs = parent
+    os.makedirs(os.path.join(fs, "g", "sub"))
+    g = f"{group}/g"
+    try:
+        p = _in_group(g + where, *CLI, op, g)
+    except subprocess.TimeoutExpired:
+        with open(os.path.join(fs, "g", "cgroup.freeze"), "w") as f:
+            f.write("0")  # thaw what froze itself (subprocess has killed it)
+        pytest.fail(f"'cgroup2 {op}' of its own group did not return")
+    assert p.returncode == 1, (p.returncode, p.stderr)
+    mine = "it" if not where else f"{g}/sub, below it"
+    assert re.fullmatch(
+        rf"cgroup2: error: refusing to {op} {g}: this process \(\d+\) runs in {mine}, so it "
+        rf"would {op} itself \(--force to do it anyway\)\n",
+        p.stderr,
+    ), p.stderr
+    assert _events(os.path.join(fs, "g")) == {"populated": "0", "frozen": "0"}
+
+
+def test_rm_kill_of_the_callers_own_group_is_refused(parent: tuple[str, str]) -> None:
+    """``rm --kill`` kills first: refused the same way (it has no --force: a group with
+    this process in it cannot be removed anyway), and the group stays."""
+    group, fs = parent
+    os.mkdir(os.path.join(fs, "g"))
+    g = f"{group}/g"
+    p = _in_group(g, *CLI, "rm", "--kill", g)
+    assert p.returncode == 1, (p.returncode, p.stderr)
+    assert re.fullmatch(
+        rf"cgroup2: error: refusing to kill {g}: this process \(\d+\) runs in it, so it "
+        rf"would kill itself\n",
+        p.stderr,
+    ), p.stderr
+    assert os.path.isdir(os.path.join(fs, "g"))
+
+
+def test_kill_of_the_callers_own_group_when_asked_for(parent: tuple[str, str]) -> None:
+    """With ``--force`` (``allow_self=True`` in the library) the caller kills the group it
+    runs in, itself included: run here in a child process alone in a test group."""
+    group, fs = parent
+    os.mkdir(os.path.join(fs, "g"))
+    g = f"{group}/g"
+    p = _in_group(g, *CLI, "kill", "--force", g)
+    assert p.returncode == -signal.SIGKILL, p.stderr
+    assert _events(os.path.join(fs, "g"))["populated"] == "0"
+    code = (
+        "import sys\n"
+        "from cgroup2 import CgroupError, Manager\n"
+        f"m = Manager.load({g!r})\n"
+        "try:\n"
+        "    m.kill()\n"
+        "except CgroupError as e:\n"
+        "    print(e, flush=True)\n"
+        "m.kill(allow_self=True)\n"
+        "print('not reached', flush=True)\n"
+    )
+    p = _in_group(g, sys.executable, "-c", code)
+    assert p.returncode == -signal.SIGKILL, p.stderr
+    assert "(allow_self=True to do it anyway)\n" in p.stdout
+    assert "not reached" not in p.stdout
+    assert _events(os.path.join(fs, "g"))["populated"] == "0"
+
+
+# --- kill --signal by a user who may not signal the group's processes -------------------------
+
+KILL_AS_USER = "import sys\nfrom cgroup2.cli import main\nsys.exit(main())\n"
+
+
+def test_kill_signal_not_permitted_signals_nothing_and_says_so(
+    parent: tuple[str, str], cg_parent: Parent
+) -> None:
+    """``cgroup2 kill --signal TERM G`` by a user who may signal one process of G (its
+    own) but not the other (root's): the permission of every process is checked first,
+    nothing is signalled, and the error is one line naming what was not permitted (it
+    was a PermissionError traceback, after the processes before the refused one had been
+    signalled)."""
+    from delegation_tools import NOBODY, run_as, why_not_usable
+
+    why = why_not_usable()
+    if why is not None:
+        pytest.skip(why)
+    group, fs = parent
+    os.mkdir(os.path.join(fs, "g"))
+    procs_file = os.path.join(fs, "g", "cgroup.procs")
+
+    def as_nobody() -> None:
+        os.setgroups([])
+        os.setgid(NOBODY)
+        os.setuid(NOBODY)
+
+    # nobody's own process first in the group, then root's: the first would be signalled
+    theirs = subprocess.Popen(["sleep", "300"], preexec_fn=as_nobody)
+    root = subprocess.Popen(["sleep", "300"])
+    try:
+        for p in (theirs, root):
+            with open(procs_file, "w") as f:
+                f.write(str(p.pid))
+        r = run_as(NOBODY, KILL_AS_USER, "kill", "--signal", "TERM", f"{group}/g",
+                   procs=None, timeout=60)
+        assert r.rc == 1, (r.rc, r.err)
+        assert "Traceback" not in r.err
+        assert r.err.count("\n") == 1 and r.err.startswith("cgroup2: error: "), r.err
+        assert (
+            f"may not signal 1 of the 2 processes (pid {root.pid}); none was signalled"
+            in r.err
+        ), r.err
+        assert theirs.poll() is None and root.poll() is None  # both alive: nothing sent
+    finally:
+        for p in (theirs, root):
+            p.kill()
+            p.wait()
+
+
+def test_a_refusal_after_the_check_names_what_was_signalled(
+    parent: tuple[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A process whose credentials change between the permission check and the signal:
+    the others are signalled, and the error names the refused pid and the count sent."""
+    from reltools import sleeper_in, stop
+
+    import cgroup2.manager as mgr
+    from cgroup2 import _fs, _sig
+    from cgroup2.errors import KernelError
+
+    _, fs = parent
+    g = os.path.join(fs, "g")
+    os.mkdir(g)
+    a, b = sleeper_in(g), sleeper_in(g)
+    real = _sig.pidfd_send_signal
+    calls: list[int] = []
+
+    def send(fd: int, sig: int, *args: Any) -> None:
+        calls.append(sig)
+        if sig and calls.count(sig) == 2:  # the second real signal: refused
+            raise PermissionError(errno.EPERM, "Operation not permitted")
+        real(fd, sig)
+
+    try:
+        monkeypatch.setattr(_sig, "pidfd_send_signal", send)
+        with _fs.Dir.open(g) as d, pytest.raises(KernelError) as e:
+            mgr.signal_subtree(d, signal.SIGTERM)
+        monkeypatch.undo()
+        assert e.value.errno == errno.EPERM
+        assert "may not signal 1 of the 2 processes" in str(e.value)
+        assert str(e.value).endswith("; 1 were signalled)")
+        assert calls == [0, 0, signal.SIGTERM, signal.SIGTERM]  # checked first, then sent
+        deadline = time.monotonic() + 10  # an upper bound for a SIGTERM to end a sleep
+        while a.poll() is None and b.poll() is None:
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+        assert {a.poll(), b.poll()} == {-signal.SIGTERM, None}  # one signalled, one not
+    finally:
+        monkeypatch.undo()
+        stop(a)
+        stop(b)

@@ -8,10 +8,12 @@ left behind.
 from __future__ import annotations
 
 import errno
+import gc
 import os
 import signal
 import subprocess
 import time
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -275,3 +277,84 @@ def test_the_error_pipe_window_is_told_apart() -> None:
     finally:
         for fd in leaked:
             os.close(fd)
+
+
+# --- groups left behind: a missing parent, a failed start with keep=True, a dropped Popen ----
+
+
+def test_a_missing_parent_is_refused_and_nothing_is_made(
+    cg_parent: Parent, where: dict[str, Any]
+) -> None:
+    """``parent=`` must exist: a missing one (and its missing ancestors) is an error,
+    never made (it used to be made and left, one more group each time)."""
+    missing = f"{cg_parent.group}/missing/x"
+    for call in (cgroup2.run, cgroup2.Popen):
+        with pytest.raises(cgroup2.CgroupDeletedError, match=f"parent group {missing} does not"):
+            call(["true"], parent=missing, mountpoint=cg_parent.mountpoint)
+    assert not os.path.exists(cg_parent.fs_path + "/missing")
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error"),
+    [
+        ({"cwd": "/nonexistent-dir"}, FileNotFoundError),
+        ({"pass_fds": [987]}, OSError),
+        ({"env": {"A": "x\0y"}}, ValueError),
+    ],
+    ids=["cwd", "pass_fds", "env"],
+)
+def test_a_failed_start_with_keep_removes_its_group(
+    cg_parent: Parent, where: dict[str, Any], kwargs: dict[str, Any], error: type
+) -> None:
+    """``keep=True`` keeps the group of a process that ran; a start that fails removes the
+    group it made (it used to leave one empty group per attempt)."""
+    for _ in range(5):
+        with pytest.raises(error):
+            cgroup2.Popen(["true"], keep=True, **kwargs, **where)
+        with pytest.raises(error):
+            cgroup2.run(["true"], keep=True, **kwargs, **where)
+    assert _popen_groups(cg_parent) == []
+
+
+def _zombie(pid: int) -> bool:
+    with open(f"/proc/{pid}/stat") as f:
+        return f.read().rsplit(")", 1)[1].split()[0] == "Z"
+
+
+def _wait_zombies(pids: list[int]) -> None:
+    deadline = time.monotonic() + 30  # an upper bound for `true` and a short loop to end
+    while not all(_zombie(pid) for pid in pids):
+        assert time.monotonic() < deadline, "the processes did not end"
+        time.sleep(0.01)
+
+
+def test_dropped_popens_lose_their_groups_however_subprocess_reaps_them(
+    cg_parent: Parent, where: dict[str, Any], tmp_path: Path
+) -> None:
+    """A Popen dropped without a wait is reaped by ``subprocess`` itself: by its
+    ``__del__`` when the process has ended, else by ``subprocess._cleanup`` at the next
+    start of any subprocess. Both remove the group (they bypassed it: 10 dropped, 10
+    groups left for the life of the program)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ResourceWarning)  # "subprocess N is still running"
+        # ended before they are dropped: __del__ reaps them
+        ps = [cgroup2.Popen(["true"], **where) for _ in range(10)]
+        _wait_zombies([p.pid for p in ps])
+        assert len(_popen_groups(cg_parent)) == 10
+        del ps
+        gc.collect()
+        assert _popen_groups(cg_parent) == []
+        # still running when dropped: subprocess keeps them in its list of the unreaped,
+        # and its _cleanup at the next start of a subprocess reaps them
+        stop = tmp_path / "stop"
+        script = f"while [ ! -e {stop} ]; do sleep 0.01; done"
+        ps = [cgroup2.Popen(["sh", "-c", script], **where) for _ in range(10)]
+        pids = [p.pid for p in ps]
+        del ps
+        gc.collect()
+        assert len(_popen_groups(cg_parent)) == 10
+        stop.touch()
+        _wait_zombies(pids)
+        subprocess.run(["true"], check=True)  # an unrelated start runs subprocess._cleanup
+        assert _popen_groups(cg_parent) == []
+        assert all(not os.path.exists(f"/proc/{pid}") for pid in pids)  # reaped

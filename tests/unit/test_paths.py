@@ -228,3 +228,35 @@ def test_this_host_mode_is_consistent() -> None:
     m = paths.mode()
     if m in (Mode.UNIFIED, Mode.HYBRID):
         assert paths.default_mountpoint().startswith("/")
+
+
+# --- caller_group: the caller's own group on a given mount (freeze/kill refuse it) --------
+
+
+@pytest.mark.parametrize(
+    ("proc", "rows", "want"),
+    [
+        ("/a/b", [("/sys/fs/cgroup", "/")], "/a/b"),
+        ("/a/b", [("/sys/fs/cgroup", "/a")], "/b"),  # a bind mount of /a
+        ("/a", [("/sys/fs/cgroup", "/a")], "/"),
+        ("/ab", [("/sys/fs/cgroup", "/a")], None),  # not below the mount's root
+        ("/../x", [("/sys/fs/cgroup", "/")], None),  # outside its namespace's root
+        ("/a/b", [("/sys/fs/cgroup", "/"), ("/sys/fs/cgroup", "/a")], "/b"),  # stacked: last
+        ("/a/b", [("/elsewhere", "/a")], "/a/b"),  # no row for it: the hierarchy's root
+    ],
+)
+def test_caller_group(
+    monkeypatch: pytest.MonkeyPatch, proc: str, rows: list[tuple[str, str]], want: str | None
+) -> None:
+    table = tuple(paths._Row(mp, root, "cgroup2", "rw", 0) for mp, root in rows)
+    monkeypatch.setattr(paths, "_MOUNTS", [table])
+    monkeypatch.setattr(paths, "_read_proc_cgroup", lambda source: proc)
+    assert paths.caller_group("/sys/fs/cgroup") == want
+
+
+def test_caller_group_unreadable(monkeypatch: pytest.MonkeyPatch) -> None:
+    def fail(source: str) -> str:
+        raise KernelError(2, source, op="read")
+
+    monkeypatch.setattr(paths, "_read_proc_cgroup", fail)
+    assert paths.caller_group("/sys/fs/cgroup") is None

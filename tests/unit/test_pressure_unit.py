@@ -263,3 +263,60 @@ def test_summary_row_names_the_action() -> None:
     s = Summary(group="/g", status=137, signal=9, wall_sec=1.0, pressure="kill at 1.00s: x")
     assert ("pressure", "kill at 1.00s: x") in s.rows()
     assert "pressure" not in dict(Summary(group="/g", status=0, signal=None, wall_sec=1).rows())
+
+
+# --- numbers too large for a float or an int of microseconds -----------------------------
+
+HUGE = "9" * 400
+
+
+@pytest.mark.parametrize(
+    ("spec", "words"),
+    [
+        (f"memory:some:{HUGE}ms:2s", r"stall '9+\.\.\.9+ms' is above 10 s"),
+        (f"memory:some:150ms:{HUGE}", r"window '9+\.\.\.9+' is above 10 s"),
+        (f"memory:some:150ms:{HUGE}.5us", r"window '9+\.\.\.9+\.5us' is above 10 s"),
+    ],
+    ids=["stall", "window", "window-us"],
+)
+def test_parse_refuses_huge_numbers_with_the_bound(spec: str, words: str) -> None:
+    with pytest.raises(PressureTriggerError, match=words) as e:
+        PressureTrigger.parse(spec)
+    assert len(str(e.value)) < 200  # the number is elided: the message stays a line
+
+
+@pytest.mark.parametrize(
+    ("stall", "window", "words"),
+    [
+        (0.15, 1e308, "window 1e\\+308 s is outside 0.5 s .. 10 s"),
+        (0.15, 10**400, r"window 1000+\.\.\.0+ s is outside 0.5 s .. 10 s"),
+        (10**400, 1.0, r"stall 1000+\.\.\.0+ s must be above 0 and at most the window"),
+        (-1e308, 1.0, "stall -1e\\+308 s must be above 0"),
+        (-(10**400), 1.0, "must be above 0"),
+    ],
+    ids=["float-window", "int-window", "int-stall", "negative-float", "negative-int"],
+)
+def test_refuses_huge_numbers_when_made(stall: float, window: float, words: str) -> None:
+    with pytest.raises(PressureTriggerError, match=words):
+        PressureTrigger("memory", "some", stall, window)
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["events", "--pressure", f"memory:some:{HUGE}ms:2s", "/"],
+        ["run", "--on-pressure", f"memory:some:150ms:{HUGE}s=kill", "--", "true"],
+    ],
+    ids=["events", "run"],
+)
+def test_the_command_refuses_huge_numbers_in_one_line(argv: list[str]) -> None:
+    import subprocess
+    import sys
+
+    p = subprocess.run(
+        [sys.executable, "-m", "cgroup2", *argv], capture_output=True, text=True, timeout=60
+    )
+    assert p.returncode == 2, p.stderr
+    assert "is above 10 s (the kernel's largest window)" in p.stderr, p.stderr
+    assert "Traceback" not in p.stderr
+    assert p.stderr.strip().splitlines()[-1].startswith("cgroup2")

@@ -24,6 +24,7 @@ Conventions:
 
 from __future__ import annotations
 
+import errno
 import os
 import sys
 
@@ -416,6 +417,12 @@ def build_parser(only: str | None = None, *, lite: bool = False) -> argparse.Arg
             )
         else:
             cm.add_argument("--timeout", type=parse_timeout, default=10.0, metavar="SEC")
+        if name in ("freeze", "kill"):
+            cm.add_argument(
+                "--force", action="store_true",
+                help=f"{name} GROUP even if this command runs in it or below it (refused "
+                f"otherwise: it would {name} itself)",
+            )
         if name == "kill":
             cm.add_argument(
                 "-s", "--signal", type=parse_signal, metavar="SIG",
@@ -634,6 +641,24 @@ def _message(e: BaseException) -> str:
     return printable(" ".join(text.split("\n")))
 
 
+def _os_message(e: OSError) -> str:
+    """A system error as one line."""
+    if e.strerror is None:
+        return _message(e)
+    name = "" if e.filename is None else f": {e.filename}"
+    return _message(OSError(f"{e.strerror}{name}"))
+
+
+def _limit_hint(e: BaseException) -> str:
+    """For EMFILE, the limit that was met (a low ``ulimit -n``), else nothing."""
+    if getattr(e, "errno", None) != errno.EMFILE:
+        return ""
+    import resource  # only here: an error path
+
+    soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+    return f" (this process may have {soft} open files: raise ulimit -n)"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line ``argv`` (default ``sys.argv[1:]``); return the exit status."""
     # On a pipe or file, lines are never wrapped or cut (a terminal gets its own width);
@@ -656,7 +681,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"{PROG}: error: {_message(e)}", file=sys.stderr)
         return e.status
     except CgroupError as e:
-        print(f"{PROG}: error: {_message(e)}", file=sys.stderr)
+        print(f"{PROG}: error: {_message(e)}{_limit_hint(e)}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         return 130
@@ -665,6 +690,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
         return 141
+    except OSError as e:  # e.g. EMFILE under a low `ulimit -n`: one line, no traceback
+        print(f"{PROG}: error: {_os_message(e)}{_limit_hint(e)}", file=sys.stderr)
+        return 1
 
 
 def script() -> NoReturn:

@@ -210,13 +210,27 @@ def _thaw(m: Manager, timeout: float) -> None:
 
 
 def cmd_simple(m: Manager, args: argparse.Namespace, out: Console) -> int:
+    try:
+        return _simple(m, args)
+    except CgroupError as e:
+        text = str(e)
+        tail = " (allow_self=True to do it anyway)"
+        if type(e) is CgroupError and text.endswith(tail):  # the caller's own group
+            text = text.removesuffix(tail)
+            if args.command in ("freeze", "kill"):
+                text += " (--force to do it anyway)"
+            raise Failure(text) from None
+        raise
+
+
+def _simple(m: Manager, args: argparse.Namespace) -> int:
     if args.command == "freeze":
-        m.freeze(timeout=args.timeout)
+        m.freeze(timeout=args.timeout, allow_self=args.force)
     elif args.command == "thaw":
         _thaw(m, args.timeout)
     elif args.command == "kill":
         if args.signal is None or args.signal == signal.SIGKILL:
-            m.kill(timeout=args.timeout)
+            m.kill(timeout=args.timeout, allow_self=args.force)
         else:
             signal_group(m, args.signal)
     elif args.command == "rm":

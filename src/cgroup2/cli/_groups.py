@@ -79,7 +79,23 @@ def cmd_create(args: argparse.Namespace, group: str, mountpoint: str, out: Conso
         with Dir.open(Manager.load(parent, mountpoint=mountpoint).path) as d:
             check_writable(d, resources)  # the parent has the files of its controllers
     existed = owner is not None and _exists(group, mountpoint)
-    m = Manager.create(group, resources, mountpoint=mountpoint)
+    try:  # without --parents, the one mkdir decides: a group made meanwhile is not adopted
+        m = Manager.create(
+            group, resources, mountpoint=mountpoint, exist_ok=args.parents, parents=args.parents
+        )
+    except CgroupError as e:
+        if args.parents:
+            raise
+        if e.errno == errno.EEXIST:
+            raise Failure(
+                f"group {printable(group)} exists already (--parents applies the limits to "
+                f"an existing group; 'cgroup2 set' changes them)"
+            ) from None
+        if isinstance(e, CgroupDeletedError) and not _exists(parent, mountpoint):
+            raise Failure(
+                f"parent group {printable(parent)} does not exist (--parents makes it)"
+            ) from None
+        raise
     if owner is not None:
         try:
             m.delegate(*owner)  # --owner: the kernel's delegation (cgroup2.delegation)

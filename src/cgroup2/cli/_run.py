@@ -286,7 +286,7 @@ def _run_blocked(
         if args.group is not None:
             placed.append(Manager.load(args.group, mountpoint=mountpoint))
         elif group is not None:
-            placed.append(Manager.create(group, resources, mountpoint=mountpoint))
+            placed.append(_create_new(group, resources, mountpoint))
         status, sig, wall = _fork_exec(
             args, cmd, resources, placed, old_mask, holder, err, monitors
         )
@@ -312,15 +312,35 @@ def _run_blocked(
             try:
                 _finish(placed[0], args, err)
             except CgroupError as e:
-                # the command's status stays the exit status, unless it was 0
-                err.print(
-                    f"cgroup2: error: removing the group: {printable(str(e))}",
-                    highlight=False,
-                    markup=False,
-                )
+                # the command's status stays the exit status, unless it was 0; a plain
+                # line (rich's import may be what fails, e.g. out of file descriptors)
+                print(f"cgroup2: error: removing the group: {printable(str(e))}",
+                      file=sys.stderr)
                 if status == 0:
                     status = 1
                     return status
+
+
+def _create_new(group: str, resources: Resources | None, mountpoint: str) -> Manager:
+    """Make the group with one ``mkdir`` that must create it: a group that exists (another
+    run may have made it a moment ago) is never adopted, and so never removed, here."""
+    try:
+        return Manager.create(
+            group, resources, mountpoint=mountpoint, exist_ok=False, parents=False
+        )
+    except CgroupDeletedError as e:
+        parent = group.rpartition("/")[0] or "/"
+        if e.errno != errno.ENOENT or os.path.isdir(mountpoint.rstrip("/") + parent):
+            raise
+        raise Failure(
+            f"parent group {printable(parent)} does not exist; create it first"
+        ) from None
+    except CgroupError as e:
+        if e.errno != errno.EEXIST:
+            raise
+        raise Failure(
+            f"group {printable(group)} exists already; choose another --name"
+        ) from None
 
 
 def _start_holder() -> tuple[int, int]:
@@ -386,7 +406,12 @@ def _fork_exec(
     it: (exit status, the signal that killed it, wall time)."""
     sigs = {*FORWARDED, _sig.SIGCHLD}
     go_r, go_w = os.pipe2(os.O_CLOEXEC)
-    err_r, err_w = os.pipe2(os.O_CLOEXEC)
+    try:
+        err_r, err_w = os.pipe2(os.O_CLOEXEC)
+    except OSError:  # EMFILE (ulimit -n): the first pipe goes, so the group can be removed
+        os.close(go_r)
+        os.close(go_w)
+        raise
     candidates = exec_candidates(cmd[0])
     start = time.monotonic()
     try:
