@@ -327,6 +327,22 @@ _BLOCK = _sig.SIG_BLOCK
 _SETMASK = _sig.SIG_SETMASK
 
 
+def _hold() -> set[int]:
+    """Block :data:`_HELD`; the mask before, for ``_sigmask(_SETMASK, old)``.
+
+    CPython runs a pending handler inside ``pthread_sigmask``, after the mask changed: the
+    mask is read first (a handler's exception there changes nothing), so that one raised
+    by the second call can be undone (else the signals stayed blocked for good).
+    """
+    old = _sigmask(_BLOCK, ())
+    try:
+        _sigmask(_BLOCK, _HELD)
+    except BaseException:
+        _sigmask(_SETMASK, old)
+        raise
+    return old
+
+
 class signals_held:  # a context manager used as a function: named as one
     """Hold (block) the signals a program turns into exceptions, for a short window:
     ``with signals_held(): ...``.
@@ -340,15 +356,7 @@ class signals_held:  # a context manager used as a function: named as one
     __slots__ = ("_old",)
 
     def __enter__(self) -> None:
-        # CPython runs a pending handler inside pthread_sigmask, after the mask changed:
-        # the mask is read first (a handler's exception there changes nothing), so that
-        # one raised by the second call can be undone (else the signals stayed blocked)
-        self._old = old = _sigmask(_BLOCK, ())
-        try:
-            _sigmask(_BLOCK, _HELD)
-        except BaseException:
-            _sigmask(_SETMASK, old)
-            raise
+        self._old = _hold()
 
     def __exit__(
         self,
@@ -385,7 +393,7 @@ class Dir:
         Signals are held from the ``open`` until the fd belongs to the returned object,
         whose finalizer closes it: an interrupt there cannot leak the descriptor.
         """
-        old = _sigmask(_BLOCK, _HELD)
+        old = _hold()
         try:
             return cls.open_held(path, root)
         finally:
@@ -602,7 +610,7 @@ class Dir:
         :func:`open_below`). Signals are held until the fd belongs to the returned
         object, as in :meth:`open`.
         """
-        old = _sigmask(_BLOCK, _HELD)
+        old = _hold()
         try:
             return self._child(name)
         finally:

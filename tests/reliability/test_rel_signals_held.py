@@ -66,3 +66,37 @@ def test_signals_held_blocks_and_restores() -> None:
             pass
         assert signal.pthread_sigmask(signal.SIG_BLOCK, []) == held
     assert signal.pthread_sigmask(signal.SIG_BLOCK, []) == before
+
+
+def test_an_interrupt_in_a_group_open_leaves_the_mask_and_no_descriptor(
+    alarm: list[int],
+) -> None:
+    """``Dir.open`` and ``Dir.child`` hold signals the same way (the fd must belong to
+    the returned object before an interrupt can land): the same window, the same rule."""
+    import os
+
+    from cgroup2 import _fs
+
+    mnt = _fs._outermost_mount("/sys/fs/cgroup/unified/x") or "/sys/fs/cgroup"
+    outer = {signal.SIGUSR2}
+    signal.pthread_sigmask(signal.SIG_SETMASK, outer)
+    fds = set(os.listdir("/proc/self/fd"))
+    left = 0
+    for i in range(2000):
+        try:
+            signal.setitimer(signal.ITIMER_REAL, 0.00002)
+            while True:
+                d = _fs.Dir.open(mnt, mnt) if i % 2 else _fs.Dir.open(mnt)
+                d.close()
+        except KeyboardInterrupt:
+            pass
+        mask = signal.pthread_sigmask(signal.SIG_BLOCK, [])
+        if mask != outer:
+            left += 1
+            signal.pthread_sigmask(signal.SIG_SETMASK, outer)
+    import gc
+
+    gc.collect()  # a Dir the interrupt cut off from its caller is closed by its finalizer
+    assert alarm[0] == 2000
+    assert left == 0, f"{left} of 2000 interrupts left the mask changed"
+    assert set(os.listdir("/proc/self/fd")) == fds
