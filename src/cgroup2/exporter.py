@@ -25,7 +25,7 @@ import socket
 import sys
 import threading
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Protocol
 
@@ -146,6 +146,11 @@ FAMILIES: dict[str, tuple[str, str]] = {
         "Wall time of this scrape's sample (one pread per held file).",
     ),
     "cgroup2_exporter_groups": ("gauge", "Groups sampled by this scrape."),
+    "cgroup2_exporter_groups_left_out": (
+        "gauge",
+        "Groups under the root not sampled, by reason (mount_point: something is mounted "
+        "there, never entered; the subtree below it is not counted).",
+    ),
     "cgroup2_exporter_open_fds": (
         "gauge",
         "Descriptors of group files the exporter holds open between scrapes.",
@@ -375,11 +380,12 @@ def exposition(
     *,
     openmetrics: bool = False,
     procs: Mapping[str, int] | None = None,
-    own: Mapping[str, float] | None = None,
+    own: Mapping[str, float | Mapping[str, float]] | None = None,
 ) -> str:
     """The exposition of many groups: ``metrics`` maps a group path to its
     :class:`~cgroup2.stats.Metrics`; ``procs`` (optional) a group path to its process count
-    (``cgroup_procs``); ``own`` (optional) values of the ``cgroup2_exporter_*`` families.
+    (``cgroup_procs``); ``own`` (optional) values of the ``cgroup2_exporter_*`` families
+    (a mapping for a family with a ``reason`` label: reason -> value).
 
     The text format 0.0.4 by default (``""`` when there is no sample); with
     ``openmetrics``, OpenMetrics 1.0 (counter families named without ``_total`` in HELP
@@ -394,7 +400,10 @@ def exposition(
             nprocs.append(f"cgroup_procs{{{g}}} {n}")
         _group(out, g, m)
     for name, v in (own or {}).items():
-        out[name].append(f"{name} {v!r}" if isinstance(v, float) else f"{name} {v}")
+        if isinstance(v, Mapping):
+            out[name].extend(f'{name}{{reason="{k}"}} {n}' for k, n in v.items())
+        else:
+            out[name].append(f"{name} {v!r}" if isinstance(v, float) else f"{name} {v}")
     parts: list[str] = []
     for name, lines in out.items():
         if lines:
@@ -533,14 +542,39 @@ def _process_counts(sampler: SamplerLike, groups: Iterable[str]) -> dict[str, in
 class Exporter:
     """One scrape, one ``sampler.sample()``: the exposition of what it read, each group's
     process count (``cgroup_procs``, with ``procs``) and the exporter's own cost. Scrapes
-    are serialized (one lock): a sampler is not shared by two samples at once."""
+    are serialized (one lock): a sampler is not shared by two samples at once.
 
-    def __init__(self, sampler: SamplerLike, *, procs: bool = True) -> None:
+    Groups the sampler left out (its ``skipped``: a mount point met while following) are
+    counted in ``cgroup2_exporter_groups_left_out`` and, once each, told to ``log``."""
+
+    def __init__(
+        self,
+        sampler: SamplerLike,
+        *,
+        procs: bool = True,
+        log: Callable[[str], object] | None = None,
+    ) -> None:
         self.sampler = sampler
         self.procs = procs
         self.scrapes = 0
         self.last_groups = 0
+        self._log = log
+        self._told: set[str] = set()
         self._lock = threading.Lock()
+
+    def _left_out(self) -> dict[str, float]:
+        """``reason -> count`` of the groups the sampler left out; each new one logged."""
+        skipped: Mapping[str, str] = getattr(self.sampler, "skipped", None) or {}
+        counts: dict[str, float] = {"mount_point": 0}
+        for path, why in skipped.items():
+            counts[why] = counts.get(why, 0) + 1
+            if path not in self._told and self._log is not None:
+                self._log(
+                    f"cgroup2: export: {path} is a mount point (something was mounted there "
+                    f"after the exporter started): not exported, nor anything below it"
+                )
+        self._told = set(skipped)
+        return counts
 
     def scrape(self, *, openmetrics: bool = False) -> bytes:
         """Sample every group and return the exposition, UTF-8."""
@@ -552,9 +586,10 @@ class Exporter:
             self.scrapes += 1
             self.last_groups = len(metrics)
             cpu = os.times()
-            own: dict[str, float] = {
+            own: dict[str, float | Mapping[str, float]] = {
                 "cgroup2_exporter_sample_duration_seconds": round(t1 - t0, 6),
                 "cgroup2_exporter_groups": len(metrics),
+                "cgroup2_exporter_groups_left_out": self._left_out(),
                 "cgroup2_exporter_open_fds": self.sampler.fd_count,
                 "cgroup2_exporter_scrapes_total": self.scrapes,
                 "cgroup2_exporter_cpu_seconds_total": round(cpu.user + cpu.system, 3),

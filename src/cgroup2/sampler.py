@@ -19,6 +19,11 @@ open (``O_RDONLY | O_CLOEXEC | O_NOFOLLOW``, relative to the group's directory f
 * Following a root (``root=``, ``follow=True``): one inotify fd (non-blocking, read once
   per sample) watches each directory held for ``IN_CREATE``/``IN_DELETE``/``IN_MOVED_*``
   of subdirectories; a new group below the root (to ``depth``) is in the next sample.
+  A new group is opened as a walk opens it: by :meth:`~cgroup2._fs.Dir.child` with the
+  inode its parent's ``readdir`` lists, so a group or file system mounted there after the
+  sampler started is a mount point, never descended into: that subtree is skipped and
+  named in :attr:`Sampler.skipped` (nothing on the mounted tree is held, and it can be
+  unmounted).
   The watch is added through ``/proc/self/fd/<fd>`` of the held directory, so it is the
   directory opened and checked, whatever the path has become. A lost event queue
   (``IN_Q_OVERFLOW``) makes the next sample look at every held directory again.
@@ -286,6 +291,8 @@ class Sampler:
         self._mount = mountpoint
         self._closed = False
         self._root: str | None = None
+        self._started = False  # made: a mount point met from now on is skipped, not raised
+        self._skipped: dict[str, str] = {}  # group path -> why it is not sampled
         try:
             if root is not None:
                 top = self._resolve(root)
@@ -297,6 +304,7 @@ class Sampler:
                 self._add_tree(None, top, 0)
             for g in groups:
                 self._add_explicit(g)
+            self._started = True
         except BaseException:
             self.close()
             raise
@@ -351,9 +359,14 @@ class Sampler:
     def _add_tree(
         self, parent: _Group | None, group: str, depth: int, ino: int | None = None
     ) -> None:
-        """Open ``group`` (a child of ``parent``, or by path when ``parent`` is ``None``)
-        and every group below it to the sampler's depth; watch each directory before
-        listing it, so that a group made meanwhile is either listed or reported."""
+        """Open ``group`` (a child of ``parent`` listed with inode ``ino``, or by path
+        when ``parent`` is ``None``) and every group below it to the sampler's depth;
+        watch each directory before listing it, so that a group made meanwhile is either
+        listed or reported.
+
+        Below the root, a mount point (:class:`MountPointError`) when the sampler is made
+        is raised, as a walk raises it; one met later (following) is skipped with its
+        subtree and named in :attr:`skipped`."""
         limit = self._depth
         todo: list[tuple[_Group | None, str, int, int | None]] = [(parent, group, depth, ino)]
         while todo:
@@ -367,7 +380,10 @@ class Sampler:
                 else:
                     d = up.d.child(g.rpartition("/")[2])
             except MountPointError:
-                raise
+                if up is None or not self._started:
+                    raise
+                self._skipped[g] = "mount_point"
+                continue
             except CgroupError as e:
                 if up is not None and (
                     isinstance(e, CgroupDeletedError) or e.errno in (errno.ENOENT, errno.ENODEV)
@@ -375,6 +391,7 @@ class Sampler:
                     continue  # removed since it was listed
                 raise
             self._count += 1
+            self._skipped.pop(g, None)
             grp = _Group(self, d, g, dep)
             self._insert(grp)
             if up is not None:
@@ -424,8 +441,26 @@ class Sampler:
             if up is not None:
                 up.children.discard(g.group.rpartition("/")[2])
 
+    def _listed_ino(
+        self, grp: _Group, name: str, listed: dict[_Group, dict[str, int]]
+    ) -> int | None:
+        """The inode ``readdir`` of ``grp`` gives for its child ``name`` (``None``: not
+        there, removed since the event). One listing of a directory serves the events of
+        one read (``listed``); a name it lacks (made after it) lists the directory again.
+        A listing that is stale by then is safe: :meth:`Dir.child` lists again when the
+        inode it opened differs."""
+        seen = listed.get(grp)
+        if seen is None or name not in seen:
+            try:
+                seen = dict(grp.d.subdir_entries())
+            except CgroupError:
+                return None  # the parent was removed: its IN_IGNORED drops it
+            listed[grp] = seen
+        return seen.get(name)
+
     def _follow(self) -> None:
         """Read the inotify fd (non-blocking): add the groups made, drop those removed."""
+        listed: dict[_Group, dict[str, int]] = {}
         while True:
             try:
                 buf = os.read(self._ino, 65536)
@@ -453,11 +488,14 @@ class Sampler:
                 child = os.fsdecode(name)
                 path = f"{'' if grp.group == '/' else grp.group}/{child}"
                 if mask & (_IN_DELETE | _IN_MOVED_FROM):
+                    self._skipped.pop(path, None)
                     old = self._groups.get(path)
                     if old is not None:
                         self._drop(old)
-                elif mask & (_IN_CREATE | _IN_MOVED_TO):
-                    self._add_tree(grp, path, grp.depth + 1)
+                elif mask & (_IN_CREATE | _IN_MOVED_TO) and path not in self._groups:
+                    ino = self._listed_ino(grp, child, listed)
+                    if ino is not None:
+                        self._add_tree(grp, path, grp.depth + 1, ino)
         if self._lost:
             self._lost = False
             self._rescan()
@@ -572,6 +610,13 @@ class Sampler:
         """The group paths held now, in path order (following a root: as of the last
         :meth:`sample`)."""
         return sorted(self._groups, key=_group_key)
+
+    @property
+    def skipped(self) -> dict[str, str]:
+        """Groups below the root found after the sampler was made and not sampled, with
+        why: ``"mount_point"`` (something is mounted there: the subtree is never opened).
+        A group leaves this when it is removed, or when it is opened after all."""
+        return dict(self._skipped)
 
     @property
     def fd_count(self) -> int:

@@ -396,3 +396,76 @@ def test_top_once_through_the_sampler_counts_tasks_below(cg_parent: Parent, cg_p
         got = sample(mnt, cg_path, None, using=held)
         assert f"{cg_path}/later" in got and got[f"{cg_path}/busy"].tasks == 1
         assert got[f"{cg_path}/busy"].cpu_usec is not None
+
+
+_MOUNT_CHILD = """
+import json, os, subprocess, sys
+sys.path.insert(0, {src!r})
+from cgroup2 import Sampler
+mnt, a, b = {mnt!r}, {a!r}, {b!r}
+out = {{}}
+with Sampler(root=a, mountpoint=mnt) as s:
+    out["before"] = sorted(s.sample())
+    # after the sampler started: a new group a/m, and b (with b/x, b/y) mounted onto it
+    os.mkdir(mnt + a + "/m")
+    subprocess.run(["mount", "--bind", mnt + b, mnt + a + "/m"], check=True)
+    out["listed"] = sorted(e.name for e in os.scandir(mnt + a + "/m") if e.is_dir())
+    out["after"] = sorted(s.sample())
+    out["skipped"] = getattr(s, "skipped", None)
+    # a group made in the mounted tree: not sampled either
+    os.mkdir(mnt + b + "/z")
+    out["later"] = sorted(s.sample())
+    held = [os.readlink(f"/proc/self/fd/{{fd}}") for fd in os.listdir("/proc/self/fd")
+            if os.path.exists(f"/proc/self/fd/{{fd}}")]
+    # (a held fd of the mounted tree reads as its path there)
+    out["held_below_m"] = [p for p in held if (p + "/").startswith(mnt + a + "/m/")]
+    r = subprocess.run(["umount", mnt + a + "/m"], capture_output=True, text=True)
+    out["umount"] = [r.returncode, r.stderr.strip()]
+    if r.returncode:
+        subprocess.run(["umount", "-l", mnt + a + "/m"])
+    os.rmdir(mnt + b + "/z")
+    os.rmdir(mnt + a + "/m")
+    out["removed"] = sorted(s.sample())
+    out["skipped_after"] = getattr(s, "skipped", None)
+print(json.dumps(out))
+"""
+
+
+def test_follow_never_goes_below_a_mount_point_made_after_start(
+    cg_parent: Parent, cg_path: str
+) -> None:
+    """A group of the test bind-mounted under the followed root after the sampler started
+    (in a private mount namespace): the mounted tree's groups are never sampled, the
+    mount point is named in ``skipped``, nothing on the mounted tree is held (umount
+    succeeds), and the group under it is followed again once it is unmounted and removed."""
+    if shutil.which("unshare") is None:
+        pytest.skip("needs unshare(1) for a private mount namespace")
+    mnt = cg_parent.mountpoint
+    a, b = f"{cg_path}/a", f"{cg_path}/b"
+    os.mkdir(mnt + cg_path)
+    try:
+        for g in (a, f"{a}/g0", b, f"{b}/x", f"{b}/y"):
+            os.mkdir(mnt + g)
+        code = _MOUNT_CHILD.format(src=SRC, mnt=mnt, a=a, b=b)
+        r = subprocess.run(
+            ["unshare", "--mount", "--propagation", "private", sys.executable, "-c", code],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert r.returncode == 0, r.stderr
+        import json
+
+        out = json.loads(r.stdout)
+        assert out["before"] == [a, f"{a}/g0"]
+        assert out["listed"] == ["x", "y"]  # the mount was there when sampled
+        assert out["umount"] == [0, ""]  # nothing held on the mounted tree (no EBUSY)
+        assert out["after"] == [a, f"{a}/g0"], out
+        assert out["skipped"] == {f"{a}/m": "mount_point"}
+        assert out["later"] == [a, f"{a}/g0"]
+        assert out["held_below_m"] == []
+        assert out["removed"] == [a, f"{a}/g0"] and out["skipped_after"] == {}
+    finally:
+        for g in (f"{b}/z", f"{b}/x", f"{b}/y", b, f"{a}/m", f"{a}/g0", a, cg_path):
+            with contextlib.suppress(FileNotFoundError):
+                _rmdir(mnt + g)

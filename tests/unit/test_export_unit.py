@@ -358,3 +358,19 @@ def test_walker_reads_a_tree_each_sample(tmp_path: Path) -> None:
     assert v['cgroup_procs{group="/c"}'] == 1 and v['cgroup_procs{group="/a"}'] == 2
     assert v['cgroup_cpu_usage_seconds_total{group="/a/b"}'] == 2e-6
     assert v["cgroup2_exporter_groups"] == 4 and v["cgroup2_exporter_open_fds"] == 0
+
+
+def test_groups_left_out_by_the_sampler_are_counted_and_told_once() -> None:
+    fake = FakeSampler({"/a": full()})
+    said: list[str] = []
+    ex = Exporter(fake, log=said.append)
+    v = parse(ex.scrape().decode())
+    assert v['cgroup2_exporter_groups_left_out{reason="mount_point"}'] == 0 and said == []
+    fake.skipped = {"/a/m": "mount_point"}  # type: ignore[attr-defined]
+    for _ in range(3):
+        v = parse(ex.scrape().decode())
+        assert v['cgroup2_exporter_groups_left_out{reason="mount_point"}'] == 1
+    assert len(said) == 1 and "/a/m is a mount point" in said[0]
+    fake.skipped = {}  # type: ignore[attr-defined]
+    v = parse(ex.scrape(openmetrics=True).decode(), openmetrics=True)
+    assert v['cgroup2_exporter_groups_left_out{reason="mount_point"}'] == 0

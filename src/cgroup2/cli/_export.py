@@ -102,6 +102,10 @@ def _make_sampler(args: argparse.Namespace, group: str, mountpoint: str) -> Samp
     return Walker(group, mountpoint=mountpoint, mask=args.mask, depth=args.depth)
 
 
+def _say(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
+
+
 def _say_walking(e: CgroupError) -> None:
     print(
         f"cgroup2: export: {str(e).removeprefix('cgroups: ')}; walking the groups and "
@@ -121,7 +125,7 @@ def cmd_export(args: argparse.Namespace, group: str, mountpoint: str) -> int:
     host, port = args.listen
     sampler = _make_sampler(args, group, mountpoint)
     try:
-        exporter = Exporter(sampler, procs=not args.no_procs)
+        exporter = Exporter(sampler, procs=not args.no_procs, log=_say)
         try:
             body = exporter.scrape(openmetrics=args.openmetrics)  # also opens the files
         except CgroupError as e:
@@ -130,7 +134,7 @@ def cmd_export(args: argparse.Namespace, group: str, mountpoint: str) -> int:
             _say_walking(e)
             sampler.close()
             sampler = Walker(group, mountpoint=mountpoint, mask=args.mask, depth=args.depth)
-            exporter = Exporter(sampler, procs=not args.no_procs)
+            exporter = Exporter(sampler, procs=not args.no_procs, log=_say)
             body = exporter.scrape(openmetrics=args.openmetrics)
         if args.once:
             sys.stdout.buffer.write(body)
