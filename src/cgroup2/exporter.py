@@ -7,8 +7,9 @@
 
 Conventions (Prometheus's): every family is named ``cgroup_...``, has one HELP and one TYPE
 line, and its samples follow them together (a family's lines must be contiguous); every
-sample carries a ``group`` label with the group's path below the mount (``/a/b``; ``\\``,
-``"`` and newline escaped); counters end in ``_total`` (in OpenMetrics the TYPE and HELP
+sample carries a ``group`` label with the group's path below the mount (``/a/b``; bytes
+that are not UTF-8 and ``%`` percent-encoded, then ``\\``, ``"`` and newline escaped: see
+:func:`escape_label`); counters end in ``_total`` (in OpenMetrics the TYPE and HELP
 lines name the family without it); times are seconds, sizes bytes, PSI averages ratios
 (0..1); a ``max`` limit is ``+Inf``. Absent values are left out and a family without
 samples is not written.
@@ -21,6 +22,7 @@ from __future__ import annotations
 
 import errno
 import os
+import re
 import socket
 import sys
 import threading
@@ -46,6 +48,7 @@ __all__ = [
     "escape_label",
     "exposition",
     "make_server",
+    "unescape_label",
     "wants_openmetrics",
 ]
 
@@ -165,19 +168,51 @@ FAMILIES: dict[str, tuple[str, str]] = {
 _INF = "+Inf"
 
 
+_PERCENT = re.compile("[%\ud800-\udfff]")
+
+
+def _percent(m: re.Match[str]) -> str:
+    c = m.group()
+    if c == "%":
+        return "%25"
+    if "\udc80" <= c <= "\udcff":  # a byte that is not UTF-8, as surrogateescape reads it
+        return f"%{ord(c) - 0xDC00:02X}"
+    # another lone surrogate (only a Python caller makes one): its bytes
+    return "".join(f"%{b:02X}" for b in c.encode("utf-8", "surrogatepass"))
+
+
 def escape_label(value: str) -> str:
-    """A label value as the exposition writes it between quotes: ``\\`` -> ``\\\\``,
-    ``"`` -> ``\\"``, newline -> ``\\n``. Bytes of a group name that are not UTF-8 (read
-    with ``surrogateescape``) are written as the text ``\\xNN``, so the output stays UTF-8.
+    """A label value as the exposition writes it between quotes: valid UTF-8 for any name,
+    and a different text for every different name (injective), so that no name can break
+    a scrape or share another's series.
+
+    Two steps, reversible in this order: (1) the bytes of a name that are not UTF-8
+    (read with ``surrogateescape``, as the library reads names) are written ``%XX`` (two
+    upper-case hex digits), and a ``%`` itself ``%25``: percent-encoding of exactly those
+    bytes, so ``urllib.parse.unquote_to_bytes`` of the label (once the format's escapes are
+    undone) gives the name's bytes back; every other character, control characters
+    included, is itself. (2) The escapes the text format and OpenMetrics define, and no
+    other: ``\\`` -> ``\\\\``, ``"`` -> ``\\"``, newline -> ``\\n``.
     """
+    if "%" in value or not value.isascii():
+        try:
+            value.encode("utf-8")
+            if "%" in value:
+                value = value.replace("%", "%25")
+        except UnicodeEncodeError:
+            value = _PERCENT.sub(_percent, value)
     if "\\" in value or '"' in value or "\n" in value:
         value = value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:
-        raw = value.encode("utf-8", "surrogateescape")
-        value = raw.decode("utf-8", "backslashreplace").replace("\\x", "\\\\x")
     return value
+
+
+def unescape_label(text: str) -> bytes:
+    """The name's bytes back from a label value as :func:`escape_label` wrote it (with the
+    format's escapes still in: ``\\\\``, ``\\"``, ``\\n``)."""
+    from urllib.parse import unquote_to_bytes
+
+    plain = re.sub(r"\\(.)", lambda m: "\n" if m.group(1) == "n" else m.group(1), text, flags=re.S)
+    return unquote_to_bytes(plain.encode("utf-8"))
 
 
 def _lim(v: int) -> str | int:

@@ -226,3 +226,86 @@ def test_cost_on_1000_groups(cg_parent: Parent, cg_path: str) -> None:
             assert share <= 0.10 * GROUPS / 10_000 * 4, share
     finally:
         _rmdirs(fs, made)
+
+
+#: names the kernel accepts that a writer can get wrong: backslashes (with what looks like
+#: an escape after them), quotes, control bytes (the kernel refuses a newline in a name:
+#: EINVAL), bytes that are not UTF-8 (alone,
+#: and as the text of their percent-encoding), "%", UTF-8, and the longest name (255 bytes)
+HOSTILE = [
+    b"bs\\x41\xff",
+    b"dup\\xff",
+    b"dup\xff",
+    b"dup%FF",
+    b'q"uo\\"te',
+    b"ctl\x01\x02\t\r\x1b[31m",
+    b"\xc3\x28\xa0\xa1",
+    b"\xed\xa0\x80",
+    "ünïcødé ☃".encode(),
+    b"%",
+    b"L" * 254 + b"\xff",
+    b"\\" * 255,
+]
+
+
+@needs_prometheus
+def test_hostile_names_pass_promtool_and_prometheus_queries_each_group(
+    cg_parent: Parent, cg_path: str, tmp_path: Path
+) -> None:
+    """Groups with the names above: ``promtool check metrics`` accepts a scrape, and a real
+    Prometheus holds one series per group, found by its label value (percent-encoded bytes
+    that are not UTF-8, then the format's escapes) and giving the name's bytes back."""
+    import json
+    import re
+    from urllib.parse import unquote_to_bytes
+
+    fs = os.fsencode(cg_parent.mountpoint + cg_path)
+    os.mkdir(fs)
+    made: list[bytes] = []
+    prom = None
+    try:
+        for n in HOSTILE:
+            os.mkdir(fs + b"/" + n)
+            made.append(n)
+        once = subprocess.run(  # bytes: text mode would read the \r in a name as a newline
+            [sys.executable, "-m", "cgroup2", "export", "--once", "--root", cg_path],
+            capture_output=True,
+            timeout=120,
+            env={**os.environ, "PYTHONPATH": SRC},
+            check=True,
+        )
+        r = subprocess.run(
+            [PROMTOOL, "check", "metrics"],
+            input=once.stdout,
+            capture_output=True,
+            timeout=60,
+            check=False,
+        )
+        assert r.returncode == 0, r.stdout + r.stderr
+        text = once.stdout.decode("utf-8")
+        from cgroup2.exporter import escape_label, unescape_label
+
+        assert sample_value(text, "cgroup2_exporter_groups") == len(HOSTILE) + 1
+        with exporter(cg_path) as (_, port):
+            prom = Prometheus(tmp_path, [f"127.0.0.1:{port}"])
+            prom.start()
+            base = os.fsencode(cg_path)
+            for n in HOSTILE:
+                label = escape_label(os.fsdecode(base + b"/" + n))
+                # what Prometheus stores: the label with the format's escapes undone
+                value = re.sub(r"\\(.)", lambda m: "\n" if m[1] == "n" else m[1], label)
+                assert unescape_label(label) == base + b"/" + n
+                # a PromQL string literal (Go's escapes: JSON's are a subset)
+                q = f"cgroup_procs{{group={json.dumps(value, ensure_ascii=False)}}}"
+                assert prom.value(q) == 0, n
+                (series,) = prom.query(q)
+                metric = series["metric"]
+                assert isinstance(metric, dict)
+                assert unquote_to_bytes(metric["group"]) == base + b"/" + n
+            assert prom.value('count(cgroup_procs{job="cgroup2"})') == len(HOSTILE) + 1
+    finally:
+        if prom is not None:
+            prom.stop()
+        for n in reversed(made):
+            os.rmdir(fs + b"/" + n)
+        os.rmdir(fs)

@@ -14,6 +14,8 @@ from collections.abc import Mapping
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from cgroup2 import (
     U64_MAX,
@@ -42,6 +44,7 @@ from cgroup2.exporter import (
     escape_label,
     exposition,
     make_server,
+    unescape_label,
     wants_openmetrics,
 )
 from cgroup2.stats import StatMask
@@ -125,13 +128,45 @@ def parse(text: str, *, openmetrics: bool = False) -> dict[str, float]:
     return values
 
 
+def _name(raw: bytes) -> str:
+    return raw.decode("utf-8", "surrogateescape")
+
+
 def test_escape_label() -> None:
     assert escape_label("/a/b") == "/a/b"
     assert escape_label('a\\b"c\nd') == 'a\\\\b\\"c\\nd'
-    # a name byte that is not UTF-8 (read with surrogateescape) stays visible, as text
-    odd = b"x\xffy".decode("utf-8", "surrogateescape")
-    out = escape_label(odd)
-    assert out == "x\\\\xffy" and out.encode("utf-8")
+    assert escape_label("/é/\x01\t") == "/é/\x01\t"  # UTF-8 and control bytes as they are
+    # bytes that are not UTF-8 are percent-encoded, and so is "%" itself: no two names
+    # share a label, and none needs an escape the format lacks (such as \x)
+    assert escape_label(_name(b"x\xffy")) == "x%FFy"
+    assert escape_label("x%FFy") == "x%25FFy"
+    assert escape_label(_name(b"bs\\x41\xff")) == "bs\\\\x41%FF"
+    assert escape_label(_name(b"dup\\xff")) != escape_label(_name(b"dup\xff"))
+    assert escape_label("\ud800") == "%ED%A0%80"  # a lone surrogate a caller made
+    for raw in (b"x\xffy", b"x%FFy", b'a\\b"c\nd\xc3', b"%%25", b"\xed\xa0\x80"):
+        assert unescape_label(escape_label(_name(raw))) == raw
+
+
+_NAME = st.binary(min_size=1, max_size=255).filter(
+    lambda b: b"/" not in b and b"\0" not in b and b not in (b".", b"..")
+)
+
+
+@given(names=st.lists(_NAME, min_size=1, max_size=8, unique=True))
+def test_any_group_names_round_trip_through_both_formats(names: list[bytes]) -> None:
+    """Names of any bytes but / and NUL: the exposition is UTF-8, every label value uses
+    only the escapes the formats define, and each group's label gives its bytes back
+    (so different names never share a series)."""
+    groups = {"/p/" + _name(n): Metrics(pids=PidsStat(i, 10)) for i, n in enumerate(names)}
+    for om in (False, True):
+        text = exposition(groups, openmetrics=om).encode("utf-8").decode("utf-8")
+        values = parse(text, openmetrics=om)
+        got = {}
+        for key, v in values.items():
+            m = re.fullmatch(r'cgroup_pids_current\{group="((?:[^"\\\n]|\\[\\"n])*)"\}', key)
+            if m:
+                got[unescape_label(m.group(1))] = v
+        assert got == {b"/p/" + n: i for i, n in enumerate(names)}
 
 
 def test_text_format_values_inf_and_conventions() -> None:
