@@ -23,13 +23,10 @@ from __future__ import annotations
 import errno
 import os
 import re
-import socket
-import sys
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from ._fs import Dir
 from ._statmask import StatMask
@@ -38,12 +35,16 @@ from .controllers.memory import MEMORY_STAT_KEYS
 from .errors import CgroupDeletedError, CgroupError
 from .stats import Metrics, PSIStats
 
+if TYPE_CHECKING:
+    from ._httpserve import HTTPServer
+
 __all__ = [
     "FAMILIES",
     "OPENMETRICS_TYPE",
     "TEXT_TYPE",
     "Exporter",
     "SamplerLike",
+    "Scrape",
     "Walker",
     "escape_label",
     "exposition",
@@ -159,6 +160,12 @@ FAMILIES: dict[str, tuple[str, str]] = {
         "Descriptors of group files the exporter holds open between scrapes.",
     ),
     "cgroup2_exporter_scrapes_total": ("counter", "Scrapes served since the exporter started."),
+    "cgroup2_exporter_connections": ("gauge", "HTTP connections open now."),
+    "cgroup2_exporter_connections_closed_total": (
+        "counter",
+        "HTTP connections the exporter closed, by reason (timeouts, evicted or refused "
+        "past the connection cap, bad requests).",
+    ),
     "cgroup2_exporter_cpu_seconds_total": (
         "counter",
         "CPU time (user and system) of the exporter process since it started.",
@@ -166,6 +173,8 @@ FAMILIES: dict[str, tuple[str, str]] = {
 }
 
 _INF = "+Inf"
+#: gzip level of compressed bodies: 1, the fastest (10,000 groups: see the guide's Cost)
+GZIP_LEVEL = 1
 
 
 _PERCENT = re.compile("[%\ud800-\udfff]")
@@ -595,6 +604,8 @@ class Exporter:
         self.last_groups = 0
         self._log = log
         self._told: set[str] = set()
+        #: more values of the exporter's own families (the server's connection counts)
+        self.extra: Callable[[], Mapping[str, float | Mapping[str, float]]] | None = None
         self._lock = threading.Lock()
 
     def _left_out(self) -> dict[str, float]:
@@ -611,8 +622,9 @@ class Exporter:
         self._told = set(skipped)
         return counts
 
-    def scrape(self, *, openmetrics: bool = False) -> bytes:
-        """Sample every group and return the exposition, UTF-8."""
+    def take(self) -> Scrape:
+        """Sample every group now: a :class:`Scrape`, whose bodies are written on demand
+        and kept (every client of that moment gets the same bytes)."""
         with self._lock:
             t0 = time.perf_counter()
             metrics = self.sampler.sample()
@@ -629,73 +641,93 @@ class Exporter:
                 "cgroup2_exporter_scrapes_total": self.scrapes,
                 "cgroup2_exporter_cpu_seconds_total": round(cpu.user + cpu.system, 3),
             }
-            text = exposition(metrics, openmetrics=openmetrics, procs=counts, own=own)
-            took = round(time.perf_counter() - t0, 6)
-            line = f"cgroup2_exporter_scrape_duration_seconds {took!r}\n"
-            head = _headers("cgroup2_exporter_scrape_duration_seconds", openmetrics)
-            if openmetrics:
-                text = text.removesuffix("# EOF\n") + head + line + "# EOF\n"
-            else:
-                text += head + line
-            return text.encode("utf-8")
+            if self.extra is not None:
+                own.update(self.extra())
+            return Scrape(metrics, counts, own, t0)
+
+    def scrape(self, *, openmetrics: bool = False) -> bytes:
+        """Sample every group and return the exposition, UTF-8."""
+        return self.take().body(openmetrics)
 
 
-class _Handler(BaseHTTPRequestHandler):
-    server: _Server
-    protocol_version = "HTTP/1.1"
+class Scrape:
+    """One sample of every group and the bodies written from it: text or OpenMetrics,
+    plain or gzip, each written once (on first demand) and then shared."""
 
-    def do_GET(self) -> None:
-        path = self.path.split("?", 1)[0]
-        if path == "/":
-            self._reply(
-                200,
-                "text/html; charset=utf-8",
-                b'<html><body><a href="/metrics">/metrics</a></body></html>\n',
-            )
-            return
-        if path != "/metrics":
-            self._reply(404, "text/plain; charset=utf-8", b"not found: try /metrics\n")
-            return
-        om = wants_openmetrics(self.headers.get("Accept"))
-        t = time.perf_counter()
-        try:
-            body = self.server.exporter.scrape(openmetrics=om)
-        except CgroupError as e:
-            self._reply(500, "text/plain; charset=utf-8", f"{e}\n".encode())
-            return
-        self._reply(200, OPENMETRICS_TYPE if om else TEXT_TYPE, body)
-        if self.server.verbose:
-            fmt = "openmetrics" if om else "text"
-            took = time.perf_counter() - t
-            sys.stderr.write(f"scrape: {fmt}, {len(body)} bytes, {took:.3f} s\n")
+    def __init__(
+        self,
+        metrics: Mapping[str, Metrics],
+        procs: Mapping[str, int] | None,
+        own: Mapping[str, float | Mapping[str, float]],
+        t0: float,
+    ) -> None:
+        self.metrics = metrics
+        self.procs = procs
+        self.own = own
+        self.t0 = t0
+        self._bodies: dict[tuple[bool, bool], bytes] = {}
+        self._lock = threading.Lock()
 
-    def _reply(self, status: int, ctype: str, body: bytes) -> None:
-        self.send_response(status)
-        self.send_header("Content-Type", ctype)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
+    def body(self, openmetrics: bool = False, gzip: bool = False) -> bytes:
+        """The exposition in that format (UTF-8), gzip-compressed with ``gzip``."""
+        key = (openmetrics, gzip)
+        with self._lock:
+            data = self._bodies.get(key)
+            if data is None:
+                data = self._write(openmetrics, gzip)
+                self._bodies[key] = data
+            return data
 
-    def log_message(self, format: str, *args: object) -> None:
-        if self.server.verbose:
-            sys.stderr.write(f"{self.address_string()} {format % args}\n")
+    def _write(self, openmetrics: bool, gz: bool) -> bytes:
+        if gz:
+            import gzip
 
+            plain = self._bodies.get((openmetrics, False)) or self._write(openmetrics, False)
+            return gzip.compress(plain, compresslevel=GZIP_LEVEL, mtime=0)
+        text = exposition(self.metrics, openmetrics=openmetrics, procs=self.procs, own=self.own)
+        took = round(time.perf_counter() - self.t0, 6)
+        line = f"cgroup2_exporter_scrape_duration_seconds {took!r}\n"
+        head = _headers("cgroup2_exporter_scrape_duration_seconds", openmetrics)
+        if openmetrics:
+            text = text.removesuffix("# EOF\n") + head + line + "# EOF\n"
+        else:
+            text += head + line
+        return text.encode("utf-8")
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-
-    def __init__(self, address: tuple[str, int], exporter: Exporter, verbose: bool) -> None:
-        self.exporter = exporter
-        self.verbose = verbose
-        if ":" in address[0]:
-            self.address_family = socket.AF_INET6
-        super().__init__(address, _Handler)
+    def drop_metrics(self) -> None:
+        """Forget the sample (the bodies written stay): its memory is freed early."""
+        self.metrics = {}
+        self.procs = None
 
 
 def make_server(
-    exporter: Exporter, host: str = "127.0.0.1", port: int = 9753, *, verbose: bool = False
-) -> ThreadingHTTPServer:
+    exporter: Exporter,
+    host: str = "127.0.0.1",
+    port: int = 9753,
+    *,
+    verbose: bool = False,
+    max_connections: int = 512,
+    read_timeout: float = 10.0,
+    idle_timeout: float = 60.0,
+    write_timeout: float = 30.0,
+) -> HTTPServer:
     """An HTTP server (not started: call ``serve_forever()``) answering ``GET /metrics``
-    with ``exporter.scrape()``, in OpenMetrics when the ``Accept`` header prefers it. Each
-    request has a thread; the exporter's lock serializes the scrapes."""
-    return _Server((host, port), exporter, verbose)
+    with a scrape of ``exporter`` (:mod:`cgroup2._httpserve`): one thread for every
+    connection's I/O and one for the scrapes, whatever the number of clients; at most
+    ``max_connections`` at once (past it the longest-idle one is closed, or the new one
+    when none is idle); a request must arrive within ``read_timeout`` seconds of its first
+    byte, a kept-alive connection is closed after ``idle_timeout`` without one, and a
+    response whose client reads nothing for ``write_timeout`` is dropped. Requests that
+    arrive while a scrape runs share it; gzip when the client accepts it."""
+    from ._httpserve import HTTPServer as _HTTPServer
+
+    return _HTTPServer(
+        exporter,
+        host,
+        port,
+        verbose=verbose,
+        max_connections=max_connections,
+        read_timeout=read_timeout,
+        idle_timeout=idle_timeout,
+        write_timeout=write_timeout,
+    )

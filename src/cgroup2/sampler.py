@@ -253,7 +253,9 @@ class Sampler:
     the groups and mask is a :class:`~cgroup2.errors.CgroupError` naming both numbers
     (``overflow="error"``, the default). With ``overflow="reopen"`` the files that do not
     fit are read as ``stat()`` reads them (open, read, close, each sample) instead; only
-    the group directories must fit then (one descriptor a group).
+    the group directories must fit then (one descriptor a group). ``spare`` descriptors
+    under the limit are never taken (default 64): the rest of the program's (a server's
+    connections).
     """
 
     def __init__(
@@ -266,6 +268,7 @@ class Sampler:
         follow: bool = True,
         mountpoint: str | None = None,
         overflow: Literal["error", "reopen"] = "error",
+        spare: int = _SPARE,
     ) -> None:
         if isinstance(groups, str):
             raise CgroupError(
@@ -275,6 +278,9 @@ class Sampler:
         if overflow not in ("error", "reopen"):
             raise CgroupError(f"cgroups: invalid overflow {overflow!r}: 'error' or 'reopen'")
         self._overflow_reopen = overflow == "reopen"
+        if not isinstance(spare, int) or spare < 0:
+            raise CgroupError(f"cgroups: invalid spare {spare!r}: a count of descriptors >= 0")
+        self._spare = spare
         if not isinstance(mask, StatMask):
             raise CgroupError(f"cgroups: invalid stat mask {mask!r}: a StatMask, e.g. StatMask.ALL")
         if depth is not None and (not isinstance(depth, int) or depth < 0):
@@ -526,7 +532,7 @@ class Sampler:
         # have all of its files yet)
         per = max((sum(fd >= 0 for fd in g.fds.values()) for g in opened), default=0)
         per = max(per, self._per_group - 1)
-        need = self._count + (len(self._groups) - len(opened)) * per + _SPARE
+        need = self._count + (len(self._groups) - len(opened)) * per + self._spare
         return CgroupError(
             f"cgroups: Sampler: {len(self._groups)} groups with mask {self._mask!r} need "
             f"about {need} open descriptors ({per + 1} a group: its directory and its "
@@ -540,7 +546,7 @@ class Sampler:
         limit toward the hard limit (doubling). At the hard limit: ``False`` for a
         ``file`` with ``overflow="reopen"`` (it is then read by open/read/close), else
         the limit error."""
-        need = self._count + n + _SPARE
+        need = self._count + n + self._spare
         soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
         if soft == resource.RLIM_INFINITY or need <= soft:
             return True

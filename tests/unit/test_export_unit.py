@@ -4,6 +4,7 @@ exporter's own metrics, serialized scrapes, and the command's option parsers."""
 
 from __future__ import annotations
 
+import gzip
 import math
 import re
 import threading
@@ -265,11 +266,14 @@ class FakeSampler:
         self.busy = False
         self.overlaps = 0
         self.procs = {g: 1 for g in groups}
+        self.gate: threading.Event | None = None
 
     def sample(self) -> dict[str, Metrics]:
         if self.busy:
             self.overlaps += 1
         self.busy = True
+        if self.gate is not None:
+            assert self.gate.wait(30)
         time.sleep(0.02)
         self.samples += 1
         self.busy = False
@@ -308,7 +312,7 @@ def test_exporter_scrape_has_process_counts_and_its_own_cost() -> None:
     assert "cgroup_procs" not in no
 
 
-def test_http_server_negotiates_and_serializes_scrapes() -> None:
+def test_http_server_negotiates_and_shares_concurrent_scrapes() -> None:
     fake = FakeSampler({"/a": full()})
     server = make_server(Exporter(fake), "127.0.0.1", 0)
     port = server.server_address[1]
@@ -331,14 +335,37 @@ def test_http_server_negotiates_and_serializes_scrapes() -> None:
         with pytest.raises(urllib.error.HTTPError) as e:
             urllib.request.urlopen(f"http://127.0.0.1:{port}/nothing", timeout=10)
         assert e.value.code == 404
-        # scrapes from 6 threads at once: each one sample, never two at the same time
+        # 6 requests while a sample runs (held until all 6 wait): they share that one
+        # sample and get the same body
         before = fake.samples
-        threads = [threading.Thread(target=get, args=(None,)) for _ in range(6)]
+        fake.gate = threading.Event()
+        got: list[str] = []
+        threads = [threading.Thread(target=lambda: got.append(get(None)[1])) for _ in range(6)]
         for th in threads:
             th.start()
+        deadline = time.monotonic() + 30
+        while len(server._waiting) < 6 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert len(server._waiting) == 6
+        fake.gate.set()
         for th in threads:
             th.join()
-        assert fake.samples == before + 6 and fake.overlaps == 0
+        assert fake.samples == before + 1 and fake.overlaps == 0
+        assert len(got) == 6 and len(set(got)) == 1
+        # gzip when asked; HEAD; other methods refused
+        req = urllib.request.Request(url, headers={"Accept-Encoding": "gzip"})
+        with urllib.request.urlopen(req, timeout=10) as r:
+            assert r.headers["Content-Encoding"] == "gzip"
+            parse(gzip.decompress(r.read()).decode())
+        req = urllib.request.Request(url, headers={"Accept-Encoding": "gzip;q=0"})
+        with urllib.request.urlopen(req, timeout=10) as r:
+            assert r.headers["Content-Encoding"] is None
+            parse(r.read().decode())
+        with urllib.request.urlopen(urllib.request.Request(url, method="HEAD"), timeout=10) as r:
+            assert r.status == 200 and r.read() == b"" and int(r.headers["Content-Length"]) > 0
+        with pytest.raises(urllib.error.HTTPError) as e:
+            urllib.request.urlopen(urllib.request.Request(url, data=b"x"), timeout=10)
+        assert e.value.code == 405
     finally:
         server.shutdown()
         server.server_close()

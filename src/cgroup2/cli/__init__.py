@@ -499,6 +499,12 @@ def build_parser(only: str | None = None, *, lite: bool = False) -> argparse.Arg
         ex.add_argument(
             "--no-procs", action="store_true", help="no process counts (cgroup.procs)"
         )
+        ex.add_argument(
+            "--max-connections", type=lambda v: parse_int(v, "--max-connections", low=1),
+            default=512, metavar="N",
+            help="clients served at once (default 512; past it the longest-idle one is "
+            "closed); descriptors for them are kept back from the sampler",
+        )
         ex.add_argument("--once", action="store_true", help="print one scrape and exit")
         ex.add_argument(
             "--openmetrics", action="store_true", help="with --once: OpenMetrics text"

@@ -83,6 +83,11 @@ def _lift_nofile_hard_limit() -> None:
             resource.setrlimit(resource.RLIMIT_NOFILE, (soft, nr_open))
 
 
+def _spare(args: argparse.Namespace) -> int:
+    """Descriptors the sampler leaves free: one per connection served, and 64 more."""
+    return getattr(args, "max_connections", 512) + 64
+
+
 def _make_sampler(args: argparse.Namespace, group: str, mountpoint: str) -> SamplerLike:
     """A :class:`~cgroup2.sampler.Sampler` of the groups under ``group``; files past the
     descriptor limit are read by open/read/close (``overflow="reopen"``); when even the
@@ -94,7 +99,9 @@ def _make_sampler(args: argparse.Namespace, group: str, mountpoint: str) -> Samp
     root = Manager.load(group, mountpoint=mountpoint)
     _lift_nofile_hard_limit()
     try:
-        return Sampler(root=root, mask=args.mask, depth=args.depth, overflow="reopen")
+        return Sampler(
+            root=root, mask=args.mask, depth=args.depth, overflow="reopen", spare=_spare(args)
+        )
     except CgroupError as e:
         if "RLIMIT_NOFILE" not in str(e):
             raise
@@ -141,7 +148,9 @@ def cmd_export(args: argparse.Namespace, group: str, mountpoint: str) -> int:
             sys.stdout.flush()
             return 0
         try:
-            server = make_server(exporter, host, port, verbose=args.verbose)
+            server = make_server(
+                exporter, host, port, verbose=args.verbose, max_connections=args.max_connections
+            )
         except OSError as e:
             raise UsageError(f"export: cannot listen on {host}:{port}: {e.strerror}") from None
         old = signal.signal(signal.SIGTERM, _stop)
