@@ -155,6 +155,14 @@ FAMILIES: dict[str, tuple[str, str]] = {
         "Groups under the root not sampled, by reason (mount_point: something is mounted "
         "there, never entered; the subtree below it is not counted).",
     ),
+    "cgroup2_exporter_groups_held": (
+        "gauge",
+        "Groups whose directory and files are held open (one pread a file a scrape).",
+    ),
+    "cgroup2_exporter_groups_reopened": (
+        "gauge",
+        "Groups past the descriptor budget, read by open/read/close on each scrape.",
+    ),
     "cgroup2_exporter_open_fds": (
         "gauge",
         "Descriptors of group files the exporter holds open between scrapes.",
@@ -637,6 +645,12 @@ class Exporter:
                 "cgroup2_exporter_sample_duration_seconds": round(t1 - t0, 6),
                 "cgroup2_exporter_groups": len(metrics),
                 "cgroup2_exporter_groups_left_out": self._left_out(),
+                "cgroup2_exporter_groups_held": getattr(
+                    self.sampler, "held_count", len(metrics) if self.sampler.fd_count else 0
+                ),
+                "cgroup2_exporter_groups_reopened": getattr(
+                    self.sampler, "reopened_count", 0 if self.sampler.fd_count else len(metrics)
+                ),
                 "cgroup2_exporter_open_fds": self.sampler.fd_count,
                 "cgroup2_exporter_scrapes_total": self.scrapes,
                 "cgroup2_exporter_cpu_seconds_total": round(cpu.user + cpu.system, 3),

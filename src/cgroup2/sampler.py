@@ -31,7 +31,8 @@ open (``O_RDONLY | O_CLOEXEC | O_NOFOLLOW``, relative to the group's directory f
   :meth:`~cgroup2._fs.Dir.child` (never across a mount point, never through a symlink).
 * ``RLIMIT_NOFILE``: the soft limit is raised (up to the hard limit) when the held
   descriptors need it; when even the hard limit is too low, a :class:`CgroupError` names
-  the count needed and the limit.
+  the count needed and the limit, or (``overflow="reopen"``) what does not fit is read by
+  open/read/close on each sample: every group is in every sample.
 """
 
 from __future__ import annotations
@@ -87,14 +88,20 @@ class _Group:
         "depth",
         "fds",
         "group",
+        "held",
         "owner",
         "path",
+        "up",
         "wd",
     )
 
-    def __init__(self, owner: Sampler, d: Dir, group: str, depth: int) -> None:
+    def __init__(
+        self, owner: Sampler, d: Dir, group: str, depth: int, up: _Group | None = None
+    ) -> None:
         self.owner = owner
-        self.d = d
+        self.d = d  # held open, or (past the descriptor budget) fd -1: its dev and inode
+        self.held = d.fd >= 0
+        self.up = up  # the parent group (to open this one again from)
         self.path = d.path
         self.group = group
         self.depth = depth
@@ -251,9 +258,11 @@ class Sampler:
     group directory and one per file read, plus the inotify fd when following.
     ``RLIMIT_NOFILE`` is raised toward the hard limit as needed; a hard limit too low for
     the groups and mask is a :class:`~cgroup2.errors.CgroupError` naming both numbers
-    (``overflow="error"``, the default). With ``overflow="reopen"`` the files that do not
-    fit are read as ``stat()`` reads them (open, read, close, each sample) instead; only
-    the group directories must fit then (one descriptor a group). ``spare`` descriptors
+    (``overflow="error"``, the default). With ``overflow="reopen"`` nothing is left out:
+    the files that do not fit are read as ``stat()`` reads them (open, read, close, each
+    sample), and so are the groups whose directory does not fit (opened again from their
+    nearest held ancestor, child by child, on each sample; counted by
+    :attr:`reopened_count`), also those that appear later. ``spare`` descriptors
     under the limit are never taken (default 64): the rest of the program's (a server's
     connections).
     """
@@ -356,11 +365,58 @@ class Sampler:
             self._order_dirty = True
         self._groups[grp.group] = grp
 
-    def _watch(self, grp: _Group) -> None:
+    def _watch(self, grp: _Group, d: Dir) -> None:
         from .events import _add_watch
 
-        grp.wd = _add_watch(self._ino, f"/proc/self/fd/{grp.d.fd}", _WATCH, grp.path)
+        # (the watch stays when the descriptor is closed: an unheld group is watched too)
+        grp.wd = _add_watch(self._ino, f"/proc/self/fd/{d.fd}", _WATCH, grp.path)
         self._wds[grp.wd] = grp
+
+    def _dir_of(self, grp: _Group) -> tuple[Dir, bool]:
+        """The open directory of ``grp`` and whether the caller must close it: the held
+        one, or (a group past the descriptor budget) opened again from its nearest held
+        ancestor child by child, each through :meth:`Dir.child` (never across a mount
+        point)."""
+        if grp.held:
+            return grp.d, False
+        chain: list[_Group] = []
+        g: _Group | None = grp
+        while g is not None and not g.held:
+            chain.append(g)
+            g = g.up
+        if g is None:  # an unheld root: by its path, checked to be the directory added
+            top = chain.pop()
+            d = Dir.open(self._fs_path(top.group), self._mount or "/")
+            if (d.dev, d.ino) != (top.d.dev, top.d.ino):
+                d.close()
+                raise CgroupDeletedError(
+                    f"cgroups: cgroup deleted: {top.path} was removed",
+                    errno=errno.ENOENT,
+                    path=top.path,
+                )
+            owned = True
+        else:
+            d, owned = g.d, False
+        for c in reversed(chain):
+            try:
+                nd = d.child(c.group.rpartition("/")[2])
+            finally:
+                if owned:
+                    d.close()
+            d, owned = nd, True
+        return d, owned
+
+    def _is_deleted(self, grp: _Group) -> bool:
+        """Whether the directory of ``grp`` is no longer at its path."""
+        if grp.held:
+            return grp.d.is_deleted()
+        try:
+            st = os.stat(grp.path, follow_symlinks=False)
+        except FileNotFoundError:
+            return True
+        except OSError:
+            return False
+        return (st.st_dev, st.st_ino) != (grp.d.dev, grp.d.ino)
 
     def _add_tree(
         self, parent: _Group | None, group: str, depth: int, ino: int | None = None
@@ -379,12 +435,19 @@ class Sampler:
             up, g, dep, ino = todo.pop()
             if g in self._groups:
                 continue
-            self._reserve(1)
+            # past the budget with overflow="reopen": opened for now, then read by
+            # open/read/close on each sample
+            held = self._reserve(1, file=True)
             try:
                 if up is None:
                     d = Dir.open(self._fs_path(g), self._mount or "/")
                 else:
-                    d = up.d.child(g.rpartition("/")[2])
+                    pd, owned = self._dir_of(up)
+                    try:
+                        d = pd.child(g.rpartition("/")[2])
+                    finally:
+                        if owned:
+                            pd.close()
             except MountPointError:
                 if up is None or not self._started:
                     raise
@@ -396,27 +459,35 @@ class Sampler:
                 ):
                     continue  # removed since it was listed
                 raise
-            self._count += 1
-            self._skipped.pop(g, None)
-            grp = _Group(self, d, g, dep)
-            self._insert(grp)
-            if up is not None:
-                up.children.add(g.rpartition("/")[2])
-            if limit is not None and dep >= limit:
-                continue
-            if self._ino >= 0:
-                try:
-                    self._watch(grp)
-                except CgroupDeletedError:
-                    self._drop(grp)
-                    continue
             try:
-                entries = d.subdir_entries()
-            except CgroupError as e:
-                if isinstance(e, CgroupDeletedError) or e.errno in (errno.ENOENT, errno.ENODEV):
-                    self._drop(grp)
+                self._skipped.pop(g, None)
+                grp = _Group(self, d if held else Dir(-1, d.path, d.dev, d.ino), g, dep, up)
+                if held:
+                    self._count += 1
+                self._insert(grp)
+                if up is not None:
+                    up.children.add(g.rpartition("/")[2])
+                if limit is not None and dep >= limit:
                     continue
-                raise
+                if self._ino >= 0:
+                    try:
+                        self._watch(grp, d)
+                    except CgroupDeletedError:
+                        self._drop(grp)
+                        continue
+                try:
+                    entries = d.subdir_entries()
+                except CgroupError as e:
+                    if isinstance(e, CgroupDeletedError) or e.errno in (
+                        errno.ENOENT,
+                        errno.ENODEV,
+                    ):
+                        self._drop(grp)
+                        continue
+                    raise
+            finally:
+                if not held:
+                    d.close()
             base = "" if g == "/" else g
             for name, child_ino in sorted(entries, reverse=True):
                 todo.append((grp, f"{base}/{name}", dep + 1, child_ino))
@@ -458,7 +529,12 @@ class Sampler:
         seen = listed.get(grp)
         if seen is None or name not in seen:
             try:
-                seen = dict(grp.d.subdir_entries())
+                d, owned = self._dir_of(grp)
+                try:
+                    seen = dict(d.subdir_entries())
+                finally:
+                    if owned:
+                        d.close()
             except CgroupError:
                 return None  # the parent was removed: its IN_IGNORED drops it
             listed[grp] = seen
@@ -486,7 +562,7 @@ class Sampler:
                 if mask & _IN_IGNORED:
                     self._wds.pop(wd, None)
                     grp.wd = -1
-                    if grp.d.is_deleted():
+                    if self._is_deleted(grp):
                         self._drop(grp)
                     continue
                 if not mask & _IN_ISDIR:
@@ -509,13 +585,18 @@ class Sampler:
     def _rescan(self) -> None:
         """Events were lost: drop the held groups that are gone, add those not held."""
         for grp in list(self._groups.values()):
-            if self._groups.get(grp.group) is grp and grp.d.is_deleted():
+            if self._groups.get(grp.group) is grp and self._is_deleted(grp):
                 self._drop(grp)
         for grp in list(self._groups.values()):
             if grp.wd < 0 or self._groups.get(grp.group) is not grp:
                 continue
             try:
-                entries = grp.d.subdir_entries()
+                d, owned = self._dir_of(grp)
+                try:
+                    entries = d.subdir_entries()
+                finally:
+                    if owned:
+                        d.close()
             except CgroupError:
                 continue
             base = "" if grp.group == "/" else grp.group
@@ -587,6 +668,9 @@ class Sampler:
         for grp in list(self._groups.values()):
             if self._groups.get(grp.group) is not grp:
                 continue  # dropped meanwhile (below a group found removed)
+            if not grp.held:
+                self._sample_unheld(grp, out)
+                continue
             try:
                 out[grp.group] = collect(grp, mask)
             except CgroupDeletedError:
@@ -598,6 +682,29 @@ class Sampler:
         self._per_group = per
         return out
 
+    def _sample_unheld(self, grp: _Group, out: dict[str, Metrics]) -> None:
+        """Read a group past the descriptor budget as ``stat()`` does (open, read, close)."""
+        from .stats import collect
+
+        try:
+            d, owned = self._dir_of(grp)
+        except MountPointError:
+            self._skipped[grp.group] = "mount_point"
+            self._drop(grp)
+            return
+        except CgroupError as e:
+            if isinstance(e, CgroupDeletedError) or e.errno in (errno.ENOENT, errno.ENODEV):
+                self._drop(grp)
+                return
+            raise
+        try:
+            out[grp.group] = collect(d, self._mask)
+        except CgroupDeletedError:
+            self._drop(grp)
+        finally:
+            if owned:
+                d.close()
+
     def read(self, group: str, name: str) -> bytes | None:
         """Another file of a held group (``cgroup.procs``, ``pids.events`` ...), by
         ``pread`` on a descriptor held from its first read on; ``None`` when the kernel
@@ -606,7 +713,14 @@ class Sampler:
         removed."""
         grp = self._groups[group]
         try:
-            return grp.try_read(name)
+            if grp.held:
+                return grp.try_read(name)
+            d, owned = self._dir_of(grp)
+            try:
+                return d.try_read(name)
+            finally:
+                if owned:
+                    d.close()
         except CgroupDeletedError:
             self._drop(grp)
             raise
@@ -623,6 +737,17 @@ class Sampler:
         why: ``"mount_point"`` (something is mounted there: the subtree is never opened).
         A group leaves this when it is removed, or when it is opened after all."""
         return dict(self._skipped)
+
+    @property
+    def held_count(self) -> int:
+        """Groups whose directory is held open (read by ``pread`` on held files)."""
+        return sum(1 for g in self._groups.values() if g.held)
+
+    @property
+    def reopened_count(self) -> int:
+        """Groups past the descriptor budget (``overflow="reopen"``): their directory and
+        files are opened, read and closed on each sample."""
+        return sum(1 for g in self._groups.values() if not g.held)
 
     @property
     def fd_count(self) -> int:

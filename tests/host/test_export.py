@@ -396,3 +396,46 @@ def test_idle_and_never_reading_clients_do_not_starve_the_exporter(
         for s in socks:
             s.close()
         _rmdirs(fs, made)
+
+
+def test_export_past_the_descriptor_limit_exports_every_group(
+    cg_parent: Parent, cg_path: str
+) -> None:
+    """Under a hard RLIMIT_NOFILE of 200 (the sampler keeping --max-connections + 64 back),
+    every one of 301 groups is in the scrape; the exporter's own metrics say how many are
+    held and how many read by open/read/close."""
+    import resource
+
+    fs = cg_parent.mountpoint + cg_path
+    os.mkdir(fs)
+    made = [""]
+
+    def limit() -> None:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (200, 200))
+
+    try:
+        for i in range(300):
+            os.mkdir(f"{fs}/g{i:03d}")
+            made.append(f"g{i:03d}")
+        r = subprocess.run(
+            [sys.executable, "-m", "cgroup2", "export", "--once", "--root", cg_path,
+             "--max-connections", "16"],
+            capture_output=True,
+            text=True,
+            timeout=300,
+            env={**os.environ, "PYTHONPATH": SRC},
+            preexec_fn=limit,
+        )  # fmt: skip
+        assert r.returncode == 0, r.stderr
+        body = r.stdout
+        assert sample_value(body, "cgroup2_exporter_groups") == 301
+        assert body.count("cgroup_procs{") == 301
+        held = sample_value(body, "cgroup2_exporter_groups_held")
+        reopened = sample_value(body, "cgroup2_exporter_groups_reopened")
+        print(f"\n301 groups under a limit of 200: {held:g} held, {reopened:g} reopened")
+        assert held is not None and reopened is not None
+        assert held + reopened == 301 and held > 0 and reopened > 0
+        fds = sample_value(body, "cgroup2_exporter_open_fds")
+        assert fds is not None and fds <= 200 - 16 - 64 + 1  # (and the inotify fd)
+    finally:
+        _rmdirs(fs, made)

@@ -469,3 +469,76 @@ def test_follow_never_goes_below_a_mount_point_made_after_start(
         for g in (f"{b}/z", f"{b}/x", f"{b}/y", b, f"{a}/m", f"{a}/g0", a, cg_path):
             with contextlib.suppress(FileNotFoundError):
                 _rmdir(mnt + g)
+
+
+_BUDGET_CHILD = """
+import os, resource, sys
+sys.path.insert(0, {src!r})
+from cgroup2 import Manager, Sampler
+resource.setrlimit(resource.RLIMIT_NOFILE, (150, 150))
+mnt, root = {mnt!r}, {group!r}
+with Sampler(root=root, mountpoint=mnt, overflow="reopen") as s:
+    first = s.sample()
+    print("first", len(first), s.held_count, s.reopened_count, s.fd_count)
+    for i in range(100):
+        os.mkdir(f"{{mnt}}{{root}}/later{{i:03d}}")
+    second = s.sample()
+    print("second", len(second), s.held_count, s.reopened_count, s.fd_count)
+    for g in (root + "/g199", root + "/later099"):
+        assert second[g].cpu == Manager.load(g, mountpoint=mnt).stat().cpu, g
+    assert s.read(root + "/later099", "cgroup.procs") == b""
+    os.rmdir(f"{{mnt}}{{root}}/later050")
+    third = s.sample()
+    print("third", len(third), root + "/later050" in third)
+"""
+
+
+def test_groups_past_the_descriptor_budget_are_read_not_dropped(
+    cg_parent: Parent, cg_path: str
+) -> None:
+    """Under a hard RLIMIT_NOFILE of 150, 200 groups and then 100 more made while
+    following: every group is in every sample (those past the budget read by
+    open/read/close, the same values), none is dropped, the descriptors stay under the
+    limit."""
+    mnt = cg_parent.mountpoint
+    with tree(mnt, cg_path, children=200, sleeper=False):
+        try:
+            code = _BUDGET_CHILD.format(src=SRC, mnt=mnt, group=cg_path)
+            r = subprocess.run(
+                [sys.executable, "-c", code], capture_output=True, text=True, timeout=300
+            )
+            assert r.returncode == 0, r.stdout + r.stderr
+            lines = {ln.split()[0]: ln.split()[1:] for ln in r.stdout.splitlines()}
+            n, held, reopened, fds = map(int, lines["first"])
+            assert n == 201 and held + reopened == 201 and reopened > 0 and fds <= 150
+            n, held, reopened, fds = map(int, lines["second"])
+            assert n == 301 and held + reopened == 301 and fds <= 150
+            assert lines["third"] == ["300", "False"]
+        finally:
+            for i in range(100):
+                with contextlib.suppress(FileNotFoundError):
+                    _rmdir(f"{mnt}{cg_path}/later{i:03d}")
+
+
+def test_top_shows_a_tree_larger_than_the_descriptor_limit(cg_parent: Parent, cg_path: str) -> None:
+    import json
+    import resource
+
+    mnt = cg_parent.mountpoint
+
+    def limit() -> None:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (150, 150))
+
+    with tree(mnt, cg_path, children=200, sleeper=False):
+        r = subprocess.run(
+            [sys.executable, "-m", "cgroup2", "top", "--once", "--json", cg_path],
+            capture_output=True,
+            text=True,
+            timeout=300,
+            env={**os.environ, "PYTHONPATH": SRC},
+            preexec_fn=limit,
+        )
+        assert r.returncode == 0, r.stderr
+        frame = json.loads(r.stdout.splitlines()[0])
+        rows = frame.get("groups", frame.get("rows"))
+        assert rows is not None and len(rows) == 201, list(frame)
