@@ -152,8 +152,9 @@ FAMILIES: dict[str, tuple[str, str]] = {
     "cgroup2_exporter_groups": ("gauge", "Groups sampled by this scrape."),
     "cgroup2_exporter_groups_left_out": (
         "gauge",
-        "Groups under the root not sampled, by reason (mount_point: something is mounted "
-        "there, never entered; the subtree below it is not counted).",
+        "Subtrees under the root not sampled, by reason (mount_point: something is mounted "
+        "there, never entered; max_depth, max_groups: past those bounds); the groups below "
+        "the top of each are not counted.",
     ),
     "cgroup2_exporter_groups_held": (
         "gauge",
@@ -619,15 +620,21 @@ class Exporter:
     def _left_out(self) -> dict[str, float]:
         """``reason -> count`` of the groups the sampler left out; each new one logged."""
         skipped: Mapping[str, str] = getattr(self.sampler, "skipped", None) or {}
-        counts: dict[str, float] = {"mount_point": 0}
+        counts: dict[str, float] = {"mount_point": 0, "max_depth": 0, "max_groups": 0}
         for path, why in skipped.items():
             counts[why] = counts.get(why, 0) + 1
-            if path not in self._told and self._log is not None:
+            if why == "mount_point" and path not in self._told and self._log is not None:
                 self._log(
                     f"cgroup2: export: {path} is a mount point (something was mounted there "
                     f"after the exporter started): not exported, nor anything below it"
                 )
-        self._told = set(skipped)
+        for why, flag in (("max_depth", "--max-depth"), ("max_groups", "--max-groups")):
+            if counts[why] and why not in self._told and self._log is not None:
+                self._log(
+                    f"cgroup2: export: groups left out past {flag} (counted in "
+                    f'cgroup2_exporter_groups_left_out{{reason="{why}"}})'
+                )
+        self._told = set(skipped) | {why for why in ("max_depth", "max_groups") if counts[why]}
         return counts
 
     def take(self) -> Scrape:

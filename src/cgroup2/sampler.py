@@ -265,6 +265,10 @@ class Sampler:
     :attr:`reopened_count`), also those that appear later. ``spare`` descriptors
     under the limit are never taken (default 64): the rest of the program's (a server's
     connections).
+
+    Bounds (each group left out is named in :attr:`skipped` with the reason, nothing is
+    opened below it): ``max_depth`` levels below the root, ``max_groups`` groups held.
+    ``depth`` is a view's limit instead: what is below it is not looked at nor counted.
     """
 
     def __init__(
@@ -278,6 +282,8 @@ class Sampler:
         mountpoint: str | None = None,
         overflow: Literal["error", "reopen"] = "error",
         spare: int = _SPARE,
+        max_depth: int | None = None,
+        max_groups: int | None = None,
     ) -> None:
         if isinstance(groups, str):
             raise CgroupError(
@@ -294,6 +300,11 @@ class Sampler:
             raise CgroupError(f"cgroups: invalid stat mask {mask!r}: a StatMask, e.g. StatMask.ALL")
         if depth is not None and (not isinstance(depth, int) or depth < 0):
             raise CgroupError(f"cgroups: invalid depth {depth!r}: a count of levels >= 0")
+        for what, v in (("max_depth", max_depth), ("max_groups", max_groups)):
+            if v is not None and (not isinstance(v, int) or v < (0 if what == "max_depth" else 1)):
+                raise CgroupError(f"cgroups: invalid {what} {v!r}: a count >= 0")
+        self._max_depth = max_depth
+        self._max_groups = max_groups
         self._mask = mask
         self._depth = depth
         self._groups: dict[str, _Group] = {}
@@ -435,6 +446,13 @@ class Sampler:
             up, g, dep, ino = todo.pop()
             if g in self._groups:
                 continue
+            if up is not None:  # the bounds: the group (and its subtree) left out, named
+                if self._max_depth is not None and dep > self._max_depth:
+                    self._skipped[g] = "max_depth"
+                    continue
+                if self._max_groups is not None and len(self._groups) >= self._max_groups:
+                    self._skipped[g] = "max_groups"
+                    continue
             # past the budget with overflow="reopen": opened for now, then read by
             # open/read/close on each sample
             held = self._reserve(1, file=True)
@@ -733,9 +751,12 @@ class Sampler:
 
     @property
     def skipped(self) -> dict[str, str]:
-        """Groups below the root found after the sampler was made and not sampled, with
-        why: ``"mount_point"`` (something is mounted there: the subtree is never opened).
-        A group leaves this when it is removed, or when it is opened after all."""
+        """Groups below the root not sampled, with why: ``"mount_point"`` (something was
+        mounted there after the sampler was made: the subtree is never opened),
+        ``"max_depth"`` (more than ``max_depth`` levels below the root), ``"max_groups"``
+        (found when ``max_groups`` groups were held). Each names the top of a subtree left
+        out; the groups below it are not listed. A group leaves this when it is removed, or
+        when it is opened after all."""
         return dict(self._skipped)
 
     @property

@@ -439,3 +439,43 @@ def test_export_past_the_descriptor_limit_exports_every_group(
         assert fds is not None and fds <= 200 - 16 - 64 + 1  # (and the inotify fd)
     finally:
         _rmdirs(fs, made)
+
+
+def test_max_depth_and_max_groups_leave_out_and_count(cg_parent: Parent, cg_path: str) -> None:
+    """A chain 40 levels deep and 20 flat groups: --max-depth (default 32) and
+    --max-groups bound what is exported, and cgroup2_exporter_groups_left_out says how
+    many subtrees were left out and why."""
+    fs = cg_parent.mountpoint + cg_path
+    os.mkdir(fs)
+    chain = ["chain"]
+    for _ in range(39):
+        chain.append(chain[-1] + "/c")
+    flat = [f"flat/f{i:02d}" for i in range(20)]
+    made = ["", *chain, "flat", *flat]
+    try:
+        for n in made[1:]:
+            os.mkdir(f"{fs}/{n}")
+
+        def left(body: str, why: str) -> float | None:
+            return sample_value(body, "cgroup2_exporter_groups_left_out", f'reason="{why}"')
+
+        body = _once(cg_path)  # default --max-depth 32: the chain to level 32
+        assert sample_value(body, "cgroup2_exporter_groups") == 1 + 32 + 21
+        assert left(body, "max_depth") == 1 and left(body, "max_groups") == 0
+        body = _once(cg_path, "--max-depth", "2")
+        assert sample_value(body, "cgroup2_exporter_groups") == 1 + 2 + 21
+        assert left(body, "max_depth") == 1
+        body = _once(cg_path, "--max-depth", "1")
+        assert sample_value(body, "cgroup2_exporter_groups") == 3
+        assert left(body, "max_depth") == 1 + 20
+        body = _once(cg_path, "--max-groups", "10")
+        assert sample_value(body, "cgroup2_exporter_groups") == 10
+        assert body.count("cgroup_procs{") == 10
+        assert left(body, "max_groups") is not None and left(body, "max_groups") >= 1
+        r = subprocess.run(
+            [sys.executable, "-m", "cgroup2", "export", "--once", "--max-groups", "0"],
+            capture_output=True, text=True, timeout=60, env={**os.environ, "PYTHONPATH": SRC},
+        )  # fmt: skip
+        assert r.returncode == 2 and "--max-groups" in r.stderr and "Traceback" not in r.stderr
+    finally:
+        _rmdirs(fs, made)

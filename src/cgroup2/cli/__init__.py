@@ -500,6 +500,17 @@ def build_parser(only: str | None = None, *, lite: bool = False) -> argparse.Arg
             "--no-procs", action="store_true", help="no process counts (cgroup.procs)"
         )
         ex.add_argument(
+            "--max-depth", type=lambda v: parse_int(v, "--max-depth", low=0), default=32,
+            metavar="N",
+            help="groups more than N levels below --root are left out and counted in "
+            "cgroup2_exporter_groups_left_out (default 32: the body stays linear in size)",
+        )
+        ex.add_argument(
+            "--max-groups", type=lambda v: parse_int(v, "--max-groups", low=1),
+            default=1_000_000, metavar="N",
+            help="at most N groups; the rest are left out and counted (default 1000000)",
+        )
+        ex.add_argument(
             "--max-connections", type=lambda v: parse_int(v, "--max-connections", low=1),
             default=512, metavar="N",
             help="clients served at once (default 512; past it the longest-idle one is "

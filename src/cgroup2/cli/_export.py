@@ -88,6 +88,12 @@ def _spare(args: argparse.Namespace) -> int:
     return getattr(args, "max_connections", 512) + 64
 
 
+def _walk_depth(args: argparse.Namespace) -> int | None:
+    """The walker's depth: --depth, bounded by --max-depth."""
+    bounds = [d for d in (args.depth, getattr(args, "max_depth", None)) if d is not None]
+    return min(bounds) if bounds else None
+
+
 def _make_sampler(args: argparse.Namespace, group: str, mountpoint: str) -> SamplerLike:
     """A :class:`~cgroup2.sampler.Sampler` of the groups under ``group``; files past the
     descriptor limit are read by open/read/close (``overflow="reopen"``); when even the
@@ -100,13 +106,19 @@ def _make_sampler(args: argparse.Namespace, group: str, mountpoint: str) -> Samp
     _lift_nofile_hard_limit()
     try:
         return Sampler(
-            root=root, mask=args.mask, depth=args.depth, overflow="reopen", spare=_spare(args)
+            root=root,
+            mask=args.mask,
+            depth=args.depth,
+            overflow="reopen",
+            spare=_spare(args),
+            max_depth=getattr(args, "max_depth", None),
+            max_groups=getattr(args, "max_groups", None),
         )
     except CgroupError as e:
         if "RLIMIT_NOFILE" not in str(e):
             raise
         _say_walking(e)
-    return Walker(group, mountpoint=mountpoint, mask=args.mask, depth=args.depth)
+    return Walker(group, mountpoint=mountpoint, mask=args.mask, depth=_walk_depth(args))
 
 
 def _say(line: str) -> None:
@@ -140,7 +152,7 @@ def cmd_export(args: argparse.Namespace, group: str, mountpoint: str) -> int:
                 raise
             _say_walking(e)
             sampler.close()
-            sampler = Walker(group, mountpoint=mountpoint, mask=args.mask, depth=args.depth)
+            sampler = Walker(group, mountpoint=mountpoint, mask=args.mask, depth=_walk_depth(args))
             exporter = Exporter(sampler, procs=not args.no_procs, log=_say)
             body = exporter.scrape(openmetrics=args.openmetrics)
         if args.once:
