@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Protocol
 
 from ._fs import Dir
 from ._statmask import StatMask
-from .controllers._parse import U64_MAX
+from .controllers._values import NO_LIMIT_MIN
 from .controllers.memory import MEMORY_STAT_KEYS
 from .errors import CgroupDeletedError, CgroupError
 from .stats import Metrics, PSIStats
@@ -234,7 +234,9 @@ def unescape_label(text: str) -> bytes:
 
 
 def _lim(v: int) -> str | int:
-    return _INF if v == U64_MAX else v
+    """A limit's value: ``+Inf`` for every "no limit" of the kernel (``max``, and the
+    ``LONG_MAX`` rounded to a page size that hugetlb prints: 9223372036854771712)."""
+    return _INF if v >= NO_LIMIT_MIN else v
 
 
 # (resource, kind) -> the label text after the group of the stall counter and of the

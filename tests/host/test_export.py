@@ -479,3 +479,39 @@ def test_max_depth_and_max_groups_leave_out_and_count(cg_parent: Parent, cg_path
         assert r.returncode == 2 and "--max-groups" in r.stderr and "Traceback" not in r.stderr
     finally:
         _rmdirs(fs, made)
+
+
+def test_unlimited_hugetlb_is_inf_on_this_kernel(cg_parent: Parent, cg_path: str) -> None:
+    """This kernel prints 9223372036854771712 (LONG_MAX rounded down to the page size) in
+    an unlimited group's hugetlb.<size>.max: the exposition says +Inf, never the number."""
+    fs = cg_parent.mountpoint + cg_path
+    with open(cg_parent.fs_path + "/cgroup.controllers") as f:
+        if "hugetlb" not in f.read().split():
+            pytest.skip("hugetlb is not enabled for this run's parent (the host's choice)")
+    with open(cg_parent.fs_path + "/cgroup.subtree_control", "w") as f:
+        f.write("+hugetlb")
+    os.mkdir(fs)
+    try:
+        sizes = sorted(
+            n[len("hugetlb.") : -len(".max")]
+            for n in os.listdir(fs)
+            if n.startswith("hugetlb.") and n.endswith(".max") and ".rsvd." not in n
+        )
+        assert sizes, os.listdir(fs)
+        raw = {s: open(f"{fs}/hugetlb.{s}.max").read().strip() for s in sizes}
+        print(f"\nhugetlb.<size>.max as the kernel prints it: {raw}")
+        body = _once(cg_path)
+        for s in sizes:
+            for fam in ("cgroup_hugetlb_limit_bytes", "cgroup_hugetlb_reserved_limit_bytes"):
+                v = sample_value(body, fam, f'group="{cg_path}",pagesize="{s}"')
+                assert v == float("inf"), (fam, s, v)
+        assert "9223372036854771712" not in body
+        r = subprocess.run(
+            [sys.executable, "-m", "cgroup2", "exec", cg_path, "--", sys.executable, "-m",
+             "cgroup2", "self"],
+            capture_output=True, text=True, timeout=60, env={**os.environ, "PYTHONPATH": SRC},
+        )  # fmt: skip
+        assert r.returncode == 0, r.stderr
+        assert "8388608" not in r.stdout, r.stdout
+    finally:
+        _rmdirs(fs, [""])

@@ -26,6 +26,7 @@ from cgroup2 import (
     IOStatEntry,
     MemoryEvents,
     MemoryStat,
+    MiscStat,
     Metrics,
     PidsStat,
     PSIData,
@@ -436,3 +437,24 @@ def test_groups_left_out_by_the_sampler_are_counted_and_told_once() -> None:
     fake.skipped = {}  # type: ignore[attr-defined]
     v = parse(ex.scrape(openmetrics=True).decode(), openmetrics=True)
     assert v['cgroup2_exporter_groups_left_out{reason="mount_point"}'] == 0
+
+
+@pytest.mark.parametrize("unlimited", [U64_MAX, 2**63 - 4096, 2**63 - 2**30, 2**63 - 2**21])
+def test_every_kernel_no_limit_is_inf(unlimited: int) -> None:
+    """``max`` (U64_MAX) and LONG_MAX rounded down to any page size (hugetlb prints
+    9223372036854771712 for no limit on x86-64) are +Inf; a real limit is itself."""
+    m = Metrics(
+        pids=PidsStat(1, unlimited),
+        memory=MemoryStat(usage_limit=unlimited, swap_limit=unlimited),
+        rdma=RdmaStat(None, (RdmaStatEntry("mlx5_0", unlimited, unlimited),)),
+        hugetlb=(HugeTlbStat("1GB", 0, unlimited, 0, 0, unlimited),),
+        misc=(MiscStat("sev", 0, unlimited, 0),),
+    )
+    for om in (False, True):
+        v = parse(exposition({"/a": m}, openmetrics=om), openmetrics=om)
+        limits = {k: x for k, x in v.items() if "_limit" in k.split("{")[0]}
+        assert len(limits) == 8, limits
+        assert all(x == math.inf for x in limits.values()), limits
+    real = Metrics(hugetlb=(HugeTlbStat("2MB", 0, 2 << 20, 0, 0, 4 << 20),))
+    v = parse(exposition({"/a": real}))
+    assert v['cgroup_hugetlb_limit_bytes{group="/a",pagesize="2MB"}'] == 2 << 20
