@@ -498,7 +498,7 @@ def test_unlimited_hugetlb_is_inf_on_this_kernel(cg_parent: Parent, cg_path: str
             if n.startswith("hugetlb.") and n.endswith(".max") and ".rsvd." not in n
         )
         assert sizes, os.listdir(fs)
-        raw = {s: open(f"{fs}/hugetlb.{s}.max").read().strip() for s in sizes}
+        raw = {s: Path(f"{fs}/hugetlb.{s}.max").read_text().strip() for s in sizes}
         print(f"\nhugetlb.<size>.max as the kernel prints it: {raw}")
         body = _once(cg_path)
         for s in sizes:
