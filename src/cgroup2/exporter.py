@@ -436,11 +436,14 @@ def exposition(
     openmetrics: bool = False,
     procs: Mapping[str, int] | None = None,
     own: Mapping[str, float | Mapping[str, float]] | None = None,
+    labels: Callable[[str], str] | None = None,
 ) -> str:
     """The exposition of many groups: ``metrics`` maps a group path to its
     :class:`~cgroup2.stats.Metrics`; ``procs`` (optional) a group path to its process count
     (``cgroup_procs``); ``own`` (optional) values of the ``cgroup2_exporter_*`` families
-    (a mapping for a family with a ``reason`` label: reason -> value).
+    (a mapping for a family with a ``reason`` label: reason -> value); ``labels``
+    (optional) gives the text of more labels of a group (``,unit="x.service"``: see
+    :class:`cgroup2.pathlabels.PathLabels`), written after its ``group`` label.
 
     The text format 0.0.4 by default (``""`` when there is no sample); with
     ``openmetrics``, OpenMetrics 1.0 (counter families named without ``_total`` in HELP
@@ -451,6 +454,8 @@ def exposition(
     nprocs = out["cgroup_procs"]
     for group, m in items:
         g = f'group="{escape_label(group)}"'
+        if labels is not None:
+            g += labels(group)
         if procs is not None and (n := procs.get(group)) is not None:
             nprocs.append(f"cgroup_procs{{{g}}} {n}")
         _group(out, g, m)
@@ -608,9 +613,11 @@ class Exporter:
         *,
         procs: bool = True,
         log: Callable[[str], object] | None = None,
+        labels: Callable[[str], str] | None = None,
     ) -> None:
         self.sampler = sampler
         self.procs = procs
+        self.labels = labels
         self.scrapes = 0
         self.last_groups = 0
         self._log = log
@@ -666,7 +673,7 @@ class Exporter:
             }
             if self.extra is not None:
                 own.update(self.extra())
-            return Scrape(metrics, counts, own, t0)
+            return Scrape(metrics, counts, own, t0, self.labels)
 
     def scrape(self, *, openmetrics: bool = False) -> bytes:
         """Sample every group and return the exposition, UTF-8."""
@@ -683,7 +690,9 @@ class Scrape:
         procs: Mapping[str, int] | None,
         own: Mapping[str, float | Mapping[str, float]],
         t0: float,
+        labels: Callable[[str], str] | None = None,
     ) -> None:
+        self.labels = labels
         self.metrics = metrics
         self.procs = procs
         self.own = own
@@ -707,7 +716,13 @@ class Scrape:
 
             plain = self._bodies.get((openmetrics, False)) or self._write(openmetrics, False)
             return gzip.compress(plain, compresslevel=GZIP_LEVEL, mtime=0)
-        text = exposition(self.metrics, openmetrics=openmetrics, procs=self.procs, own=self.own)
+        text = exposition(
+            self.metrics,
+            openmetrics=openmetrics,
+            procs=self.procs,
+            own=self.own,
+            labels=self.labels,
+        )
         took = round(time.perf_counter() - self.t0, 6)
         line = f"cgroup2_exporter_scrape_duration_seconds {took!r}\n"
         head = _headers("cgroup2_exporter_scrape_duration_seconds", openmetrics)

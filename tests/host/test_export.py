@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 from conftest import Parent
 from export_tools import (
+    LAYOUTS,
     PROMETHEUS,
     PROMETHEUS_ACCEPT,
     PROMTOOL,
@@ -477,6 +478,14 @@ def test_max_depth_and_max_groups_leave_out_and_count(cg_parent: Parent, cg_path
             capture_output=True, text=True, timeout=60, env={**os.environ, "PYTHONPATH": SRC},
         )  # fmt: skip
         assert r.returncode == 2 and "--max-groups" in r.stderr and "Traceback" not in r.stderr
+        for bad in ("x=(", "group=a", "9x=a"):
+            r = subprocess.run(
+                [sys.executable, "-m", "cgroup2", "export", "--once", "--label", bad],
+                capture_output=True, text=True, timeout=60,
+                env={**os.environ, "PYTHONPATH": SRC},
+            )  # fmt: skip
+            assert r.returncode == 2 and "invalid --label" in r.stderr, r.stderr
+            assert len(r.stderr.strip().splitlines()) == 1 and r.stdout == ""
     finally:
         _rmdirs(fs, made)
 
@@ -515,3 +524,38 @@ def test_unlimited_hugetlb_is_inf_on_this_kernel(cg_parent: Parent, cg_path: str
         assert "8388608" not in r.stdout, r.stdout
     finally:
         _rmdirs(fs, [""])
+
+
+def _labels_of(body: str, family: str, group: str) -> dict[str, str]:
+    """The labels of the sample of ``family`` whose group label is ``group``."""
+    import re
+
+    for line in body.split("\n"):
+        if line.startswith(family + "{") and f'{{group="{group}"' in line:
+            return dict(re.findall(r'([a-z_]+)="((?:[^"\\]|\\.)*)"', line.split("} ")[0]))
+    raise AssertionError(f"no {family} sample of {group}")
+
+
+@pytest.mark.parametrize("layout", sorted(LAYOUTS))
+def test_fleet_labels_of_each_layout(cg_parent: Parent, cg_path: str, layout: str) -> None:
+    """Groups made with the exact names of each manager's layout: the exporter labels
+    the deepest with what the layout says (unit, container, pod and QoS, Slurm job), and
+    a site's --label rule adds its own."""
+    path, want = LAYOUTS[layout]
+    fs = cg_parent.mountpoint + cg_path
+    parts = path.split("/")
+    made = [""] + ["/".join(parts[: i + 1]) for i in range(len(parts))]
+    try:
+        for n in made:
+            os.mkdir(f"{fs}/{n}" if n else fs)
+        body = _once(cg_path, "--label", r"site=^/(cgroup2-test)-")
+        got = _labels_of(body, "cgroup_procs", f"{cg_path}/{path}")
+        assert got == {"group": f"{cg_path}/{path}", **want, "site": "cgroup2-test"}
+        top = _labels_of(body, "cgroup_procs", cg_path)
+        assert top == {"group": cg_path, "site": "cgroup2-test"}
+        plain = _once(cg_path, "--no-path-labels")
+        assert _labels_of(plain, "cgroup_procs", f"{cg_path}/{path}") == {
+            "group": f"{cg_path}/{path}"
+        }
+    finally:
+        _rmdirs(fs, made)

@@ -500,6 +500,16 @@ def build_parser(only: str | None = None, *, lite: bool = False) -> argparse.Arg
             "--no-procs", action="store_true", help="no process counts (cgroup.procs)"
         )
         ex.add_argument(
+            "--label", action="append", default=[], metavar="NAME=REGEX",
+            help="another label of each group: the first group of REGEX (or its whole "
+            "match) searched in the group's path; repeatable",
+        )
+        ex.add_argument(
+            "--no-path-labels", action="store_true",
+            help="no built-in labels from the path (unit, container_id, pod_uid, qos, "
+            "slurm_uid, slurm_job, slurm_step)",
+        )
+        ex.add_argument(
             "--max-depth", type=lambda v: parse_int(v, "--max-depth", low=0), default=32,
             metavar="N",
             help="groups more than N levels below --root are left out and counted in "

@@ -28,6 +28,7 @@ from ._units import UsageError
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from ..exporter import SamplerLike
+    from ..pathlabels import PathLabels
 
 __all__ = ["cmd_export", "parse_listen", "parse_mask"]
 
@@ -81,6 +82,21 @@ def _lift_nofile_hard_limit() -> None:
     if hard != resource.RLIM_INFINITY and hard < nr_open:
         with contextlib.suppress(ValueError, OSError):
             resource.setrlimit(resource.RLIMIT_NOFILE, (soft, nr_open))
+
+
+def _labels(args: argparse.Namespace) -> PathLabels | None:
+    """The labels from the path: the built-in rules and each ``--label NAME=REGEX``
+    (checked before anything is opened)."""
+    from ..pathlabels import PathLabels, parse_label_rule
+
+    rules = []
+    for text in getattr(args, "label", None) or ():
+        try:
+            rules.append(parse_label_rule(text))
+        except CgroupError as e:
+            raise UsageError(f"export: {e}") from None
+    builtin = not getattr(args, "no_path_labels", False)
+    return PathLabels(rules, builtin=builtin) if rules or builtin else None
 
 
 def _spare(args: argparse.Namespace) -> int:
@@ -142,9 +158,10 @@ def cmd_export(args: argparse.Namespace, group: str, mountpoint: str) -> int:
     if args.openmetrics and not args.once:
         raise UsageError("export: --openmetrics is for --once (a scraper asks for it itself)")
     host, port = args.listen
+    labels = _labels(args)
     sampler = _make_sampler(args, group, mountpoint)
     try:
-        exporter = Exporter(sampler, procs=not args.no_procs, log=_say)
+        exporter = Exporter(sampler, procs=not args.no_procs, log=_say, labels=labels)
         try:
             body = exporter.scrape(openmetrics=args.openmetrics)  # also opens the files
         except CgroupError as e:
@@ -153,7 +170,7 @@ def cmd_export(args: argparse.Namespace, group: str, mountpoint: str) -> int:
             _say_walking(e)
             sampler.close()
             sampler = Walker(group, mountpoint=mountpoint, mask=args.mask, depth=_walk_depth(args))
-            exporter = Exporter(sampler, procs=not args.no_procs, log=_say)
+            exporter = Exporter(sampler, procs=not args.no_procs, log=_say, labels=labels)
             body = exporter.scrape(openmetrics=args.openmetrics)
         if args.once:
             sys.stdout.buffer.write(body)
