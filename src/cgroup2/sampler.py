@@ -760,6 +760,11 @@ class Sampler:
         return dict(self._skipped)
 
     @property
+    def depth(self) -> int | None:
+        """The levels below the root held (``None``: all)."""
+        return self._depth
+
+    @property
     def held_count(self) -> int:
         """Groups whose directory is held open (read by ``pread`` on held files)."""
         return sum(1 for g in self._groups.values() if g.held)

@@ -542,3 +542,22 @@ def test_top_shows_a_tree_larger_than_the_descriptor_limit(cg_parent: Parent, cg
         frame = json.loads(r.stdout.splitlines()[0])
         rows = frame.get("groups", frame.get("rows"))
         assert rows is not None and len(rows) == 201, list(frame)
+
+
+def test_top_depth_limits_what_is_held_and_still_counts_tasks_below(
+    cg_parent: Parent, cg_path: str
+) -> None:
+    from cgroup2.cli._top import sample, sampler
+
+    mnt = cg_parent.mountpoint
+    with tree(mnt, cg_path, children=30) as _:
+        with sampler(mnt, cg_path) as everything:
+            sample(mnt, cg_path, None, using=everything)
+            all_fds = everything.fd_count
+        with sampler(mnt, cg_path, 0) as held:
+            got = sample(mnt, cg_path, 0, using=held)
+            assert held.groups == [cg_path] and held.held_count == 1
+            assert list(got) == [cg_path]
+            assert got[cg_path].tasks == 1  # the sleeper, one level below: not held
+            print(f"\ndescriptors held: {held.fd_count} with --depth 0, {all_fds} without")
+            assert held.fd_count * 10 < all_fds

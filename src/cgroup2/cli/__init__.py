@@ -362,7 +362,7 @@ def build_parser(only: str | None = None, *, lite: bool = False) -> argparse.Arg
     )
     t.add_argument(
         "--depth", type=lambda v: parse_int(v, "--depth", low=0), metavar="N",
-        help="levels below GROUP to show",
+        help="levels below GROUP to show (and hold open; tasks below are still counted)",
     )
     t.add_argument("--once", action="store_true", help="print one frame plainly and exit")
     t.add_argument(
