@@ -19,9 +19,9 @@ open (``O_RDONLY | O_CLOEXEC | O_NOFOLLOW``, relative to the group's directory f
 * Following a root (``root=``, ``follow=True``): one inotify fd (non-blocking, read once
   per sample) watches each directory held for ``IN_CREATE``/``IN_DELETE``/``IN_MOVED_*``
   of subdirectories; a new group below the root (to ``depth``) is in the next sample.
-  A new group is opened as a walk opens it: by :meth:`~cgroup2._fs.Dir.child` with the
-  inode its parent's ``readdir`` lists, so a group or file system mounted there after the
-  sampler started is a mount point, never descended into: that subtree is skipped and
+  A new group is opened as a walk opens it, by :meth:`~cgroup2._fs.Dir.child`, so a
+  group or file system mounted there after the sampler started is a mount point, never
+  descended into (nor made an error of the sample): that subtree is skipped and
   named in :attr:`Sampler.skipped` (nothing on the mounted tree is held, and it can be
   unmounted).
   The watch is added through ``/proc/self/fd/<fd>`` of the held directory, so it is the
@@ -429,10 +429,8 @@ class Sampler:
             return False
         return (st.st_dev, st.st_ino) != (grp.d.dev, grp.d.ino)
 
-    def _add_tree(
-        self, parent: _Group | None, group: str, depth: int, ino: int | None = None
-    ) -> None:
-        """Open ``group`` (a child of ``parent`` listed with inode ``ino``, or by path
+    def _add_tree(self, parent: _Group | None, group: str, depth: int) -> None:
+        """Open ``group`` (a child of ``parent``, or by path
         when ``parent`` is ``None``) and every group below it to the sampler's depth;
         watch each directory before listing it, so that a group made meanwhile is either
         listed or reported.
@@ -441,9 +439,9 @@ class Sampler:
         is raised, as a walk raises it; one met later (following) is skipped with its
         subtree and named in :attr:`skipped`."""
         limit = self._depth
-        todo: list[tuple[_Group | None, str, int, int | None]] = [(parent, group, depth, ino)]
+        todo: list[tuple[_Group | None, str, int]] = [(parent, group, depth)]
         while todo:
-            up, g, dep, ino = todo.pop()
+            up, g, dep = todo.pop()
             if g in self._groups:
                 continue
             if up is not None:  # the bounds: the group (and its subtree) left out, named
@@ -494,7 +492,7 @@ class Sampler:
                         self._drop(grp)
                         continue
                 try:
-                    entries = d.subdir_entries()
+                    entries = d.subdirs()
                 except CgroupError as e:
                     if isinstance(e, CgroupDeletedError) or e.errno in (
                         errno.ENOENT,
@@ -507,8 +505,8 @@ class Sampler:
                 if not held:
                     d.close()
             base = "" if g == "/" else g
-            for name, child_ino in sorted(entries, reverse=True):
-                todo.append((grp, f"{base}/{name}", dep + 1, child_ino))
+            for name in sorted(entries, reverse=True):
+                todo.append((grp, f"{base}/{name}", dep + 1))
 
     def _drop(self, grp: _Group) -> None:
         """Forget ``grp`` and the groups held below it; close their descriptors."""
@@ -536,31 +534,8 @@ class Sampler:
             if up is not None:
                 up.children.discard(g.group.rpartition("/")[2])
 
-    def _listed_ino(
-        self, grp: _Group, name: str, listed: dict[_Group, dict[str, int]]
-    ) -> int | None:
-        """The inode ``readdir`` of ``grp`` gives for its child ``name`` (``None``: not
-        there, removed since the event). One listing of a directory serves the events of
-        one read (``listed``); a name it lacks (made after it) lists the directory again.
-        A listing that is stale by then is safe: :meth:`Dir.child` lists again when the
-        inode it opened differs."""
-        seen = listed.get(grp)
-        if seen is None or name not in seen:
-            try:
-                d, owned = self._dir_of(grp)
-                try:
-                    seen = dict(d.subdir_entries())
-                finally:
-                    if owned:
-                        d.close()
-            except CgroupError:
-                return None  # the parent was removed: its IN_IGNORED drops it
-            listed[grp] = seen
-        return seen.get(name)
-
     def _follow(self) -> None:
         """Read the inotify fd (non-blocking): add the groups made, drop those removed."""
-        listed: dict[_Group, dict[str, int]] = {}
         while True:
             try:
                 buf = os.read(self._ino, 65536)
@@ -593,9 +568,7 @@ class Sampler:
                     if old is not None:
                         self._drop(old)
                 elif mask & (_IN_CREATE | _IN_MOVED_TO) and path not in self._groups:
-                    ino = self._listed_ino(grp, child, listed)
-                    if ino is not None:
-                        self._add_tree(grp, path, grp.depth + 1, ino)
+                    self._add_tree(grp, path, grp.depth + 1)
         if self._lost:
             self._lost = False
             self._rescan()
@@ -611,16 +584,16 @@ class Sampler:
             try:
                 d, owned = self._dir_of(grp)
                 try:
-                    entries = d.subdir_entries()
+                    entries = d.subdirs()
                 finally:
                     if owned:
                         d.close()
             except CgroupError:
                 continue
             base = "" if grp.group == "/" else grp.group
-            for name, ino in entries:
+            for name in entries:
                 if name not in grp.children:
-                    self._add_tree(grp, f"{base}/{name}", grp.depth + 1, ino)
+                    self._add_tree(grp, f"{base}/{name}", grp.depth + 1)
 
     # -- descriptors -----------------------------------------------------------------------
 
