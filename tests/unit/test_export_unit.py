@@ -458,3 +458,68 @@ def test_every_kernel_no_limit_is_inf(unlimited: int) -> None:
     real = Metrics(hugetlb=(HugeTlbStat("2MB", 0, 2 << 20, 0, 0, 4 << 20),))
     v = parse(exposition({"/a": real}))
     assert v['cgroup_hugetlb_limit_bytes{group="/a",pagesize="2MB"}'] == 2 << 20
+
+
+def test_http_server_timeouts_and_cap_close_what_they_should() -> None:
+    """A request left half-sent is closed after read_timeout, a kept-alive connection
+    after idle_timeout, a client that reads nothing of a large body after write_timeout;
+    past max_connections the longest-idle one is evicted. Each close is counted."""
+    import socket
+
+    groups = {f"/g{i:05d}": full() for i in range(3000)}  # a body of several MB
+    server = make_server(
+        Exporter(FakeSampler(groups)),
+        "127.0.0.1",
+        0,
+        max_connections=3,
+        read_timeout=0.3,
+        idle_timeout=0.6,
+        write_timeout=0.6,
+    )
+    port = server.server_address[1]
+    t = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05})
+    t.start()
+    socks: list[socket.socket] = []
+
+    def connect() -> socket.socket:
+        s = socket.socket()
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        s.settimeout(30)
+        s.connect(("127.0.0.1", port))
+        socks.append(s)
+        return s
+
+    def closed_by_server(s: socket.socket) -> bool:
+        try:
+            while s.recv(65536):
+                pass
+        except (ConnectionResetError, TimeoutError):
+            return False
+        return True
+
+    try:
+        half = connect()
+        half.sendall(b"GET /metrics HTTP/1.1\r\nHost: x\r\n")  # no blank line: never ends
+        assert closed_by_server(half)
+        idle = connect()
+        idle.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert closed_by_server(idle)  # the index page, then closed when idle
+        slow = connect()
+        slow.sendall(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+        deadline = time.monotonic() + 30
+        while server.closed["write_timeout"] == 0 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        first = [connect() for _ in range(3)]
+        more = [connect() for _ in range(2)]  # past the cap: the two oldest idle go
+        assert closed_by_server(first[0]) and closed_by_server(first[1])
+        more[1].sendall(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        assert closed_by_server(more[1])  # answered, then closed as asked
+        closed = dict(server.closed)
+        assert closed["read_timeout"] >= 1 and closed["idle_timeout"] >= 1, closed
+        assert closed["write_timeout"] == 1 and closed["evicted"] >= 2, closed
+    finally:
+        for s in socks:
+            s.close()
+        server.shutdown()
+        t.join()
+        server.server_close()
