@@ -492,7 +492,7 @@ class Sampler:
                         self._drop(grp)
                         continue
                 try:
-                    entries = d.subdirs()
+                    entries = [name for name, _ in d.subdir_entries()]
                 except CgroupError as e:
                     if isinstance(e, CgroupDeletedError) or e.errno in (
                         errno.ENOENT,
@@ -584,7 +584,7 @@ class Sampler:
             try:
                 d, owned = self._dir_of(grp)
                 try:
-                    entries = d.subdirs()
+                    entries = [name for name, _ in d.subdir_entries()]
                 finally:
                     if owned:
                         d.close()
