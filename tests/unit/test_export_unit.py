@@ -13,6 +13,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 from hypothesis import given
@@ -50,6 +51,9 @@ from cgroup2.exporter import (
     wants_openmetrics,
 )
 from cgroup2.stats import StatMask
+
+if TYPE_CHECKING:
+    from cgroup2._httpserve import HTTPServer
 
 PROMETHEUS_ACCEPT = (
     "application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;"
@@ -467,24 +471,18 @@ def test_http_server_timeouts_and_cap_close_what_they_should() -> None:
     import socket
 
     groups = {f"/g{i:05d}": full() for i in range(3000)}  # a body of several MB
-    server = make_server(
-        Exporter(FakeSampler(groups)),
-        "127.0.0.1",
-        0,
-        max_connections=3,
-        read_timeout=0.3,
-        idle_timeout=0.6,
-        write_timeout=0.6,
-    )
-    port = server.server_address[1]
-    t = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05})
-    t.start()
     socks: list[socket.socket] = []
 
-    def connect() -> socket.socket:
+    def serve(**kw: float) -> tuple[HTTPServer, threading.Thread]:
+        server = make_server(Exporter(FakeSampler(groups)), "127.0.0.1", 0, **kw)  # type: ignore[arg-type]
+        t = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05})
+        t.start()
+        return server, t
+
+    def connect(port: int) -> socket.socket:
         s = socket.socket()
         s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-        s.settimeout(30)
+        s.settimeout(60)
         s.connect(("127.0.0.1", port))
         socks.append(s)
         return s
@@ -497,29 +495,36 @@ def test_http_server_timeouts_and_cap_close_what_they_should() -> None:
             return False
         return True
 
+    timed, t1 = serve(read_timeout=0.3, idle_timeout=0.6, write_timeout=0.6)
+    capped, t2 = serve(max_connections=3, idle_timeout=600.0)
     try:
-        half = connect()
+        port = timed.server_address[1]
+        half = connect(port)
         half.sendall(b"GET /metrics HTTP/1.1\r\nHost: x\r\n")  # no blank line: never ends
         assert closed_by_server(half)
-        idle = connect()
+        idle = connect(port)
         idle.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
         assert closed_by_server(idle)  # the index page, then closed when idle
-        slow = connect()
+        slow = connect(port)
         slow.sendall(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
-        deadline = time.monotonic() + 30
-        while server.closed["write_timeout"] == 0 and time.monotonic() < deadline:
+        deadline = time.monotonic() + 60
+        while timed.closed["write_timeout"] == 0 and time.monotonic() < deadline:
             time.sleep(0.05)
-        first = [connect() for _ in range(3)]
-        more = [connect() for _ in range(2)]  # past the cap: the two oldest idle go
+        closed = dict(timed.closed)
+        assert closed["read_timeout"] == 1 and closed["idle_timeout"] >= 1, closed
+        assert closed["write_timeout"] == 1 and closed["evicted"] == 0, closed
+        # the cap: the two longest idle go when two more come
+        port = capped.server_address[1]
+        first = [connect(port) for _ in range(3)]
+        more = [connect(port) for _ in range(2)]
         assert closed_by_server(first[0]) and closed_by_server(first[1])
         more[1].sendall(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
         assert closed_by_server(more[1])  # answered, then closed as asked
-        closed = dict(server.closed)
-        assert closed["read_timeout"] >= 1 and closed["idle_timeout"] >= 1, closed
-        assert closed["write_timeout"] == 1 and closed["evicted"] >= 2, closed
+        assert capped.closed["evicted"] == 2 and capped.closed["idle_timeout"] == 0
     finally:
         for s in socks:
             s.close()
-        server.shutdown()
-        t.join()
-        server.server_close()
+        for server, t in ((timed, t1), (capped, t2)):
+            server.shutdown()
+            t.join()
+            server.server_close()
