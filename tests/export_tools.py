@@ -193,3 +193,68 @@ def run_in_group(fs_path: str, code: str) -> subprocess.Popen[bytes]:
             f.write("0")
 
     return subprocess.Popen([sys.executable, "-c", code], preexec_fn=join)
+
+
+# -- the layouts the exporter's path labels know (tests/unit/test_pathlabels.py, host) ------
+
+CID = "4f1c5d2b9a8e7f60112233445566778899aabbccddeeff00112233445566aabb"
+UID = "0f5e3a52-6f0c-4a55-9c3e-2b8d1c7e9f10"
+UID_ = UID.replace("-", "_")
+#: layout -> (group path below a parent, the labels expected on its deepest group)
+LAYOUTS: dict[str, tuple[str, dict[str, str]]] = {
+    "systemd-service": ("system.slice/nginx.service", {"unit": "nginx.service"}),
+    "systemd-session": (
+        "user.slice/user-1000.slice/session-3.scope",
+        {"unit": "session-3.scope"},
+    ),
+    "docker-scope": (
+        f"system.slice/docker-{CID}.scope",
+        {"unit": f"docker-{CID}.scope", "container_id": CID},
+    ),
+    "docker-cgroupfs": (f"docker/{CID}", {"container_id": CID}),
+    "libpod-scope": (
+        f"machine.slice/libpod-{CID}.scope",
+        {"unit": f"libpod-{CID}.scope", "container_id": CID},
+    ),
+    "k8s-burstable-containerd": (
+        f"kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod{UID_}.slice/"
+        f"cri-containerd-{CID}.scope",
+        {
+            "unit": f"cri-containerd-{CID}.scope",
+            "container_id": CID,
+            "pod_uid": UID,
+            "qos": "burstable",
+        },
+    ),
+    "k8s-besteffort-crio": (
+        f"kubepods.slice/kubepods-besteffort.slice/kubepods-besteffort-pod{UID_}.slice/"
+        f"crio-{CID}.scope",
+        {"unit": f"crio-{CID}.scope", "container_id": CID, "pod_uid": UID, "qos": "besteffort"},
+    ),
+    "k8s-guaranteed-systemd": (
+        f"kubepods.slice/kubepods-pod{UID_}.slice",
+        {"unit": f"kubepods-pod{UID_}.slice", "pod_uid": UID, "qos": "guaranteed"},
+    ),
+    "k8s-qos-slice": (
+        "kubepods.slice/kubepods-besteffort.slice",
+        {"unit": "kubepods-besteffort.slice", "qos": "besteffort"},
+    ),
+    "k8s-cgroupfs-burstable": (
+        f"kubepods/burstable/pod{UID}/{CID}",
+        {"pod_uid": UID, "qos": "burstable"},
+    ),
+    "k8s-cgroupfs-guaranteed": (f"kubepods/pod{UID}", {"pod_uid": UID, "qos": "guaranteed"}),
+    "slurm-v1-layout": (
+        "slurm/uid_1000/job_42/step_0",
+        {"slurm_uid": "1000", "slurm_job": "42", "slurm_step": "0"},
+    ),
+    "slurm-batch": (
+        "slurm/uid_1000/job_42/step_batch",
+        {"slurm_uid": "1000", "slurm_job": "42", "slurm_step": "batch"},
+    ),
+    "slurmstepd-scope": (
+        "system.slice/slurmstepd.scope/job_43/step_extern",
+        {"unit": "slurmstepd.scope", "slurm_job": "43", "slurm_step": "extern"},
+    ),
+    "no-layout": ("jobs/job_7/step_1", {}),
+}

@@ -7,8 +7,9 @@
 
 Conventions (Prometheus's): every family is named ``cgroup_...``, has one HELP and one TYPE
 line, and its samples follow them together (a family's lines must be contiguous); every
-sample carries a ``group`` label with the group's path below the mount (``/a/b``; ``\\``,
-``"`` and newline escaped); counters end in ``_total`` (in OpenMetrics the TYPE and HELP
+sample carries a ``group`` label with the group's path below the mount (``/a/b``; bytes
+that are not UTF-8 and ``%`` percent-encoded, then ``\\``, ``"`` and newline escaped: see
+:func:`escape_label`); counters end in ``_total`` (in OpenMetrics the TYPE and HELP
 lines name the family without it); times are seconds, sizes bytes, PSI averages ratios
 (0..1); a ``max`` limit is ``+Inf``. Absent values are left out and a family without
 samples is not written.
@@ -21,20 +22,21 @@ from __future__ import annotations
 
 import errno
 import os
-import socket
-import sys
+import re
 import threading
 import time
-from collections.abc import Iterable, Mapping
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Protocol
+from collections.abc import Callable, Iterable, Mapping
+from typing import TYPE_CHECKING, Protocol
 
 from ._fs import Dir
 from ._statmask import StatMask
-from .controllers._parse import U64_MAX
+from .controllers._values import NO_LIMIT_MIN
 from .controllers.memory import MEMORY_STAT_KEYS
 from .errors import CgroupDeletedError, CgroupError
 from .stats import Metrics, PSIStats
+
+if TYPE_CHECKING:
+    from ._httpserve import HTTPServer
 
 __all__ = [
     "FAMILIES",
@@ -42,10 +44,12 @@ __all__ = [
     "TEXT_TYPE",
     "Exporter",
     "SamplerLike",
+    "Scrape",
     "Walker",
     "escape_label",
     "exposition",
     "make_server",
+    "unescape_label",
     "wants_openmetrics",
 ]
 
@@ -146,11 +150,31 @@ FAMILIES: dict[str, tuple[str, str]] = {
         "Wall time of this scrape's sample (one pread per held file).",
     ),
     "cgroup2_exporter_groups": ("gauge", "Groups sampled by this scrape."),
+    "cgroup2_exporter_groups_left_out": (
+        "gauge",
+        "Subtrees under the root not sampled, by reason (mount_point: something is mounted "
+        "there, never entered; max_depth, max_groups: past those bounds); the groups below "
+        "the top of each are not counted.",
+    ),
+    "cgroup2_exporter_groups_held": (
+        "gauge",
+        "Groups whose directory and files are held open (one pread a file a scrape).",
+    ),
+    "cgroup2_exporter_groups_reopened": (
+        "gauge",
+        "Groups past the descriptor budget, read by open/read/close on each scrape.",
+    ),
     "cgroup2_exporter_open_fds": (
         "gauge",
         "Descriptors of group files the exporter holds open between scrapes.",
     ),
     "cgroup2_exporter_scrapes_total": ("counter", "Scrapes served since the exporter started."),
+    "cgroup2_exporter_connections": ("gauge", "HTTP connections open now."),
+    "cgroup2_exporter_connections_closed_total": (
+        "counter",
+        "HTTP connections the exporter closed, by reason (timeouts, evicted or refused "
+        "past the connection cap, bad requests).",
+    ),
     "cgroup2_exporter_cpu_seconds_total": (
         "counter",
         "CPU time (user and system) of the exporter process since it started.",
@@ -158,25 +182,61 @@ FAMILIES: dict[str, tuple[str, str]] = {
 }
 
 _INF = "+Inf"
+#: gzip level of compressed bodies: 1, the fastest (10,000 groups: see the guide's Cost)
+GZIP_LEVEL = 1
+
+
+_PERCENT = re.compile("[%\ud800-\udfff]")
+
+
+def _percent(m: re.Match[str]) -> str:
+    c = m.group()
+    if c == "%":
+        return "%25"
+    if "\udc80" <= c <= "\udcff":  # a byte that is not UTF-8, as surrogateescape reads it
+        return f"%{ord(c) - 0xDC00:02X}"
+    # another lone surrogate (only a Python caller makes one): its bytes
+    return "".join(f"%{b:02X}" for b in c.encode("utf-8", "surrogatepass"))
 
 
 def escape_label(value: str) -> str:
-    """A label value as the exposition writes it between quotes: ``\\`` -> ``\\\\``,
-    ``"`` -> ``\\"``, newline -> ``\\n``. Bytes of a group name that are not UTF-8 (read
-    with ``surrogateescape``) are written as the text ``\\xNN``, so the output stays UTF-8.
+    """A label value as the exposition writes it between quotes: valid UTF-8 for any name,
+    and a different text for every different name (injective), so that no name can break
+    a scrape or share another's series.
+
+    Two steps, reversible in this order: (1) the bytes of a name that are not UTF-8
+    (read with ``surrogateescape``, as the library reads names) are written ``%XX`` (two
+    upper-case hex digits), and a ``%`` itself ``%25``: percent-encoding of exactly those
+    bytes, so ``urllib.parse.unquote_to_bytes`` of the label (once the format's escapes are
+    undone) gives the name's bytes back; every other character, control characters
+    included, is itself. (2) The escapes the text format and OpenMetrics define, and no
+    other: ``\\`` -> ``\\\\``, ``"`` -> ``\\"``, newline -> ``\\n``.
     """
+    if "%" in value or not value.isascii():
+        try:
+            value.encode("utf-8")
+            if "%" in value:
+                value = value.replace("%", "%25")
+        except UnicodeEncodeError:
+            value = _PERCENT.sub(_percent, value)
     if "\\" in value or '"' in value or "\n" in value:
         value = value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:
-        raw = value.encode("utf-8", "surrogateescape")
-        value = raw.decode("utf-8", "backslashreplace").replace("\\x", "\\\\x")
     return value
 
 
+def unescape_label(text: str) -> bytes:
+    """The name's bytes back from a label value as :func:`escape_label` wrote it (with the
+    format's escapes still in: ``\\\\``, ``\\"``, ``\\n``)."""
+    from urllib.parse import unquote_to_bytes
+
+    plain = re.sub(r"\\(.)", lambda m: "\n" if m.group(1) == "n" else m.group(1), text, flags=re.S)
+    return unquote_to_bytes(plain.encode("utf-8"))
+
+
 def _lim(v: int) -> str | int:
-    return _INF if v == U64_MAX else v
+    """A limit's value: ``+Inf`` for every "no limit" of the kernel (``max``, and the
+    ``LONG_MAX`` rounded to a page size that hugetlb prints: 9223372036854771712)."""
+    return _INF if v >= NO_LIMIT_MIN else v
 
 
 # (resource, kind) -> the label text after the group of the stall counter and of the
@@ -375,11 +435,15 @@ def exposition(
     *,
     openmetrics: bool = False,
     procs: Mapping[str, int] | None = None,
-    own: Mapping[str, float] | None = None,
+    own: Mapping[str, float | Mapping[str, float]] | None = None,
+    labels: Callable[[str], str] | None = None,
 ) -> str:
     """The exposition of many groups: ``metrics`` maps a group path to its
     :class:`~cgroup2.stats.Metrics`; ``procs`` (optional) a group path to its process count
-    (``cgroup_procs``); ``own`` (optional) values of the ``cgroup2_exporter_*`` families.
+    (``cgroup_procs``); ``own`` (optional) values of the ``cgroup2_exporter_*`` families
+    (a mapping for a family with a ``reason`` label: reason -> value); ``labels``
+    (optional) gives the text of more labels of a group (``,unit="x.service"``: see
+    :class:`cgroup2.pathlabels.PathLabels`), written after its ``group`` label.
 
     The text format 0.0.4 by default (``""`` when there is no sample); with
     ``openmetrics``, OpenMetrics 1.0 (counter families named without ``_total`` in HELP
@@ -390,11 +454,16 @@ def exposition(
     nprocs = out["cgroup_procs"]
     for group, m in items:
         g = f'group="{escape_label(group)}"'
+        if labels is not None:
+            g += labels(group)
         if procs is not None and (n := procs.get(group)) is not None:
             nprocs.append(f"cgroup_procs{{{g}}} {n}")
         _group(out, g, m)
     for name, v in (own or {}).items():
-        out[name].append(f"{name} {v!r}" if isinstance(v, float) else f"{name} {v}")
+        if isinstance(v, Mapping):
+            out[name].extend(f'{name}{{reason="{k}"}} {n}' for k, n in v.items())
+        else:
+            out[name].append(f"{name} {v!r}" if isinstance(v, float) else f"{name} {v}")
     parts: list[str] = []
     for name, lines in out.items():
         if lines:
@@ -533,17 +602,53 @@ def _process_counts(sampler: SamplerLike, groups: Iterable[str]) -> dict[str, in
 class Exporter:
     """One scrape, one ``sampler.sample()``: the exposition of what it read, each group's
     process count (``cgroup_procs``, with ``procs``) and the exporter's own cost. Scrapes
-    are serialized (one lock): a sampler is not shared by two samples at once."""
+    are serialized (one lock): a sampler is not shared by two samples at once.
 
-    def __init__(self, sampler: SamplerLike, *, procs: bool = True) -> None:
+    Groups the sampler left out (its ``skipped``: a mount point met while following) are
+    counted in ``cgroup2_exporter_groups_left_out`` and, once each, told to ``log``."""
+
+    def __init__(
+        self,
+        sampler: SamplerLike,
+        *,
+        procs: bool = True,
+        log: Callable[[str], object] | None = None,
+        labels: Callable[[str], str] | None = None,
+    ) -> None:
         self.sampler = sampler
         self.procs = procs
+        self.labels = labels
         self.scrapes = 0
         self.last_groups = 0
+        self._log = log
+        self._told: set[str] = set()
+        #: more values of the exporter's own families (the server's connection counts)
+        self.extra: Callable[[], Mapping[str, float | Mapping[str, float]]] | None = None
         self._lock = threading.Lock()
 
-    def scrape(self, *, openmetrics: bool = False) -> bytes:
-        """Sample every group and return the exposition, UTF-8."""
+    def _left_out(self) -> dict[str, float]:
+        """``reason -> count`` of the groups the sampler left out; each new one logged."""
+        skipped: Mapping[str, str] = getattr(self.sampler, "skipped", None) or {}
+        counts: dict[str, float] = {"mount_point": 0, "max_depth": 0, "max_groups": 0}
+        for path, why in skipped.items():
+            counts[why] = counts.get(why, 0) + 1
+            if why == "mount_point" and path not in self._told and self._log is not None:
+                self._log(
+                    f"cgroup2: export: {path} is a mount point (something was mounted there "
+                    f"after the exporter started): not exported, nor anything below it"
+                )
+        for why, flag in (("max_depth", "--max-depth"), ("max_groups", "--max-groups")):
+            if counts[why] and why not in self._told and self._log is not None:
+                self._log(
+                    f"cgroup2: export: groups left out past {flag} (counted in "
+                    f'cgroup2_exporter_groups_left_out{{reason="{why}"}})'
+                )
+        self._told = set(skipped) | {why for why in ("max_depth", "max_groups") if counts[why]}
+        return counts
+
+    def take(self) -> Scrape:
+        """Sample every group now: a :class:`Scrape`, whose bodies are written on demand
+        and kept (every client of that moment gets the same bytes)."""
         with self._lock:
             t0 = time.perf_counter()
             metrics = self.sampler.sample()
@@ -552,80 +657,115 @@ class Exporter:
             self.scrapes += 1
             self.last_groups = len(metrics)
             cpu = os.times()
-            own: dict[str, float] = {
+            own: dict[str, float | Mapping[str, float]] = {
                 "cgroup2_exporter_sample_duration_seconds": round(t1 - t0, 6),
                 "cgroup2_exporter_groups": len(metrics),
+                "cgroup2_exporter_groups_left_out": self._left_out(),
+                "cgroup2_exporter_groups_held": getattr(
+                    self.sampler, "held_count", len(metrics) if self.sampler.fd_count else 0
+                ),
+                "cgroup2_exporter_groups_reopened": getattr(
+                    self.sampler, "reopened_count", 0 if self.sampler.fd_count else len(metrics)
+                ),
                 "cgroup2_exporter_open_fds": self.sampler.fd_count,
                 "cgroup2_exporter_scrapes_total": self.scrapes,
                 "cgroup2_exporter_cpu_seconds_total": round(cpu.user + cpu.system, 3),
             }
-            text = exposition(metrics, openmetrics=openmetrics, procs=counts, own=own)
-            took = round(time.perf_counter() - t0, 6)
-            line = f"cgroup2_exporter_scrape_duration_seconds {took!r}\n"
-            head = _headers("cgroup2_exporter_scrape_duration_seconds", openmetrics)
-            if openmetrics:
-                text = text.removesuffix("# EOF\n") + head + line + "# EOF\n"
-            else:
-                text += head + line
-            return text.encode("utf-8")
+            if self.extra is not None:
+                own.update(self.extra())
+            return Scrape(metrics, counts, own, t0, self.labels)
+
+    def scrape(self, *, openmetrics: bool = False) -> bytes:
+        """Sample every group and return the exposition, UTF-8."""
+        return self.take().body(openmetrics)
 
 
-class _Handler(BaseHTTPRequestHandler):
-    server: _Server
-    protocol_version = "HTTP/1.1"
+class Scrape:
+    """One sample of every group and the bodies written from it: text or OpenMetrics,
+    plain or gzip, each written once (on first demand) and then shared."""
 
-    def do_GET(self) -> None:
-        path = self.path.split("?", 1)[0]
-        if path == "/":
-            self._reply(
-                200,
-                "text/html; charset=utf-8",
-                b'<html><body><a href="/metrics">/metrics</a></body></html>\n',
-            )
-            return
-        if path != "/metrics":
-            self._reply(404, "text/plain; charset=utf-8", b"not found: try /metrics\n")
-            return
-        om = wants_openmetrics(self.headers.get("Accept"))
-        t = time.perf_counter()
-        try:
-            body = self.server.exporter.scrape(openmetrics=om)
-        except CgroupError as e:
-            self._reply(500, "text/plain; charset=utf-8", f"{e}\n".encode())
-            return
-        self._reply(200, OPENMETRICS_TYPE if om else TEXT_TYPE, body)
-        if self.server.verbose:
-            fmt = "openmetrics" if om else "text"
-            took = time.perf_counter() - t
-            sys.stderr.write(f"scrape: {fmt}, {len(body)} bytes, {took:.3f} s\n")
+    def __init__(
+        self,
+        metrics: Mapping[str, Metrics],
+        procs: Mapping[str, int] | None,
+        own: Mapping[str, float | Mapping[str, float]],
+        t0: float,
+        labels: Callable[[str], str] | None = None,
+    ) -> None:
+        self.labels = labels
+        self.metrics = metrics
+        self.procs = procs
+        self.own = own
+        self.t0 = t0
+        self._bodies: dict[tuple[bool, bool], bytes] = {}
+        self._lock = threading.Lock()
 
-    def _reply(self, status: int, ctype: str, body: bytes) -> None:
-        self.send_response(status)
-        self.send_header("Content-Type", ctype)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
+    def body(self, openmetrics: bool = False, gzip: bool = False) -> bytes:
+        """The exposition in that format (UTF-8), gzip-compressed with ``gzip``."""
+        key = (openmetrics, gzip)
+        with self._lock:
+            data = self._bodies.get(key)
+            if data is None:
+                data = self._write(openmetrics, gzip)
+                self._bodies[key] = data
+            return data
 
-    def log_message(self, format: str, *args: object) -> None:
-        if self.server.verbose:
-            sys.stderr.write(f"{self.address_string()} {format % args}\n")
+    def _write(self, openmetrics: bool, gz: bool) -> bytes:
+        if gz:
+            import gzip
 
+            plain = self._bodies.get((openmetrics, False)) or self._write(openmetrics, False)
+            return gzip.compress(plain, compresslevel=GZIP_LEVEL, mtime=0)
+        text = exposition(
+            self.metrics,
+            openmetrics=openmetrics,
+            procs=self.procs,
+            own=self.own,
+            labels=self.labels,
+        )
+        took = round(time.perf_counter() - self.t0, 6)
+        line = f"cgroup2_exporter_scrape_duration_seconds {took!r}\n"
+        head = _headers("cgroup2_exporter_scrape_duration_seconds", openmetrics)
+        if openmetrics:
+            text = text.removesuffix("# EOF\n") + head + line + "# EOF\n"
+        else:
+            text += head + line
+        return text.encode("utf-8")
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-
-    def __init__(self, address: tuple[str, int], exporter: Exporter, verbose: bool) -> None:
-        self.exporter = exporter
-        self.verbose = verbose
-        if ":" in address[0]:
-            self.address_family = socket.AF_INET6
-        super().__init__(address, _Handler)
+    def drop_metrics(self) -> None:
+        """Forget the sample (the bodies written stay): its memory is freed early."""
+        self.metrics = {}
+        self.procs = None
 
 
 def make_server(
-    exporter: Exporter, host: str = "127.0.0.1", port: int = 9753, *, verbose: bool = False
-) -> ThreadingHTTPServer:
+    exporter: Exporter,
+    host: str = "127.0.0.1",
+    port: int = 9753,
+    *,
+    verbose: bool = False,
+    max_connections: int = 512,
+    read_timeout: float = 10.0,
+    idle_timeout: float = 60.0,
+    write_timeout: float = 30.0,
+) -> HTTPServer:
     """An HTTP server (not started: call ``serve_forever()``) answering ``GET /metrics``
-    with ``exporter.scrape()``, in OpenMetrics when the ``Accept`` header prefers it. Each
-    request has a thread; the exporter's lock serializes the scrapes."""
-    return _Server((host, port), exporter, verbose)
+    with a scrape of ``exporter`` (:mod:`cgroup2._httpserve`): one thread for every
+    connection's I/O and one for the scrapes, whatever the number of clients; at most
+    ``max_connections`` at once (past it the longest-idle one is closed, or the new one
+    when none is idle); a request must arrive within ``read_timeout`` seconds of its first
+    byte, a kept-alive connection is closed after ``idle_timeout`` without one, and a
+    response whose client reads nothing for ``write_timeout`` is dropped. Requests that
+    arrive while a scrape runs share it; gzip when the client accepts it."""
+    from ._httpserve import HTTPServer as _HTTPServer
+
+    return _HTTPServer(
+        exporter,
+        host,
+        port,
+        verbose=verbose,
+        max_connections=max_connections,
+        read_timeout=read_timeout,
+        idle_timeout=idle_timeout,
+        write_timeout=write_timeout,
+    )

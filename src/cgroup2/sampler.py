@@ -19,6 +19,11 @@ open (``O_RDONLY | O_CLOEXEC | O_NOFOLLOW``, relative to the group's directory f
 * Following a root (``root=``, ``follow=True``): one inotify fd (non-blocking, read once
   per sample) watches each directory held for ``IN_CREATE``/``IN_DELETE``/``IN_MOVED_*``
   of subdirectories; a new group below the root (to ``depth``) is in the next sample.
+  A new group is opened as a walk opens it, by :meth:`~cgroup2._fs.Dir.child`, so a
+  group or file system mounted there after the sampler started is a mount point, never
+  descended into (nor made an error of the sample): that subtree is skipped and
+  named in :attr:`Sampler.skipped` (nothing on the mounted tree is held, and it can be
+  unmounted).
   The watch is added through ``/proc/self/fd/<fd>`` of the held directory, so it is the
   directory opened and checked, whatever the path has become. A lost event queue
   (``IN_Q_OVERFLOW``) makes the next sample look at every held directory again.
@@ -26,7 +31,8 @@ open (``O_RDONLY | O_CLOEXEC | O_NOFOLLOW``, relative to the group's directory f
   :meth:`~cgroup2._fs.Dir.child` (never across a mount point, never through a symlink).
 * ``RLIMIT_NOFILE``: the soft limit is raised (up to the hard limit) when the held
   descriptors need it; when even the hard limit is too low, a :class:`CgroupError` names
-  the count needed and the limit.
+  the count needed and the limit, or (``overflow="reopen"``) what does not fit is read by
+  open/read/close on each sample: every group is in every sample.
 """
 
 from __future__ import annotations
@@ -82,14 +88,20 @@ class _Group:
         "depth",
         "fds",
         "group",
+        "held",
         "owner",
         "path",
+        "up",
         "wd",
     )
 
-    def __init__(self, owner: Sampler, d: Dir, group: str, depth: int) -> None:
+    def __init__(
+        self, owner: Sampler, d: Dir, group: str, depth: int, up: _Group | None = None
+    ) -> None:
         self.owner = owner
-        self.d = d
+        self.d = d  # held open, or (past the descriptor budget) fd -1: its dev and inode
+        self.held = d.fd >= 0
+        self.up = up  # the parent group (to open this one again from)
         self.path = d.path
         self.group = group
         self.depth = depth
@@ -246,9 +258,17 @@ class Sampler:
     group directory and one per file read, plus the inotify fd when following.
     ``RLIMIT_NOFILE`` is raised toward the hard limit as needed; a hard limit too low for
     the groups and mask is a :class:`~cgroup2.errors.CgroupError` naming both numbers
-    (``overflow="error"``, the default). With ``overflow="reopen"`` the files that do not
-    fit are read as ``stat()`` reads them (open, read, close, each sample) instead; only
-    the group directories must fit then (one descriptor a group).
+    (``overflow="error"``, the default). With ``overflow="reopen"`` nothing is left out:
+    the files that do not fit are read as ``stat()`` reads them (open, read, close, each
+    sample), and so are the groups whose directory does not fit (opened again from their
+    nearest held ancestor, child by child, on each sample; counted by
+    :attr:`reopened_count`), also those that appear later. ``spare`` descriptors
+    under the limit are never taken (default 64): the rest of the program's (a server's
+    connections).
+
+    Bounds (each group left out is named in :attr:`skipped` with the reason, nothing is
+    opened below it): ``max_depth`` levels below the root, ``max_groups`` groups held.
+    ``depth`` is a view's limit instead: what is below it is not looked at nor counted.
     """
 
     def __init__(
@@ -261,6 +281,9 @@ class Sampler:
         follow: bool = True,
         mountpoint: str | None = None,
         overflow: Literal["error", "reopen"] = "error",
+        spare: int = _SPARE,
+        max_depth: int | None = None,
+        max_groups: int | None = None,
     ) -> None:
         if isinstance(groups, str):
             raise CgroupError(
@@ -270,10 +293,18 @@ class Sampler:
         if overflow not in ("error", "reopen"):
             raise CgroupError(f"cgroups: invalid overflow {overflow!r}: 'error' or 'reopen'")
         self._overflow_reopen = overflow == "reopen"
+        if not isinstance(spare, int) or spare < 0:
+            raise CgroupError(f"cgroups: invalid spare {spare!r}: a count of descriptors >= 0")
+        self._spare = spare
         if not isinstance(mask, StatMask):
             raise CgroupError(f"cgroups: invalid stat mask {mask!r}: a StatMask, e.g. StatMask.ALL")
         if depth is not None and (not isinstance(depth, int) or depth < 0):
             raise CgroupError(f"cgroups: invalid depth {depth!r}: a count of levels >= 0")
+        for what, v in (("max_depth", max_depth), ("max_groups", max_groups)):
+            if v is not None and (not isinstance(v, int) or v < (0 if what == "max_depth" else 1)):
+                raise CgroupError(f"cgroups: invalid {what} {v!r}: a count >= 0")
+        self._max_depth = max_depth
+        self._max_groups = max_groups
         self._mask = mask
         self._depth = depth
         self._groups: dict[str, _Group] = {}
@@ -286,6 +317,8 @@ class Sampler:
         self._mount = mountpoint
         self._closed = False
         self._root: str | None = None
+        self._started = False  # made: a mount point met from now on is skipped, not raised
+        self._skipped: dict[str, str] = {}  # group path -> why it is not sampled
         try:
             if root is not None:
                 top = self._resolve(root)
@@ -297,6 +330,7 @@ class Sampler:
                 self._add_tree(None, top, 0)
             for g in groups:
                 self._add_explicit(g)
+            self._started = True
         except BaseException:
             self.close()
             raise
@@ -342,61 +376,137 @@ class Sampler:
             self._order_dirty = True
         self._groups[grp.group] = grp
 
-    def _watch(self, grp: _Group) -> None:
+    def _watch(self, grp: _Group, d: Dir) -> None:
         from .events import _add_watch
 
-        grp.wd = _add_watch(self._ino, f"/proc/self/fd/{grp.d.fd}", _WATCH, grp.path)
+        # (the watch stays when the descriptor is closed: an unheld group is watched too)
+        grp.wd = _add_watch(self._ino, f"/proc/self/fd/{d.fd}", _WATCH, grp.path)
         self._wds[grp.wd] = grp
 
-    def _add_tree(
-        self, parent: _Group | None, group: str, depth: int, ino: int | None = None
-    ) -> None:
-        """Open ``group`` (a child of ``parent``, or by path when ``parent`` is ``None``)
-        and every group below it to the sampler's depth; watch each directory before
-        listing it, so that a group made meanwhile is either listed or reported."""
+    def _dir_of(self, grp: _Group) -> tuple[Dir, bool]:
+        """The open directory of ``grp`` and whether the caller must close it: the held
+        one, or (a group past the descriptor budget) opened again from its nearest held
+        ancestor child by child, each through :meth:`Dir.child` (never across a mount
+        point)."""
+        if grp.held:
+            return grp.d, False
+        chain: list[_Group] = []
+        g: _Group | None = grp
+        while g is not None and not g.held:
+            chain.append(g)
+            g = g.up
+        if g is None:  # an unheld root: by its path, checked to be the directory added
+            top = chain.pop()
+            d = Dir.open(self._fs_path(top.group), self._mount or "/")
+            if (d.dev, d.ino) != (top.d.dev, top.d.ino):
+                d.close()
+                raise CgroupDeletedError(
+                    f"cgroups: cgroup deleted: {top.path} was removed",
+                    errno=errno.ENOENT,
+                    path=top.path,
+                )
+            owned = True
+        else:
+            d, owned = g.d, False
+        for c in reversed(chain):
+            try:
+                nd = d.child(c.group.rpartition("/")[2])
+            finally:
+                if owned:
+                    d.close()
+            d, owned = nd, True
+        return d, owned
+
+    def _is_deleted(self, grp: _Group) -> bool:
+        """Whether the directory of ``grp`` is no longer at its path."""
+        if grp.held:
+            return grp.d.is_deleted()
+        try:
+            st = os.stat(grp.path, follow_symlinks=False)
+        except FileNotFoundError:
+            return True
+        except OSError:
+            return False
+        return (st.st_dev, st.st_ino) != (grp.d.dev, grp.d.ino)
+
+    def _add_tree(self, parent: _Group | None, group: str, depth: int) -> None:
+        """Open ``group`` (a child of ``parent``, or by path
+        when ``parent`` is ``None``) and every group below it to the sampler's depth;
+        watch each directory before listing it, so that a group made meanwhile is either
+        listed or reported.
+
+        Below the root, a mount point (:class:`MountPointError`) when the sampler is made
+        is raised, as a walk raises it; one met later (following) is skipped with its
+        subtree and named in :attr:`skipped`."""
         limit = self._depth
-        todo: list[tuple[_Group | None, str, int, int | None]] = [(parent, group, depth, ino)]
+        todo: list[tuple[_Group | None, str, int]] = [(parent, group, depth)]
         while todo:
-            up, g, dep, ino = todo.pop()
+            up, g, dep = todo.pop()
             if g in self._groups:
                 continue
-            self._reserve(1)
+            if up is not None:  # the bounds: the group (and its subtree) left out, named
+                if self._max_depth is not None and dep > self._max_depth:
+                    self._skipped[g] = "max_depth"
+                    continue
+                if self._max_groups is not None and len(self._groups) >= self._max_groups:
+                    self._skipped[g] = "max_groups"
+                    continue
+            # past the budget with overflow="reopen": opened for now, then read by
+            # open/read/close on each sample
+            held = self._reserve(1, file=True)
             try:
                 if up is None:
                     d = Dir.open(self._fs_path(g), self._mount or "/")
                 else:
-                    d = up.d.child(g.rpartition("/")[2])
+                    pd, owned = self._dir_of(up)
+                    try:
+                        d = pd.child(g.rpartition("/")[2])
+                    finally:
+                        if owned:
+                            pd.close()
             except MountPointError:
-                raise
+                if up is None or not self._started:
+                    raise
+                self._skipped[g] = "mount_point"
+                continue
             except CgroupError as e:
                 if up is not None and (
                     isinstance(e, CgroupDeletedError) or e.errno in (errno.ENOENT, errno.ENODEV)
                 ):
                     continue  # removed since it was listed
                 raise
-            self._count += 1
-            grp = _Group(self, d, g, dep)
-            self._insert(grp)
-            if up is not None:
-                up.children.add(g.rpartition("/")[2])
-            if limit is not None and dep >= limit:
-                continue
-            if self._ino >= 0:
-                try:
-                    self._watch(grp)
-                except CgroupDeletedError:
-                    self._drop(grp)
-                    continue
             try:
-                entries = d.subdir_entries()
-            except CgroupError as e:
-                if isinstance(e, CgroupDeletedError) or e.errno in (errno.ENOENT, errno.ENODEV):
-                    self._drop(grp)
+                self._skipped.pop(g, None)
+                grp = _Group(self, d if held else Dir(-1, d.path, d.dev, d.ino), g, dep, up)
+                if held:
+                    self._count += 1
+                self._insert(grp)
+                if up is not None:
+                    up.children.add(g.rpartition("/")[2])
+                if limit is not None and dep >= limit:
                     continue
-                raise
+                if self._ino >= 0:
+                    try:
+                        self._watch(grp, d)
+                    except CgroupDeletedError:
+                        self._drop(grp)
+                        continue
+                try:
+                    entries = [name for name, _ in d.subdir_entries()]
+                except CgroupError as e:
+                    if isinstance(e, CgroupDeletedError) or e.errno in (
+                        errno.ENOENT,
+                        errno.ENODEV,
+                    ):
+                        self._drop(grp)
+                        continue
+                    raise
+            finally:
+                if not held:
+                    d.close()
             base = "" if g == "/" else g
-            for name, child_ino in sorted(entries, reverse=True):
-                todo.append((grp, f"{base}/{name}", dep + 1, child_ino))
+            for name in sorted(entries, reverse=True):
+                todo.append((grp, f"{base}/{name}", dep + 1))
 
     def _drop(self, grp: _Group) -> None:
         """Forget ``grp`` and the groups held below it; close their descriptors."""
@@ -445,7 +555,7 @@ class Sampler:
                 if mask & _IN_IGNORED:
                     self._wds.pop(wd, None)
                     grp.wd = -1
-                    if grp.d.is_deleted():
+                    if self._is_deleted(grp):
                         self._drop(grp)
                     continue
                 if not mask & _IN_ISDIR:
@@ -453,10 +563,11 @@ class Sampler:
                 child = os.fsdecode(name)
                 path = f"{'' if grp.group == '/' else grp.group}/{child}"
                 if mask & (_IN_DELETE | _IN_MOVED_FROM):
+                    self._skipped.pop(path, None)
                     old = self._groups.get(path)
                     if old is not None:
                         self._drop(old)
-                elif mask & (_IN_CREATE | _IN_MOVED_TO):
+                elif mask & (_IN_CREATE | _IN_MOVED_TO) and path not in self._groups:
                     self._add_tree(grp, path, grp.depth + 1)
         if self._lost:
             self._lost = False
@@ -465,19 +576,24 @@ class Sampler:
     def _rescan(self) -> None:
         """Events were lost: drop the held groups that are gone, add those not held."""
         for grp in list(self._groups.values()):
-            if self._groups.get(grp.group) is grp and grp.d.is_deleted():
+            if self._groups.get(grp.group) is grp and self._is_deleted(grp):
                 self._drop(grp)
         for grp in list(self._groups.values()):
             if grp.wd < 0 or self._groups.get(grp.group) is not grp:
                 continue
             try:
-                entries = grp.d.subdir_entries()
+                d, owned = self._dir_of(grp)
+                try:
+                    entries = [name for name, _ in d.subdir_entries()]
+                finally:
+                    if owned:
+                        d.close()
             except CgroupError:
                 continue
             base = "" if grp.group == "/" else grp.group
-            for name, ino in entries:
+            for name in entries:
                 if name not in grp.children:
-                    self._add_tree(grp, f"{base}/{name}", grp.depth + 1, ino)
+                    self._add_tree(grp, f"{base}/{name}", grp.depth + 1)
 
     # -- descriptors -----------------------------------------------------------------------
 
@@ -488,7 +604,7 @@ class Sampler:
         # have all of its files yet)
         per = max((sum(fd >= 0 for fd in g.fds.values()) for g in opened), default=0)
         per = max(per, self._per_group - 1)
-        need = self._count + (len(self._groups) - len(opened)) * per + _SPARE
+        need = self._count + (len(self._groups) - len(opened)) * per + self._spare
         return CgroupError(
             f"cgroups: Sampler: {len(self._groups)} groups with mask {self._mask!r} need "
             f"about {need} open descriptors ({per + 1} a group: its directory and its "
@@ -502,7 +618,7 @@ class Sampler:
         limit toward the hard limit (doubling). At the hard limit: ``False`` for a
         ``file`` with ``overflow="reopen"`` (it is then read by open/read/close), else
         the limit error."""
-        need = self._count + n + _SPARE
+        need = self._count + n + self._spare
         soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
         if soft == resource.RLIM_INFINITY or need <= soft:
             return True
@@ -543,6 +659,9 @@ class Sampler:
         for grp in list(self._groups.values()):
             if self._groups.get(grp.group) is not grp:
                 continue  # dropped meanwhile (below a group found removed)
+            if not grp.held:
+                self._sample_unheld(grp, out)
+                continue
             try:
                 out[grp.group] = collect(grp, mask)
             except CgroupDeletedError:
@@ -554,6 +673,29 @@ class Sampler:
         self._per_group = per
         return out
 
+    def _sample_unheld(self, grp: _Group, out: dict[str, Metrics]) -> None:
+        """Read a group past the descriptor budget as ``stat()`` does (open, read, close)."""
+        from .stats import collect
+
+        try:
+            d, owned = self._dir_of(grp)
+        except MountPointError:
+            self._skipped[grp.group] = "mount_point"
+            self._drop(grp)
+            return
+        except CgroupError as e:
+            if isinstance(e, CgroupDeletedError) or e.errno in (errno.ENOENT, errno.ENODEV):
+                self._drop(grp)
+                return
+            raise
+        try:
+            out[grp.group] = collect(d, self._mask)
+        except CgroupDeletedError:
+            self._drop(grp)
+        finally:
+            if owned:
+                d.close()
+
     def read(self, group: str, name: str) -> bytes | None:
         """Another file of a held group (``cgroup.procs``, ``pids.events`` ...), by
         ``pread`` on a descriptor held from its first read on; ``None`` when the kernel
@@ -562,7 +704,14 @@ class Sampler:
         removed."""
         grp = self._groups[group]
         try:
-            return grp.try_read(name)
+            if grp.held:
+                return grp.try_read(name)
+            d, owned = self._dir_of(grp)
+            try:
+                return d.try_read(name)
+            finally:
+                if owned:
+                    d.close()
         except CgroupDeletedError:
             self._drop(grp)
             raise
@@ -572,6 +721,32 @@ class Sampler:
         """The group paths held now, in path order (following a root: as of the last
         :meth:`sample`)."""
         return sorted(self._groups, key=_group_key)
+
+    @property
+    def skipped(self) -> dict[str, str]:
+        """Groups below the root not sampled, with why: ``"mount_point"`` (something was
+        mounted there after the sampler was made: the subtree is never opened),
+        ``"max_depth"`` (more than ``max_depth`` levels below the root), ``"max_groups"``
+        (found when ``max_groups`` groups were held). Each names the top of a subtree left
+        out; the groups below it are not listed. A group leaves this when it is removed, or
+        when it is opened after all."""
+        return dict(self._skipped)
+
+    @property
+    def depth(self) -> int | None:
+        """The levels below the root held (``None``: all)."""
+        return self._depth
+
+    @property
+    def held_count(self) -> int:
+        """Groups whose directory is held open (read by ``pread`` on held files)."""
+        return sum(1 for g in self._groups.values() if g.held)
+
+    @property
+    def reopened_count(self) -> int:
+        """Groups past the descriptor budget (``overflow="reopen"``): their directory and
+        files are opened, read and closed on each sample."""
+        return sum(1 for g in self._groups.values() if not g.held)
 
     @property
     def fd_count(self) -> int:

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any, NoReturn
 
 from ._fs import Dir, read_abs
+from .controllers._values import NO_LIMIT_MIN
 from .errors import CgroupError
 from .manager import Manager
 from .paths import _mounts, default_mountpoint, parse_proc_cgroup
@@ -269,7 +270,10 @@ def collect(
                 if "." in size:  # hugetlb.<size>.rsvd.max: reservations, not a limit
                     continue
                 cur_h = _int(files.get(f"hugetlb.{size}.current"))
-                new_h = _tighter(hugetlb.get(size), _int(data), group, cur_h)
+                value_h = _int(data)
+                if value_h is not None and value_h >= NO_LIMIT_MIN:
+                    value_h = None  # LONG_MAX rounded to the page size: no limit
+                new_h = _tighter(hugetlb.get(size), value_h, group, cur_h)
                 if new_h is not None:
                     hugetlb[size] = new_h
         for key, value in _io_max(files.get("io.max")).items():

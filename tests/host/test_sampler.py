@@ -396,3 +396,168 @@ def test_top_once_through_the_sampler_counts_tasks_below(cg_parent: Parent, cg_p
         got = sample(mnt, cg_path, None, using=held)
         assert f"{cg_path}/later" in got and got[f"{cg_path}/busy"].tasks == 1
         assert got[f"{cg_path}/busy"].cpu_usec is not None
+
+
+_MOUNT_CHILD = """
+import json, os, subprocess, sys
+sys.path.insert(0, {src!r})
+from cgroup2 import Sampler
+mnt, a, b = {mnt!r}, {a!r}, {b!r}
+out = {{}}
+with Sampler(root=a, mountpoint=mnt) as s:
+    out["before"] = sorted(s.sample())
+    # after the sampler started: a new group a/m, and b (with b/x, b/y) mounted onto it
+    os.mkdir(mnt + a + "/m")
+    subprocess.run(["mount", "--bind", mnt + b, mnt + a + "/m"], check=True)
+    out["listed"] = sorted(e.name for e in os.scandir(mnt + a + "/m") if e.is_dir())
+    out["after"] = sorted(s.sample())
+    out["skipped"] = getattr(s, "skipped", None)
+    # a group made in the mounted tree: not sampled either
+    os.mkdir(mnt + b + "/z")
+    out["later"] = sorted(s.sample())
+    held = [os.readlink(f"/proc/self/fd/{{fd}}") for fd in os.listdir("/proc/self/fd")
+            if os.path.exists(f"/proc/self/fd/{{fd}}")]
+    # (a held fd of the mounted tree reads as its path there)
+    out["held_below_m"] = [p for p in held if (p + "/").startswith(mnt + a + "/m/")]
+    r = subprocess.run(["umount", mnt + a + "/m"], capture_output=True, text=True)
+    out["umount"] = [r.returncode, r.stderr.strip()]
+    if r.returncode:
+        subprocess.run(["umount", "-l", mnt + a + "/m"])
+    os.rmdir(mnt + b + "/z")
+    os.rmdir(mnt + a + "/m")
+    out["removed"] = sorted(s.sample())
+    out["skipped_after"] = getattr(s, "skipped", None)
+print(json.dumps(out))
+"""
+
+
+def test_follow_never_goes_below_a_mount_point_made_after_start(
+    cg_parent: Parent, cg_path: str
+) -> None:
+    """A group of the test bind-mounted under the followed root after the sampler started
+    (in a private mount namespace): the mounted tree's groups are never sampled, the
+    mount point is named in ``skipped``, nothing on the mounted tree is held (umount
+    succeeds), and the group under it is followed again once it is unmounted and removed."""
+    if shutil.which("unshare") is None:
+        pytest.skip("needs unshare(1) for a private mount namespace")
+    mnt = cg_parent.mountpoint
+    a, b = f"{cg_path}/a", f"{cg_path}/b"
+    os.mkdir(mnt + cg_path)
+    try:
+        for g in (a, f"{a}/g0", b, f"{b}/x", f"{b}/y"):
+            os.mkdir(mnt + g)
+        code = _MOUNT_CHILD.format(src=SRC, mnt=mnt, a=a, b=b)
+        r = subprocess.run(
+            ["unshare", "--mount", "--propagation", "private", sys.executable, "-c", code],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert r.returncode == 0, r.stderr
+        import json
+
+        out = json.loads(r.stdout)
+        assert out["before"] == [a, f"{a}/g0"]
+        assert out["listed"] == ["x", "y"]  # the mount was there when sampled
+        assert out["umount"] == [0, ""]  # nothing held on the mounted tree (no EBUSY)
+        assert out["after"] == [a, f"{a}/g0"], out
+        assert out["skipped"] == {f"{a}/m": "mount_point"}
+        assert out["later"] == [a, f"{a}/g0"]
+        assert out["held_below_m"] == []
+        assert out["removed"] == [a, f"{a}/g0"] and out["skipped_after"] == {}
+    finally:
+        for g in (f"{b}/z", f"{b}/x", f"{b}/y", b, f"{a}/m", f"{a}/g0", a, cg_path):
+            with contextlib.suppress(FileNotFoundError):
+                _rmdir(mnt + g)
+
+
+_BUDGET_CHILD = """
+import os, resource, sys
+sys.path.insert(0, {src!r})
+from cgroup2 import Manager, Sampler
+resource.setrlimit(resource.RLIMIT_NOFILE, (150, 150))
+mnt, root = {mnt!r}, {group!r}
+with Sampler(root=root, mountpoint=mnt, overflow="reopen") as s:
+    first = s.sample()
+    print("first", len(first), s.held_count, s.reopened_count, s.fd_count)
+    for i in range(100):
+        os.mkdir(f"{{mnt}}{{root}}/later{{i:03d}}")
+    second = s.sample()
+    print("second", len(second), s.held_count, s.reopened_count, s.fd_count)
+    for g in (root + "/g199", root + "/later099"):
+        assert second[g].cpu == Manager.load(g, mountpoint=mnt).stat().cpu, g
+    assert s.read(root + "/later099", "cgroup.procs") == b""
+    os.rmdir(f"{{mnt}}{{root}}/later050")
+    third = s.sample()
+    print("third", len(third), root + "/later050" in third)
+"""
+
+
+def test_groups_past_the_descriptor_budget_are_read_not_dropped(
+    cg_parent: Parent, cg_path: str
+) -> None:
+    """Under a hard RLIMIT_NOFILE of 150, 200 groups and then 100 more made while
+    following: every group is in every sample (those past the budget read by
+    open/read/close, the same values), none is dropped, the descriptors stay under the
+    limit."""
+    mnt = cg_parent.mountpoint
+    with tree(mnt, cg_path, children=200, sleeper=False):
+        try:
+            code = _BUDGET_CHILD.format(src=SRC, mnt=mnt, group=cg_path)
+            r = subprocess.run(
+                [sys.executable, "-c", code], capture_output=True, text=True, timeout=300
+            )
+            assert r.returncode == 0, r.stdout + r.stderr
+            lines = {ln.split()[0]: ln.split()[1:] for ln in r.stdout.splitlines()}
+            n, held, reopened, fds = map(int, lines["first"])
+            assert n == 201 and held + reopened == 201 and reopened > 0 and fds <= 150
+            n, held, reopened, fds = map(int, lines["second"])
+            assert n == 301 and held + reopened == 301 and fds <= 150
+            assert lines["third"] == ["300", "False"]
+        finally:
+            for i in range(100):
+                with contextlib.suppress(FileNotFoundError):
+                    _rmdir(f"{mnt}{cg_path}/later{i:03d}")
+
+
+def test_top_shows_a_tree_larger_than_the_descriptor_limit(cg_parent: Parent, cg_path: str) -> None:
+    import json
+    import resource
+
+    mnt = cg_parent.mountpoint
+
+    def limit() -> None:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (150, 150))
+
+    with tree(mnt, cg_path, children=200, sleeper=False):
+        r = subprocess.run(
+            [sys.executable, "-m", "cgroup2", "top", "--once", "--json", cg_path],
+            capture_output=True,
+            text=True,
+            timeout=300,
+            env={**os.environ, "PYTHONPATH": SRC},
+            preexec_fn=limit,
+        )
+        assert r.returncode == 0, r.stderr
+        frame = json.loads(r.stdout.splitlines()[0])
+        rows = frame.get("groups", frame.get("rows"))
+        assert rows is not None and len(rows) == 201, list(frame)
+
+
+def test_top_depth_limits_what_is_held_and_still_counts_tasks_below(
+    cg_parent: Parent, cg_path: str
+) -> None:
+    from cgroup2.cli._top import sample, sampler
+
+    mnt = cg_parent.mountpoint
+    with tree(mnt, cg_path, children=30) as _:
+        with sampler(mnt, cg_path) as everything:
+            sample(mnt, cg_path, None, using=everything)
+            all_fds = everything.fd_count
+        with sampler(mnt, cg_path, 0) as held:
+            got = sample(mnt, cg_path, 0, using=held)
+            assert held.groups == [cg_path] and held.held_count == 1
+            assert list(got) == [cg_path]
+            assert got[cg_path].tasks == 1  # the sleeper, one level below: not held
+            print(f"\ndescriptors held: {held.fd_count} with --depth 0, {all_fds} without")
+            assert held.fd_count * 10 < all_fds

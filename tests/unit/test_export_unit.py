@@ -4,6 +4,7 @@ exporter's own metrics, serialized scrapes, and the command's option parsers."""
 
 from __future__ import annotations
 
+import gzip
 import math
 import re
 import threading
@@ -12,8 +13,11 @@ import urllib.error
 import urllib.request
 from collections.abc import Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from cgroup2 import (
     U64_MAX,
@@ -24,6 +28,7 @@ from cgroup2 import (
     MemoryEvents,
     MemoryStat,
     Metrics,
+    MiscStat,
     PidsStat,
     PSIData,
     PSIStats,
@@ -42,9 +47,13 @@ from cgroup2.exporter import (
     escape_label,
     exposition,
     make_server,
+    unescape_label,
     wants_openmetrics,
 )
 from cgroup2.stats import StatMask
+
+if TYPE_CHECKING:
+    from cgroup2._httpserve import HTTPServer
 
 PROMETHEUS_ACCEPT = (
     "application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;"
@@ -125,13 +134,45 @@ def parse(text: str, *, openmetrics: bool = False) -> dict[str, float]:
     return values
 
 
+def _name(raw: bytes) -> str:
+    return raw.decode("utf-8", "surrogateescape")
+
+
 def test_escape_label() -> None:
     assert escape_label("/a/b") == "/a/b"
     assert escape_label('a\\b"c\nd') == 'a\\\\b\\"c\\nd'
-    # a name byte that is not UTF-8 (read with surrogateescape) stays visible, as text
-    odd = b"x\xffy".decode("utf-8", "surrogateescape")
-    out = escape_label(odd)
-    assert out == "x\\\\xffy" and out.encode("utf-8")
+    assert escape_label("/é/\x01\t") == "/é/\x01\t"  # UTF-8 and control bytes as they are
+    # bytes that are not UTF-8 are percent-encoded, and so is "%" itself: no two names
+    # share a label, and none needs an escape the format lacks (such as \x)
+    assert escape_label(_name(b"x\xffy")) == "x%FFy"
+    assert escape_label("x%FFy") == "x%25FFy"
+    assert escape_label(_name(b"bs\\x41\xff")) == "bs\\\\x41%FF"
+    assert escape_label(_name(b"dup\\xff")) != escape_label(_name(b"dup\xff"))
+    assert escape_label("\ud800") == "%ED%A0%80"  # a lone surrogate a caller made
+    for raw in (b"x\xffy", b"x%FFy", b'a\\b"c\nd\xc3', b"%%25", b"\xed\xa0\x80"):
+        assert unescape_label(escape_label(_name(raw))) == raw
+
+
+_NAME = st.binary(min_size=1, max_size=255).filter(
+    lambda b: b"/" not in b and b"\0" not in b and b not in (b".", b"..")
+)
+
+
+@given(names=st.lists(_NAME, min_size=1, max_size=8, unique=True))
+def test_any_group_names_round_trip_through_both_formats(names: list[bytes]) -> None:
+    """Names of any bytes but / and NUL: the exposition is UTF-8, every label value uses
+    only the escapes the formats define, and each group's label gives its bytes back
+    (so different names never share a series)."""
+    groups = {"/p/" + _name(n): Metrics(pids=PidsStat(i, 10)) for i, n in enumerate(names)}
+    for om in (False, True):
+        text = exposition(groups, openmetrics=om).encode("utf-8").decode("utf-8")
+        values = parse(text, openmetrics=om)
+        got = {}
+        for key, v in values.items():
+            m = re.fullmatch(r'cgroup_pids_current\{group="((?:[^"\\\n]|\\[\\"n])*)"\}', key)
+            if m:
+                got[unescape_label(m.group(1))] = v
+        assert got == {b"/p/" + n: i for i, n in enumerate(names)}
 
 
 def test_text_format_values_inf_and_conventions() -> None:
@@ -230,11 +271,14 @@ class FakeSampler:
         self.busy = False
         self.overlaps = 0
         self.procs = {g: 1 for g in groups}
+        self.gate: threading.Event | None = None
 
     def sample(self) -> dict[str, Metrics]:
         if self.busy:
             self.overlaps += 1
         self.busy = True
+        if self.gate is not None:
+            assert self.gate.wait(30)
         time.sleep(0.02)
         self.samples += 1
         self.busy = False
@@ -273,7 +317,7 @@ def test_exporter_scrape_has_process_counts_and_its_own_cost() -> None:
     assert "cgroup_procs" not in no
 
 
-def test_http_server_negotiates_and_serializes_scrapes() -> None:
+def test_http_server_negotiates_and_shares_concurrent_scrapes() -> None:
     fake = FakeSampler({"/a": full()})
     server = make_server(Exporter(fake), "127.0.0.1", 0)
     port = server.server_address[1]
@@ -296,14 +340,37 @@ def test_http_server_negotiates_and_serializes_scrapes() -> None:
         with pytest.raises(urllib.error.HTTPError) as e:
             urllib.request.urlopen(f"http://127.0.0.1:{port}/nothing", timeout=10)
         assert e.value.code == 404
-        # scrapes from 6 threads at once: each one sample, never two at the same time
+        # 6 requests while a sample runs (held until all 6 wait): they share that one
+        # sample and get the same body
         before = fake.samples
-        threads = [threading.Thread(target=get, args=(None,)) for _ in range(6)]
+        fake.gate = threading.Event()
+        got: list[str] = []
+        threads = [threading.Thread(target=lambda: got.append(get(None)[1])) for _ in range(6)]
         for th in threads:
             th.start()
+        deadline = time.monotonic() + 30
+        while len(server._waiting) < 6 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert len(server._waiting) == 6
+        fake.gate.set()
         for th in threads:
             th.join()
-        assert fake.samples == before + 6 and fake.overlaps == 0
+        assert fake.samples == before + 1 and fake.overlaps == 0
+        assert len(got) == 6 and len(set(got)) == 1
+        # gzip when asked; HEAD; other methods refused
+        req = urllib.request.Request(url, headers={"Accept-Encoding": "gzip"})
+        with urllib.request.urlopen(req, timeout=10) as r:
+            assert r.headers["Content-Encoding"] == "gzip"
+            parse(gzip.decompress(r.read()).decode())
+        req = urllib.request.Request(url, headers={"Accept-Encoding": "gzip;q=0"})
+        with urllib.request.urlopen(req, timeout=10) as r:
+            assert r.headers["Content-Encoding"] is None
+            parse(r.read().decode())
+        with urllib.request.urlopen(urllib.request.Request(url, method="HEAD"), timeout=10) as r:
+            assert r.status == 200 and r.read() == b"" and int(r.headers["Content-Length"]) > 0
+        with pytest.raises(urllib.error.HTTPError) as e:
+            urllib.request.urlopen(urllib.request.Request(url, data=b"x"), timeout=10)
+        assert e.value.code == 405
     finally:
         server.shutdown()
         server.server_close()
@@ -358,3 +425,106 @@ def test_walker_reads_a_tree_each_sample(tmp_path: Path) -> None:
     assert v['cgroup_procs{group="/c"}'] == 1 and v['cgroup_procs{group="/a"}'] == 2
     assert v['cgroup_cpu_usage_seconds_total{group="/a/b"}'] == 2e-6
     assert v["cgroup2_exporter_groups"] == 4 and v["cgroup2_exporter_open_fds"] == 0
+
+
+def test_groups_left_out_by_the_sampler_are_counted_and_told_once() -> None:
+    fake = FakeSampler({"/a": full()})
+    said: list[str] = []
+    ex = Exporter(fake, log=said.append)
+    v = parse(ex.scrape().decode())
+    assert v['cgroup2_exporter_groups_left_out{reason="mount_point"}'] == 0 and said == []
+    fake.skipped = {"/a/m": "mount_point"}  # type: ignore[attr-defined]
+    for _ in range(3):
+        v = parse(ex.scrape().decode())
+        assert v['cgroup2_exporter_groups_left_out{reason="mount_point"}'] == 1
+    assert len(said) == 1 and "/a/m is a mount point" in said[0]
+    fake.skipped = {}  # type: ignore[attr-defined]
+    v = parse(ex.scrape(openmetrics=True).decode(), openmetrics=True)
+    assert v['cgroup2_exporter_groups_left_out{reason="mount_point"}'] == 0
+
+
+@pytest.mark.parametrize("unlimited", [U64_MAX, 2**63 - 4096, 2**63 - 2**30, 2**63 - 2**21])
+def test_every_kernel_no_limit_is_inf(unlimited: int) -> None:
+    """``max`` (U64_MAX) and LONG_MAX rounded down to any page size (hugetlb prints
+    9223372036854771712 for no limit on x86-64) are +Inf; a real limit is itself."""
+    m = Metrics(
+        pids=PidsStat(1, unlimited),
+        memory=MemoryStat(usage_limit=unlimited, swap_limit=unlimited),
+        rdma=RdmaStat(None, (RdmaStatEntry("mlx5_0", unlimited, unlimited),)),
+        hugetlb=(HugeTlbStat("1GB", 0, unlimited, 0, 0, unlimited),),
+        misc=(MiscStat("sev", 0, unlimited, 0),),
+    )
+    for om in (False, True):
+        v = parse(exposition({"/a": m}, openmetrics=om), openmetrics=om)
+        limits = {k: x for k, x in v.items() if "_limit" in k.split("{")[0]}
+        assert len(limits) == 8, limits
+        assert all(x == math.inf for x in limits.values()), limits
+    real = Metrics(hugetlb=(HugeTlbStat("2MB", 0, 2 << 20, 0, 0, 4 << 20),))
+    v = parse(exposition({"/a": real}))
+    assert v['cgroup_hugetlb_limit_bytes{group="/a",pagesize="2MB"}'] == 2 << 20
+
+
+def test_http_server_timeouts_and_cap_close_what_they_should() -> None:
+    """A request left half-sent is closed after read_timeout, a kept-alive connection
+    after idle_timeout, a client that reads nothing of a large body after write_timeout;
+    past max_connections the longest-idle one is evicted. Each close is counted."""
+    import socket
+
+    groups = {f"/g{i:05d}": full() for i in range(3000)}  # a body of several MB
+    socks: list[socket.socket] = []
+
+    def serve(**kw: float) -> tuple[HTTPServer, threading.Thread]:
+        server = make_server(Exporter(FakeSampler(groups)), "127.0.0.1", 0, **kw)  # type: ignore[arg-type]
+        t = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05})
+        t.start()
+        return server, t
+
+    def connect(port: int) -> socket.socket:
+        s = socket.socket()
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        s.settimeout(60)
+        s.connect(("127.0.0.1", port))
+        socks.append(s)
+        return s
+
+    def closed_by_server(s: socket.socket) -> bool:
+        try:
+            while s.recv(65536):
+                pass
+        except (ConnectionResetError, TimeoutError):
+            return False
+        return True
+
+    timed, t1 = serve(read_timeout=0.3, idle_timeout=0.6, write_timeout=0.6)
+    capped, t2 = serve(max_connections=3, idle_timeout=600.0)
+    try:
+        port = timed.server_address[1]
+        half = connect(port)
+        half.sendall(b"GET /metrics HTTP/1.1\r\nHost: x\r\n")  # no blank line: never ends
+        assert closed_by_server(half)
+        idle = connect(port)
+        idle.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert closed_by_server(idle)  # the index page, then closed when idle
+        slow = connect(port)
+        slow.sendall(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+        deadline = time.monotonic() + 60
+        while timed.closed["write_timeout"] == 0 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        closed = dict(timed.closed)
+        assert closed["read_timeout"] == 1 and closed["idle_timeout"] >= 1, closed
+        assert closed["write_timeout"] == 1 and closed["evicted"] == 0, closed
+        # the cap: the two longest idle go when two more come
+        port = capped.server_address[1]
+        first = [connect(port) for _ in range(3)]
+        more = [connect(port) for _ in range(2)]
+        assert closed_by_server(first[0]) and closed_by_server(first[1])
+        more[1].sendall(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        assert closed_by_server(more[1])  # answered, then closed as asked
+        assert capped.closed["evicted"] == 2 and capped.closed["idle_timeout"] == 0
+    finally:
+        for s in socks:
+            s.close()
+        for server, t in ((timed, t1), (capped, t2)):
+            server.shutdown()
+            t.join()
+            server.server_close()

@@ -362,7 +362,7 @@ def build_parser(only: str | None = None, *, lite: bool = False) -> argparse.Arg
     )
     t.add_argument(
         "--depth", type=lambda v: parse_int(v, "--depth", low=0), metavar="N",
-        help="levels below GROUP to show",
+        help="levels below GROUP to show (and hold open; tasks below are still counted)",
     )
     t.add_argument("--once", action="store_true", help="print one frame plainly and exit")
     t.add_argument(
@@ -498,6 +498,33 @@ def build_parser(only: str | None = None, *, lite: bool = False) -> argparse.Arg
         )
         ex.add_argument(
             "--no-procs", action="store_true", help="no process counts (cgroup.procs)"
+        )
+        ex.add_argument(
+            "--label", action="append", default=[], metavar="NAME=REGEX",
+            help="another label of each group: the first group of REGEX (or its whole "
+            "match) searched in the group's path; repeatable",
+        )
+        ex.add_argument(
+            "--no-path-labels", action="store_true",
+            help="no built-in labels from the path (unit, container_id, pod_uid, qos, "
+            "slurm_uid, slurm_job, slurm_step)",
+        )
+        ex.add_argument(
+            "--max-depth", type=lambda v: parse_int(v, "--max-depth", low=0), default=32,
+            metavar="N",
+            help="groups more than N levels below --root are left out and counted in "
+            "cgroup2_exporter_groups_left_out (default 32: the body stays linear in size)",
+        )
+        ex.add_argument(
+            "--max-groups", type=lambda v: parse_int(v, "--max-groups", low=1),
+            default=1_000_000, metavar="N",
+            help="at most N groups; the rest are left out and counted (default 1000000)",
+        )
+        ex.add_argument(
+            "--max-connections", type=lambda v: parse_int(v, "--max-connections", low=1),
+            default=512, metavar="N",
+            help="clients served at once (default 512; past it the longest-idle one is "
+            "closed); descriptors for them are kept back from the sampler",
         )
         ex.add_argument("--once", action="store_true", help="print one scrape and exit")
         ex.add_argument(

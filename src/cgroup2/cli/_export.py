@@ -28,6 +28,7 @@ from ._units import UsageError
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from ..exporter import SamplerLike
+    from ..pathlabels import PathLabels
 
 __all__ = ["cmd_export", "parse_listen", "parse_mask"]
 
@@ -83,6 +84,32 @@ def _lift_nofile_hard_limit() -> None:
             resource.setrlimit(resource.RLIMIT_NOFILE, (soft, nr_open))
 
 
+def _labels(args: argparse.Namespace) -> PathLabels | None:
+    """The labels from the path: the built-in rules and each ``--label NAME=REGEX``
+    (checked before anything is opened)."""
+    from ..pathlabels import PathLabels, parse_label_rule
+
+    rules = []
+    for text in getattr(args, "label", None) or ():
+        try:
+            rules.append(parse_label_rule(text))
+        except CgroupError as e:
+            raise UsageError(f"export: {e}") from None
+    builtin = not getattr(args, "no_path_labels", False)
+    return PathLabels(rules, builtin=builtin) if rules or builtin else None
+
+
+def _spare(args: argparse.Namespace) -> int:
+    """Descriptors the sampler leaves free: one per connection served, and 64 more."""
+    return getattr(args, "max_connections", 512) + 64
+
+
+def _walk_depth(args: argparse.Namespace) -> int | None:
+    """The walker's depth: --depth, bounded by --max-depth."""
+    bounds = [d for d in (args.depth, getattr(args, "max_depth", None)) if d is not None]
+    return min(bounds) if bounds else None
+
+
 def _make_sampler(args: argparse.Namespace, group: str, mountpoint: str) -> SamplerLike:
     """A :class:`~cgroup2.sampler.Sampler` of the groups under ``group``; files past the
     descriptor limit are read by open/read/close (``overflow="reopen"``); when even the
@@ -94,12 +121,24 @@ def _make_sampler(args: argparse.Namespace, group: str, mountpoint: str) -> Samp
     root = Manager.load(group, mountpoint=mountpoint)
     _lift_nofile_hard_limit()
     try:
-        return Sampler(root=root, mask=args.mask, depth=args.depth, overflow="reopen")
+        return Sampler(
+            root=root,
+            mask=args.mask,
+            depth=args.depth,
+            overflow="reopen",
+            spare=_spare(args),
+            max_depth=getattr(args, "max_depth", None),
+            max_groups=getattr(args, "max_groups", None),
+        )
     except CgroupError as e:
         if "RLIMIT_NOFILE" not in str(e):
             raise
         _say_walking(e)
-    return Walker(group, mountpoint=mountpoint, mask=args.mask, depth=args.depth)
+    return Walker(group, mountpoint=mountpoint, mask=args.mask, depth=_walk_depth(args))
+
+
+def _say(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
 
 
 def _say_walking(e: CgroupError) -> None:
@@ -119,9 +158,10 @@ def cmd_export(args: argparse.Namespace, group: str, mountpoint: str) -> int:
     if args.openmetrics and not args.once:
         raise UsageError("export: --openmetrics is for --once (a scraper asks for it itself)")
     host, port = args.listen
+    labels = _labels(args)
     sampler = _make_sampler(args, group, mountpoint)
     try:
-        exporter = Exporter(sampler, procs=not args.no_procs)
+        exporter = Exporter(sampler, procs=not args.no_procs, log=_say, labels=labels)
         try:
             body = exporter.scrape(openmetrics=args.openmetrics)  # also opens the files
         except CgroupError as e:
@@ -129,15 +169,17 @@ def cmd_export(args: argparse.Namespace, group: str, mountpoint: str) -> int:
                 raise
             _say_walking(e)
             sampler.close()
-            sampler = Walker(group, mountpoint=mountpoint, mask=args.mask, depth=args.depth)
-            exporter = Exporter(sampler, procs=not args.no_procs)
+            sampler = Walker(group, mountpoint=mountpoint, mask=args.mask, depth=_walk_depth(args))
+            exporter = Exporter(sampler, procs=not args.no_procs, log=_say, labels=labels)
             body = exporter.scrape(openmetrics=args.openmetrics)
         if args.once:
             sys.stdout.buffer.write(body)
             sys.stdout.flush()
             return 0
         try:
-            server = make_server(exporter, host, port, verbose=args.verbose)
+            server = make_server(
+                exporter, host, port, verbose=args.verbose, max_connections=args.max_connections
+            )
         except OSError as e:
             raise UsageError(f"export: cannot listen on {host}:{port}: {e.strerror}") from None
         old = signal.signal(signal.SIGTERM, _stop)

@@ -82,15 +82,41 @@ def _vanished(e: CgroupError) -> bool:
     return isinstance(e, CgroupDeletedError) or e.errno in (errno.ENOENT, errno.ENODEV)
 
 
-def sampler(mountpoint: str, root: str) -> Sampler:
-    """The sampler of ``top``: every group from ``root`` down, followed, with top's mask.
+def sampler(mountpoint: str, root: str, depth: int | None = None) -> Sampler:
+    """The sampler of ``top``: every group from ``root`` down to ``depth`` levels below
+    it (``None``: all), followed, with top's mask.
 
-    All levels are held whatever ``--depth`` says: a group's task count includes the
-    groups below the depth shown. A tree whose files do not fit under RLIMIT_NOFILE is
-    still shown: the files past the limit are read by open/read/close
-    (``overflow="reopen"``).
+    Nothing below ``depth`` is held: the task count of a group at that depth (which
+    includes the groups below it) adds the lines of ``cgroup.procs`` below it, read on
+    each sample by a walk that holds nothing. A
+    tree whose descriptors do not fit under RLIMIT_NOFILE is still shown: what does not
+    fit is read by open/read/close (``overflow="reopen"``).
     """
-    return Sampler(root=root, mask=_MASK, mountpoint=mountpoint, overflow="reopen")
+    return Sampler(root=root, mask=_MASK, mountpoint=mountpoint, overflow="reopen", depth=depth)
+
+
+def _tasks_below(mountpoint: str, group: str) -> int:
+    """Processes in the groups below ``group`` (not held: past the sampler's depth), by a
+    walk that opens, reads and closes (two descriptors at a time)."""
+    from .._fs import Dir, walk
+
+    n = 0
+    try:
+        with Dir.open(mountpoint.rstrip("/") + ("" if group == "/" else group)) as d:
+            for _, g, _, depth in walk(d):
+                if depth == 0:
+                    continue
+                try:
+                    procs = g.try_read("cgroup.procs")
+                except CgroupError as e:
+                    if _vanished(e) or e.errno == errno.EOPNOTSUPP:
+                        continue
+                    raise
+                n += len(procs.split()) if procs else 0
+    except CgroupError as e:
+        if not _vanished(e):
+            raise
+    return n
 
 
 def sample(
@@ -119,6 +145,11 @@ def sample(
             own.close()
     base = 0 if root == "/" else root.count("/")
     totals = dict(procs)
+    held_depth = own.depth
+    if held_depth is not None:  # the groups at the held depth: what is below them
+        for group in procs:
+            if (0 if group == root else group.count("/") - base) == held_depth:
+                totals[group] += _tasks_below(mountpoint, group)
     # children after parents in path order: add up bottom-first
     for group in sorted(procs, key=lambda g: g.count("/"), reverse=True):
         if group != root:
@@ -222,7 +253,7 @@ def frames(
 
     One :func:`sampler` serves every frame; it is closed when the generator ends or is
     closed."""
-    with sampler(mountpoint, root) as held:
+    with sampler(mountpoint, root, depth) as held:
         prev = sample(mountpoint, root, depth, using=held)
         t0 = time.monotonic()
         n = 0

@@ -10,9 +10,30 @@ from dataclasses import dataclass
 
 from ..errors import CgroupError
 
-__all__ = ["U32_MAX", "U64_MAX", "Value", "int_in", "invalid", "is_int", "limit_text"]
+__all__ = [
+    "NO_LIMIT_MIN",
+    "U32_MAX",
+    "U64_MAX",
+    "Value",
+    "int_in",
+    "invalid",
+    "is_int",
+    "is_no_limit",
+    "limit_text",
+]
 
 U64_MAX = 2**64 - 1
+#: The smallest value that means "no limit" when the kernel prints a number for ``max``:
+#: a page counter's maximum (``LONG_MAX`` bytes) rounded down to a whole number of huge
+#: pages, e.g. ``hugetlb.<size>.max`` = 9223372036854771712 (``2**63 - 4096``) on x86-64.
+#: Every rounding of it for any page size is above this; no real limit is near it.
+NO_LIMIT_MIN = 2**62
+
+
+def is_no_limit(value: int) -> bool:
+    """Whether a limit read from the kernel means "no limit" (``max``): ``U64_MAX``, or
+    ``LONG_MAX`` rounded down to a page size (:data:`NO_LIMIT_MIN` and above)."""
+    return value >= NO_LIMIT_MIN
 U32_MAX = 2**32 - 1
 
 
