@@ -38,6 +38,7 @@ from cgroup2 import (
     Resources,
     Sampler,
     _fs,
+    _resolve,
     _sig,
 )
 from cgroup2.cli import main as cli_main
@@ -55,12 +56,12 @@ def _stop(p: subprocess.Popen[bytes]) -> None:
 def door(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
     """The resolution the library uses in this test (and the commands it starts)."""
     if request.param == "openat2":
-        fn = _fs._load_openat2()
+        fn = _resolve._load_openat2()
         assert fn is not None, "openat2 is not usable on this kernel"
-        monkeypatch.setattr(_fs, "_OPENAT2", [fn])
+        monkeypatch.setattr(_resolve, "_OPENAT2", [fn])
         monkeypatch.delenv("CGROUP2_NO_OPENAT2", raising=False)
     else:
-        monkeypatch.setattr(_fs, "_OPENAT2", [None])
+        monkeypatch.setattr(_resolve, "_OPENAT2", [None])
         monkeypatch.setenv("CGROUP2_NO_OPENAT2", "1")
     return str(request.param)
 

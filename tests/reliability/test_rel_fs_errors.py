@@ -27,6 +27,7 @@ from cgroup2 import (
     MountPointError,
     NotCgroup2Error,
     _fs,
+    _resolve,
 )
 from cgroup2._fs import Dir
 
@@ -34,11 +35,11 @@ from cgroup2._fs import Dir
 @pytest.fixture(params=["openat2", "portable"])
 def door(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
     if request.param == "openat2":
-        fn = _fs._load_openat2()
+        fn = _resolve._load_openat2()
         assert fn is not None
-        monkeypatch.setattr(_fs, "_OPENAT2", [fn])
+        monkeypatch.setattr(_resolve, "_OPENAT2", [fn])
     else:
-        monkeypatch.setattr(_fs, "_OPENAT2", [None])
+        monkeypatch.setattr(_resolve, "_OPENAT2", [None])
     return str(request.param)
 
 
@@ -202,31 +203,31 @@ def test_openat2_is_loaded_after_32_walks_unless_ctypes_is_there(
 ) -> None:
     """A short-lived command walks without ctypes (its import costs more than its walks);
     a program that opens groups again and again, or has ctypes anyway, gets openat2."""
-    monkeypatch.setattr(_fs, "_OPENAT2", [])
-    monkeypatch.setattr(_fs, "_walks", [0])
+    monkeypatch.setattr(_resolve, "_OPENAT2", [])
+    monkeypatch.setattr(_resolve, "_walks", [0])
     monkeypatch.delitem(sys.modules, "ctypes")
-    for i in range(_fs._WALKS_BEFORE_OPENAT2):
+    for i in range(_resolve._WALKS_BEFORE_OPENAT2):
         Dir.open(group.path, group.mountpoint).close()
-        assert _fs._OPENAT2 == [] and _fs._walks == [i + 1], i
+        assert _resolve._OPENAT2 == [] and _resolve._walks == [i + 1], i
     Dir.open(group.path, group.mountpoint).close()
-    assert len(_fs._OPENAT2) == 1 and callable(_fs._OPENAT2[0])
-    assert _fs._walks == [_fs._WALKS_BEFORE_OPENAT2]
+    assert len(_resolve._OPENAT2) == 1 and callable(_resolve._OPENAT2[0])
+    assert _resolve._walks == [_resolve._WALKS_BEFORE_OPENAT2]
     # with ctypes loaded, at the first walk
-    monkeypatch.setattr(_fs, "_OPENAT2", [])
-    monkeypatch.setattr(_fs, "_walks", [0])
+    monkeypatch.setattr(_resolve, "_OPENAT2", [])
+    monkeypatch.setattr(_resolve, "_walks", [0])
     import ctypes  # noqa: F401  (the test's own import: ctypes is there)
 
     Dir.open(group.path, group.mountpoint).close()
-    assert len(_fs._OPENAT2) == 1 and callable(_fs._OPENAT2[0]) and _fs._walks == [0]
+    assert len(_resolve._OPENAT2) == 1 and callable(_resolve._OPENAT2[0]) and _resolve._walks == [0]
 
 
 def test_openat2_refused_by_the_environment_or_failing_says_why(
     group: Manager, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("CGROUP2_NO_OPENAT2", "1")
-    assert _fs._load_openat2() is None
+    assert _resolve._load_openat2() is None
     monkeypatch.delenv("CGROUP2_NO_OPENAT2")
-    fn = _fs._load_openat2()
+    fn = _resolve._load_openat2()
     assert fn is not None
     top = os.open(group.mountpoint, os.O_RDONLY | os.O_DIRECTORY)
     try:
