@@ -366,16 +366,16 @@ class Dir:
 
     def write(self, name: str, value: str) -> None:
         """Write ``value`` (no newline added) to file ``name`` in one ``write(2)``."""
+        data = value.encode()
         fd = self._open(name, _O_WRITE, "open for writing", value)
         try:
-            data = value.encode()
             n = os.write(fd, data)
-            if n != len(data):
-                raise KernelError(errno.EIO, self.file_path(name), op="short write", value=value)
         except OSError as e:
             raise self._fail(e, name, "write", value) from None
         finally:
             os.close(fd)
+        if n != len(data):  # (raised inside the try, _fail would call it a plain write)
+            raise KernelError(errno.EIO, self.file_path(name), op="short write", value=value)
 
     def exists(self, name: str) -> bool:
         check_name(name)
