@@ -51,18 +51,10 @@ def accepts_gzip(header: str | None) -> bool:
     and no ``gzip;q=0``)."""
     if not header:
         return False
+    from .exporter import qvalues
+
     star = False
-    for item in header.split(","):
-        coding, *params = (p.strip() for p in item.split(";"))
-        q = 1.0
-        for p in params:
-            k, _, v = p.partition("=")
-            if k.strip().lower() == "q":
-                try:
-                    q = float(v)
-                except ValueError:
-                    q = 0.0
-        coding = coding.lower()
+    for coding, q in qvalues(header):
         if coding in ("gzip", "x-gzip"):
             return q > 0
         if coding == "*":

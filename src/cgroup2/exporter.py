@@ -25,7 +25,7 @@ import os
 import re
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import TYPE_CHECKING, Protocol
 
 from ._fs import Dir
@@ -475,14 +475,11 @@ def exposition(
     return "".join(parts)
 
 
-def wants_openmetrics(accept: str | None) -> bool:
-    """Whether an HTTP ``Accept`` header prefers OpenMetrics to the text format (by its
-    ``q`` weights; Prometheus asks for ``application/openmetrics-text`` first)."""
-    if not accept:
-        return False
-    best_om = best_text = -1.0
-    for item in accept.split(","):
-        media, *params = (p.strip() for p in item.split(";"))
+def qvalues(header: str) -> Iterator[tuple[str, float]]:
+    """The items of an HTTP header with ``q`` weights (``Accept``, ``Accept-Encoding``):
+    each lower-cased token with its weight (1.0 when none is given, 0.0 when unreadable)."""
+    for item in header.split(","):
+        token, *params = (p.strip() for p in item.split(";"))
         q = 1.0
         for p in params:
             k, _, v = p.partition("=")
@@ -491,7 +488,16 @@ def wants_openmetrics(accept: str | None) -> bool:
                     q = float(v)
                 except ValueError:
                     q = 0.0
-        media = media.lower()
+        yield token.lower(), q
+
+
+def wants_openmetrics(accept: str | None) -> bool:
+    """Whether an HTTP ``Accept`` header prefers OpenMetrics to the text format (by its
+    ``q`` weights; Prometheus asks for ``application/openmetrics-text`` first)."""
+    if not accept:
+        return False
+    best_om = best_text = -1.0
+    for media, q in qvalues(accept):
         if media == "application/openmetrics-text":
             best_om = max(best_om, q)
         elif media in ("text/plain", "text/*", "*/*"):
