@@ -360,6 +360,11 @@ def test_every_entry_point_refuses_a_directory_that_is_not_cgroup2(
         "events": lambda: m.events(),
         "new_child": lambda: m.new_child("c"),
         "delete-child": lambda: Manager(mp, "/y").delete(),
+        "Popen": lambda: cgroup2.Popen(["true"], parent="/x", mountpoint=mp),
+        "run": lambda: cgroup2.run(["true"], mountpoint=mp),
+        "Sampler": lambda: cgroup2.Sampler(["/x"], mountpoint=mp),
+        "Sampler root": lambda: cgroup2.Sampler(root="/", mountpoint=mp),
+        "pressure": lambda: m.pressure(cgroup2.PressureTrigger("cpu", "some", 0.15, 2.0)),
     }
     for name, op in ops.items():
         with pytest.raises(NotCgroup2Error):
@@ -383,6 +388,11 @@ def test_every_entry_point_refuses_a_directory_that_is_not_cgroup2(
         ["top", "--once", "/x"],
         ["events", "/x"],
         ["run", "--name", "new", "--", "true"],
+        ["export", "--once"],
+        ["export", "--once", "--root", "/x"],
+        ["ls", "-r", "/x"],
+        ["get", "/x", "cgroup.procs"],
+        ["status", "/x"],
     ],
 )
 def test_every_command_refuses_a_mountpoint_that_is_not_cgroup2(
