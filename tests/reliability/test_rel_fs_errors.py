@@ -244,3 +244,46 @@ def test_openat2_refused_by_the_environment_or_failing_says_why(
             os.close(fd)
     finally:
         os.close(top)
+
+
+def test_openat2_is_not_used_where_it_cannot_be(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No ctypes, no libc symbol, or a kernel (or seccomp filter) that answers the probe
+    with ENOSYS/EPERM: the portable walk is used, without an error."""
+    import ctypes
+
+    with monkeypatch.context() as m:
+        m.setitem(sys.modules, "ctypes", None)  # an interpreter without ctypes
+        assert _resolve._load_openat2() is None
+    with monkeypatch.context() as m:
+        def no_libc(*args: object, **kwargs: object) -> object:
+            raise OSError("no libc")
+
+        m.setattr(ctypes, "CDLL", no_libc)
+        assert _resolve._load_openat2() is None
+
+    class Refusing:
+        def __init__(self, err: int) -> None:
+            self.err = err
+            self.syscall = self  # libc.syscall, called as a function
+            self.restype: object = None
+            self.argtypes: object = None
+
+        def __call__(self, *args: object) -> int:
+            return -1
+
+    for err in (errno.ENOSYS, errno.EPERM):
+        with monkeypatch.context() as m:
+            m.setattr(ctypes, "CDLL", lambda *a, err=err, **k: Refusing(err))
+            m.setattr(ctypes, "get_errno", lambda err=err: err)
+            fds = set(os.listdir("/proc/self/fd"))
+            assert _resolve._load_openat2() is None
+            assert set(os.listdir("/proc/self/fd")) == fds  # the probe's "/" closed
+    # where it can be: the real one answers like openat (ENOENT for a missing name)
+    fn = _resolve._load_openat2()
+    assert fn is not None
+    top = os.open("/", os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        with pytest.raises(FileNotFoundError):
+            fn(top, b"no-such-directory-here")
+    finally:
+        os.close(top)
