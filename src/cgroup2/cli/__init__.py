@@ -16,7 +16,9 @@ Conventions:
 * ``-p/--property FILE=VALUE`` writes the exact text VALUE to the limit file FILE of the
   group, in every command that sets limits (``run``, ``create``, ``set``).
 * Everything printed that comes from the system (group and file names, values, command
-  lines) has its control characters shown escaped (:mod:`cgroup2.cli._text`).
+  lines) has its control characters shown escaped: ``\\xNN`` below U+0080 and for a
+  byte that is not UTF-8, ``\\uNNNN`` or ``\\UNNNNNNNN`` above; a backslash that would
+  read as such an escape is shown as ``\\\\``.
 * Errors are one line on stderr, ``cgroup2: error: ...``. Exit status: 2 for a usage error,
   1 for a failure; ``run`` and ``exec`` exit with the command's status (128+N when signal
   N killed it), 127 when the command is not found, 126 when it cannot be executed.
