@@ -343,7 +343,9 @@ def test_stat_prometheus_and_text(cg_parent: Parent, sleeper: tuple[str, int]) -
     p = cli("stat", group)
     assert p.returncode == 0, p.stderr
     assert p.stdout.splitlines()[0] == group
-    assert "usage_usec" in p.stdout
+    # a time is shown with its unit, under a label without the file's "_usec"
+    assert re.search(r"usage (\d+(\.\d+)?(s|ms|us)|0)$", p.stdout, re.M), p.stdout
+    assert "usage_usec" not in p.stdout
 
 
 def test_stat_missing_group_is_one_line(cg_parent: Parent, cg_path: str) -> None:

@@ -543,6 +543,40 @@ def test_tree_cuts_command_lines_to_the_terminal(
     assert LONG in "".join(screens["-l"].split()), screens["-l"]  # folded over lines
 
 
+def test_a_limit_is_shown_one_way(group: Manager, hugetlb: str) -> None:
+    """A huge page limit that is not set is ``max`` in get, stat and status (the file
+    holds the largest multiple of the page size below 2**63); a set one is the file's
+    bytes in get and the same size with its unit in stat and status."""
+    from cgroup2 import ControllerToggle
+
+    group.toggle_controllers(["hugetlb"], ControllerToggle.ENABLE)  # the group's own files
+    name = f"hugetlb.{hugetlb}.max"
+    assert int(read(f"{group.path}/{name}")) > 2**62  # the kernel's "no limit" here
+    p = cli("get", group.group, name)
+    assert p.returncode == 0 and p.stdout == f"{name}: max\n", p
+    assert cli("get", "--json", group.group, name).stdout == json.dumps({name: "max"}) + "\n"
+    assert "none set" in cli("status", group.group).stdout
+    assert cli("set", "-p", f"{name}=33554432", group.group).returncode == 0
+    assert cli("get", group.group, name).stdout == f"{name}: 33554432\n"
+    assert re.search(rf"^\s*Limits: {re.escape(name)} 32\.0M$", cli("status", group.group).stdout,
+                     re.M)
+    assert re.search(rf"{hugetlb}\n.*max 32\.0M", cli("stat", group.group).stdout, re.S)
+    assert cli("set", "-p", f"{name}=max", group.group).returncode == 0
+    assert cli("get", group.group, name).stdout == f"{name}: max\n"
+
+
+def test_export_banner_counts_in_the_singular(group: Manager) -> None:
+    p = subprocess.Popen([*CLI, "export", "--listen", "127.0.0.1:0", "--root", group.group],
+                         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        assert p.stderr is not None
+        line = p.stderr.readline()
+    finally:
+        p.terminate()
+        p.wait(timeout=60)
+    assert line.endswith(f"(1 group under {group.group})\n"), line
+
+
 def test_stat_human_view(group: Manager, hugetlb: str,
                          sleepers: Callable[..., subprocess.Popen[bytes]]) -> None:
     # the group's own hugetlb files: the controller enabled in its ancestors (not left to
@@ -556,7 +590,7 @@ def test_stat_human_view(group: Manager, hugetlb: str,
     lines = p.stdout.splitlines()
     assert lines[0] == group.group
     assert "state populated, not frozen" in lines[1]
-    assert re.search(r"usage_usec (\d+(\.\d+)?(s|ms|us)|0)$", p.stdout, re.M), p.stdout
+    assert re.search(r"usage (\d+(\.\d+)?(s|ms|us)|0)$", p.stdout, re.M), p.stdout
     assert re.search(r"some avg10 \d+\.\d\d%  avg60", p.stdout), p.stdout
     assert re.search(rf"{hugetlb}\n.*max max", p.stdout, re.S), p.stdout  # no limit: max
     assert not re.search(r"\d{12,}", p.stdout), p.stdout  # no raw U64_MAX or 2**63-4096

@@ -19,7 +19,7 @@ from .._fs import Dir, check_name, walk
 from ..errors import CgroupDeletedError, CgroupError, KernelError
 from ..manager import Manager
 from ._text import printable
-from ._units import Failure, UsageError
+from ._units import Failure, UsageError, shown_limit
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # these commands print plain lines to out.file: rich is not imported
@@ -190,7 +190,7 @@ def _read(d: Dir, group: str, name: str) -> str:
                 f"written, such as cgroup.kill or memory.reclaim)"
             ) from None
         raise
-    return data.decode("utf-8", "surrogateescape").rstrip("\n")
+    return shown_limit(name, data.decode("utf-8", "surrogateescape").rstrip("\n"))
 
 
 def format_values(values: Sequence[tuple[str, str]], *, only_values: bool = False) -> str:

@@ -24,7 +24,7 @@ from ..stats import Metrics, StatMask
 from ._groups import limit_files
 from ._human import group_state, psi_text
 from ._text import printable
-from ._units import format_bytes, format_limit, format_usec
+from ._units import format_bytes, format_limit, format_usec, limit_line
 
 __all__ = ["cmd_status", "device_lines", "is_default", "set_limits"]
 
@@ -208,7 +208,8 @@ def _rows(m: Manager, d: Dir, metrics: Metrics) -> list[tuple[str, str]]:
     limits = set_limits(d)
     if limits:
         for i, (name, line) in enumerate(limits):
-            rows.append(("Limits" if i == 0 else "", f"{printable(name)} {printable(line)}"))
+            shown = printable(limit_line(name, line))
+            rows.append(("Limits" if i == 0 else "", f"{printable(name)} {shown}"))
     else:
         rows.append(("Limits", "none set (every limit file has the kernel's default)"))
     if m.group != "/":
