@@ -632,7 +632,7 @@ def test_status_at_a_glance(cg_parent: Parent, cg_path: str, hugetlb: str) -> No
         assert re.match(r"(\d+(\.\d+)?(s|ms|us)|0) \(user ", rows["CPU"]), rows["CPU"]
         assert "some avg10" in rows["Pressure"]
         limits = out.split("Limits:")[1].split("Devices:")[0]
-        assert f"hugetlb.{hugetlb}.max {4 << 20}" in limits
+        assert f"hugetlb.{hugetlb}.max 4.0M" in limits  # as stat shows it
         assert "cgroup.max.depth 3" in limits and "cgroup.pressure" not in limits
         if devices:
             assert rows["Devices"].startswith(
@@ -645,6 +645,32 @@ def test_status_at_a_glance(cg_parent: Parent, cg_path: str, hugetlb: str) -> No
         assert "Processes" not in p.stdout and "sleep" not in p.stdout
     finally:
         cli("rm", "--kill", cg_path)
+
+
+def test_status_caps_its_process_list(
+    group: Manager, sleepers: Callable[..., subprocess.Popen[bytes]]
+) -> None:
+    """Like systemctl status: the first 20 processes and a line for the rest; -n N for N,
+    --full for all."""
+    for _ in range(22):
+        group.add_proc(sleepers().pid)
+    group.new_child("sub").add_proc(sleepers().pid)
+
+    def listed(*opts: str) -> tuple[int, str]:
+        p = cli("status", *opts, group.group)
+        assert p.returncode == 0, p.stderr
+        procs = p.stdout.split("Processes:\n")[1]
+        return len(re.findall(r"\d+ sleep 300$", procs, re.M)), procs
+
+    n, procs = listed()
+    assert n == 20 and "\u2026 3 more processes in 1 more group (-n N" in procs, procs
+    n, procs = listed("-n", "5")
+    assert n == 5 and "18 more processes in 1 more group" in procs, procs
+    n, procs = listed("--full")
+    assert n == 23 and "more process" not in procs, procs
+    n, procs = listed("-n", "23")
+    assert n == 23 and "more process" not in procs, procs
+    assert cli("status", "-n", "0", group.group).returncode == 2
 
 
 def test_status_names_a_program_not_from_cgroup2(group: Manager) -> None:

@@ -376,11 +376,20 @@ def build_parser(only: str | None = None, *, lite: bool = False) -> argparse.Arg
         description=(
             "Path, state, tasks, CPU time, memory, IO, pressure, the limits that are set, "
             "the device rules of the group's eBPF program, and the processes of the group "
-            "and below with their command lines."
+            "and below with their command lines (the first 20, each cut to the terminal's "
+            "width, unless --full or -n)."
         ),
     )
     stt.add_argument("group", metavar="GROUP")
-    stt.add_argument("-l", "--full", action="store_true", help="command lines in full")
+    stt.add_argument(
+        "-l", "--full", action="store_true",
+        help="command lines in full (on a terminal they are cut to its width) and every "
+        "process",
+    )
+    stt.add_argument(
+        "-n", "--lines", type=lambda v: parse_count(v, "--lines"), metavar="N",
+        help="list at most N processes (default 20; with --full, all)",
+    )
     stt.add_argument("--no-procs", action="store_true", help="leave out the processes")
 
     s = add(

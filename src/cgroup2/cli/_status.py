@@ -218,7 +218,13 @@ def _rows(m: Manager, d: Dir, metrics: Metrics) -> list[tuple[str, str]]:
     return rows
 
 
-def status_view(m: Manager, *, procs: bool = True, shorten: bool = True) -> RenderableType:
+#: Processes ``status`` lists unless told (``-n N``, ``--full``).
+MAX_PROCS = 20
+
+
+def status_view(
+    m: Manager, *, procs: bool = True, shorten: bool = True, max_procs: int | None = MAX_PROCS
+) -> RenderableType:
     """The status of ``m``: a title, aligned ``Label: text`` lines, then the processes."""
     with Dir.open(m.path, m.mountpoint) as d:
         metrics = m.stat(_MASK)
@@ -237,12 +243,18 @@ def status_view(m: Manager, *, procs: bool = True, shorten: bool = True) -> Rend
         from ._tree import build_tree
 
         parts.append(Text("Processes:", style="bold"))
-        parts.append(build_tree(m.path, m.group, shorten=shorten, mount=m.mountpoint))
+        parts.append(
+            build_tree(m.path, m.group, shorten=shorten, mount=m.mountpoint, max_procs=max_procs)
+        )
     return Group(*parts)
 
 
 def cmd_status(m: Manager, args: argparse.Namespace, out: Console) -> int:
+    limit = args.lines if args.lines is not None else None if args.full else MAX_PROCS
     out.print(
-        status_view(m, procs=not args.no_procs, shorten=out.is_terminal and not args.full)
+        status_view(
+            m, procs=not args.no_procs, shorten=out.is_terminal and not args.full,
+            max_procs=limit,
+        )
     )
     return 0
