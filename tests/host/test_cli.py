@@ -436,6 +436,64 @@ def test_top_live_in_tmux(
         subprocess.run([*tmux, "kill-session", "-t", session], timeout=10)
 
 
+def test_top_live_quits_on_q(
+    cg_parent: Parent, sleeper: tuple[str, int], tmp_path: pathlib.Path
+) -> None:
+    """In a real terminal the header says how to quit, and q does."""
+    if shutil.which("tmux") is None:
+        pytest.skip("needs tmux")
+    group, _ = sleeper
+    session = f"cgroup2-topq-{os.getpid()}"
+    tmux = ["tmux", "-S", str(tmp_path / "tmux.sock")]
+    done = tmp_path / "status"
+    cmd = " ".join([*CLI, "top", "--interval", "0.3", group, f"; echo $? > {done}"])
+    env = {k: v for k, v in os.environ.items() if k not in ("COLUMNS", "LINES")}
+    subprocess.run([*tmux, "new-session", "-d", "-s", session, "-x", "200", "-y", "50", cmd],
+                   check=True, timeout=20, env=env)
+    try:
+        screen = ""
+
+        def second_frame() -> bool:
+            nonlocal screen
+            screen = subprocess.run([*tmux, "capture-pane", "-p", "-t", session],
+                                    capture_output=True, text=True, timeout=10).stdout
+            return "frame 2" in screen
+
+        wait_for(second_frame, 30, "frame 2 on the tmux screen")
+        assert "(q quits)" in screen, screen
+        subprocess.run([*tmux, "send-keys", "-t", session, "q"], check=True, timeout=10)
+        wait_for(done.exists, 30, "top to exit after q")
+        wait_for(lambda: done.read_text().strip() != "", 10, "its status")
+        assert done.read_text().strip() == "0"
+    finally:
+        subprocess.run([*tmux, "kill-session", "-t", session], timeout=10, capture_output=True)
+
+
+def test_top_sort_by_a_missing_controller_is_an_error(cg_parent: Parent) -> None:
+    missing = [c for c in ("memory", "io") if c not in controllers(cg_parent.mountpoint)]
+    if not missing:
+        pytest.skip("this mount has the memory and io controllers (vm tier covers the sort)")
+    p = cli("top", "--once", "--sort", missing[0], cg_parent.group)
+    assert p.returncode == 2 and p.stdout == ""
+    assert p.stderr.count("\n") == 1
+    assert f"--sort {missing[0]}: this cgroup2 mount has no {missing[0]} controller" in p.stderr
+
+
+def test_top_batch_folds_a_long_group_name(cg_parent: Parent, cg_path: str) -> None:
+    m = Manager.create(cg_path, mountpoint=cg_parent.mountpoint)
+    try:
+        long = m.new_child("n" * 250)
+        p = cli("top", "-b", "--once", "--interval", "0.1", cg_path)
+        assert p.returncode == 0, p.stderr
+        widths = [len(ln) for ln in p.stdout.splitlines()[1:]]
+        assert max(widths) <= 64 + 60, p.stdout  # the Group column and the five numbers
+        assert "".join(ln.split()[0] for ln in p.stdout.splitlines()[2:] if ln.strip()
+                       ).count("n" * 64) >= 3  # the name is all there, folded
+        long.delete()
+    finally:
+        m.delete(kill=True)
+
+
 # --- freeze, thaw, kill, events ---------------------------------------------------------
 
 

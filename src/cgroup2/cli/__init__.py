@@ -412,11 +412,16 @@ def build_parser(only: str | None = None, *, lite: bool = False) -> argparse.Arg
         description=(
             "On a terminal, a live table; with -b/--batch (and whenever the output is not "
             "a terminal) every frame is printed as plain text, one after another with a "
-            "blank line between them; --json prints one JSON object a frame, a line each."
+            "blank line between them; --json prints one JSON object a frame, a line each. "
+            "In the live table, q quits (as ^C does)."
         ),
     )
     t.add_argument("group", metavar="GROUP", nargs="?", default="/", help="subtree (default /)")
-    t.add_argument("--sort", choices=("cpu", "memory", "io", "tasks", "name"), default="cpu")
+    t.add_argument(
+        "--sort", choices=("cpu", "memory", "io", "tasks", "name"), default="cpu",
+        help="the column the groups are sorted by (memory and io need that controller on "
+        "the mount)",
+    )
     t.add_argument(
         "--interval", type=parse_interval, default=1.0, metavar="SEC",
         help=f"seconds between frames (default 1, at least {MIN_INTERVAL:g})",
