@@ -647,6 +647,77 @@ def test_status_at_a_glance(cg_parent: Parent, cg_path: str, hugetlb: str) -> No
         cli("rm", "--kill", cg_path)
 
 
+SRC = str(pathlib.Path(__file__).resolve().parents[2] / "src")
+
+
+def as_nobody(*args: str) -> subprocess.CompletedProcess[str]:
+    """``cgroup2 ARGS`` as uid/gid 65534 without capabilities (setpriv)."""
+    setpriv = shutil.which("setpriv")
+    assert setpriv, "setpriv (util-linux; scripts/test-all installs it)"
+    return subprocess.run(
+        [setpriv, "--reuid=65534", "--regid=65534", "--clear-groups", "--inh-caps=-all",
+         "--bounding-set=-all", "--", *CLI, *args],
+        capture_output=True, text=True, timeout=60, cwd="/",
+        env={**os.environ, "PYTHONPATH": SRC},
+    )
+
+
+def test_rm_without_the_right_says_what_is_needed(group: Manager) -> None:
+    p = as_nobody("rm", group.group)
+    assert p.returncode == 1 and p.stderr.count("\n") == 1, p.stderr
+    parent = os.path.dirname(group.path)
+    assert p.stderr == (
+        f"cgroup2: error: cannot remove {group.group}: permission denied. Removing a group "
+        f"needs write access to the directory of the group above it ({parent}, owned by "
+        f"uid 0): run as root, or as the owner of a group delegated to you\n"
+    )
+    assert os.path.isdir(group.path)
+
+
+def test_set_of_a_controller_not_enabled_says_how_to_enable_it(
+    group: Manager, hugetlb: str
+) -> None:
+    child = group.new_child("c")  # hugetlb not in the group's cgroup.subtree_control
+    p = cli("set", "-p", f"hugetlb.{hugetlb}.max=4194304", child.group)
+    assert p.returncode == 1 and p.stderr.count("\n") == 1, p.stderr
+    fix = p.stderr.rstrip().split("as root or as the owner of those groups: ")[1]
+    assert fix.endswith(f"echo +hugetlb > {group.path}/cgroup.subtree_control"), fix
+    # from the top down, only groups of this run (the mount's root has it enabled here)
+    mnt = group.path[: -len(group.group)]
+    assert f"{mnt}/cgroup.subtree_control" not in fix and fix.count(mnt + "/") >= 1
+    subprocess.run(["sh", "-c", fix], check=True)  # the hint works
+    assert cli("set", "-p", f"hugetlb.{hugetlb}.max=4194304", child.group).returncode == 0
+    child.delete()
+
+
+#: Runs the command with ``rich`` and ``jeepney`` not importable, as from a source tree
+#: whose dependencies were not installed.
+NO_DEPS = """
+import sys
+class Missing:
+    def find_spec(self, name, path=None, target=None):
+        if name.partition(".")[0] in ("rich", "jeepney"):
+            raise ModuleNotFoundError(f"No module named {name!r}", name=name)
+sys.meta_path.insert(0, Missing())
+from cgroup2.cli import main
+sys.exit(main())
+"""
+
+
+@pytest.mark.parametrize("argv", [["status"], ["tree"], ["stat"], ["top", "--once"],
+                                  ["kill"], ["rm"], ["run", "--summary", "--", "true"]])
+def test_a_missing_dependency_is_one_line(group: Manager, argv: list[str]) -> None:
+    where = ["--group", group.group] if argv[0] == "run" else [group.group]
+    words = [argv[0], *where, *argv[1:]] if argv[0] != "run" else [*argv[:2], *where, *argv[2:]]
+    p = subprocess.run([sys.executable, "-c", NO_DEPS, *words], capture_output=True, text=True,
+                       timeout=60)
+    assert p.returncode == 1, (p.returncode, p.stderr)
+    assert p.stderr == (
+        "cgroup2: error: this command needs the Python package 'rich', which is not installed "
+        "(pip install rich, or install cgroup2 with pip, which brings it)\n"
+    )
+
+
 def test_status_caps_its_process_list(
     group: Manager, sleepers: Callable[..., subprocess.Popen[bytes]]
 ) -> None:

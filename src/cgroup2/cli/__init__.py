@@ -784,6 +784,11 @@ def _limit_hint(e: BaseException) -> str:
     return f" (this process may have {soft} open files: raise ulimit -n)"
 
 
+#: The packages the command imports that are not in the standard library: module -> name
+#: to install.
+_DEPENDENCIES = {"rich": "rich", "jeepney": "jeepney"}
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line ``argv`` (default ``sys.argv[1:]``); return the exit status."""
     # On a pipe or file, lines are never wrapped or cut (a terminal gets its own width);
@@ -807,6 +812,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         return e.status
     except CgroupError as e:
         print(f"{PROG}: error: {_message(e)}{_limit_hint(e)}", file=sys.stderr)
+        return 1
+    except ModuleNotFoundError as e:
+        # a source tree run without its dependencies (rich, jeepney): say which, in a line
+        top = (e.name or "").partition(".")[0]
+        if top not in _DEPENDENCIES:
+            raise
+        print(
+            f"{PROG}: error: this command needs the Python package {_DEPENDENCIES[top]!r}, "
+            f"which is not installed (pip install {_DEPENDENCIES[top]}, or install cgroup2 "
+            f"with pip, which brings it)",
+            file=sys.stderr,
+        )
         return 1
     except KeyboardInterrupt:
         return 130
