@@ -79,3 +79,9 @@ def test_man_option_without_man_prints_the_page(tmp_path: object) -> None:
     p = cli("--man", env=env)
     assert p.returncode == 0, p.stderr
     assert p.stdout == manpage()
+
+
+def test_completion_without_a_shell_says_how_to_enable_it() -> None:
+    p = cli("completion")
+    assert p.returncode == 2 and p.stdout == "" and p.stderr.count("\n") == 1, p.stderr
+    assert "source <(cgroup2 completion bash)" in p.stderr and "fish | source" in p.stderr

@@ -474,7 +474,7 @@ def build_parser(only: str | None = None, *, lite: bool = False) -> argparse.Arg
     e.add_argument(
         "--pressure", action="append", type=_trigger, metavar="TRIGGER",
         help="PSI trigger firings instead: RESOURCE:KIND:STALL:WINDOW, e.g. "
-        "memory:some:150ms:1s (repeatable; until the group is removed)",
+        "memory:some:300ms:2s (repeatable; until the group is removed)",
     )
 
     for name, what, about in (
