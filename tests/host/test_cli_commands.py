@@ -810,8 +810,8 @@ def test_no_raw_control_character_in_any_output(group: Manager) -> None:
             out = p.stdout + p.stderr
             raw = [c for c in RAW if c in out]
             assert not raw, f"{what} printed {raw} raw: {out!r}"
-        assert b"evil\\x1b[2J\\x1b]0;pwn\\x07\\x9b31m\\u202etxt.exe" in runs["ls"].stdout
-        assert b"\\x1b]0;pwn\\x07\\x1b[2Jsleep\\x9b31m\\u202e 30" in runs["status parent"].stdout
+        assert b"evil\\x1b[2J\\x1b]0;pwn\\x07\\u009b31m\\u202etxt.exe" in runs["ls"].stdout
+        assert b"\\x1b]0;pwn\\x07\\x1b[2Jsleep\\u009b31m\\u202e 30" in runs["status parent"].stdout
         assert json.loads(runs["tree --json"].stdout)["children"][0]["group"] == e
     finally:
         proc.kill()

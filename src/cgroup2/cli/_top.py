@@ -47,7 +47,7 @@ __all__ = [
 _MASK = StatMask.CPU | StatMask.MEMORY_USAGE | StatMask.IO
 SORT_KEYS = ("cpu", "memory", "io", "tasks", "name")
 #: The widest the Group column gets; longer names fold onto further lines.
-GROUP_WIDTH = 64
+GROUP_WIDTH = 120
 
 
 @dataclass(frozen=True, slots=True)
