@@ -14,8 +14,11 @@ from __future__ import annotations
 import os
 import pathlib
 import re
+import shlex
+import shutil
 import subprocess
 import sys
+import tempfile
 from dataclasses import dataclass
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
@@ -50,7 +53,9 @@ def examples() -> list[Example]:
 #: Group paths of the examples, put below the test's group.
 _GROUPS = r"/(?:jobs|system\.slice|user\.slice|containers|ci)\b"
 _SH_JOBS = {"./job": "true", "./build.sh": "true", "./server": "true", "make -j4": "true"}
-_PY_JOBS = {'["./job"]': '["true"]', '["make", "-j4"]': '["true"]', '"./job"': '"true"',
+# a job the python examples wait on (its memory events) lives a few seconds: the event
+# stream ends when the group empties after it was seen populated
+_PY_JOBS = {'["./job"]': '["sleep", "5"]', '["make", "-j4"]': '["true"]', '"./job"': '"true"',
             '["./server"]': '["sleep", "60"]'}
 
 
@@ -211,7 +216,20 @@ def run_page(page: str, tier: str, base: str, env: dict[str, str]) -> list[str]:
     (the python blocks in one interpreter, as a reader continues one session; then each
     command line of the sh blocks); ``base`` is the test's group. What failed, as text."""
     mine = [e for e in examples() if e.page == page and WHERE[e.key] == tier]
-    env = {**env, "BASE": base, "PY": sys.executable}
+    # 'cgroup2' is this checkout's command, also where another program runs it (timeout)
+    bin_dir = tempfile.mkdtemp(prefix="cgroup2-doc-examples-")
+    with open(f"{bin_dir}/cgroup2", "w") as f:
+        f.write(f'#!/bin/sh\nexec {shlex.quote(sys.executable)} -m cgroup2 "$@"\n')
+    os.chmod(f"{bin_dir}/cgroup2", 0o755)
+    env = {**env, "BASE": base, "PY": sys.executable,
+           "PATH": bin_dir + os.pathsep + env.get("PATH", os.defpath)}
+    try:
+        return _run(page, mine, env)
+    finally:
+        shutil.rmtree(bin_dir)
+
+
+def _run(page: str, mine: list[Example], env: dict[str, str]) -> list[str]:
     failed = []
     program = "".join(adapt(e) + "\n" for e in mine if e.lang == "python")
     if program:
@@ -226,7 +244,7 @@ def run_page(page: str, tier: str, base: str, env: dict[str, str]) -> list[str]:
             forever = _UNTIL_STOPPED.match(line.lstrip())
             cmd = f"timeout -s INT 4 {line}" if forever else line
             r = subprocess.run(
-                ["bash", "-c", 'cgroup2() { "$PY" -m cgroup2 "$@"; }\n' + cmd],
+                ["bash", "-c", cmd],
                 capture_output=True, text=True, timeout=300, env=env,
             )
             want = {0, 124} if forever else {expected_status(line)}
