@@ -160,6 +160,10 @@ WHERE: dict[tuple[str, str], str] = {
      "[1m])   # CPUs in use"):
         "PromQL for the reader's dashboards: tests/host/test_export.py checks the metric "
         "names with promtool",
+    ("docs/guides/monitoring.md", "sum by (pod_uid) (rate(cgroup_cpu_usage_seconds_total"
+     '{container_id!=""}[1m]))'):
+        "PromQL for the reader's dashboards: tests/host/test_export.py checks the exporter's "
+        "labels and metric names",
     ("docs/guides/monitoring.md", "[Service]"):
         "a systemd unit file: the systemd tier runs units (tests/systemd/)",
     ("docs/guides/monitoring.md", "from cgroup2 import Sampler"):
