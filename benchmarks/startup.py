@@ -9,9 +9,11 @@ that a load that comes and goes weighs on all of them alike. Budgets (issue 21):
 * ``cgroup2 get GROUP FILE`` and ``cgroup2 --version``: <= 2x ``python -c pass``;
 * ``import cgroup2``: <= 15 ms over ``python -c pass``.
 
-``cgroup2 stat --json GROUP`` is shown too (no budget), and the floor of any command
+``cgroup2 stat --json GROUP``, ``set -p FILE=VALUE GROUP``, ``exec GROUP -- true``, ``ls
+GROUP`` and ``status GROUP`` are shown too (no budget: each is what a shell loop of that
+command costs), and the floor of any command
 line tool started by a console script that parses with argparse: ``import re`` (the
-script's own first line), ``argparse``, one parse. ``run``, ``get``, ``stat`` and
+script's own first line), ``argparse``, one parse. The commands on a group and
 ``cgexec`` need root and a writable cgroup2 mount: they run in (and below) the group
 ``/cgroup2-startup-<pid>``, made for the run and removed at the end; without root they
 are left out, as ``cgexec`` is where cgroup-tools is not installed. The figures are
@@ -112,9 +114,9 @@ def main() -> int:
     try:
         mnt = default_mountpoint()
     except Exception as e:  # no cgroup2 mount: only the commands that need none
-        skipped.append(f"run, get, stat, cgexec: no cgroup2 mount ({e})")
+        skipped.append(f"run, get, stat, set, exec, ls, status, cgexec: no cgroup2 mount ({e})")
     if mnt and os.geteuid() != 0:
-        skipped.append("run, get, stat, cgexec: need root")
+        skipped.append("run, get, stat, set, exec, ls, status, cgexec: need root")
     elif mnt:
         group = f"/cgroup2-startup-{os.getpid()}"
         os.mkdir(mnt.rstrip("/") + group)
@@ -123,6 +125,11 @@ def main() -> int:
             cases += [
                 ("cgroup2 get GROUP FILE", [*cg, "get", group, "cgroup.max.depth"]),
                 ("cgroup2 stat --json GROUP", [*cg, "stat", "--json", group]),
+                ("cgroup2 set -p FILE=VALUE GROUP",
+                 [*cg, "set", "-p", "cgroup.max.descendants=max", group]),
+                ("cgroup2 exec GROUP -- true", [*cg, "exec", group, "--", "true"]),
+                ("cgroup2 ls GROUP", [*cg, "ls", group]),
+                ("cgroup2 status GROUP", [*cg, "status", group]),
             ]
             controller = _controller(mnt)
             cgexec = shutil.which("cgexec")

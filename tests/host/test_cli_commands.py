@@ -543,6 +543,40 @@ def test_tree_cuts_command_lines_to_the_terminal(
     assert LONG in "".join(screens["-l"].split()), screens["-l"]  # folded over lines
 
 
+def test_a_limit_is_shown_one_way(group: Manager, hugetlb: str) -> None:
+    """A huge page limit that is not set is ``max`` in get, stat and status (the file
+    holds the largest multiple of the page size below 2**63); a set one is the file's
+    bytes in get and the same size with its unit in stat and status."""
+    from cgroup2 import ControllerToggle
+
+    group.toggle_controllers(["hugetlb"], ControllerToggle.ENABLE)  # the group's own files
+    name = f"hugetlb.{hugetlb}.max"
+    assert int(read(f"{group.path}/{name}")) > 2**62  # the kernel's "no limit" here
+    p = cli("get", group.group, name)
+    assert p.returncode == 0 and p.stdout == f"{name}: max\n", p
+    assert cli("get", "--json", group.group, name).stdout == json.dumps({name: "max"}) + "\n"
+    assert "none set" in cli("status", group.group).stdout
+    assert cli("set", "-p", f"{name}=33554432", group.group).returncode == 0
+    assert cli("get", group.group, name).stdout == f"{name}: 33554432\n"
+    assert re.search(rf"^\s*Limits: {re.escape(name)} 32\.0M$", cli("status", group.group).stdout,
+                     re.M)
+    assert re.search(rf"{hugetlb}\n.*max 32\.0M", cli("stat", group.group).stdout, re.S)
+    assert cli("set", "-p", f"{name}=max", group.group).returncode == 0
+    assert cli("get", group.group, name).stdout == f"{name}: max\n"
+
+
+def test_export_banner_counts_in_the_singular(group: Manager) -> None:
+    p = subprocess.Popen([*CLI, "export", "--listen", "127.0.0.1:0", "--root", group.group],
+                         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        assert p.stderr is not None
+        line = p.stderr.readline()
+    finally:
+        p.terminate()
+        p.wait(timeout=60)
+    assert line.endswith(f"(1 group under {group.group})\n"), line
+
+
 def test_stat_human_view(group: Manager, hugetlb: str,
                          sleepers: Callable[..., subprocess.Popen[bytes]]) -> None:
     # the group's own hugetlb files: the controller enabled in its ancestors (not left to
@@ -556,7 +590,7 @@ def test_stat_human_view(group: Manager, hugetlb: str,
     lines = p.stdout.splitlines()
     assert lines[0] == group.group
     assert "state populated, not frozen" in lines[1]
-    assert re.search(r"usage_usec (\d+(\.\d+)?(s|ms|us)|0)$", p.stdout, re.M), p.stdout
+    assert re.search(r"usage (\d+(\.\d+)?(s|ms|us)|0)$", p.stdout, re.M), p.stdout
     assert re.search(r"some avg10 \d+\.\d\d%  avg60", p.stdout), p.stdout
     assert re.search(rf"{hugetlb}\n.*max max", p.stdout, re.S), p.stdout  # no limit: max
     assert not re.search(r"\d{12,}", p.stdout), p.stdout  # no raw U64_MAX or 2**63-4096
@@ -598,7 +632,7 @@ def test_status_at_a_glance(cg_parent: Parent, cg_path: str, hugetlb: str) -> No
         assert re.match(r"(\d+(\.\d+)?(s|ms|us)|0) \(user ", rows["CPU"]), rows["CPU"]
         assert "some avg10" in rows["Pressure"]
         limits = out.split("Limits:")[1].split("Devices:")[0]
-        assert f"hugetlb.{hugetlb}.max {4 << 20}" in limits
+        assert f"hugetlb.{hugetlb}.max 4.0M" in limits  # as stat shows it
         assert "cgroup.max.depth 3" in limits and "cgroup.pressure" not in limits
         if devices:
             assert rows["Devices"].startswith(
@@ -611,6 +645,103 @@ def test_status_at_a_glance(cg_parent: Parent, cg_path: str, hugetlb: str) -> No
         assert "Processes" not in p.stdout and "sleep" not in p.stdout
     finally:
         cli("rm", "--kill", cg_path)
+
+
+SRC = str(pathlib.Path(__file__).resolve().parents[2] / "src")
+
+
+def as_nobody(*args: str) -> subprocess.CompletedProcess[str]:
+    """``cgroup2 ARGS`` as uid/gid 65534 without capabilities (setpriv)."""
+    setpriv = shutil.which("setpriv")
+    assert setpriv, "setpriv (util-linux; scripts/test-all installs it)"
+    return subprocess.run(
+        [setpriv, "--reuid=65534", "--regid=65534", "--clear-groups", "--inh-caps=-all",
+         "--bounding-set=-all", "--", *CLI, *args],
+        capture_output=True, text=True, timeout=60, cwd="/",
+        env={**os.environ, "PYTHONPATH": SRC},
+    )
+
+
+def test_rm_without_the_right_says_what_is_needed(group: Manager) -> None:
+    p = as_nobody("rm", group.group)
+    assert p.returncode == 1 and p.stderr.count("\n") == 1, p.stderr
+    parent = os.path.dirname(group.path)
+    assert p.stderr == (
+        f"cgroup2: error: cannot remove {group.group}: permission denied. Removing a group "
+        f"needs write access to the directory of the group above it ({parent}, owned by "
+        f"uid 0): run as root, or as the owner of a group delegated to you\n"
+    )
+    assert os.path.isdir(group.path)
+
+
+def test_set_of_a_controller_not_enabled_says_how_to_enable_it(
+    group: Manager, hugetlb: str
+) -> None:
+    child = group.new_child("c")  # hugetlb not in the group's cgroup.subtree_control
+    p = cli("set", "-p", f"hugetlb.{hugetlb}.max=4194304", child.group)
+    assert p.returncode == 1 and p.stderr.count("\n") == 1, p.stderr
+    fix = p.stderr.rstrip().split("as root or as the owner of those groups: ")[1]
+    assert fix.endswith(f"echo +hugetlb > {group.path}/cgroup.subtree_control"), fix
+    # from the top down, only groups of this run (the mount's root has it enabled here)
+    mnt = group.path[: -len(group.group)]
+    assert f"{mnt}/cgroup.subtree_control" not in fix and fix.count(mnt + "/") >= 1
+    subprocess.run(["sh", "-c", fix], check=True)  # the hint works
+    assert cli("set", "-p", f"hugetlb.{hugetlb}.max=4194304", child.group).returncode == 0
+    child.delete()
+
+
+#: Runs the command with ``rich`` and ``jeepney`` not importable, as from a source tree
+#: whose dependencies were not installed.
+NO_DEPS = """
+import sys
+class Missing:
+    def find_spec(self, name, path=None, target=None):
+        if name.partition(".")[0] in ("rich", "jeepney"):
+            raise ModuleNotFoundError(f"No module named {name!r}", name=name)
+sys.meta_path.insert(0, Missing())
+from cgroup2.cli import main
+sys.exit(main())
+"""
+
+
+@pytest.mark.parametrize("argv", [["status"], ["tree"], ["stat"], ["top", "--once"],
+                                  ["kill"], ["rm"], ["run", "--summary", "--", "true"]])
+def test_a_missing_dependency_is_one_line(group: Manager, argv: list[str]) -> None:
+    where = ["--group", group.group] if argv[0] == "run" else [group.group]
+    words = [argv[0], *where, *argv[1:]] if argv[0] != "run" else [*argv[:2], *where, *argv[2:]]
+    p = subprocess.run([sys.executable, "-c", NO_DEPS, *words], capture_output=True, text=True,
+                       timeout=60)
+    assert p.returncode == 1, (p.returncode, p.stderr)
+    assert p.stderr == (
+        "cgroup2: error: this command needs the Python package 'rich', which is not installed "
+        "(pip install rich, or install cgroup2 with pip, which brings it)\n"
+    )
+
+
+def test_status_caps_its_process_list(
+    group: Manager, sleepers: Callable[..., subprocess.Popen[bytes]]
+) -> None:
+    """Like systemctl status: the first 20 processes and a line for the rest; -n N for N,
+    --full for all."""
+    for _ in range(22):
+        group.add_proc(sleepers().pid)
+    group.new_child("sub").add_proc(sleepers().pid)
+
+    def listed(*opts: str) -> tuple[int, str]:
+        p = cli("status", *opts, group.group)
+        assert p.returncode == 0, p.stderr
+        procs = p.stdout.split("Processes:\n")[1]
+        return len(re.findall(r"\d+ sleep 300$", procs, re.M)), procs
+
+    n, procs = listed()
+    assert n == 20 and "\u2026 3 more processes in 1 more group (-n N" in procs, procs
+    n, procs = listed("-n", "5")
+    assert n == 5 and "18 more processes in 1 more group" in procs, procs
+    n, procs = listed("--full")
+    assert n == 23 and "more process" not in procs, procs
+    n, procs = listed("-n", "23")
+    assert n == 23 and "more process" not in procs, procs
+    assert cli("status", "-n", "0", group.group).returncode == 2
 
 
 def test_status_names_a_program_not_from_cgroup2(group: Manager) -> None:
@@ -679,8 +810,8 @@ def test_no_raw_control_character_in_any_output(group: Manager) -> None:
             out = p.stdout + p.stderr
             raw = [c for c in RAW if c in out]
             assert not raw, f"{what} printed {raw} raw: {out!r}"
-        assert b"evil\\x1b[2J\\x1b]0;pwn\\x07\\x9b31m\\u202etxt.exe" in runs["ls"].stdout
-        assert b"\\x1b]0;pwn\\x07\\x1b[2Jsleep\\x9b31m\\u202e 30" in runs["status parent"].stdout
+        assert b"evil\\x1b[2J\\x1b]0;pwn\\x07\\u009b31m\\u202etxt.exe" in runs["ls"].stdout
+        assert b"\\x1b]0;pwn\\x07\\x1b[2Jsleep\\u009b31m\\u202e 30" in runs["status parent"].stdout
         assert json.loads(runs["tree --json"].stdout)["children"][0]["group"] == e
     finally:
         proc.kill()

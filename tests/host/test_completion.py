@@ -45,3 +45,21 @@ def test_group_paths_complete_in_bash(cg_parent, groups: str, tmp_path: Path) ->
     ]
     fs = cg_parent.mountpoint.rstrip("/") + groups
     assert bash_complete(["cgroup2", "stat", f"{fs}/alph"], shim) == [f"{fs}/alpha/"]
+
+
+def test_group_files_complete_in_bash(groups: str, tmp_path: Path) -> None:
+    """``get GROUP <TAB>`` offers the group's files (not the current directory's);
+    ``set GROUP -p <TAB>`` its limit files as FILE=; ``events --pressure`` a trigger's
+    start."""
+    shim = command_shim(tmp_path)
+    got = bash_complete(["cgroup2", "get", groups, "cgroup.ma"], shim)
+    assert got == ["cgroup.max.depth", "cgroup.max.descendants"], got
+    got = bash_complete(["cgroup2", "get", groups, "cgroup.procs", "cgroup.ma"], shim)
+    assert got == ["cgroup.max.depth", "cgroup.max.descendants"], got
+    got = bash_complete(["cgroup2", "set", groups, "-p", "cgroup.max.d"], shim)
+    assert got == ["cgroup.max.depth=", "cgroup.max.descendants="], got
+    assert bash_complete(["cgroup2", "events", "--pressure", "mem"], shim) == [
+        "memory:some:", "memory:full:"
+    ]
+    # a group that is not there: nothing, never the files of the current directory
+    assert bash_complete(["cgroup2", "get", f"{groups}/none", ""], shim) == []

@@ -190,9 +190,10 @@ def test_exporter_follows_groups_made_and_removed(cg_parent: Parent, cg_path: st
 
 
 GROUPS = 1000
-#: the issue's bound is 1.5 s for 10,000 groups on the host; 1,000 groups get 0.6 s
-#: (4x a tenth of it: room for a busy 2-core machine, none for a scrape gone linear in
-#: something else, or one that walks the tree and reopens every file each time)
+#: the target is 1.5 s for 10,000 groups on the host; 1,000 groups get 0.6 s of the
+#: exporter's CPU time (4x a tenth of it: room for a slow machine, none for a scrape
+#: gone linear in something else, or one that walks the tree and reopens every file each
+#: time). CPU time, not wall time: two busy neighbours stretch the one, not the other.
 SCRAPE_BOUND = 0.6
 
 
@@ -206,16 +207,18 @@ def test_cost_on_1000_groups(cg_parent: Parent, cg_path: str) -> None:
             os.mkdir(f"{fs}/{n}")
             made.append(n)
         with exporter(cg_path) as (exp, port):
-            walls = []
+            walls, cpus = [], []
             for _ in range(3):
+                c = cpu_seconds(exp.pid)
                 wall, _, body = scrape(port, PROMETHEUS_ACCEPT)
+                cpus.append(cpu_seconds(exp.pid) - c)
                 walls.append(wall)
             assert sample_value(body, "cgroup2_exporter_groups") == GROUPS + 1
             held = sample_value(body, "cgroup2_exporter_open_fds")
             assert held is not None and held >= GROUPS  # descriptors held, not reopened
-            best = min(walls)
-            print(f"\nscrape of {GROUPS + 1} groups: {', '.join(f'{w:.3f}' for w in walls)} s")
-            assert best <= SCRAPE_BOUND, walls
+            print(f"\nscrape of {GROUPS + 1} groups: {', '.join(f'{w:.3f}' for w in walls)} s"
+                  f" (CPU {', '.join(f'{c:.2f}' for c in cpus)} s)")
+            assert min(cpus) <= SCRAPE_BOUND, (cpus, walls)
             # CPU at a 15 s scrape interval: one scrape's CPU plus 15 s of idling
             c0 = cpu_seconds(exp.pid)
             scrape(port, PROMETHEUS_ACCEPT)

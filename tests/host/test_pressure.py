@@ -174,10 +174,11 @@ def test_cpu_trigger_fires_and_removal_ends_the_stream(group: str) -> None:
     assert latency <= W * 2 + 0.5, latency
     print(f"cpu some 150ms/{W:g}s: fired {latency:.2f}s after 4 spinners started")
     os.rmdir(group)
-    t0 = time.monotonic()
-    while stream.get(1.0) is not None:  # firings queued before the removal, then the end
+    # firings queued before the removal, then the end (not a timeout: get() returns None
+    # at once when the stream has ended, and ended is set only by the removal)
+    while stream.get(10.0) is not None:
         pass
-    assert stream.ended and time.monotonic() - t0 < 1.0
+    assert stream.ended
     stream.close()
     assert _fds() == before
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import sys
 
 import pytest
 from conftest import Parent
@@ -79,3 +80,18 @@ def test_run_loads_no_enum(cg_parent: Parent, cmd: list[str]) -> None:
     assert not os.path.exists(f"{cg_parent.fs_path}/{name}")  # made, and removed again
     assert "cgroup2.cli._run" in mods and "cgroup2.manager" in mods
     assert _loaded(mods) == []
+
+
+def test_startup_benchmark_has_a_row_for_every_command_a_shell_loop_runs() -> None:
+    # one round: the rows are there and each command succeeded on a real group (the
+    # benchmark stops with status 1 when one fails); the figures are not asserted
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    r = subprocess.run(
+        [sys.executable, os.path.join(root, "benchmarks", "startup.py"), "--rounds", "1"],
+        capture_output=True, text=True, timeout=300,
+    )
+    assert r.returncode == 0, r.stderr
+    rows = [ln.strip() for ln in r.stdout.splitlines() if ln.startswith("  cgroup2 ")]
+    for cmd in ("get GROUP FILE", "set -p FILE=VALUE GROUP", "exec GROUP -- true", "ls GROUP",
+                "status GROUP", "stat --json GROUP", "run -- true"):
+        assert any(row.startswith(f"cgroup2 {cmd}") for row in rows), (cmd, r.stdout)

@@ -219,8 +219,10 @@ def test_control_characters_are_escaped_in_output(parent: tuple[str, str]) -> No
             out = p.stdout + p.stderr
             raw = [c for c in RAW if c in out]
             assert not raw, f"{what} printed {raw} raw: {out!r}"
-            assert b"evil\\x1b[2J\\x1b]0;pwn\\x07\\x9b31m\\u202etxt.exe" in out, (what, out)
-        assert b"\\x1b]0;pwn\\x07\\x1b[2Jsleep\\x9b31m\\u202e 30" in runs["tree"].stdout
+            if what == "top":  # a long group path folds onto further lines of its column
+                out = b"".join(ln.split()[0] for ln in out.splitlines()[2:] if ln.split())
+            assert b"evil\\x1b[2J\\x1b]0;pwn\\x07\\u009b31m\\u202etxt.exe" in out, (what, out)
+        assert b"\\x1b]0;pwn\\x07\\x1b[2Jsleep\\u009b31m\\u202e 30" in runs["tree"].stdout
     finally:
         proc.kill()
         proc.wait()

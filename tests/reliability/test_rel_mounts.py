@@ -504,6 +504,9 @@ _SIGNAL_CHILD = textwrap.dedent(
     from cgroup2 import Manager, Resources, HugeTlbEntry
 
     mnt, base, variant = sys.argv[1], sys.argv[2], sys.argv[3]
+    # Python leaves SIGINT ignored when it started so (a background job of a shell
+    # without job control): the interrupts below need its KeyboardInterrupt
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     res = None
     if variant == "hugetlb":
         res = Resources(hugetlb=[HugeTlbEntry("2MB", 1 << 22)])

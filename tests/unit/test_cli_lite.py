@@ -94,6 +94,7 @@ COMMON = [
     ["events", "/g", "--count", "1"],
     ["devices", "check", "allow a", "c 1:3 r"],
     ["completion", "bash", "--", "get", ""],
+    ["completion"],  # parsed; the command says how to name the shell
     ["self", "--json"],
     ["get", "--", "/g"],  # argparse drops the "--" of a positional's words
 ]
@@ -129,7 +130,6 @@ HANDED_OVER = [
     ["run", "--keep=yes", "--", "true"],
     ["top", "--sort", "nosuch"],  # not a choice
     ["get", "/g", "--json", "x"],  # argparse: 'unrecognized arguments: x'
-    ["completion"],
     [],
 ]
 

@@ -324,3 +324,17 @@ def test_command_examples_parse() -> None:
                 pytest.fail(f"{page.name}: {line.strip()!r} does not parse: {e}")
             n += 1
     assert n >= 15
+
+
+@pytest.mark.parametrize("argv", [["--bogus"], ["--stress", "extra"]])
+def test_test_all_refuses_an_unknown_argument_before_installing(argv: list[str]) -> None:
+    r = subprocess.run(["bash", str(ROOT / "scripts" / "test-all"), *argv],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 2 and r.stdout == ""
+    assert r.stderr == "usage: scripts/test-all [--stress]\n"
+
+
+def test_stress_mode_is_documented_with_its_vm_cpus() -> None:
+    tiers = (ROOT / "README.md").read_text().split("## Test tiers", 1)[1].split("\n## ", 1)[0]
+    assert "`scripts/test-all --stress`" in tiers and "`CGROUP2_VM_CPUS`" in tiers
+    assert '--cpus "${CGROUP2_VM_CPUS:-2}"' in (ROOT / "scripts" / "vm-test").read_text()

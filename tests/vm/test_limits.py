@@ -241,6 +241,14 @@ def test_cpu_weight_shares_one_cpu_in_proportion(group: str, spawn: Spawner) -> 
     parent.delete(kill=True)
 
 
+#: cpuset tests that move a process between CPUs 0 and 1
+TWO_CPUS = pytest.mark.skipif(
+    len(os.sched_getaffinity(0)) < 2,
+    reason="needs 2 CPUs: this VM has 1 (scripts/test-all --stress); the usual vm run has 2",
+)
+
+
+@TWO_CPUS
 def test_cpuset_cpus_sets_the_affinity(group: str, spawn: Spawner) -> None:
     m = Manager.create(group, Resources(cpu=CPU(cpus="1", mems="0")))
     assert read(m, "cpuset.cpus") == "1\n" and read(m, "cpuset.mems") == "0\n"
@@ -254,6 +262,7 @@ def test_cpuset_cpus_sets_the_affinity(group: str, spawn: Spawner) -> None:
     m.delete(kill=True)
 
 
+@TWO_CPUS
 def test_cpuset_lists_with_blanks_are_written_in_the_kernels_form(group: str) -> None:
     # blanks, empty items and strides, as the kernel reads them; written as it prints them
     m = Manager.create(group, Resources(cpu=CPU(cpus=" 0, 1,", mems=",0")))
@@ -510,6 +519,7 @@ def test_rdma_max_limits_hca_handles(group: str, spawn: Spawner, rxe_device: str
 # --- the rest of values(), and unified --------------------------------------------------
 
 
+@TWO_CPUS
 def test_every_typed_value_reads_back(group: str, spawn: Spawner) -> None:
     r = Resources(
         cpu=CPU(weight=42, max=CPUMax.new(20_000, 50_000), cpus="0-1", mems="0", idle=False,

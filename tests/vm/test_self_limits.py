@@ -210,6 +210,7 @@ def test_crun_container_sees_its_own_limits(
     # the container's group is not the hierarchy's root: the groups above are hidden
     assert lim["ancestors_hidden"] is True
     assert lim["cpu_quota"]["value"] == 1.5 and lim["cpu_quota"]["group"] == "/"
-    assert got["cpu_count"] == 2  # 1.5 rounded up (the VM has 2 CPUs)
+    # 1.5 rounded up, or the VM's CPUs if fewer (scripts/test-all --stress gives it one)
+    assert got["cpu_count"] == min(2, len(os.sched_getaffinity(0)))
     assert lim["memory_max"]["value"] == 256 * MiB and lim["memory_max"]["group"] == "/"
     assert 0 < got["memory_available"] <= 256 * MiB

@@ -16,7 +16,9 @@ Conventions:
 * ``-p/--property FILE=VALUE`` writes the exact text VALUE to the limit file FILE of the
   group, in every command that sets limits (``run``, ``create``, ``set``).
 * Everything printed that comes from the system (group and file names, values, command
-  lines) has its control characters shown escaped (:mod:`cgroup2.cli._text`).
+  lines) has its control characters shown escaped: ``\\xNN`` below U+0080 and for a
+  byte that is not UTF-8, ``\\uNNNN`` or ``\\UNNNNNNNN`` above; a backslash that would
+  read as such an escape is shown as ``\\\\``.
 * Errors are one line on stderr, ``cgroup2: error: ...``. Exit status: 2 for a usage error,
   1 for a failure; ``run`` and ``exec`` exit with the command's status (128+N when signal
   N killed it), 127 when the command is not found, 126 when it cannot be executed.
@@ -110,10 +112,42 @@ def _parser_class() -> type[argparse.ArgumentParser]:
 
         def error(self, message: str) -> NoReturn:
             where = self.prog.removeprefix(PROG).strip()
+            message += _hint(message)
             raise UsageError(f"{where}: {message}" if where else message)
 
+    class _Man(argparse.Action):
+        """``--man``: the manual page, then exit."""
+
+        def __call__(self, parser: argparse.ArgumentParser, *args: Any) -> None:
+            from ._reference import show_man
+
+            parser.exit(show_man())
+
     _PARSER_CLASS.append(_Parser)
+    _MAN_ACTION.append(_Man)
     return _Parser
+
+
+_MAN_ACTION: list[type[argparse.Action]] = []
+
+
+def _hint(message: str) -> str:
+    """What to add to argparse's error ``message``: the command meant by a misspelt one
+    ("did you mean 'status'?"), ``-p FILE=VALUE`` for a bare ``FILE=VALUE`` (the habit of
+    ``cgset -r``)."""
+    import re
+
+    m = re.search(r"invalid choice: '([^']*)' \(choose from (.*)\)$", message)
+    if m:
+        import difflib
+
+        choices = re.findall(r"'([^']*)'", m.group(2))
+        close = difflib.get_close_matches(m.group(1), choices, n=1, cutoff=0.6)
+        return f"; did you mean {close[0]!r}?" if close else ""
+    m = re.search(r"unrecognized arguments: .*?\b([a-z][a-z0-9_]*\.[a-z0-9_.]+=\S*)", message)
+    if m:
+        return f" (to write a file of the group: -p {m.group(1)})"
+    return ""
 
 
 def _pid(text: str) -> int:
@@ -177,6 +211,14 @@ def build_parser(only: str | None = None, *, lite: bool = False) -> argparse.Arg
         "--mountpoint", metavar="DIR", help="the cgroup2 mount (default: from mountinfo)"
     )
     p.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    if not lite:  # (the small parser leaves --man to argparse)
+        import argparse
+
+        p.add_argument(
+            "--man", nargs=0, action=_MAN_ACTION[0], default=argparse.SUPPRESS,
+            help="show the manual page cgroup2(1) (where 'man cgroup2' does not find it: "
+            "a venv whose bin is not on PATH)",
+        )
     sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=parser_class)
     sub.required = True
 
@@ -318,7 +360,11 @@ def build_parser(only: str | None = None, *, lite: bool = False) -> argparse.Arg
     x.add_argument("group", metavar="GROUP")
     x.add_argument("cmd", nargs=REMAINDER, metavar="-- CMD ...")
 
-    ls = add(sub, "ls", help="list groups (like lscgroup)")
+    ls = add(
+        sub, "ls", help="list groups (like lscgroup)",
+        description="Print the groups directly below GROUP (with -r every group below it), "
+        "one group path a line, as lscgroup does; --json gives a list of objects instead.",
+    )
     ls.add_argument("group", metavar="GROUP", nargs="?", default="/", help="(default /)")
     ls.add_argument("-r", "--recursive", action="store_true", help="every group below")
     ls.add_argument("--json", action="store_true", help="a list of objects")
@@ -330,14 +376,29 @@ def build_parser(only: str | None = None, *, lite: bool = False) -> argparse.Arg
         description=(
             "Path, state, tasks, CPU time, memory, IO, pressure, the limits that are set, "
             "the device rules of the group's eBPF program, and the processes of the group "
-            "and below with their command lines."
+            "and below with their command lines (the first 20, each cut to the terminal's "
+            "width, unless --full or -n)."
         ),
     )
     stt.add_argument("group", metavar="GROUP")
-    stt.add_argument("-l", "--full", action="store_true", help="command lines in full")
+    stt.add_argument(
+        "-l", "--full", action="store_true",
+        help="command lines in full (on a terminal they are cut to its width) and every "
+        "process",
+    )
+    stt.add_argument(
+        "-n", "--lines", type=lambda v: parse_count(v, "--lines"), metavar="N",
+        help="list at most N processes (default 20; with --full, all)",
+    )
     stt.add_argument("--no-procs", action="store_true", help="leave out the processes")
 
-    s = add(sub, "stat", help="a group's statistics")
+    s = add(
+        sub, "stat", help="a group's statistics",
+        description="Read the group's statistics once (cpu.stat, memory.current and "
+        "memory.stat, io.stat, pids, hugetlb, rdma, misc, the pressure files: those of its "
+        "controllers) and print them: as a tree of names and values with units, as JSON "
+        "(containerd's v2 metrics names) or in the Prometheus text format.",
+    )
     s.add_argument("group", metavar="GROUP")
     fmt = s.add_mutually_exclusive_group()
     fmt.add_argument("--json", action="store_true", help="Metrics.to_dict() as JSON")
@@ -351,11 +412,16 @@ def build_parser(only: str | None = None, *, lite: bool = False) -> argparse.Arg
         description=(
             "On a terminal, a live table; with -b/--batch (and whenever the output is not "
             "a terminal) every frame is printed as plain text, one after another with a "
-            "blank line between them; --json prints one JSON object a frame, a line each."
+            "blank line between them; --json prints one JSON object a frame, a line each. "
+            "In the live table, q quits (as ^C does)."
         ),
     )
     t.add_argument("group", metavar="GROUP", nargs="?", default="/", help="subtree (default /)")
-    t.add_argument("--sort", choices=("cpu", "memory", "io", "tasks", "name"), default="cpu")
+    t.add_argument(
+        "--sort", choices=("cpu", "memory", "io", "tasks", "name"), default="cpu",
+        help="the column the groups are sorted by (memory and io need that controller on "
+        "the mount)",
+    )
     t.add_argument(
         "--interval", type=parse_interval, default=1.0, metavar="SEC",
         help=f"seconds between frames (default 1, at least {MIN_INTERVAL:g})",
@@ -373,7 +439,11 @@ def build_parser(only: str | None = None, *, lite: bool = False) -> argparse.Arg
     tfmt.add_argument("-b", "--batch", action="store_true", help="every frame as plain text")
     tfmt.add_argument("--json", action="store_true", help="one JSON object a frame")
 
-    tr = add(sub, "tree", help="groups and their processes")
+    tr = add(
+        sub, "tree", help="groups and their processes",
+        description="Draw the groups below GROUP (default the whole mount) as a tree, each "
+        "with its processes (pid and command line); kernel threads only with --kernel.",
+    )
     tr.add_argument("group", metavar="GROUP", nargs="?", default="/")
     tr.add_argument("--no-procs", action="store_true", help="groups only")
     tr.add_argument("--kernel", "-k", action="store_true", help="show kernel threads too")
@@ -383,7 +453,13 @@ def build_parser(only: str | None = None, *, lite: bool = False) -> argparse.Arg
     )
     tr.add_argument("--json", action="store_true", help="the tree as one JSON object")
 
-    e = add(sub, "events", help="stream a group's memory events (or cgroup.events)")
+    e = add(
+        sub, "events", help="stream a group's memory events (or cgroup.events)",
+        description="Print a line each time a counter of the group's memory.events changes "
+        "(low, high, max, oom, oom_kill...; cgroup.events where the group has no memory "
+        "controller), until the group is removed or --count events were printed. With "
+        "--pressure, a line each time one of the PSI triggers fires instead.",
+    )
     e.add_argument("group", metavar="GROUP")
     e.add_argument("--json", action="store_true", help="one JSON object a line")
     e.add_argument("--initial", action="store_true", help="print the counts at the start")
@@ -398,16 +474,30 @@ def build_parser(only: str | None = None, *, lite: bool = False) -> argparse.Arg
     e.add_argument(
         "--pressure", action="append", type=_trigger, metavar="TRIGGER",
         help="PSI trigger firings instead: RESOURCE:KIND:STALL:WINDOW, e.g. "
-        "memory:some:150ms:1s (repeatable; until the group is removed)",
+        "memory:some:300ms:2s (repeatable; until the group is removed)",
     )
 
-    for name, what in (
-        ("freeze", "freeze a group (cgroup.freeze), wait until frozen"),
-        ("thaw", "thaw a frozen group"),
-        ("kill", "SIGKILL every process of a group (cgroup.kill), or send --signal"),
-        ("rm", "remove a group and the groups below it"),
+    for name, what, about in (
+        ("freeze", "freeze a group (cgroup.freeze), wait until frozen",
+         "Write 1 to the group's cgroup.freeze and wait until cgroup.events says frozen 1; "
+         "the groups below are frozen with it. If it is not frozen within --timeout "
+         "seconds, it is thawed again and the command fails. The root of the mount is "
+         "never frozen."),
+        ("thaw", "thaw a frozen group",
+         "Write 0 to the group's cgroup.freeze and wait until it is no longer frozen. A "
+         "group that stays frozen because a group above it is frozen is an error that "
+         "names that group."),
+        ("kill", "SIGKILL every process of a group (cgroup.kill), or send --signal",
+         "Write 1 to the group's cgroup.kill (SIGKILL to every process of the group and of "
+         "the groups below) and wait until it is empty, for --timeout seconds at most. "
+         "With --signal, send that signal to each process instead, without waiting. The "
+         "root of the mount is never killed."),
+        ("rm", "remove a group and the groups below it",
+         "Remove the group and every group below it, deepest first. A group that still "
+         "has processes is refused unless --kill, which kills them first. The root of the "
+         "mount is never removed."),
     ):
-        cm = add(sub, name, help=what)
+        cm = add(sub, name, help=what, description=about)
         cm.add_argument("group", metavar="GROUP")
         if name == "rm":
             cm.add_argument("--kill", action="store_true", help="kill its processes first")
@@ -416,7 +506,10 @@ def build_parser(only: str | None = None, *, lite: bool = False) -> argparse.Arg
                 help="the groups below it too (what rm always does; for scripts that say so)",
             )
         else:
-            cm.add_argument("--timeout", type=parse_timeout, default=10.0, metavar="SEC")
+            cm.add_argument(
+                "--timeout", type=parse_timeout, default=10.0, metavar="SEC",
+                help="how long to wait (default 10); a number of seconds",
+            )
         if name in ("freeze", "kill"):
             cm.add_argument(
                 "--force", action="store_true",
@@ -430,7 +523,12 @@ def build_parser(only: str | None = None, *, lite: bool = False) -> argparse.Arg
                 "instead of SIGKILL; does not wait",
             )
 
-    d = add(sub, "devices", help="device rules")
+    d = add(
+        sub, "devices", help="device rules",
+        description="Device rules without a group: 'devices check' says whether a rule "
+        "list (as --device takes them) allows an access, through the eBPF program the "
+        "rules make, run in an emulator.",
+    )
     dsub = d.add_subparsers(dest="devices_command", metavar="COMMAND", parser_class=parser_class)
     dsub.required = True
     dc = add(
@@ -686,6 +784,11 @@ def _limit_hint(e: BaseException) -> str:
     return f" (this process may have {soft} open files: raise ulimit -n)"
 
 
+#: The packages the command imports that are not in the standard library: module -> name
+#: to install.
+_DEPENDENCIES = {"rich": "rich", "jeepney": "jeepney"}
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line ``argv`` (default ``sys.argv[1:]``); return the exit status."""
     # On a pipe or file, lines are never wrapped or cut (a terminal gets its own width);
@@ -709,6 +812,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         return e.status
     except CgroupError as e:
         print(f"{PROG}: error: {_message(e)}{_limit_hint(e)}", file=sys.stderr)
+        return 1
+    except ModuleNotFoundError as e:
+        # a source tree run without its dependencies (rich, jeepney): say which, in a line
+        top = (e.name or "").partition(".")[0]
+        if top not in _DEPENDENCIES:
+            raise
+        print(
+            f"{PROG}: error: this command needs the Python package {_DEPENDENCIES[top]!r}, "
+            f"which is not installed (pip install {_DEPENDENCIES[top]}, or install cgroup2 "
+            f"with pip, which brings it)",
+            file=sys.stderr,
+        )
         return 1
     except KeyboardInterrupt:
         return 130

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import json
 import signal
 import time
@@ -15,6 +16,7 @@ from rich.tree import Tree
 from .._fs import Dir
 from ..errors import (
     CgroupError,
+    KernelError,
     MemoryNotSupportedError,
     MountPointError,
 )
@@ -238,8 +240,29 @@ def _simple(m: Manager, args: argparse.Namespace) -> int:
             raise CgroupError(
                 f"{printable(m.group)} still has processes; use rm --kill to kill them"
             )
-        m.delete(kill=args.kill)
+        try:
+            m.delete(kill=args.kill)
+        except KernelError as e:
+            if e.errno not in (errno.EACCES, errno.EPERM):
+                raise
+            raise Failure(_rm_refused(m, e)) from None
     return 0
+
+
+def _rm_refused(m: Manager, e: KernelError) -> str:
+    """What a refused ``rmdir`` of a group means, and what to do."""
+    import os
+
+    parent = os.path.dirname(m.path if e.path is None else e.path.rstrip("/"))
+    try:
+        owner = f", owned by uid {os.stat(parent).st_uid}"
+    except OSError:
+        owner = ""
+    return (
+        f"cannot remove {printable(m.group)}: permission denied. Removing a group needs write "
+        f"access to the directory of the group above it ({printable(parent)}{owner}): run "
+        f"as root, or as the owner of a group delegated to you"
+    )
 
 
 def cmd_devices_check(args: argparse.Namespace, out: Console) -> int:

@@ -57,7 +57,9 @@ def add_parser(sub: argparse._SubParsersAction[_P], *, arguments: bool = True) -
         sub.add_parser("completion", help=help, description=_DESCRIPTION, add_help=False)
         return
     c = sub.add_parser("completion", help=help, description=_DESCRIPTION)
-    c.add_argument("shell", choices=SHELLS, metavar="SHELL", help="bash, zsh or fish")
+    c.add_argument(
+        "shell", choices=SHELLS, metavar="SHELL", nargs="?", help="bash, zsh or fish"
+    )
     c.add_argument(
         "words",
         nargs=REMAINDER,
@@ -105,7 +107,55 @@ def _value_kind(a: argparse.Action) -> str:
     return ""
 
 
-def _value(a: argparse.Action, cur: str, mountpoint: str | None) -> Candidates:
+#: ``events --pressure`` and ``run --on-pressure``: the RESOURCE:KIND: a trigger starts with.
+_TRIGGER_HEADS = ("cpu:some:", "cpu:full:", "memory:some:", "memory:full:", "io:some:",
+                  "io:full:", "irq:full:")
+
+
+def _group_files(group: str | None, mountpoint: str | None, cur: str, *,
+                 limits: bool) -> list[tuple[str, str]]:
+    """The files of ``group`` starting with ``cur`` (``limits``: its limit files, each as
+    ``FILE=``); nothing when no group was given or it cannot be read."""
+    if group is None:
+        return []
+    from .._fs import Dir
+    from ..errors import CgroupError
+    from ..paths import default_mountpoint
+
+    try:
+        mnt = (mountpoint or default_mountpoint()).rstrip("/")
+        rel = group[len(mnt):] if mnt and group.startswith(mnt + "/") else group
+        with Dir.open(mnt or "/") as d:
+            for n in (x for x in rel.split("/") if x):
+                nxt = d.child(n)
+                d.close()
+                d = nxt
+            try:
+                if limits:
+                    from ._groups import limit_files
+
+                    names = [n + "=" for n in limit_files(d)]
+                else:
+                    import os
+
+                    with os.scandir(d.fd) as it:
+                        names = sorted(e.name for e in it if not e.is_dir(follow_symlinks=False))
+            finally:
+                d.close()
+    except (CgroupError, OSError):
+        return []
+    return [(n, "") for n in names if n.startswith(cur)]
+
+
+def _value(
+    a: argparse.Action, cur: str, mountpoint: str | None, group: str | None = None
+) -> Candidates:
+    if a.metavar == "FILE" and a.dest == "files":  # get GROUP FILE...
+        return "", _group_files(group, mountpoint, cur, limits=False)
+    if a.dest == "property":  # -p FILE=VALUE
+        return "", _group_files(group, mountpoint, cur, limits=True)
+    if a.dest in ("pressure", "on_pressure"):
+        return "", [(h, "") for h in _TRIGGER_HEADS if h.startswith(cur)]
     kind = _value_kind(a)
     if kind == "choices":
         return "", [(str(c), "") for c in (a.choices or ()) if str(c).startswith(cur)]
@@ -137,6 +187,7 @@ def candidates(parser: argparse.ArgumentParser, words: Sequence[str]) -> Candida
     *before, cur = list(words) or [""]
     p = parser
     mountpoint: str | None = None
+    group: str | None = None  # the GROUP given, for the completion of its files
     npos = 0  # positionals given to the current (sub)command
     i = 0
     while i < len(before):
@@ -162,13 +213,15 @@ def candidates(parser: argparse.ArgumentParser, words: Sequence[str]) -> Candida
         if sub is not None and w in sub.choices:
             p, npos = sub.choices[w], 0
         else:
+            if npos < len(positionals) and positionals[npos].metavar == "GROUP":
+                group = w
             npos += 1
         i += 1
     # the word under the cursor: an option's value, an option, a subcommand, a positional
     if before and before[-1].startswith("-") and "=" not in before[-1]:
         a = p._option_string_actions.get(before[-1])
         if a is not None and _takes_value(a):
-            return _value(a, cur, mountpoint)
+            return _value(a, cur, mountpoint, group)
     if cur.startswith("-"):
         return "", _options(p, cur)
     sub = _subparsers(p)
@@ -177,7 +230,9 @@ def candidates(parser: argparse.ArgumentParser, words: Sequence[str]) -> Candida
         return "", [(n, helps.get(n, "")) for n in sub.choices if n.startswith(cur)]
     positionals = [a for a in p._actions if not a.option_strings]
     if npos < len(positionals):
-        return _value(positionals[npos], cur, mountpoint)
+        return _value(positionals[npos], cur, mountpoint, group)
+    if positionals and positionals[-1].nargs in ("*", "+"):  # get GROUP FILE FILE...
+        return _value(positionals[-1], cur, mountpoint, group)
     return "", []
 
 
@@ -248,7 +303,7 @@ _cgroup2() {
     esac
     for line in "${out[@]:1}"; do
         COMPREPLY+=("$line")
-        [[ $line == */ ]] && compopt -o nospace 2>/dev/null
+        [[ $line == */ || $line == *= || $line == *: ]] && compopt -o nospace 2>/dev/null
     done
 }
 complete -F _cgroup2 cgroup2
@@ -268,7 +323,7 @@ _cgroup2() {
     for line in "${(@)out[2,-1]}"; do
         [[ -z $line ]] && continue
         v=${line%%$'\t'*}
-        if [[ $v == */ ]]; then
+        if [[ $v == */ || $v == *= || $v == *: ]]; then
             dirs+=("$v")
         else
             vals+=("$v")
@@ -321,6 +376,14 @@ def run(args: argparse.Namespace, out: TextIO | None = None) -> int:
     from . import build_parser
 
     out = out or sys.stdout
+    if args.shell is None:
+        from ._units import UsageError
+
+        raise UsageError(
+            "completion: name the shell: 'source <(cgroup2 completion bash)' (bash), "
+            "'source <(cgroup2 completion zsh)' (zsh) or 'cgroup2 completion fish | source' "
+            "(fish) enables completion in this shell"
+        )
     words = list(args.words)
     if words and words[0] == "--":
         words = words[1:]

@@ -187,7 +187,8 @@ def cmd_export(args: argparse.Namespace, group: str, mountpoint: str) -> int:
             where = f"[{host}]" if ":" in host else host
             print(
                 f"cgroup2: export: serving http://{where}:{server.server_address[1]}/metrics "
-                f"({exporter.last_groups} groups under {group})",
+                f"({exporter.last_groups} group{'' if exporter.last_groups == 1 else 's'} "
+                f"under {group})",
                 file=sys.stderr,
                 flush=True,
             )

@@ -19,7 +19,7 @@ from .._fs import Dir, check_name, walk
 from ..errors import CgroupDeletedError, CgroupError, KernelError
 from ..manager import Manager
 from ._text import printable
-from ._units import Failure, UsageError
+from ._units import Failure, UsageError, shown_limit
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # these commands print plain lines to out.file: rich is not imported
@@ -132,15 +132,37 @@ def cmd_set(args: argparse.Namespace, group: str, mountpoint: str, out: Console)
         have = m.controllers()
         for c in resources.enabled_controllers():
             if c not in have:
+                fix = " && ".join(
+                    f"echo +{c} > {printable(p)}/cgroup.subtree_control"
+                    for p in _not_enabled(mountpoint, group, c)
+                )
                 raise Failure(
                     f"the {c} controller is not enabled for {printable(group)} (in its "
-                    f"parent's cgroup.subtree_control); 'cgroup2 create --parents "
-                    f"{printable(group)}' with the limits enables it; nothing was changed"
+                    f"parent's cgroup.subtree_control); nothing was changed. Enable it, as "
+                    f"root or as the owner of those groups: {fix}"
                 )
     with Dir.open(m.path, m.mountpoint) as d:
         check_writable(d, resources)
     m.update(resources)
     return 0
+
+
+def _not_enabled(mountpoint: str, group: str, controller: str) -> list[str]:
+    """The directories above ``group``, from the mount's root down, whose
+    ``cgroup.subtree_control`` lacks ``controller`` (each must enable it, in this order)."""
+    root = mountpoint.rstrip("/")
+    parts = group.strip("/").split("/")[:-1]
+    out = []
+    for i in range(len(parts) + 1):
+        d = "/".join([root, *parts[:i]])
+        try:
+            with open(d + "/cgroup.subtree_control", "rb") as f:
+                if controller.encode() in f.read().split():
+                    continue
+        except OSError:
+            pass
+        out.append(d)
+    return out
 
 
 # --- get ---------------------------------------------------------------------------------
@@ -190,7 +212,7 @@ def _read(d: Dir, group: str, name: str) -> str:
                 f"written, such as cgroup.kill or memory.reclaim)"
             ) from None
         raise
-    return data.decode("utf-8", "surrogateescape").rstrip("\n")
+    return shown_limit(name, data.decode("utf-8", "surrogateescape").rstrip("\n"))
 
 
 def format_values(values: Sequence[tuple[str, str]], *, only_values: bool = False) -> str:

@@ -128,7 +128,9 @@ def _add(node: Tree, section: str, key: str, value: Any) -> None:
             else:
                 _leaf(sub, str(i), human_value(section, key, v))
     else:
-        _leaf(node, key, human_value(section, key, value))
+        # a time is shown with its unit (4.3ms): the label drops the file's "_usec"
+        label = key.removesuffix("_usec") if key.endswith("_usec") else key
+        _leaf(node, label, human_value(section, key, value))
 
 
 def memory_usage_rows(metrics: Metrics) -> list[tuple[str, int, str]]:

@@ -13,6 +13,7 @@ paths, sizes, exit status) come from the docstring of :mod:`cgroup2.cli`.
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import sys
 import textwrap
@@ -163,6 +164,56 @@ def _roff_options(opts: tuple[Option, ...]) -> list[str]:
     return out
 
 
+#: The man page's EXAMPLES: (what it does, the command line).
+EXAMPLES = (
+    ("Run a build under a memory and CPU limit, with its statistics while it runs and at "
+     "the end; the group is removed when it ends:",
+     "cgroup2 run --memory-max 512M --cpu-max 50% --live 1 --summary -- make -j4"),
+    ("Make a group with limits, change one, read them back:",
+     "cgroup2 create --parents --memory-max 1G /jobs/job-1\n"
+     "cgroup2 set -p memory.max=2G /jobs/job-1\n"
+     "cgroup2 get /jobs/job-1 memory.max pids.max"),
+    ("Run a command in the group, look at it, and remove it with what runs in it:",
+     "cgroup2 exec /jobs/job-1 -- ./job\n"
+     "cgroup2 status /jobs/job-1\n"
+     "cgroup2 rm -r --kill /jobs"),
+    ("Allow only /dev/null and /dev/zero (an eBPF device filter):",
+     'cgroup2 run --device "deny a" --device "allow c 1:3 rw" --device "allow c 1:5 r" '
+     "-- ./job"),
+    ("Kill a job when its group stalls on memory for 200 ms in 2 s:",
+     "cgroup2 run --on-pressure memory:full:200ms:2s=kill -- ./job"),
+    ("Groups by memory use, refreshed; statistics as JSON:",
+     "cgroup2 top --sort memory\n"
+     "cgroup2 stat --json /jobs/job-1"),
+)
+
+
+def show_man() -> int:
+    """``cgroup2 --man``: this page through ``man -l`` (the installed one, else one made
+    from the parser); without ``man``, the page's roff on standard output. For an install
+    whose ``bin`` is not on ``PATH`` (a venv not activated), where ``man cgroup2`` does not
+    find the page."""
+    import shutil
+    import subprocess
+    import tempfile
+
+    installed = os.path.join(sys.prefix, "share", "man", "man1", "cgroup2.1")
+    page = None if os.path.exists(installed) else manpage()
+    if shutil.which("man") is None:
+        if page is None:
+            with open(installed, encoding="utf-8") as f:
+                page = f.read()
+        sys.stdout.write(page)
+        return 0
+    sys.stdout.flush()
+    if page is None:
+        return subprocess.run(["man", "-l", installed], check=False).returncode
+    with tempfile.NamedTemporaryFile("w", suffix=".1", encoding="utf-8") as f:
+        f.write(page)
+        f.flush()
+        return subprocess.run(["man", "-l", f.name], check=False).returncode
+
+
 def _lower_first(text: str) -> str:
     return text[:1].lower() + text[1:]
 
@@ -198,6 +249,9 @@ def manpage(parser: argparse.ArgumentParser | None = None) -> str:
         if c.subcommands:
             lines += [".PP", "Commands: " + ", ".join(_roff(s) for s in c.subcommands) + "."]
         lines += _roff_options(c.positionals + c.options)
+    lines += [".SH EXAMPLES"]
+    for what, example in EXAMPLES:
+        lines += [".PP", _roff(what), ".RS 4", ".nf", _roff(example), ".fi", ".RE"]
     lines += [
         ".SH FILES",
         ".TP",

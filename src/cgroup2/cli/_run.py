@@ -62,24 +62,27 @@ class Live:
     (CPU use since the last line, memory.current, pids.current, throttled periods)."""
 
     def __init__(self, m: Manager, err: Console, start: float) -> None:
-        # the statistics' modules are imported on first use: here, not between the time
-        # and the reading of the first line
+        # Made before CMD starts (``--live`` only): the statistics' modules and rich are
+        # imported, the group's files opened and a first sample taken here, so that the
+        # first line is printed on time (importing them at the first tick took 3.5 s in
+        # an emulated VM on a busy machine) and its CPU share counts from the start.
         from .. import stats  # noqa: F401
         from .._statmask import StatMask
         from ..sampler import Sampler
 
         self.mask = StatMask.CPU | StatMask.MEMORY_USAGE | StatMask.PIDS
-
         self.m, self.err, self.start = m, err, start
         self.last_t, self.last_usage = start, 0
+        err.is_terminal  # noqa: B018 - makes the Console (imports rich) now, not at a tick
         # the group's files held open: each line is one pread a file (cgroup2.Sampler,
         # whose descriptors are closed with it when this object goes)
-        self.sampler: Sampler | None = None
-        self._sampler = Sampler
+        self.sampler: Sampler = Sampler([m], mask=self.mask, follow=False)
+        first = self.sampler.sample().get(m.group)
+        cpu = first.cpu if first is not None else None
+        if cpu is not None and cpu.usage_usec is not None:
+            self.last_usage = cpu.usage_usec
 
     def line(self, now: float) -> str:
-        if self.sampler is None:
-            self.sampler = self._sampler([self.m], mask=self.mask, follow=False)
         st = self.sampler.sample().get(self.m.group)
         if st is None:
             raise CgroupDeletedError(
@@ -106,7 +109,9 @@ class Live:
             text = self.line(time.monotonic())
         except CgroupError as e:  # the command may have moved or removed its group
             text = f"no statistics: {e}"
-        self.err.print(f"cgroup2 run: {printable(text)}", highlight=False, markup=False)
+        self.err.print(
+            f"cgroup2 run: {printable(text)}", highlight=False, markup=False, emoji=False
+        )
 
 
 def exec_candidates(file: str) -> list[str]:
@@ -424,8 +429,11 @@ def _fork_exec(
             _child(cmd, go_r, err_w, old_mask, candidates)
         os.close(go_r)
         os.close(err_w)
+        live = None
         try:
             _place(args, placed, pid, resources, holder)
+            if args.live and placed:  # before CMD starts: its first line comes on time
+                live = Live(placed[0], err, start)
         except BaseException:
             os.close(go_w)  # the child reads EOF and exits
             os.close(err_r)
@@ -464,7 +472,6 @@ def _fork_exec(
             e = int(failed)
             why = f"cannot run {cmd[0]!r}: {os.strerror(e)}"
             raise Failure(why, 127 if e == errno.ENOENT else 126)
-        live = Live(placed[0], err, start) if args.live and placed else None
         try:
             status = _wait(pid, sigs, live, args.live or 1.0)
         finally:

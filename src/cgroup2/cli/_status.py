@@ -24,7 +24,7 @@ from ..stats import Metrics, StatMask
 from ._groups import limit_files
 from ._human import group_state, psi_text
 from ._text import printable
-from ._units import format_bytes, format_limit, format_usec
+from ._units import format_bytes, format_limit, format_usec, limit_line
 
 __all__ = ["cmd_status", "device_lines", "is_default", "set_limits"]
 
@@ -208,7 +208,8 @@ def _rows(m: Manager, d: Dir, metrics: Metrics) -> list[tuple[str, str]]:
     limits = set_limits(d)
     if limits:
         for i, (name, line) in enumerate(limits):
-            rows.append(("Limits" if i == 0 else "", f"{printable(name)} {printable(line)}"))
+            shown = printable(limit_line(name, line))
+            rows.append(("Limits" if i == 0 else "", f"{printable(name)} {shown}"))
     else:
         rows.append(("Limits", "none set (every limit file has the kernel's default)"))
     if m.group != "/":
@@ -217,7 +218,13 @@ def _rows(m: Manager, d: Dir, metrics: Metrics) -> list[tuple[str, str]]:
     return rows
 
 
-def status_view(m: Manager, *, procs: bool = True, shorten: bool = True) -> RenderableType:
+#: Processes ``status`` lists unless told (``-n N``, ``--full``).
+MAX_PROCS = 20
+
+
+def status_view(
+    m: Manager, *, procs: bool = True, shorten: bool = True, max_procs: int | None = MAX_PROCS
+) -> RenderableType:
     """The status of ``m``: a title, aligned ``Label: text`` lines, then the processes."""
     with Dir.open(m.path, m.mountpoint) as d:
         metrics = m.stat(_MASK)
@@ -236,12 +243,18 @@ def status_view(m: Manager, *, procs: bool = True, shorten: bool = True) -> Rend
         from ._tree import build_tree
 
         parts.append(Text("Processes:", style="bold"))
-        parts.append(build_tree(m.path, m.group, shorten=shorten, mount=m.mountpoint))
+        parts.append(
+            build_tree(m.path, m.group, shorten=shorten, mount=m.mountpoint, max_procs=max_procs)
+        )
     return Group(*parts)
 
 
 def cmd_status(m: Manager, args: argparse.Namespace, out: Console) -> int:
+    limit = args.lines if args.lines is not None else None if args.full else MAX_PROCS
     out.print(
-        status_view(m, procs=not args.no_procs, shorten=out.is_terminal and not args.full)
+        status_view(
+            m, procs=not args.no_procs, shorten=out.is_terminal and not args.full,
+            max_procs=limit,
+        )
     )
     return 0

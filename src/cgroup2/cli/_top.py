@@ -30,7 +30,7 @@ from ..errors import CgroupDeletedError, CgroupError
 from ..sampler import Sampler
 from ..stats import StatMask
 from ._text import printable
-from ._units import format_bytes
+from ._units import UsageError, format_bytes
 
 __all__ = [
     "SORT_KEYS",
@@ -46,6 +46,8 @@ __all__ = [
 
 _MASK = StatMask.CPU | StatMask.MEMORY_USAGE | StatMask.IO
 SORT_KEYS = ("cpu", "memory", "io", "tasks", "name")
+#: The widest the Group column gets; longer names fold onto further lines.
+GROUP_WIDTH = 120
 
 
 @dataclass(frozen=True, slots=True)
@@ -225,7 +227,9 @@ def table(
     """The table (``plain``: no box, for ``--once`` and pipes). Group names and the title
     are shown through :func:`printable`, as plain text (never read as rich markup)."""
     t = Table(box=None if plain else box.SIMPLE_HEAD, pad_edge=False, expand=False)
-    t.add_column("Group", overflow="fold")
+    # a long name folds onto further lines instead of making every row as wide as it
+    # (on a pipe there is no terminal width to cut to)
+    t.add_column("Group", overflow="fold", max_width=GROUP_WIDTH)
     for name, width in (("Tasks", 5), ("%CPU", 6), ("Memory", 7), ("Read/s", 9), ("Write/s", 9)):
         t.add_column(name, justify="right", no_wrap=True, min_width=width)
     for r in rs[:limit] if limit is not None else rs:
@@ -248,8 +252,11 @@ def frames(
     sort: str,
     depth: int | None,
     iterations: int | None,
+    wait: Callable[[float], bool] | None = None,
 ) -> Iterator[tuple[int, str, list[Row]]]:
     """(frame number, title, rows) every ``interval`` seconds; ``iterations`` frames.
+    ``wait(seconds)`` waits between frames (default ``time.sleep``); it returns False to
+    end the frames (``q`` in the live view).
 
     One :func:`sampler` serves every frame; it is closed when the generator ends or is
     closed."""
@@ -258,7 +265,10 @@ def frames(
         t0 = time.monotonic()
         n = 0
         while iterations is None or n < iterations:
-            time.sleep(interval)
+            if wait is None:
+                time.sleep(interval)
+            elif not wait(interval):
+                return
             cur = sample(mountpoint, root, depth, using=held)
             t1 = time.monotonic()
             n += 1
@@ -305,43 +315,100 @@ def cmd_top(args: argparse.Namespace, group: str, mountpoint: str, out: Console)
     from ..manager import Manager
 
     Manager.load(group, mountpoint=mountpoint)  # a missing group is an error, not a blank
+    if args.sort in ("memory", "io"):
+        with open(mountpoint.rstrip("/") + "/cgroup.controllers", "rb") as f:
+            if args.sort.encode() not in f.read().split():
+                raise UsageError(
+                    f"top: --sort {args.sort}: this cgroup2 mount has no {args.sort} "
+                    f"controller (no group here has that column); sort by cpu, tasks or name"
+                )
     iterations = 1 if args.once else args.iterations
-    gen = frames(
-        mountpoint,
-        group,
-        interval=args.interval,
-        sort=args.sort,
-        depth=args.depth,
-        iterations=iterations,
-    )
+
+    def gen_of(wait: Callable[[float], bool] | None) -> Iterator[tuple[int, str, list[Row]]]:
+        return frames(
+            mountpoint,
+            group,
+            interval=args.interval,
+            sort=args.sort,
+            depth=args.depth,
+            iterations=iterations,
+            wait=wait,
+        )
+
     try:
         if args.json:
-            for n, _, rs in gen:
+            for n, _, rs in gen_of(None):
                 out.file.write(frame_json(n, group, args.interval, args.sort, rs) + "\n")
                 out.file.flush()
         elif args.batch or args.once or not out.is_terminal:
-            for n, title, rs in gen:
+            for n, title, rs in gen_of(None):
                 if n > 1:
                     out.file.write("\n")
                 out.print(table(rs, title=title, plain=True), soft_wrap=True)
                 out.file.flush()
         else:
-            _live(out, gen)
+            _live(out, gen_of)
     except KeyboardInterrupt:
         pass  # ^C is how a refreshing view is left
     return 0
 
 
-def _live(out: Console, gen: Iterator[tuple[int, str, list[Row]]]) -> None:
+def _live(
+    out: Console,
+    gen_of: Callable[[Callable[[float], bool] | None], Iterator[tuple[int, str, list[Row]]]],
+) -> None:
     """The live view on the terminal's alternate screen; after the last frame of ``-n``
-    the frame is printed on the normal screen, so that it stays."""
+    (or ``q``) the frame is printed on the normal screen, so that it stays. With standard
+    input a terminal, it is read key by key (cbreak mode, restored at the end): ``q``
+    quits."""
+    import sys
+
     from rich.live import Live
 
+    keys = _Keys(sys.stdin.fileno()) if sys.stdin.isatty() else None
     last: tuple[str, list[Row]] | None = None
-    with Live(console=out, auto_refresh=False, screen=True) as live:
-        for _, title, rs in gen:
-            limit = max(1, out.size.height - 4)
-            live.update(table(rs, title=title, limit=limit), refresh=True)
-            last = title, rs
+    try:
+        with Live(console=out, auto_refresh=False, screen=True) as live:
+            for _, title, rs in gen_of(keys.wait if keys else None):
+                limit = max(1, out.size.height - 4)
+                if keys is not None:
+                    title += "  (q quits)"
+                live.update(table(rs, title=title, limit=limit), refresh=True)
+                last = title, rs
+    finally:
+        if keys is not None:
+            keys.restore()
     if last is not None:
         out.print(table(last[1], title=last[0]))
+
+
+class _Keys:
+    """Keys typed at the terminal ``fd`` while the live view waits (cbreak mode: a key
+    at a time, no echo; ^C still interrupts)."""
+
+    def __init__(self, fd: int) -> None:
+        import termios
+        import tty
+
+        self.fd = fd
+        self.saved = termios.tcgetattr(fd)
+        tty.setcbreak(fd)
+
+    def wait(self, seconds: float) -> bool:
+        """Wait ``seconds``; False as soon as ``q`` is typed (other keys are ignored)."""
+        import os
+        import select
+
+        deadline = time.monotonic() + seconds
+        while (left := deadline - time.monotonic()) > 0:
+            ready, _, _ = select.select([self.fd], [], [], left)
+            if ready:
+                typed = os.read(self.fd, 64)
+                if not typed or b"q" in typed or b"Q" in typed:
+                    return False
+        return True
+
+    def restore(self) -> None:
+        import termios
+
+        termios.tcsetattr(self.fd, termios.TCSADRAIN, self.saved)

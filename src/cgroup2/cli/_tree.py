@@ -95,17 +95,34 @@ def build_tree(
     kernel: bool = False,
     shorten: bool = False,
     mount: str | None = None,
+    max_procs: int | None = None,
 ) -> Tree:
     """The tree of the group at file system ``path`` (shown as ``label``); with
-    ``shorten`` a command line is cut to the width of the output (``systemd-cgls``)."""
+    ``shorten`` a command line is cut to the width of the output (``systemd-cgls``). With
+    ``max_procs``, the tree stops after that many processes, and a last line says how many
+    processes (in how many more groups) were left out."""
     root = Tree(Text(printable(label), style="bold"), guide_style="dim")
     nodes = [root]  # the node of the group entered last at each depth
+    shown = left = left_groups = 0
     for depth, name, found in groups(path, procs=procs, kernel=kernel, mount=mount):
+        if max_procs is not None and shown >= max_procs:
+            left += len(found)
+            left_groups += 1 if depth else 0
+            continue
         if depth:
             del nodes[depth:]
             nodes.append(nodes[-1].add(Text(printable(name), style="bold")))
         for pid, cmd in found:
+            if max_procs is not None and shown >= max_procs:
+                left += 1
+                continue
             nodes[-1].add(proc_text(pid, cmd, shorten=shorten))
+            shown += 1
+    if left or left_groups:
+        more = f"{left} more process{'es' if left != 1 else ''}"
+        if left_groups:
+            more += f" in {left_groups} more group{'s' if left_groups != 1 else ''}"
+        root.add(Text(f"\u2026 {more} (-n N to show N, --full for all)", style="dim"))
     return root
 
 

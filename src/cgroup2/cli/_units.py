@@ -22,6 +22,7 @@ __all__ = [
     "format_bytes",
     "format_limit",
     "format_usec",
+    "limit_line",
     "parse_count",
     "parse_cpu_max",
     "parse_device",
@@ -35,6 +36,7 @@ __all__ = [
     "parse_signal",
     "parse_size",
     "parse_timeout",
+    "shown_limit",
 ]
 
 #: Size suffixes: binary multiples (1024-based), as systemd reads MemoryMax= and friends.
@@ -408,6 +410,34 @@ def format_limit(n: int | None) -> str:
     if n is not None and n >= _NO_LIMIT:
         return "max"
     return format_bytes(n)
+
+
+#: Limit files whose value is a number of bytes or ``max`` (besides hugetlb's).
+_BYTE_LIMITS = frozenset({
+    "memory.max", "memory.high", "memory.low", "memory.min", "memory.swap.max",
+    "memory.swap.high", "memory.zswap.max",
+})
+
+
+def _hugetlb_limit(name: str) -> bool:
+    return name.startswith("hugetlb.") and name.endswith(".max")
+
+
+def shown_limit(name: str, text: str) -> str:
+    """The text of limit file ``name`` as ``get`` shows it: the file's own text, except a
+    huge page limit that is not set (the kernel prints the largest multiple of the page
+    size below 2**63 there, where other files print ``max``): ``max``, as it is written."""
+    if _hugetlb_limit(name) and text.isdigit() and int(text) >= _NO_LIMIT:
+        return "max"
+    return text
+
+
+def limit_line(name: str, line: str) -> str:
+    """One line of limit file ``name`` as ``status`` shows it: a byte limit with its unit
+    as ``stat`` shows it (``32.0M``), ``max`` for none; other files' lines unchanged."""
+    if (name in _BYTE_LIMITS or _hugetlb_limit(name)) and line.isdigit():
+        return format_limit(int(line))
+    return line
 
 
 def format_usec(us: int | None) -> str:
