@@ -86,7 +86,7 @@ def group(parent: Parent, cg_path: str) -> Iterator[Dir]:
             deadline = time.monotonic() + 10
             while True:
                 try:
-                    top.rmdir(name)
+                    os.rmdir(name, dir_fd=top.fd)
                     break
                 except OSError as e:
                     if e.errno != errno.EBUSY or time.monotonic() > deadline:

@@ -137,7 +137,7 @@ def test_watcher_1000_groups_populated_frozen_deleted(
         seen.clear()
         with Dir.open(group) as d:
             for x in names:
-                d.rmdir(x)
+                os.rmdir(x, dir_fd=d.fd)
         _collect(w, seen, lambda: len(seen) == N)
         assert all([n.kind for n in seen[p]] == [NoticeKind.DELETED] for p in paths)
         assert len(w) == 0
@@ -227,7 +227,7 @@ def test_cgroup_stream_async(group: str, sleeper: subprocess.Popen[bytes]) -> No
 def test_stream_raises_when_group_removed(group: str) -> None:
     s = CgroupEventStream(group)
     with Dir.open(os.path.dirname(group)) as parent:
-        parent.rmdir(os.path.basename(group))
+        os.rmdir(os.path.basename(group), dir_fd=parent.fd)
     with pytest.raises(CgroupDeletedError, match="removed"):
         s.get(5)
     assert s.ended

@@ -32,7 +32,7 @@ def test_kernel_refusal_names_file_value_errno(cg_parent: Parent, cg_path: str) 
                 assert d.read("cgroup.freeze") == b"1\n"
                 d.write("cgroup.freeze", "0")
         finally:
-            parent.rmdir(os.path.basename(cg_path))
+            os.rmdir(os.path.basename(cg_path), dir_fd=parent.fd)
 
 
 def test_group_removed_under_an_open_dir(cg_parent: Parent, cg_path: str) -> None:
