@@ -1,0 +1,237 @@
+"""cgroup v1 hierarchies, read-only: where a controller is bound on a hybrid or v1 host,
+the limits a process's v1 groups set, and what a path given as a cgroup2 mount is.
+
+The library manages the unified (v2) hierarchy only. On a host that binds some
+controllers to cgroup v1 (``/sys/fs/cgroup/memory``...), a program's own limits are set
+there: :func:`hierarchies` finds, per controller, the v1 hierarchy it is bound to from
+``/proc/self/cgroup`` (the process's group in each hierarchy) and the mount table (not
+from ``/proc/cgroups``, which may be absent or stale), and :func:`read_levels` reads the
+limit files of each level from the mount's top down to the group, one directory opened
+below the one before, each checked to be on that mount (never across a mount point).
+Nothing here writes.
+
+The v1 files are given to :func:`cgroup2.self.collect` under the names of their v2
+counterparts, so that one set of rules (the tightest limit along the path) serves both:
+``memory.limit_in_bytes`` as ``memory.max``, ``memory.usage_in_bytes`` as
+``memory.current``, ``cpu.cfs_quota_us``/``cpu.cfs_period_us`` as ``cpu.max``,
+``cpuset.effective_cpus`` (or ``cpuset.cpus``) as ``cpuset.cpus.effective``; v1's own
+``memory.memsw.limit_in_bytes`` (memory plus swap) and ``memory.soft_limit_in_bytes``
+keep names of their own. ``cpu.shares`` is a weight, never a count of CPUs: not read.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import stat
+import sys
+from dataclasses import dataclass
+
+from ._fs import Dir, read_abs
+from .errors import CgroupError, KernelError
+from .paths import _mounts
+
+__all__ = [
+    "BOUND",
+    "Hierarchy",
+    "bound_message",
+    "describe_path",
+    "hierarchies",
+    "open_top",
+    "read_levels",
+]
+
+#: The v1 controllers whose limits a program's own limits are read from.
+BOUND = ("memory", "cpu", "cpuset", "pids")
+
+_O_DIR = os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC | os.O_NOFOLLOW
+
+#: v1's "no limit" for memory: PAGE_COUNTER_MAX pages, i.e. LONG_MAX rounded down to a page.
+_PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
+_UNLIMITED = sys.maxsize - sys.maxsize % _PAGE
+
+
+@dataclass(frozen=True, slots=True)
+class Hierarchy:
+    """The cgroup v1 hierarchy a controller is bound to, as this process sees it."""
+
+    #: The controllers mounted together there (``"cpu,cpuacct"``).
+    controllers: str
+    #: This process's group in it (``/proc/self/cgroup``, relative to the namespace).
+    proc_path: str
+    #: The mount point, ``None`` where the hierarchy is not mounted in this namespace.
+    mountpoint: str | None = None
+    root: str = "/"  # the mount's root (mountinfo's 4th field)
+    device: int = 0
+
+
+def _proc_lines(text: str) -> list[tuple[list[str], str]]:
+    out = []
+    for line in text.splitlines():
+        num, _, rest = line.partition(":")
+        names, _, path = rest.partition(":")
+        if num == "0" or not names:
+            continue
+        out.append(([n for n in names.split(",") if n and not n.startswith("name=")], path))
+    return out
+
+
+def hierarchies(proc_cgroup: str | None = None) -> dict[str, Hierarchy]:
+    """The v1 hierarchy each controller of this process is bound to, by controller name
+    (``blkio`` also as ``io``), from ``/proc/self/cgroup`` and the mount table."""
+    if proc_cgroup is None:
+        try:
+            proc_cgroup = read_abs("/proc/self/cgroup").decode("utf-8", "surrogateescape")
+        except CgroupError:
+            return {}
+    rows = [r for r in _mounts() if r.fstype == "cgroup"]
+    out: dict[str, Hierarchy] = {}
+    for names, path in _proc_lines(proc_cgroup):
+        if not names:
+            continue
+        h = Hierarchy(",".join(names), path)
+        for r in rows:
+            opts = set(r.options.split(","))
+            if all(n in opts for n in names):
+                h = Hierarchy(h.controllers, path, r.mountpoint, r.root, r.device)
+                break
+        for n in names:
+            out[n] = h
+            if n == "blkio":
+                out["io"] = h
+    return out
+
+
+def bound_message(controller: str, h: Hierarchy) -> str:
+    """Where ``controller`` is, and how to move it to cgroup2."""
+    where = (f"the cgroup v1 hierarchy at {h.mountpoint}" if h.mountpoint
+             else f"a cgroup v1 hierarchy ({h.controllers}, not mounted here)")
+    name = "blkio" if controller == "io" else controller
+    return (
+        f"{controller} is bound to {where} on this host; cgroup2 manages only the unified "
+        f"hierarchy — boot with systemd.unified_cgroup_hierarchy=1 (or "
+        f"cgroup_no_v1={name}) to move it"
+    )
+
+
+def describe_path(path: str) -> str:
+    """What ``path``, given as a cgroup2 mount point, is instead: a cgroup v1 mount (with
+    its controllers), a symbolic link (and to where), a directory this process may not
+    open, not a directory, missing, or a directory of another file system."""
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        return "no such directory"
+    except OSError as e:
+        return f"cannot be looked at ({os.strerror(e.errno or 0)})"
+    if stat.S_ISLNK(st.st_mode):
+        try:
+            target = os.readlink(path)
+        except OSError:
+            target = "?"
+        return (f"a symbolic link (to {target}); give the directory itself (a mount point "
+                f"is never followed through a link)")
+    if not stat.S_ISDIR(st.st_mode):
+        return "not a directory"
+    for r in _mounts():
+        if r.fstype == "cgroup" and (r.device == st.st_dev):
+            opts = [o for o in r.options.split(",") if o not in ("rw", "ro")]
+            return (f"a cgroup v1 mount ({','.join(opts)}), not cgroup2: cgroup2 manages only "
+                    f"the unified hierarchy")
+    try:
+        os.close(os.open(path, _O_DIR))
+    except OSError as e:
+        if e.errno in (errno.EACCES, errno.EPERM):
+            return f"a directory this process may not open ({os.strerror(e.errno)})"
+        return f"a directory that cannot be opened ({os.strerror(e.errno or 0)})"
+    return "a directory that is not on a cgroup2 file system"
+
+
+def open_top(h: Hierarchy) -> Dir:
+    """The top directory of hierarchy ``h``'s mount, checked to be that mount (its
+    ``st_dev`` is the one mountinfo gives); read-only use only."""
+    if h.mountpoint is None:
+        raise CgroupError(f"cgroups: the cgroup v1 hierarchy {h.controllers} is not mounted here")
+    try:
+        fd = os.open(h.mountpoint, _O_DIR)
+    except OSError as e:
+        raise KernelError(e.errno or 0, h.mountpoint, op="open directory") from None
+    try:
+        st = os.fstat(fd)
+        if st.st_dev != h.device:
+            raise CgroupError(
+                f"cgroups: {h.mountpoint} is no longer the cgroup v1 mount of {h.controllers}"
+            )
+    except BaseException:
+        os.close(fd)
+        raise
+    return Dir(fd, h.mountpoint, st.st_dev, st.st_ino)
+
+
+def _limit(data: bytes | None) -> bytes | None:
+    """A v1 byte limit as v2 writes it: ``max`` for v1's "no limit"."""
+    if data is None:
+        return None
+    s = data.strip()
+    if s.isdigit() and int(s) >= _UNLIMITED:
+        return b"max"
+    return s
+
+
+def _cfs(quota: bytes | None, period: bytes | None) -> bytes | None:
+    """``cpu.cfs_quota_us``/``cpu.cfs_period_us`` as v2's ``cpu.max``."""
+    if quota is None:
+        return None
+    q = quota.strip()
+    p = (period or b"100000").strip()
+    return (b"max" if q.startswith(b"-") else q) + b" " + p
+
+
+def level_files(d: Dir, controller: str, *, last: bool) -> dict[str, bytes]:
+    """The limit files of ``controller`` in the v1 group ``d``, under v2's names."""
+    files: dict[str, bytes] = {}
+
+    def put(name: str, data: bytes | None) -> None:
+        if data is not None:
+            files[name] = data
+
+    if controller == "memory":
+        put("memory.max", _limit(d.try_read("memory.limit_in_bytes")))
+        put("memory.current", d.try_read("memory.usage_in_bytes"))
+        put("memory.memsw.max", _limit(d.try_read("memory.memsw.limit_in_bytes")))
+        put("memory.memsw.current", d.try_read("memory.memsw.usage_in_bytes"))
+        put("memory.soft_limit", _limit(d.try_read("memory.soft_limit_in_bytes")))
+        if last:
+            put("memory.stat", d.try_read("memory.stat"))
+    elif controller == "cpu":
+        put("cpu.max", _cfs(d.try_read("cpu.cfs_quota_us"), d.try_read("cpu.cfs_period_us")))
+    elif controller == "cpuset":
+        cpus = d.try_read("cpuset.effective_cpus")
+        put("cpuset.cpus.effective", cpus if cpus is not None else d.try_read("cpuset.cpus"))
+    elif controller == "pids":
+        put("pids.max", d.try_read("pids.max"))
+        put("pids.current", d.try_read("pids.current"))
+    return files
+
+
+def read_levels(
+    h: Hierarchy, group: str, controller: str
+) -> tuple[list[tuple[str, dict[str, bytes]]], bool]:
+    """The levels of ``group`` (a path below ``h``'s mount) from the mount's top down,
+    with ``controller``'s files of each; and whether the top is not the hierarchy's root
+    (a mount of a sub-tree, as in a container: limits above it cannot be read)."""
+    parts = [p for p in group.split("/") if p]
+    levels: list[tuple[str, dict[str, bytes]]] = []
+    d = open_top(h)
+    try:
+        hidden = d.try_read("cgroup.sane_behavior") is None  # only the root has it
+        for i in range(len(parts) + 1):
+            if i:
+                nxt = d.child(parts[i - 1])
+                d.close()
+                d = nxt
+            levels.append(("/" + "/".join(parts[:i]),
+                           level_files(d, controller, last=i == len(parts))))
+    finally:
+        d.close()
+    return levels, hidden
