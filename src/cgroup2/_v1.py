@@ -134,10 +134,11 @@ def describe_path(path: str) -> str:
     if not stat.S_ISDIR(st.st_mode):
         return "not a directory"
     for r in _mounts():
-        if r.fstype == "cgroup" and (r.device == st.st_dev):
-            opts = [o for o in r.options.split(",") if o not in ("rw", "ro")]
-            return (f"a cgroup v1 mount ({','.join(opts)}), not cgroup2: cgroup2 manages only "
-                    f"the unified hierarchy")
+        if r.fstype == "cgroup" and r.device == st.st_dev:
+            names = ",".join(o for o in r.options.split(",") if o not in ("rw", "ro"))
+            what = (f"the cgroup v1 mount of {names}" if path.rstrip("/") == r.mountpoint
+                    else f"a directory of the cgroup v1 mount of {names} at {r.mountpoint}")
+            return f"{what}, not cgroup2: cgroup2 manages only the unified hierarchy"
     try:
         os.close(os.open(path, _O_DIR))
     except OSError as e:

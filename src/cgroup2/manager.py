@@ -199,15 +199,12 @@ def _check_mountpoint(mountpoint: str) -> None:
         return
     try:
         Dir.open(mountpoint, mountpoint).close()
-    except NotCgroup2Error:
-        raise NotCgroup2Error(
-            f"cgroups: invalid mountpoint {mountpoint}: not a directory of a cgroup2 file "
-            f"system (see /proc/self/mountinfo)",
-            path=mountpoint,
-        ) from None
     except CgroupError as e:
+        from ._v1 import describe_path  # what it is instead: a v1 mount, a symlink, EACCES...
+
         raise NotCgroup2Error(
-            f"cgroups: invalid mountpoint {mountpoint}: no such directory ({e})",
+            f"cgroups: invalid mountpoint {mountpoint}: {describe_path(mountpoint)} (see "
+            f"/proc/self/mountinfo)",
             path=mountpoint,
             errno=e.errno,
         ) from None

@@ -171,20 +171,29 @@ def _visible_rows(text: str) -> list[_Row]:
         fields = line.split(" ", 5)
         if len(fields) >= 5:
             entries.append((fields[0], fields[1], fields[4]))
-    here = {(mid, mp) for mid, _, mp in entries}
-    hidden = {parent for mid, parent, mp in entries if parent != mid and (parent, mp) in here}
-    if hidden:
-        point = {mid: mp for mid, _, mp in entries}
-        children: dict[str, list[str]] = {}
-        for mid, parent, mp in entries:
-            if mid != parent and point.get(parent) != mp:  # not the mount covering it
-                children.setdefault(parent, []).append(mid)
-        todo = list(hidden)
-        while todo:  # what is mounted below a covered mount is out of reach too
-            for c in children.get(todo.pop(), ()):
-                if c not in hidden:
-                    hidden.add(c)
-                    todo.append(c)
+    parent_of = {mid: (parent, mp) for mid, parent, mp in entries}
+    covered = {parent for mid, parent, mp in entries
+               if parent != mid and parent_of.get(parent, ("", ""))[1] == mp}
+    reach: dict[str, bool] = {}  # whether the path to a mount's point leads to it
+
+    def reachable(mid: str) -> bool:
+        chain: list[str] = []
+        while mid not in reach:
+            parent, mp = parent_of[mid]
+            if parent not in parent_of or parent == mid or mid in chain:  # (or a loop)
+                reach[mid] = True  # the root of this namespace's tree
+                break
+            chain.append(mid)
+            mid = parent
+        ok = reach[mid]
+        for m in reversed(chain):  # from the top down
+            parent, mp = parent_of[m]
+            if parent_of[parent][1] != mp:  # not the mount covering its parent
+                ok = ok and parent not in covered
+            reach[m] = ok
+        return reach[chain[0]] if chain else reach[mid]
+
+    hidden = {mid for mid in parent_of if mid in covered or not reachable(mid)}
     return [r for r in rows if r.mount_id not in hidden]
 
 

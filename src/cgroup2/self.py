@@ -25,7 +25,7 @@ from typing import Any, NoReturn, Protocol
 from ._fs import Dir, read_abs
 from .controllers._values import NO_LIMIT_MIN
 from .errors import CgroupError
-from .manager import Manager
+from .manager import Manager, _check_mountpoint
 from .paths import _mounts, default_mountpoint, parse_proc_cgroup
 
 __all__ = [
@@ -561,6 +561,8 @@ def current(*, mountpoint: str | None = None) -> Manager:
     other method (update, add_proc, freeze, kill, delete, delegate, ...) raises
     :class:`CgroupError`: load the group with :meth:`Manager.load` to change it.
     """
+    if mountpoint is not None:
+        _check_mountpoint(mountpoint)
     mp = mountpoint if mountpoint is not None else default_mountpoint()
     m = _ReadOnly(mp, _own_group(mp))
     Dir.open(m.path, m.mountpoint).close()
