@@ -39,6 +39,7 @@ __all__ = [
     "hierarchies",
     "open_top",
     "read_levels",
+    "unavailable_message",
 ]
 
 #: The v1 controllers whose limits a program's own limits are read from.
@@ -112,6 +113,38 @@ def bound_message(controller: str, h: Hierarchy) -> str:
         f"hierarchy — boot with systemd.unified_cgroup_hierarchy=1 (or "
         f"cgroup_no_v1={name}) to move it"
     )
+
+
+def unavailable_message(missing: list[str], mountpoint: str, offered: list[str],
+                        hs: dict[str, Hierarchy] | None = None) -> str:
+    """Why each of the ``missing`` controllers (in the order given) cannot be used on the
+    cgroup2 mount ``mountpoint``, which offers ``offered``: each bound to a cgroup v1
+    hierarchy is named with its mount, with how to move it; the others are simply not
+    offered (a kernel without them, or ``cgroup_disable=``)."""
+    hs = hierarchies() if hs is None else hs
+    bound = [c for c in missing if c in hs]
+    other = [c for c in missing if c not in hs]
+    parts = []
+    if bound:
+        places = "; ".join(
+            f"{c} is bound to " + (f"the cgroup v1 hierarchy at {hs[c].mountpoint}"
+                                   if hs[c].mountpoint else
+                                   f"a cgroup v1 hierarchy ({hs[c].controllers}, not "
+                                   f"mounted here)")
+            for c in bound
+        )
+        names = ",".join(dict.fromkeys("blkio" if c == "io" else c for c in bound))
+        parts.append(
+            f"{places} on this host; cgroup2 manages only the unified hierarchy — boot with "
+            f"systemd.unified_cgroup_hierarchy=1 (or cgroup_no_v1={names}) to move "
+            + ("it" if len(bound) == 1 else "them")
+        )
+    if other:
+        parts.append(
+            f"{', '.join(other)}: not offered by the cgroup2 mount {mountpoint} (it offers: "
+            f"{' '.join(offered) or 'none'})"
+        )
+    return "; ".join(parts)
 
 
 def describe_path(path: str) -> str:

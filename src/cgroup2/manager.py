@@ -485,13 +485,12 @@ class Manager:
     def _check_available(self, root: Dir, needed: list[str]) -> None:
         """Refuse controllers the kernel does not offer, before anything is changed."""
         have = root.read(CONTROLLERS_FILE).decode().split()
-        for c in needed:
-            if c not in have:
-                err = _NOT_SUPPORTED.get(c, CgroupError)
-                raise err(
-                    f"cgroups: the {c} controller is not available on the cgroup2 mount "
-                    f"{self.mountpoint} (it offers: {' '.join(have) or 'none'})"
-                )
+        missing = [c for c in needed if c not in have]
+        if missing:  # all named at once, each with where it is (a v1 hierarchy...)
+            from ._v1 import unavailable_message
+
+            err = _NOT_SUPPORTED.get(missing[0], CgroupError)
+            raise err("cgroups: " + unavailable_message(missing, self.mountpoint, have))
 
     def new_child(self, name: str, resources: Resources | None = None) -> Manager:
         """Create the child group ``name`` (one path element) below this group."""
@@ -534,6 +533,11 @@ class Manager:
             raise CgroupError(f"cgroups: invalid resources {resources!r}: must be Resources")
         _check_devices_supported(resources)
         with Dir.open(self.path, self.mountpoint) as d:
+            needed = resources.enabled_controllers()
+            if needed and any(c not in d.read(CONTROLLERS_FILE).split() for c in
+                              map(str.encode, needed)):  # as create() says it
+                with Dir.open(self.mountpoint, self.mountpoint) as root:
+                    self._check_available(root, needed)
             self._write_values(d, resources, rollback=True)
 
     def _write_values(self, d: Dir, resources: Resources, *, rollback: bool) -> None:
