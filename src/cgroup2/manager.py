@@ -534,10 +534,12 @@ class Manager:
         _check_devices_supported(resources)
         with Dir.open(self.path, self.mountpoint) as d:
             needed = resources.enabled_controllers()
-            if needed and any(c not in d.read(CONTROLLERS_FILE).split() for c in
-                              map(str.encode, needed)):  # as create() says it
+            needed = resources.enabled_controllers()
+            have = (d.try_read(CONTROLLERS_FILE) or b"").decode().split() if needed else []
+            if any(c not in have for c in needed):  # not on the mount? as create() says it
                 with Dir.open(self.mountpoint, self.mountpoint) as root:
-                    self._check_available(root, needed)
+                    if root.try_read(CONTROLLERS_FILE) is not None:
+                        self._check_available(root, needed)
             self._write_values(d, resources, rollback=True)
 
     def _write_values(self, d: Dir, resources: Resources, *, rollback: bool) -> None:
