@@ -26,8 +26,10 @@ import os
 import stat
 import sys
 from dataclasses import dataclass
+from functools import partial
 
 from ._fs import Dir, read_abs
+from ._locate import locate
 from .errors import CgroupError, KernelError
 from .paths import _mounts
 
@@ -37,6 +39,7 @@ __all__ = [
     "bound_message",
     "describe_path",
     "hierarchies",
+    "of_process",
     "open_top",
     "read_levels",
     "unavailable_message",
@@ -269,3 +272,31 @@ def read_levels(
     finally:
         d.close()
     return levels, hidden
+
+
+def of_process(
+    pid: int, controllers: tuple[str, ...] = BOUND
+) -> dict[str, tuple[str, dict[str, bytes]]]:
+    """The cgroup v1 group of process ``pid`` for each of ``controllers`` bound to v1 and
+    mounted here, with its limit and usage files (under v2's names, as
+    :func:`level_files` gives them): {controller: (directory, files)}, read-only. A
+    hierarchy that cannot be read is left out."""
+    try:
+        text = read_abs(f"/proc/{pid}/cgroup").decode("utf-8", "surrogateescape")
+    except CgroupError:
+        return {}
+    out: dict[str, tuple[str, dict[str, bytes]]] = {}
+    hs = hierarchies(text)
+    for c in controllers:
+        h = hs.get(c)
+        if h is None or h.mountpoint is None:
+            continue
+        try:
+            group = locate(h.proc_path, h.root, partial(open_top, h), pid,
+                           what=f"the cgroup v1 mount {h.mountpoint}")
+            levels, _ = read_levels(h, group, c)
+        except CgroupError:
+            continue
+        path = h.mountpoint if group == "/" else h.mountpoint + group
+        out[c] = (path, levels[-1][1])
+    return out

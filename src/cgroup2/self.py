@@ -20,9 +20,10 @@ import math
 import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, NoReturn, Protocol
+from typing import Any, NoReturn
 
 from ._fs import Dir, read_abs
+from ._locate import locate, split_up
 from .controllers._values import NO_LIMIT_MIN
 from .errors import CgroupError
 from .manager import Manager, _check_mountpoint
@@ -433,117 +434,6 @@ def _group_below(proc_path: str, root: str) -> str:
     )
 
 
-def _split_up(path: str) -> tuple[int, list[str]]:
-    """A path relative to the cgroup namespace's root: (levels above that root, names)."""
-    parts = [p for p in path.split("/") if p]
-    up = 0
-    while up < len(parts) and parts[up] == "..":
-        up += 1
-    return up, parts[up:]
-
-
-#: The most directories :func:`locate` looks at to find a group by its process.
-MAX_SEARCH = 100_000
-
-
-class _GroupDir(Protocol):
-    """What :func:`locate` needs of an open group directory (:class:`cgroup2._fs.Dir`, or
-    a cgroup v1 directory of :mod:`cgroup2._v1`)."""
-
-    path: str
-
-    def child(self, name: str) -> Any: ...
-    def subdir_entries(self) -> list[tuple[str, int]]: ...
-    def try_read(self, name: str) -> bytes | None: ...
-    def close(self) -> None: ...
-
-
-def locate(proc_path: str, root: str, open_top: Callable[[], _GroupDir], pid: int,
-           *, what: str) -> str:
-    """The path below a mount of the group ``proc_path`` (a path of ``/proc/self/cgroup``),
-    where ``root`` is the mount's root (mountinfo's 4th field) and ``open_top`` opens the
-    mount point; ``what`` names the mount in errors.
-
-    Both paths are relative to the cgroup namespace's root. Where the mount was made
-    outside the namespace (``unshare --cgroup`` without a remount: its root reads
-    ``/../..``), the names between the mount's root and the namespace's root are not
-    written anywhere: the group is found as the one directory at that depth below which
-    ``proc_path`` lists ``pid`` in ``cgroup.procs`` (at most :data:`MAX_SEARCH`
-    directories looked at, each opened below the one before).
-    """
-    up_g, names_g = _split_up(proc_path)
-    up_r, names_r = _split_up(root)
-    if up_r == up_g and names_g[: len(names_r)] == names_r:
-        return "/" + "/".join(names_g[len(names_r):])
-    if up_r > up_g and not names_r:
-        found = _search(open_top, up_r - up_g, names_g, pid)
-        if len(found) == 1:
-            return found[0]
-        raise CgroupError(
-            f"cgroups: this process's group is {proc_path} in its cgroup namespace, and "
-            f"{what} shows the hierarchy from {up_r - up_g} level(s) above that namespace's "
-            f"root (mount root {root}): the groups at that depth "
-            + ("do not list this process" if not found else f"list it {len(found)} times")
-            + "; mount cgroup2 again inside the namespace to read it by path"
-        )
-    raise CgroupError(
-        f"cgroups: this process's group {proc_path} (in its cgroup namespace) is not below "
-        f"the root {root} of {what}: it cannot be read through this mount"
-    )
-
-
-def _search(open_top: Callable[[], _GroupDir], depth: int, names: list[str],
-            pid: int) -> list[str]:
-    """The groups ``<d>/<names>`` listing ``pid``, for each directory ``d`` ``depth``
-    levels below the top (an iterative walk holding one descriptor per level)."""
-    found: list[str] = []
-    want = str(pid).encode()
-    seen = 0
-    top = open_top()
-    stack: list[tuple[_GroupDir, list[tuple[str, int]], list[str]]] = [
-        (top, top.subdir_entries(), [])
-    ]
-    try:
-        while stack:
-            d, pending, at = stack[-1]
-            if not pending:
-                stack.pop()
-                if stack:
-                    d.close()
-                continue
-            name, ino = pending.pop()
-            seen += 1
-            if seen > MAX_SEARCH:
-                raise CgroupError(
-                    f"cgroups: more than {MAX_SEARCH} groups to look through to find this "
-                    f"process's group below {top.path}"
-                )
-            try:
-                c = d.child(name)
-            except CgroupError:
-                continue  # removed meanwhile, or a mount point: not the group looked for
-            if len(at) + 1 < depth:
-                stack.append((c, c.subdir_entries(), [*at, name]))
-                continue
-            try:
-                for n in names:
-                    nxt = c.child(n)
-                    c.close()
-                    c = nxt
-                procs = c.try_read("cgroup.procs") or b""
-            except CgroupError:
-                procs = b""
-            finally:
-                c.close()
-            if want in procs.split():
-                found.append("/" + "/".join([*at, name, *names]))
-    finally:
-        for d, _, _ in stack[1:]:
-            d.close()
-        top.close()
-    return found
-
-
 def _own_group(mp: str) -> str:
     """This process's group below the cgroup2 mount ``mp``."""
     proc = parse_proc_cgroup(read_abs("/proc/self/cgroup").decode("utf-8", "surrogateescape"))
@@ -623,7 +513,7 @@ def effective_limits(
     levels: list[Level] = []
     # a mount of a sub-tree hides what is above it ("/../.." is a mount made above a cgroup
     # namespace's root: it may show the whole hierarchy, which cgroup.type tells below)
-    hidden = bool(_split_up(_mount_root(manager.mountpoint))[1])
+    hidden = bool(split_up(_mount_root(manager.mountpoint))[1])
     # down from the mount's root, one child at a time: never across a mount point
     d = Dir.open(manager.mountpoint, manager.mountpoint)
     try:

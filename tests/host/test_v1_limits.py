@@ -28,6 +28,7 @@ from typing import Any
 
 import pytest
 from cgtest import RUN_PREFIX
+from conftest import Parent
 
 V1 = "/sys/fs/cgroup"
 CONTROLLERS = ("memory", "cpu", "cpuset", "pids")
@@ -334,3 +335,40 @@ def test_v1_groups_are_only_read(v1_parent: str) -> None:
     got = json.loads(_placed([sys.executable, "-c", CHILD], procs, env))
     assert got["limits"]["pids_max"] is None  # the run's parent sets nothing
     assert before == snapshot()
+
+
+def test_status_shows_the_v1_groups_of_a_group_s_process(
+    v1_parent: str, cg_parent: Parent, cg_path: str
+) -> None:
+    """`cgroup2 status G` on a hybrid host: the usage and limits of the controllers bound
+    to v1, read from the v1 groups of G's process (named by path), instead of "-"."""
+    fs = cg_parent.mountpoint + cg_path
+    base = {c: f"{V1}/{c}/{v1_parent}/status" for c in ("memory", "pids")}
+    made = []
+    p = None
+    try:
+        os.mkdir(fs)
+        made.append(fs)
+        for d in base.values():
+            os.mkdir(d)
+            made.append(d)
+        _write(f"{base['memory']}/memory.limit_in_bytes", str(300 * M))
+        _write(f"{base['pids']}/pids.max", "64")
+        p = subprocess.Popen(["sleep", "60"])
+        for path in (fs, *base.values()):
+            _write(f"{path}/cgroup.procs", str(p.pid))
+        env = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path), COLUMNS="300")
+        r = subprocess.run([sys.executable, "-m", "cgroup2", "status", "--no-procs", cg_path],
+                           capture_output=True, text=True, timeout=60, env=env)
+    finally:
+        if p is not None:
+            p.kill()
+            p.wait()
+        for d in reversed(made):
+            _rmdir_tree(d)
+    print("\n" + r.stdout)
+    assert r.returncode == 0, r.stderr
+    lines = {ln.split(":", 1)[0].strip(): ln.split(":", 1)[1].strip()
+             for ln in r.stdout.splitlines() if ":" in ln}
+    assert lines["memory (v1)"].endswith(f"(limit 300.0M) — {base['memory']}, read-only")
+    assert lines["pids (v1)"] == f"pids.current 1, pids.max 64 — {base['pids']}, read-only"
