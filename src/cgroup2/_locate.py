@@ -95,7 +95,7 @@ def _search(open_top: Callable[[], _GroupDir], depth: int, names: list[str],
                 if stack:
                     d.close()
                 continue
-            name, ino = pending.pop()
+            name, _ = pending.pop()
             seen += 1
             if seen > MAX_SEARCH:
                 raise CgroupError(

@@ -534,7 +534,6 @@ class Manager:
         _check_devices_supported(resources)
         with Dir.open(self.path, self.mountpoint) as d:
             needed = resources.enabled_controllers()
-            needed = resources.enabled_controllers()
             have = (d.try_read(CONTROLLERS_FILE) or b"").decode().split() if needed else []
             if any(c not in have for c in needed):  # not on the mount? as create() says it
                 with Dir.open(self.mountpoint, self.mountpoint) as root:

@@ -17,9 +17,9 @@ from ._units import format_bytes
 __all__ = ["cmd_self", "gather"]
 
 
-def _pressure(path: str) -> dict[str, Any]:
+def _pressure(path: str, mountpoint: str) -> dict[str, Any]:
     out: dict[str, Any] = {}
-    with Dir.open(path) as d:
+    with Dir.open(path, mountpoint) as d:
         for resource in ("cpu", "memory", "io"):
             p = read_pressure(d, resource)
             if p is None:
@@ -44,7 +44,7 @@ def gather(mountpoint: str | None = None) -> tuple[Limits, dict[str, Any]]:
         "path": "" if m is None else m.path,
         "os_cpu_count": os.cpu_count(),
         **lim.as_dict(),
-        "pressure": {} if m is None else _pressure(m.path),
+        "pressure": {} if m is None else _pressure(m.path, m.mountpoint),
     }
 
 
