@@ -166,13 +166,12 @@ def _visible_rows(text: str) -> list[_Row]:
     rows = _parse_rows(text)
     if not rows:
         return rows
-    entries: list[tuple[str, str, str]] = []  # (id, parent id, mount point), every mount
+    parent_of: dict[str, tuple[str, str]] = {}  # id: (parent id, mount point), every mount
     for line in text.splitlines():
         fields = line.split(" ", 5)
         if len(fields) >= 5:
-            entries.append((fields[0], fields[1], fields[4]))
-    parent_of = {mid: (parent, mp) for mid, parent, mp in entries}
-    covered = {parent for mid, parent, mp in entries
+            parent_of[fields[0]] = (fields[1], fields[4])
+    covered = {parent for mid, (parent, mp) in parent_of.items()
                if parent != mid and parent_of.get(parent, ("", ""))[1] == mp}
     reach: dict[str, bool] = {}  # whether the path to a mount's point leads to it
 
@@ -193,8 +192,11 @@ def _visible_rows(text: str) -> list[_Row]:
             reach[m] = ok
         return reach[chain[0]] if chain else reach[mid]
 
-    hidden = {mid for mid in parent_of if mid in covered or not reachable(mid)}
-    return [r for r in rows if r.mount_id not in hidden]
+    if not covered:
+        return rows  # nothing stacked: every mount is reached by its point
+    return [r for r in rows
+            if r.mount_id not in covered and (r.mount_id not in parent_of
+                                              or reachable(r.mount_id))]
 
 
 def _mode_of(mounts: Iterable[_Row]) -> Mode:
