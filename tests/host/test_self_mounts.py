@@ -217,3 +217,50 @@ def test_mountpoint_the_user_may_not_open_is_named_so() -> None:
         print(f"\n{PY} as {NOBODY}: {r.err.strip()}")
         assert r.rc == 1 and "may not open (Permission denied)" in r.err, r.err
         assert "no such directory" not in r.err
+
+
+@needs_unshare
+def test_a_group_the_visible_mount_does_not_show(
+    cg_parent: Parent, groups: tuple[str, str]
+) -> None:
+    """The child in ``<group>/leaf`` with ``<group>/other`` bound over the mount point:
+    its group is not visible. current() says so in one error; limits() and `cgroup2 self`
+    read what they can (the v1 hierarchies of a hybrid host) and say what is not seen."""
+    _, fs = groups
+    code = r"""
+import json, subprocess, sys
+import cgroup2
+try:
+    cgroup2.current()
+    err = None
+except cgroup2.CgroupError as e:
+    err = str(e)
+lim = cgroup2.limits()
+cli = subprocess.run([sys.executable, "-m", "cgroup2", "self"], capture_output=True, text=True)
+print(json.dumps({"err": err, "group": lim.group, "unseen": dict(lim.unseen),
+                  "hierarchies": {c: v for c, (v, _) in lim.hierarchies.items()},
+                  "cli": [cli.returncode, cli.stdout, cli.stderr]}))
+"""
+    script = 'read x; mount --bind "$1" "$2" || exit 9; shift 2; exec "$@"'
+    argv = ["unshare", "-m", "--propagation", "private", "sh", "-c", script, "sh",
+            fs + "/other", cg_parent.mountpoint, sys.executable, "-c", code]
+    p = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, text=True, env=_env())
+    try:
+        with open(fs + "/leaf/cgroup.procs", "w") as f:
+            f.write(str(p.pid))
+        out, err = p.communicate("go\n", timeout=120)
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+    assert p.returncode == 0, (out, err)
+    got = json.loads(out)
+    print("\n" + got["cli"][1])
+    assert got["err"] is not None and "is not below the root" in got["err"]
+    assert got["group"] == "" and got["unseen"]
+    rc, text, cli_err = got["cli"]
+    assert rc == 0 and "Traceback" not in cli_err
+    assert text.startswith("group") and "none on cgroup2: " in text.splitlines()[0]
+    for c, version in got["hierarchies"].items():  # what v1 gives is still read
+        assert version == 1 and c not in got["unseen"]

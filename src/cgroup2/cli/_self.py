@@ -63,7 +63,10 @@ def _lines(lim: Limits, d: dict[str, Any]) -> list[str]:
         ("group", printable(d["group"])),
         ("path", printable(d["path"])),
     ]
-    if lim.ancestors_hidden:
+    if not d["group"]:  # cgroup2 is not mounted, or does not show this process's group
+        why = next(iter(lim.unseen.values()), "")
+        rows = [("group", f"none on cgroup2: {printable(why)}")]
+    elif lim.ancestors_hidden:
         rows.append(("visible top", f"{printable(lim.top)} (a cgroup namespace or a bind "
                      "mount hides the groups above: their limits cannot be read)"))
     names: tuple[tuple[str, Limit | None], ...] = (
@@ -103,7 +106,7 @@ def _lines(lim: Limits, d: dict[str, Any]) -> list[str]:
     for key, io in sorted(lim.io.items()):
         rows.append((f"io.max {printable(key)}", f"{int(io.value)}  set by {printable(io.group)}"))
     for c, why in lim.unseen.items():
-        rows.append((f"{c} (not seen)", printable(why)))
+        rows.append((f"{c} (not seen)", printable(why) if d["group"] else "no cgroup2 group"))
     for resource, p in d["pressure"].items():
         some = p.get("some")
         if some is not None:
