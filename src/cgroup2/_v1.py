@@ -36,7 +36,7 @@ from .paths import _mounts
 __all__ = [
     "BOUND",
     "Hierarchy",
-    "bound_message",
+    "bound_sentence",
     "describe_path",
     "hierarchies",
     "of_process",
@@ -106,15 +106,24 @@ def hierarchies(proc_cgroup: str | None = None) -> dict[str, Hierarchy]:
     return out
 
 
-def bound_message(controller: str, h: Hierarchy) -> str:
-    """Where ``controller`` is, and how to move it to cgroup2."""
-    where = (f"the cgroup v1 hierarchy at {h.mountpoint}" if h.mountpoint
-             else f"a cgroup v1 hierarchy ({h.controllers}, not mounted here)")
-    name = "blkio" if controller == "io" else controller
+def bound_sentence(controllers: list[str], hs: dict[str, Hierarchy] | None = None) -> str:
+    """Where those of ``controllers`` (in order) bound to a cgroup v1 hierarchy are, and
+    how to move them to cgroup2; ``""`` when none is."""
+    hs = hierarchies() if hs is None else hs
+    bound = [c for c in dict.fromkeys(controllers) if c in hs]
+    if not bound:
+        return ""
+    places = "; ".join(
+        f"{c} is bound to " + (f"the cgroup v1 hierarchy at {hs[c].mountpoint}"
+                               if hs[c].mountpoint else
+                               f"a cgroup v1 hierarchy ({hs[c].controllers}, not mounted here)")
+        for c in bound
+    )
+    names = ",".join(dict.fromkeys("blkio" if c == "io" else c for c in bound))
     return (
-        f"{controller} is bound to {where} on this host; cgroup2 manages only the unified "
-        f"hierarchy — boot with systemd.unified_cgroup_hierarchy=1 (or "
-        f"cgroup_no_v1={name}) to move it"
+        f"{places} on this host; cgroup2 manages only the unified hierarchy — boot with "
+        f"systemd.unified_cgroup_hierarchy=1 (or cgroup_no_v1={names}) to move "
+        + ("it" if len(bound) == 1 else "them")
     )
 
 
@@ -125,23 +134,11 @@ def unavailable_message(missing: list[str], mountpoint: str, offered: list[str],
     hierarchy is named with its mount, with how to move it; the others are simply not
     offered (a kernel without them, or ``cgroup_disable=``)."""
     hs = hierarchies() if hs is None else hs
-    bound = [c for c in missing if c in hs]
     other = [c for c in missing if c not in hs]
     parts = []
+    bound = bound_sentence(missing, hs)
     if bound:
-        places = "; ".join(
-            f"{c} is bound to " + (f"the cgroup v1 hierarchy at {hs[c].mountpoint}"
-                                   if hs[c].mountpoint else
-                                   f"a cgroup v1 hierarchy ({hs[c].controllers}, not "
-                                   f"mounted here)")
-            for c in bound
-        )
-        names = ",".join(dict.fromkeys("blkio" if c == "io" else c for c in bound))
-        parts.append(
-            f"{places} on this host; cgroup2 manages only the unified hierarchy — boot with "
-            f"systemd.unified_cgroup_hierarchy=1 (or cgroup_no_v1={names}) to move "
-            + ("it" if len(bound) == 1 else "them")
-        )
+        parts.append(bound)
     if other:
         parts.append(
             f"{', '.join(other)}: not offered by the cgroup2 mount {mountpoint} (it offers: "
