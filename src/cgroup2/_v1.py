@@ -147,10 +147,11 @@ def unavailable_message(missing: list[str], mountpoint: str, offered: list[str],
     return "; ".join(parts)
 
 
-def describe_path(path: str) -> str:
+def describe_path(path: str, err: int | None = None) -> str:
     """What ``path``, given as a cgroup2 mount point, is instead: a cgroup v1 mount (with
     its controllers), a symbolic link (and to where), a directory this process may not
-    open, not a directory, missing, or a directory of another file system."""
+    open (``err``, the errno its opening gave), not a directory, missing, or a directory
+    of another file system. Looked at with ``lstat`` only."""
     try:
         st = os.lstat(path)
     except FileNotFoundError:
@@ -172,12 +173,10 @@ def describe_path(path: str) -> str:
             what = (f"the cgroup v1 mount of {names}" if path.rstrip("/") == r.mountpoint
                     else f"a directory of the cgroup v1 mount of {names} at {r.mountpoint}")
             return f"{what}, not cgroup2: cgroup2 manages only the unified hierarchy"
-    try:
-        os.close(os.open(path, _O_DIR))
-    except OSError as e:
-        if e.errno in (errno.EACCES, errno.EPERM):
-            return f"a directory this process may not open ({os.strerror(e.errno)})"
-        return f"a directory that cannot be opened ({os.strerror(e.errno or 0)})"
+    if err in (errno.EACCES, errno.EPERM):
+        return f"a directory this process may not open ({os.strerror(err)})"
+    if err not in (None, 0):
+        return f"a directory that cannot be opened ({os.strerror(err)})"
     return "a directory that is not on a cgroup2 file system"
 
 

@@ -203,7 +203,7 @@ def _check_mountpoint(mountpoint: str) -> None:
         from ._v1 import describe_path  # what it is instead: a v1 mount, a symlink, EACCES...
 
         raise NotCgroup2Error(
-            f"cgroups: invalid mountpoint {mountpoint}: {describe_path(mountpoint)} (see "
+            f"cgroups: invalid mountpoint {mountpoint}: {describe_path(mountpoint, e.errno)} (see "
             f"/proc/self/mountinfo)",
             path=mountpoint,
             errno=e.errno,

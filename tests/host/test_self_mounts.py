@@ -26,6 +26,7 @@ from conftest import Parent
 from delegation_tools import NOBODY, PY, run_as, why_not_usable
 
 import cgroup2
+from cgroup2.paths import default_mountpoint, is_cgroup2_dir
 
 CHILD = r"""
 import json, subprocess, sys
@@ -183,7 +184,7 @@ def test_current_refuses_every_method_that_writes() -> None:
 
 
 def test_mountpoint_is_named_for_what_it_is() -> None:
-    mp = cgroup2.paths.default_mountpoint()
+    mp = default_mountpoint()
     with tempfile.TemporaryDirectory() as tmp:
         link = os.path.join(tmp, "link")
         os.symlink(mp, link)
@@ -199,7 +200,7 @@ def test_mountpoint_is_named_for_what_it_is() -> None:
             assert "Traceback" not in r.stderr
         for name in ("memory", "cpu"):
             v1 = f"/sys/fs/cgroup/{name}"
-            if os.path.ismount(v1) and not cgroup2.paths.is_cgroup2_dir(v1):
+            if os.path.ismount(v1) and not is_cgroup2_dir(v1):
                 r = subprocess.run([sys.executable, "-m", "cgroup2", "--mountpoint", v1, "ls"],
                                    capture_output=True, text=True, timeout=60, env=_env())
                 assert f"the cgroup v1 mount of {name}" in r.stderr, r.stderr

@@ -15,13 +15,14 @@ from conftest import Parent
 import cgroup2
 from cgroup2 import Memory, Pids, Resources
 from cgroup2._v1 import hierarchies
+from cgroup2.paths import default_mountpoint
 
 HOW = "cgroup2 manages only the unified hierarchy — boot with systemd.unified_cgroup_hierarchy=1"
 
 
 def _on_v1(*names: str) -> bool:
     hs = hierarchies()
-    mp = cgroup2.paths.default_mountpoint()
+    mp = default_mountpoint()
     with open(f"{mp}/cgroup.controllers") as f:
         offered = f.read().split()
     return all(n in hs and hs[n].mountpoint and n not in offered for n in names)
