@@ -295,3 +295,34 @@ def test_locate_says_what_it_cannot_see(tmp_path: Path, proc: str, root: str, wh
     _tree_dirs(tmp_path, 4242)
     with pytest.raises(cgroup2.CgroupError, match=why):
         locate(proc, root, lambda: _fs.Dir.open(str(tmp_path)), 4242, what="m")
+
+
+LEGACY_MOUNTS = """\
+30 25 0:26 / /sys/fs/cgroup ro - tmpfs tmpfs ro,mode=755
+33 30 0:29 /docker/abc /sys/fs/cgroup/cpu,cpuacct rw - cgroup cgroup rw,cpu,cpuacct
+34 30 0:30 / /sys/fs/cgroup/memory rw - cgroup cgroup rw,memory
+35 30 0:31 / /sys/fs/cgroup/systemd rw - cgroup cgroup rw,xattr,name=systemd
+"""
+
+
+def test_v1_hierarchies_from_proc_cgroup_and_the_mounts(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Co-mounted controllers share a hierarchy; a named one (name=systemd) is none;
+    a controller whose hierarchy is not mounted here has no mount point."""
+    from cgroup2 import _v1, paths
+
+    rows = tuple(paths._visible_rows(LEGACY_MOUNTS))
+    monkeypatch.setattr(_v1, "_mounts", lambda: rows)
+    hs = _v1.hierarchies("5:pids:/x\n4:memory:/a/b\n3:cpu,cpuacct:/\n1:name=systemd:/a\n0::/\n")
+    assert set(hs) == {"cpu", "cpuacct", "memory", "pids"}
+    assert hs["cpu"] is hs["cpuacct"] and hs["cpu"].mountpoint == "/sys/fs/cgroup/cpu,cpuacct"
+    assert hs["cpu"].root == "/docker/abc" and hs["memory"].proc_path == "/a/b"
+    assert hs["pids"].mountpoint is None
+    msg = _v1.unavailable_message(["pids", "memory", "rdma"], "/sys/fs/cgroup/unified",
+                                  ["hugetlb"], hs)
+    assert msg == (
+        "pids is bound to a cgroup v1 hierarchy (pids, not mounted here); memory is bound "
+        "to the cgroup v1 hierarchy at /sys/fs/cgroup/memory on this host; cgroup2 manages "
+        "only the unified hierarchy — boot with systemd.unified_cgroup_hierarchy=1 (or "
+        "cgroup_no_v1=pids,memory) to move them; rdma: not offered by the cgroup2 mount "
+        "/sys/fs/cgroup/unified (it offers: hugetlb)"
+    )
