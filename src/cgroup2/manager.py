@@ -199,15 +199,12 @@ def _check_mountpoint(mountpoint: str) -> None:
         return
     try:
         Dir.open(mountpoint, mountpoint).close()
-    except NotCgroup2Error:
-        raise NotCgroup2Error(
-            f"cgroups: invalid mountpoint {mountpoint}: not a directory of a cgroup2 file "
-            f"system (see /proc/self/mountinfo)",
-            path=mountpoint,
-        ) from None
     except CgroupError as e:
+        from ._v1 import describe_path  # what it is instead: a v1 mount, a symlink, EACCES...
+
         raise NotCgroup2Error(
-            f"cgroups: invalid mountpoint {mountpoint}: no such directory ({e})",
+            f"cgroups: invalid mountpoint {mountpoint}: {describe_path(mountpoint, e.errno)} (see "
+            f"/proc/self/mountinfo)",
             path=mountpoint,
             errno=e.errno,
         ) from None
@@ -488,13 +485,12 @@ class Manager:
     def _check_available(self, root: Dir, needed: list[str]) -> None:
         """Refuse controllers the kernel does not offer, before anything is changed."""
         have = root.read(CONTROLLERS_FILE).decode().split()
-        for c in needed:
-            if c not in have:
-                err = _NOT_SUPPORTED.get(c, CgroupError)
-                raise err(
-                    f"cgroups: the {c} controller is not available on the cgroup2 mount "
-                    f"{self.mountpoint} (it offers: {' '.join(have) or 'none'})"
-                )
+        missing = [c for c in needed if c not in have]
+        if missing:  # all named at once, each with where it is (a v1 hierarchy...)
+            from ._v1 import unavailable_message
+
+            err = _NOT_SUPPORTED.get(missing[0], CgroupError)
+            raise err("cgroups: " + unavailable_message(missing, self.mountpoint, have))
 
     def new_child(self, name: str, resources: Resources | None = None) -> Manager:
         """Create the child group ``name`` (one path element) below this group."""
@@ -537,6 +533,12 @@ class Manager:
             raise CgroupError(f"cgroups: invalid resources {resources!r}: must be Resources")
         _check_devices_supported(resources)
         with Dir.open(self.path, self.mountpoint) as d:
+            needed = resources.enabled_controllers()
+            have = (d.try_read(CONTROLLERS_FILE) or b"").decode().split() if needed else []
+            if any(c not in have for c in needed):  # not on the mount? as create() says it
+                with Dir.open(self.mountpoint, self.mountpoint) as root:
+                    if root.try_read(CONTROLLERS_FILE) is not None:
+                        self._check_available(root, needed)
             self._write_values(d, resources, rollback=True)
 
     def _write_values(self, d: Dir, resources: Resources, *, rollback: bool) -> None:

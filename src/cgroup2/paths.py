@@ -71,9 +71,11 @@ class _Row:
     :class:`CgroupMount`, which is made from it for callers: making that dataclass type
     imports :mod:`dataclasses`, which costs more than the command ``cgroup2 get``)."""
 
-    __slots__ = ("device", "fstype", "mountpoint", "options", "root")
+    __slots__ = ("device", "fstype", "mount_id", "mountpoint", "options", "root")
 
-    def __init__(self, mountpoint: str, root: str, fstype: str, options: str, device: int) -> None:
+    def __init__(self, mountpoint: str, root: str, fstype: str, options: str, device: int,
+                 mount_id: str = "") -> None:
+        self.mount_id = mount_id  # mountinfo's first field, as written
         self.mountpoint = mountpoint
         self.root = root
         self.fstype = fstype
@@ -148,9 +150,53 @@ def _parse_rows(text: str) -> list[_Row]:
                 fstype=fstype,
                 options=rest[2],
                 device=device,
+                mount_id=fields[0],
             )
         )
     return mounts
+
+
+def _visible_rows(text: str) -> list[_Row]:
+    """The cgroup mounts of a mountinfo text that this process can reach by their mount
+    point: a mount covered by another mounted on the same point (``mount --bind X
+    /sys/fs/cgroup/unified`` over the unified mount), or lying below a covered mount
+    (a tmpfs mounted again at ``/sys/fs/cgroup``), is left out. Covering is read from the
+    mount and parent ids (fields 1 and 2): a mount made on a point where one is already
+    mounted has that mount as its parent, whatever the order of the lines."""
+    rows = _parse_rows(text)
+    if not rows:
+        return rows
+    parent_of: dict[str, tuple[str, str]] = {}  # id: (parent id, mount point), every mount
+    for line in text.splitlines():
+        fields = line.split(" ", 5)
+        if len(fields) >= 5:
+            parent_of[fields[0]] = (fields[1], fields[4])
+    covered = {parent for mid, (parent, mp) in parent_of.items()
+               if parent != mid and parent_of.get(parent, ("", ""))[1] == mp}
+    reach: dict[str, bool] = {}  # whether the path to a mount's point leads to it
+
+    def reachable(mid: str) -> bool:
+        chain: list[str] = []
+        while mid not in reach:
+            parent, mp = parent_of[mid]
+            if parent not in parent_of or parent == mid or mid in chain:  # (or a loop)
+                reach[mid] = True  # the root of this namespace's tree
+                break
+            chain.append(mid)
+            mid = parent
+        ok = reach[mid]
+        for m in reversed(chain):  # from the top down
+            parent, mp = parent_of[m]
+            if parent_of[parent][1] != mp:  # not the mount covering its parent
+                ok = ok and parent not in covered
+            reach[m] = ok
+        return reach[chain[0]] if chain else reach[mid]
+
+    if not covered:
+        return rows  # nothing stacked: every mount is reached by its point
+    return [r for r in rows
+            if r.mount_id not in covered and (r.mount_id not in parent_of
+                                              or reachable(r.mount_id))]
 
 
 def _mode_of(mounts: Iterable[_Row]) -> Mode:
@@ -187,7 +233,7 @@ def _mounts() -> tuple[_Row, ...]:
         return _MOUNTS[0]
     try:
         with open(MOUNTINFO, encoding="utf-8", errors="surrogateescape") as f:
-            rows = tuple(_parse_rows(f.read()))
+            rows = tuple(_visible_rows(f.read()))
     except FileNotFoundError:
         rows = ()
     _MOUNTS[:] = [rows]
@@ -195,7 +241,9 @@ def _mounts() -> tuple[_Row, ...]:
 
 
 def mounts() -> tuple[CgroupMount, ...]:
-    """The cgroup and cgroup2 mounts of this process (read once; see :func:`refresh`)."""
+    """The cgroup and cgroup2 mounts of this process that it can reach by their mount
+    point, one per mount point (a mount covered by another on the same point is left
+    out); read once, see :func:`refresh`."""
     return tuple(_public(_mounts()))
 
 
@@ -393,17 +441,13 @@ def delegated_root(*, mountpoint: str | None = None, uid: int | None = None) -> 
     them (the common ancestor's ``cgroup.procs`` is its own). Read-only: nothing is
     written.
     """
-    from ._fs import read_abs
-    from .self import _group_below, _mount_root
+    from .self import _own_group
 
     mp = mountpoint if mountpoint is not None else default_mountpoint()
     me = os.geteuid() if uid is None else uid
-    proc = parse_proc_cgroup(read_abs("/proc/self/cgroup").decode("utf-8", "surrogateescape"))
-    if proc.startswith("/.."):
-        return None  # outside the cgroup namespace's root: nothing of it is visible
     try:
-        group = _group_below(proc, _mount_root(mp))
-    except CgroupError:  # a group outside this mount's root
+        group = _own_group(mp)
+    except CgroupError:  # a group this mount does not show
         return None
     base = mp.rstrip("/")
     return find_delegated_root(group, lambda g: owns_group(base + g if g != "/" else mp, me))

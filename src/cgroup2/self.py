@@ -18,14 +18,15 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, NoReturn
 
 from ._fs import Dir, read_abs
+from ._locate import locate, split_up
 from .controllers._values import NO_LIMIT_MIN
 from .errors import CgroupError
-from .manager import Manager
+from .manager import Manager, _check_mountpoint
 from .paths import _mounts, default_mountpoint, parse_proc_cgroup
 
 __all__ = [
@@ -63,12 +64,17 @@ class Limit:
 
     ``value`` is bytes, a count, or (for ``cpu.max``) CPUs as a float; ``current`` is the
     usage of ``group`` that counts against it (``memory.current``, ``pids.current``,
-    ``hugetlb.<size>.current``), ``None`` where there is no such file.
+    ``hugetlb.<size>.current``), ``None`` where there is no such file. ``version`` and
+    ``hierarchy`` say where the limit was read: 2 and the cgroup2 mount, or 1 and the
+    mount of the cgroup v1 hierarchy its controller is bound to (a hybrid or v1 host);
+    ``group`` is a path below that mount.
     """
 
     value: float
     group: str
     current: int | None = None
+    version: int = 2
+    hierarchy: str = ""
 
     @property
     def headroom(self) -> int | None:
@@ -114,15 +120,35 @@ class Limits:
     #: ``memory.high`` of the path: the least of ``limit - current`` over the levels that
     #: set one (each level's own ``memory.current``); ``None`` without a limit.
     memory_available: int | None = None
+    #: cgroup v1 only: the tightest ``memory.memsw.limit_in_bytes`` (memory plus swap)
+    #: and ``memory.soft_limit_in_bytes`` (reclaimed down to under global pressure).
+    memory_memsw_max: Limit | None = None
+    memory_soft_limit: Limit | None = None
+    #: The group's memory usage and working set (usage less the inactive file pages of
+    #: ``memory.stat``, what kubelet and cAdvisor call the working set).
+    memory_usage: int | None = None
+    memory_working_set: int | None = None
+    #: Where each controller's limits were read: (2, the cgroup2 mount) or (1, the mount
+    #: of the cgroup v1 hierarchy it is bound to).
+    hierarchies: Mapping[str, tuple[int, str]] = field(default_factory=dict)
 
     @property
     def cpu_count(self) -> int:
         """``min(len(affinity), len(cpuset), ceil(quota))``, at least 1."""
+        return self.count_cpus()
+
+    def count_cpus(self, rounding: str = "up") -> int:
+        """``min(len(affinity), len(cpuset), quota)``, at least 1, with the quota (CPUs
+        as a float) rounded ``"up"`` (as the JDK and Go's runtime do: 1.5 CPUs count 2)
+        or ``"down"`` (as uber-go/automaxprocs does: 1.5 count 1)."""
+        if rounding not in ("up", "down"):
+            raise CgroupError(f"cgroups: invalid rounding {rounding!r}: 'up' or 'down'")
         n = len(self.affinity) or (os.cpu_count() or 1)
         if self.cpuset:
             n = min(n, len(self.cpuset))
         if self.cpu_quota is not None:
-            n = min(n, math.ceil(self.cpu_quota.value))
+            q = self.cpu_quota.value
+            n = min(n, math.ceil(q) if rounding == "up" else math.floor(q))
         return max(1, n)
 
     def as_dict(self) -> dict[str, Any]:
@@ -131,7 +157,8 @@ class Limits:
         def lim(x: Limit | None) -> dict[str, Any] | None:
             if x is None:
                 return None
-            return {"value": x.value, "group": x.group, "current": x.current}
+            return {"value": x.value, "group": x.group, "current": x.current,
+                    "version": x.version, "hierarchy": x.hierarchy}
 
         return {
             "group": self.group,
@@ -141,6 +168,10 @@ class Limits:
             "memory_high": lim(self.memory_high),
             "memory_swap_max": lim(self.memory_swap_max),
             "memory_available": self.memory_available,
+            "memory_memsw_max": lim(self.memory_memsw_max),
+            "memory_soft_limit": lim(self.memory_soft_limit),
+            "memory_usage": self.memory_usage,
+            "memory_working_set": self.memory_working_set,
             "cpu_quota": lim(self.cpu_quota),
             "cpuset": sorted(self.cpuset) if self.cpuset is not None else None,
             "cpuset_group": self.cpuset_group,
@@ -150,6 +181,8 @@ class Limits:
             "hugetlb": {k: lim(v) for k, v in sorted(self.hugetlb.items())},
             "io": {k: lim(v) for k, v in sorted(self.io.items())},
             "unseen": dict(self.unseen),
+            "hierarchies": {c: {"version": v, "mountpoint": mp}
+                            for c, (v, mp) in sorted(self.hierarchies.items())},
         }
 
 
@@ -204,12 +237,22 @@ def _io_max(data: bytes | None) -> dict[str, int]:
 
 
 def _tighter(
-    old: Limit | None, value: float | None, group: str, current: int | None
+    old: Limit | None, value: float | None, group: str, current: int | None,
+    where: tuple[int, str] = (2, ""),
 ) -> Limit | None:
     # at equal values the upper group is kept: it is the one that imposes the limit
     if value is None or (old is not None and old.value <= value):
         return old
-    return Limit(value, group, current)
+    return Limit(value, group, current, *where)
+
+
+def _stat_value(data: bytes, key: bytes) -> int | None:
+    """One counter of a ``memory.stat`` text."""
+    for line in data.split(b"\n"):
+        k, _, v = line.partition(b" ")
+        if k == key and v.strip().isdigit():
+            return int(v)
+    return None
 
 
 Level = tuple[str, Mapping[str, bytes]]
@@ -221,13 +264,20 @@ def collect(
     affinity: frozenset[int],
     ancestors_hidden: bool,
     v1: Mapping[str, str] | None = None,
+    version: int = 2,
+    hierarchy: str = "",
 ) -> Limits:
     """The :class:`Limits` of the last of ``levels``, from the files of each.
 
     ``levels`` runs from the top visible group down to the group itself: (group path,
     {file name: content}); a file missing from a level's mapping is absent there. The
-    walk's rules in one place, so that they can be checked on made-up trees.
+    walk's rules in one place, so that they can be checked on made-up trees. A cgroup v1
+    hierarchy's files come under their v2 names (:mod:`cgroup2._v1`), with ``version``
+    1 and its mount point as ``hierarchy``, which each :class:`Limit` carries.
     """
+    where = (version, hierarchy)
+    memsw: Limit | None = None
+    soft: Limit | None = None
     if not levels:
         raise CgroupError("cgroups: no group to read limits of")
     mem_max: Limit | None = None
@@ -248,17 +298,21 @@ def collect(
             if value is not None and cur is not None:
                 room = max(0, value - cur)
                 available = room if available is None else min(available, room)
-            new = _tighter(old, value, group, cur)
+            new = _tighter(old, value, group, cur, where)
             if name == "memory.max":
                 mem_max = new
             else:
                 mem_high = new
         swap_max = _tighter(
             swap_max, _int(files.get("memory.swap.max")), group,
-            _int(files.get("memory.swap.current")),
+            _int(files.get("memory.swap.current")), where,
         )
-        quota = _tighter(quota, _cpu_max(files.get("cpu.max")), group, None)
-        pids = _tighter(pids, _int(files.get("pids.max")), group, _int(files.get("pids.current")))
+        memsw = _tighter(memsw, _int(files.get("memory.memsw.max")), group,
+                         _int(files.get("memory.memsw.current")), where)
+        soft = _tighter(soft, _int(files.get("memory.soft_limit")), group, cur, where)
+        quota = _tighter(quota, _cpu_max(files.get("cpu.max")), group, None, where)
+        pids = _tighter(pids, _int(files.get("pids.max")), group,
+                        _int(files.get("pids.current")), where)
         eff = files.get("cpuset.cpus.effective")
         if eff is not None:
             cpus = parse_cpu_list(eff.decode("ascii", "replace"))
@@ -273,13 +327,19 @@ def collect(
                 value_h = _int(data)
                 if value_h is not None and value_h >= NO_LIMIT_MIN:
                     value_h = None  # LONG_MAX rounded to the page size: no limit
-                new_h = _tighter(hugetlb.get(size), value_h, group, cur_h)
+                new_h = _tighter(hugetlb.get(size), value_h, group, cur_h, where)
                 if new_h is not None:
                     hugetlb[size] = new_h
         for key, value in _io_max(files.get("io.max")).items():
-            new_io = _tighter(io.get(key), value, group, None)
+            new_io = _tighter(io.get(key), value, group, None, where)
             if new_io is not None:
                 io[key] = new_io
+    usage = _int(levels[-1][1].get("memory.current"))
+    working_set = None
+    mstat = levels[-1][1].get("memory.stat")
+    if usage is not None and mstat is not None:
+        inactive = _stat_value(mstat, b"total_inactive_file" if version == 1 else b"inactive_file")
+        working_set = max(0, usage - (inactive or 0))
     top_controllers = set(
         levels[0][1].get("cgroup.controllers", b"").decode("ascii", "replace").split()
     )
@@ -309,24 +369,48 @@ def collect(
         io=io,
         unseen=unseen,
         memory_available=available,
+        memory_memsw_max=memsw,
+        memory_soft_limit=soft,
+        memory_usage=usage,
+        memory_working_set=working_set,
+        hierarchies={c: where for c in CONTROLLERS if c in top_controllers},
     )
 
 
 # --- the caller's group, and the walk on the file system ----------------------------
 
 
-class _ReadOnly(Manager):
-    """A :class:`Manager` whose methods that write refuse to (see :func:`current`)."""
+#: The public attributes of a :class:`Manager` that only read the group. Every other
+#: public attribute of :func:`current`'s manager refuses to run: a method that writes,
+#: chowns, signals, makes or removes a group, and any method added to Manager later until
+#: it is named here.
+READ_ONLY_ATTRIBUTES = frozenset({
+    "mountpoint", "group", "path", "unit", "systemd_user", "systemd_warnings",
+    "cgroup_type", "controllers", "effective_limits", "events", "memory_event_fd",
+    "pressure", "procs", "root_controllers", "stat", "state", "subtree_controllers",
+    "threads",
+})
 
-    def _refuse(self, *args: Any, **kwargs: Any) -> NoReturn:
+
+def _refusal(group: str, name: str) -> Callable[..., NoReturn]:
+    def refused(*args: object, **kwargs: object) -> NoReturn:
         raise CgroupError(
-            f"cgroups: {self.group} was opened read-only by cgroup2.current(); "
-            f"use cgroup2.Manager.load() to change it"
+            f"cgroups: {group} was opened read-only by cgroup2.current(): {name}() is "
+            f"refused; use cgroup2.Manager.load() to change it"
         )
 
-    update = new_child = toggle_controllers = set_cgroup_type = _refuse
-    add_proc = add_thread = move_to = freeze = thaw = kill = delete = _refuse
-    delete_systemd = _refuse
+    refused.__name__ = name
+    return refused
+
+
+class _ReadOnly(Manager):
+    """A :class:`Manager` that only reads (see :func:`current`): a public attribute not in
+    :data:`READ_ONLY_ATTRIBUTES` is a function that raises :class:`CgroupError`."""
+
+    def __getattribute__(self, name: str) -> Any:
+        if name[:1] != "_" and name not in READ_ONLY_ATTRIBUTES:
+            return _refusal(object.__getattribute__(self, "group"), name)
+        return object.__getattribute__(self, name)
 
 
 def _mount_root(mountpoint: str) -> str:
@@ -350,23 +434,27 @@ def _group_below(proc_path: str, root: str) -> str:
     )
 
 
+def _own_group(mp: str) -> str:
+    """This process's group below the cgroup2 mount ``mp``."""
+    proc = parse_proc_cgroup(read_abs("/proc/self/cgroup").decode("utf-8", "surrogateescape"))
+    return locate(proc, _mount_root(mp), lambda: Dir.open(mp, mp), os.getpid(),
+                  what=f"the cgroup2 mount {mp}")
+
+
 def current(*, mountpoint: str | None = None) -> Manager:
     """The group of the calling process, read-only.
 
     From the ``0::`` line of ``/proc/self/cgroup`` and the root of the cgroup2 mount (both
     relative to the cgroup namespace, so inside a container with its own namespace the
-    group is usually ``/``). The methods that write (update, add_proc, freeze, kill,
-    delete, ...) raise :class:`CgroupError`; load the group with :meth:`Manager.load` to
-    change it.
+    group is usually ``/``; see :func:`locate` for a namespace made without mounting
+    cgroup2 again). Only the attributes in :data:`READ_ONLY_ATTRIBUTES` work; every
+    other method (update, add_proc, freeze, kill, delete, delegate, ...) raises
+    :class:`CgroupError`: load the group with :meth:`Manager.load` to change it.
     """
+    if mountpoint is not None:
+        _check_mountpoint(mountpoint)
     mp = mountpoint if mountpoint is not None else default_mountpoint()
-    proc = parse_proc_cgroup(read_abs("/proc/self/cgroup").decode("utf-8", "surrogateescape"))
-    if proc.startswith("/.."):
-        raise CgroupError(
-            f"cgroups: this process's group ({proc}) is outside its cgroup namespace's root"
-        )
-    group = _group_below(proc, _mount_root(mp))
-    m = _ReadOnly(mp, group)
+    m = _ReadOnly(mp, _own_group(mp))
     Dir.open(m.path, m.mountpoint).close()
     return m
 
@@ -411,7 +499,9 @@ def effective_limits(
     *,
     affinity: frozenset[int] | None = None,
 ) -> Limits:
-    """The limits that bind ``manager``'s group: see :class:`Limits`.
+    """The limits that bind ``manager``'s group on cgroup2: see :class:`Limits` (a
+    controller bound to cgroup v1 is in ``unseen``; :func:`limits` reads the caller's own
+    v1 groups too).
 
     Walks from the top of the tree this process sees (the root of the cgroup2 mount) down
     to the group, one directory per level, each opened through :mod:`cgroup2._fs` below
@@ -421,7 +511,9 @@ def effective_limits(
     """
     parts = [p for p in manager.group.split("/") if p]
     levels: list[Level] = []
-    hidden = _mount_root(manager.mountpoint) != "/"
+    # a mount of a sub-tree hides what is above it ("/../.." is a mount made above a cgroup
+    # namespace's root: it may show the whole hierarchy, which cgroup.type tells below)
+    hidden = bool(split_up(_mount_root(manager.mountpoint))[1])
     # down from the mount's root, one child at a time: never across a mount point
     d = Dir.open(manager.mountpoint, manager.mountpoint)
     try:
@@ -430,37 +522,118 @@ def effective_limits(
                 d_next = d.child(parts[i - 1])
                 d.close()
                 d = d_next
-            files = _level_files(d, [*_FILES, *_hugetlb_names(d)])
+            extra = ["memory.stat"] if i == len(parts) else []
+            files = _level_files(d, [*_FILES, *extra, *_hugetlb_names(d)])
             if i == 0 and "cgroup.type" in files:
                 hidden = True  # the top has cgroup.type: it is not the hierarchy's root
             levels.append(("/" + "/".join(parts[:i]), files))
     finally:
         d.close()
     aff = affinity if affinity is not None else frozenset(os.sched_getaffinity(0))
-    return collect(levels, affinity=aff, ancestors_hidden=hidden, v1=_v1_controllers())
+    return collect(levels, affinity=aff, ancestors_hidden=hidden, v1=_v1_controllers(),
+                   hierarchy=manager.mountpoint)
 
 
-def limits() -> Limits:
-    """The limits that bind the calling process (:func:`current`'s group)."""
-    return effective_limits(current())
+#: The fields of :class:`Limits` that each controller read from cgroup v1 gives.
+_V1_FIELDS = {
+    "memory": ("memory_max", "memory_high", "memory_swap_max", "memory_available",
+               "memory_memsw_max", "memory_soft_limit", "memory_usage",
+               "memory_working_set"),
+    "cpu": ("cpu_quota",),
+    "cpuset": ("cpuset", "cpuset_group"),
+    "pids": ("pids_max",),
+}
 
 
-def cpu_count() -> int:
-    """The CPUs this process can use in practice: ``min(affinity, cpuset, ceil(quota))``,
-    at least 1 — the number to size thread and process pools with.
+def with_v1(lim: Limits, hierarchies: Mapping[str, Any] | None = None) -> Limits:
+    """``lim`` (this process's cgroup2 limits) with the limits of the controllers it does
+    not see on cgroup2 read from the cgroup v1 hierarchy each is bound to, read-only
+    (:mod:`cgroup2._v1`): memory, cpu (the CFS quota; never ``cpu.shares``), cpuset and
+    pids. A v1 hierarchy that cannot be read stays in ``unseen``, with the reason."""
+    from dataclasses import replace
+    from functools import partial
+
+    from . import _v1
+
+    hs = _v1.hierarchies() if hierarchies is None else hierarchies
+    unseen = dict(lim.unseen)
+    hidden = lim.ancestors_hidden
+    changes: dict[str, Any] = {}
+    pid = os.getpid()
+    for c in _v1.BOUND:
+        h = hs.get(c)
+        if h is None or c not in unseen:
+            continue  # on cgroup2 (read there), or bound nowhere
+        try:
+            group = locate(h.proc_path, h.root, partial(_v1.open_top, h), pid,
+                           what=f"the cgroup v1 mount {h.mountpoint}")
+            levels, top_hidden = _v1.read_levels(h, group, c)
+        except CgroupError as e:
+            unseen[c] = f"bound to cgroup v1 ({h.controllers}), not readable: {e}"
+            continue
+        got = collect(levels, affinity=lim.affinity, ancestors_hidden=top_hidden, version=1,
+                      hierarchy=h.mountpoint or "")
+        hidden = hidden or top_hidden
+        del unseen[c]
+        changes.setdefault("hierarchies", dict(lim.hierarchies))[c] = (1, h.mountpoint or "")
+        for name in _V1_FIELDS[c]:
+            changes[name] = getattr(got, name)
+    return replace(lim, unseen=unseen, ancestors_hidden=hidden, **changes)
+
+
+def limits(*, mountpoint: str | None = None) -> Limits:
+    """The limits that bind the calling process: those of :func:`current`'s group on
+    cgroup2, and of its groups in the cgroup v1 hierarchies that hold the controllers
+    cgroup2 does not (a hybrid or v1 host): see :func:`with_v1`. Where cgroup2 is not
+    mounted, or does not show this process's group, ``group`` and ``top`` are ``""``
+    and the reason is in ``unseen`` for each controller v1 does not give."""
+    return with_v1(own_limits(mountpoint)[1])
+
+
+def own_limits(mountpoint: str | None = None) -> tuple[Manager | None, Limits]:
+    """:func:`current` (``None`` where it cannot be had: no cgroup2 mount, or one that
+    does not show this process's group) and the cgroup2 limits of its group (without
+    cgroup2, none: the reason in ``unseen``). A ``mountpoint`` given that is not a
+    cgroup2 mount is an error."""
+    try:
+        m = current(mountpoint=mountpoint)
+    except CgroupError as e:
+        if mountpoint is not None:
+            raise
+        why = str(e).removeprefix("cgroups: ")
+        return None, Limits(group="", top="", ancestors_hidden=True,
+                            affinity=frozenset(os.sched_getaffinity(0)),
+                            unseen={c: why for c in CONTROLLERS})
+    return m, effective_limits(m)
+
+
+def cpu_count(*, rounding: str = "up") -> int:
+    """The CPUs this process can use in practice: ``min(affinity, cpuset, quota)``, at
+    least 1 — the number to size thread and process pools with; on cgroup2 and, for the
+    controllers bound there, on cgroup v1 (``cpu.cfs_quota_us``, ``cpuset.cpus``).
+
+    A quota of 1.5 CPUs counts 2 (``rounding="up"``, the default): as the JDK's
+    ``availableProcessors()`` and Go's runtime (``GOMAXPROCS``) count it, so that a
+    Python program beside them sizes its pools alike, and the half CPU is used rather
+    than left idle (the quota itself stops the group from taking more). ``rounding=
+    "down"`` counts 1, as uber-go/automaxprocs does, for a program that must never be
+    throttled. ``cpu.shares`` (v1) and ``cpu.weight`` are weights, never counts.
 
     ``os.cpu_count()`` counts the CPUs of the system; ``os.process_cpu_count()`` (Python
-    3.13) the affinity; neither reads ``cpu.max``. Where cgroup2 is not mounted or the
-    group cannot be read, the affinity is used.
+    3.13) the affinity; neither reads a quota. Where nothing can be read, the affinity is
+    used.
     """
     try:
-        return limits().cpu_count
-    except CgroupError:
+        return limits().count_cpus(rounding)
+    except CgroupError as e:
+        if "rounding" in str(e):
+            raise
         return max(1, len(os.sched_getaffinity(0)))
 
 
 def memory_available() -> int | None:
-    """Bytes the calling process's group may still take before the tightest
-    ``memory.max`` or ``memory.high`` along its path; ``None`` where none is set (or the
-    memory controller is not on cgroup2: see ``Limits.unseen``)."""
+    """Bytes the calling process's group may still take before the tightest memory
+    limit along its path (``memory.max``/``memory.high`` on cgroup2,
+    ``memory.limit_in_bytes`` on a cgroup v1 memory hierarchy); ``None`` where none is
+    set or the memory controller cannot be read (see ``Limits.unseen``)."""
     return limits().memory_available

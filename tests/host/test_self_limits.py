@@ -2,8 +2,9 @@
 
 A child process is placed in a group of its own below the run's parent (a looser child
 group below a tighter one) and reports, as JSON, what the library finds about its own
-group. On a hybrid host the cgroup2 mount holds few controllers (here: hugetlb); every
-other controller must be reported unseen (bound to cgroup v1), never read from v1.
+group. On a hybrid host the cgroup2 mount holds few controllers (here: hugetlb); memory,
+cpu, cpuset and pids are read from the cgroup v1 hierarchy each is bound to (see
+test_v1_limits.py), any other controller is reported unseen.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import pytest
 from conftest import Parent
 
 import cgroup2
+from cgroup2._v1 import BOUND, hierarchies
 from cgroup2.self import CONTROLLERS
 
 CHILD = r"""
@@ -128,7 +130,10 @@ def test_child_sees_its_own_group_and_the_tighter_parent_limit(
 
     # what the mount does not hold is said to be unseen, and nothing of it is reported
     root = set(_read(f"{mnt}/cgroup.controllers").split())
-    assert set(lim["unseen"]) == {c for c in CONTROLLERS if c not in root}
+    on_v1 = {c for c in BOUND if c in hierarchies() and c not in root}
+    assert set(lim["unseen"]) == {c for c in CONTROLLERS if c not in root} - on_v1
+    for c in on_v1:
+        assert lim["hierarchies"][c]["version"] == 1
     v1 = {line.split(":")[1] for line in _read("/proc/self/cgroup").splitlines()
           if not line.startswith("0:")}
     for c, why in lim["unseen"].items():
@@ -141,7 +146,8 @@ def test_child_sees_its_own_group_and_the_tighter_parent_limit(
         assert lim["cpu_quota"] is None
 
     if huge:
-        assert lim["hugetlb"]["2MB"] == {"value": 4 * HUGE_2M, "group": outer, "current": 0}
+        assert lim["hugetlb"]["2MB"] == {"value": 4 * HUGE_2M, "group": outer, "current": 0,
+                                         "version": 2, "hierarchy": mnt}
     if memory:
         assert lim["memory_max"]["value"] == 256 << 20 and lim["memory_max"]["group"] == outer
         assert 0 < got["memory_available"] <= 256 << 20
@@ -149,7 +155,8 @@ def test_child_sees_its_own_group_and_the_tighter_parent_limit(
     if lim["cpuset"] is not None:
         expect = min(expect, len(lim["cpuset"]))
     if cpu:
-        assert lim["cpu_quota"] == {"value": 1.5, "group": outer, "current": None}
+        assert lim["cpu_quota"] == {"value": 1.5, "group": outer, "current": None,
+                                    "version": 2, "hierarchy": mnt}
         expect = min(expect, math.ceil(1.5))
     assert got["cpu_count"] == lim["cpu_count"] == max(1, expect)
     print(f"\nhugetlb={huge} cpu_count={got['cpu_count']} os.cpu_count={got['os_cpu_count']} "
@@ -185,9 +192,11 @@ def test_cgroup2_self_json_in_its_group(nested: tuple[str, str, str]) -> None:
     assert got["cpu_count"] >= 1 and got["os_cpu_count"] == os.cpu_count()
     assert set(got["pressure"]) <= {"cpu", "memory", "io"}
     if huge:
-        assert got["hugetlb"]["2MB"] == {"value": 2 * HUGE_2M, "group": outer, "current": 0}
+        assert got["hugetlb"]["2MB"] == {"value": 2 * HUGE_2M, "group": outer, "current": 0,
+                                         "version": 2, "hierarchy": mnt}
     root = set(_read(f"{mnt}/cgroup.controllers").split())
-    assert set(got["unseen"]) == {c for c in CONTROLLERS if c not in root}
+    on_v1 = {c for c in BOUND if c in hierarchies() and c not in root}
+    assert set(got["unseen"]) == {c for c in CONTROLLERS if c not in root} - on_v1
 
 
 def test_affinity_narrower_than_the_system_counts_one() -> None:

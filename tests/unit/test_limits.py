@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import pytest
 
@@ -149,7 +150,8 @@ def test_as_dict_is_json_ready() -> None:
                   affinity=ALL, ancestors_hidden=True)
     d = json.loads(json.dumps(lim.as_dict()))
     assert d["cpu_count"] == 2 and d["ancestors_hidden"] is True
-    assert d["memory_max"] == {"value": 268435456, "group": "/a", "current": 1}
+    assert d["memory_max"] == {"value": 268435456, "group": "/a", "current": 1,
+                               "version": 2, "hierarchy": ""}
     assert d["cpu_quota"]["value"] == 1.5
 
 
@@ -207,3 +209,120 @@ def test_self_text_escapes_and_names_what_is_not_seen() -> None:
     assert "1.5 CPUs  set by /a" in text and "cpu_count" in text
     assert "memory (not seen)" in text and "cgroup v1" in text
     assert "hide" in text  # the namespace's top is said to hide the ancestors
+
+
+def test_cpu_count_rounding_up_and_down() -> None:
+    lim = collect(tree(level(cpu_max="150000 100000")), affinity=ALL, ancestors_hidden=False)
+    assert lim.cpu_count == lim.count_cpus("up") == 2 and lim.count_cpus("down") == 1
+    small = collect(tree(level(cpu_max="50000 100000")), affinity=ALL, ancestors_hidden=False)
+    assert small.count_cpus("up") == small.count_cpus("down") == 1  # at least one
+    with pytest.raises(cgroup2.CgroupError, match="rounding"):
+        lim.count_cpus("nearest")
+
+
+def test_v1_files_under_v2_names(tmp_path: Path) -> None:
+    """A v1 group's files as collect() reads them: v1's "no limit" and a quota of -1 are
+    ``max``; cpu.shares is never read; the working set comes from memory.stat."""
+    import sys
+
+    from cgroup2 import _fs, _v1
+
+    unlimited = sys.maxsize - sys.maxsize % os.sysconf("SC_PAGE_SIZE")
+    files = {
+        "memory.limit_in_bytes": str(300 << 20), "memory.usage_in_bytes": str(100 << 20),
+        "memory.memsw.limit_in_bytes": str(unlimited),
+        "memory.soft_limit_in_bytes": str(unlimited),
+        "memory.stat": f"cache 1\ntotal_inactive_file {30 << 20}\n",
+        "cpu.cfs_quota_us": "-1", "cpu.cfs_period_us": "100000", "cpu.shares": "2",
+        "cpuset.cpus": "0-3", "pids.max": "max", "pids.current": "3",
+    }
+    for name, text in files.items():
+        (tmp_path / name).write_text(text + "\n")
+    with _fs.Dir.open(str(tmp_path)) as d:
+        levels = [("/", {k: v for c in _v1.BOUND
+                         for k, v in _v1.level_files(d, c, last=True).items()})]
+    assert levels[0][1]["cpu.max"] == b"max 100000"
+    assert levels[0][1]["cpuset.cpus.effective"] == b"0-3\n"
+    lim = collect(levels, affinity=frozenset(range(8)), ancestors_hidden=False, version=1,
+                  hierarchy="/sys/fs/cgroup/memory")
+    assert lim.memory_max is not None and lim.memory_max.value == 300 << 20
+    assert lim.memory_max.version == 1 and lim.memory_max.hierarchy == "/sys/fs/cgroup/memory"
+    assert lim.memory_memsw_max is None and lim.memory_soft_limit is None
+    assert lim.memory_available == 200 << 20 and lim.memory_working_set == 70 << 20
+    assert lim.cpu_quota is None and lim.cpu_count == 4 and lim.pids_max is None
+
+
+def _tree_dirs(tmp_path: Path, pid: int) -> None:
+    for d in ("a/x/leaf", "b/y/leaf", "a/z"):
+        (tmp_path / d).mkdir(parents=True)
+    for d in ("a/x/leaf", "b/y/leaf", "a/z"):
+        (tmp_path / d / "cgroup.procs").write_text("1\n")
+    (tmp_path / "b/y/leaf/cgroup.procs").write_text(f"1\n{pid}\n")
+
+
+@pytest.mark.parametrize(
+    ("proc", "root", "group"),
+    [
+        ("/leaf", "/../..", "/b/y/leaf"),  # unshare --cgroup without a remount
+        ("/", "/../../..", "/b/y/leaf"),
+        ("/../leaf", "/../../..", "/b/y/leaf"),  # moved out of the namespace's root
+        ("/b/y/leaf", "/", "/b/y/leaf"),
+        ("/b/y/leaf", "/b", "/y/leaf"),
+    ],
+)
+def test_locate_finds_the_group_below_the_mount(
+    tmp_path: Path, proc: str, root: str, group: str
+) -> None:
+    from cgroup2 import _fs
+    from cgroup2.self import locate
+
+    _tree_dirs(tmp_path, 4242)
+    assert locate(proc, root, lambda: _fs.Dir.open(str(tmp_path)), 4242, what="m") == group
+
+
+@pytest.mark.parametrize(
+    ("proc", "root", "why"),
+    [
+        ("/../../leaf", "/..", "not below the root"),  # above what the mount shows
+        ("/x", "/../b", "not below the root"),  # a mount of a sibling sub-tree
+        ("/nothere", "/../..", "do not list this process"),
+    ],
+)
+def test_locate_says_what_it_cannot_see(tmp_path: Path, proc: str, root: str, why: str) -> None:
+    from cgroup2 import _fs
+    from cgroup2.self import locate
+
+    _tree_dirs(tmp_path, 4242)
+    with pytest.raises(cgroup2.CgroupError, match=why):
+        locate(proc, root, lambda: _fs.Dir.open(str(tmp_path)), 4242, what="m")
+
+
+LEGACY_MOUNTS = """\
+30 25 0:26 / /sys/fs/cgroup ro - tmpfs tmpfs ro,mode=755
+33 30 0:29 /docker/abc /sys/fs/cgroup/cpu,cpuacct rw - cgroup cgroup rw,cpu,cpuacct
+34 30 0:30 / /sys/fs/cgroup/memory rw - cgroup cgroup rw,memory
+35 30 0:31 / /sys/fs/cgroup/systemd rw - cgroup cgroup rw,xattr,name=systemd
+"""
+
+
+def test_v1_hierarchies_from_proc_cgroup_and_the_mounts(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Co-mounted controllers share a hierarchy; a named one (name=systemd) is none;
+    a controller whose hierarchy is not mounted here has no mount point."""
+    from cgroup2 import _v1, paths
+
+    rows = tuple(paths._visible_rows(LEGACY_MOUNTS))
+    monkeypatch.setattr(_v1, "_mounts", lambda: rows)
+    hs = _v1.hierarchies("5:pids:/x\n4:memory:/a/b\n3:cpu,cpuacct:/\n1:name=systemd:/a\n0::/\n")
+    assert set(hs) == {"cpu", "cpuacct", "memory", "pids"}
+    assert hs["cpu"] is hs["cpuacct"] and hs["cpu"].mountpoint == "/sys/fs/cgroup/cpu,cpuacct"
+    assert hs["cpu"].root == "/docker/abc" and hs["memory"].proc_path == "/a/b"
+    assert hs["pids"].mountpoint is None
+    msg = _v1.unavailable_message(["pids", "memory", "rdma"], "/sys/fs/cgroup/unified",
+                                  ["hugetlb"], hs)
+    assert msg == (
+        "pids is bound to a cgroup v1 hierarchy (pids, not mounted here); memory is bound "
+        "to the cgroup v1 hierarchy at /sys/fs/cgroup/memory on this host; cgroup2 manages "
+        "only the unified hierarchy — boot with systemd.unified_cgroup_hierarchy=1 (or "
+        "cgroup_no_v1=pids,memory) to move them; rdma: not offered by the cgroup2 mount "
+        "/sys/fs/cgroup/unified (it offers: hugetlb)"
+    )

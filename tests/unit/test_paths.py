@@ -260,3 +260,33 @@ def test_caller_group_unreadable(monkeypatch: pytest.MonkeyPatch) -> None:
 
     monkeypatch.setattr(paths, "_read_proc_cgroup", fail)
     assert paths.caller_group("/sys/fs/cgroup") is None
+
+
+STACKED = """\
+23 1 0:21 / /sys rw - sysfs sysfs rw
+31 23 0:28 / /sys/fs/cgroup rw - tmpfs tmpfs rw
+35 31 0:32 / /sys/fs/cgroup/memory rw - cgroup cgroup rw,memory
+41 31 0:38 / /sys/fs/cgroup/unified rw - cgroup2 cgroup2 rw
+99 41 0:38 /x/y /sys/fs/cgroup/unified rw - cgroup2 cgroup2 rw
+100 99 0:38 / /sys/fs/cgroup/unified/z rw - cgroup2 cgroup2 rw
+"""
+
+
+def test_a_mount_stacked_on_another_hides_it() -> None:
+    """The table keeps the visible mount of a mount point: the one mounted last on it
+    (its parent is the covered mount), and what was mounted on top of it."""
+    rows = paths._visible_rows(STACKED)
+    assert [(r.mountpoint, r.root) for r in rows] == [
+        ("/sys/fs/cgroup/memory", "/"),
+        ("/sys/fs/cgroup/unified", "/x/y"),
+        ("/sys/fs/cgroup/unified/z", "/"),
+    ]
+    assert len(paths.parse_mountinfo(STACKED)) == 4  # the parser still gives every line
+
+
+def test_a_mount_over_a_parent_hides_what_is_below() -> None:
+    text = STACKED + "120 31 0:50 / /sys/fs/cgroup rw - tmpfs tmpfs rw\n"
+    assert paths._visible_rows(text) == []
+    # the order of the lines does not matter: covering is read from the ids
+    lines = STACKED.splitlines()
+    assert [r.root for r in paths._visible_rows("\n".join(lines[::-1]))] == ["/", "/x/y", "/"]

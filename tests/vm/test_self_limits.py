@@ -90,7 +90,8 @@ def test_nested_groups_report_the_tighter_outer_limits(group: str) -> None:
     assert got["group"] == inner.group == lim["group"]
     assert lim["ancestors_hidden"] is False and lim["top"] == "/"
     assert "cpu" not in lim["unseen"] and "memory" not in lim["unseen"]
-    assert lim["cpu_quota"] == {"value": 1.5, "group": outer.group, "current": None}
+    assert lim["cpu_quota"] == {"value": 1.5, "group": outer.group, "current": None,
+                                "version": 2, "hierarchy": inner.mountpoint}
     assert lim["memory_max"]["value"] == 256 * MiB
     assert lim["memory_max"]["group"] == outer.group
     assert got["cpu_count"] == min(2, len(os.sched_getaffinity(0)))

@@ -94,8 +94,12 @@ def cmd_events(m: Manager, args: argparse.Namespace, out: Console) -> int:
             else EventStream(m.path, initial=args.initial, mountpoint=m.mountpoint)
         )
     except MemoryNotSupportedError as e:
+        from .._v1 import bound_sentence
+
+        where = bound_sentence(["memory"])  # a hybrid host: memory is on cgroup v1
         raise MemoryNotSupportedError(
-            f"{e} ('cgroup2 events --cgroup' follows populated/frozen without it)"
+            (f"cgroups: {where}" if where else str(e))
+            + " ('cgroup2 events --cgroup' follows populated/frozen without it)"
         ) from None
     with stream:
         for ev in stream:

@@ -202,7 +202,11 @@ def _read(d: Dir, group: str, name: str) -> str:
     if not d.exists(name):
         if d.gone():
             raise CgroupDeletedError(f"cgroups: group {group} was removed", path=d.path)
-        raise Failure(f"group {printable(group)} has no file {printable(name)}")
+        from .._v1 import bound_sentence  # a controller of a hybrid host's v1 hierarchy?
+
+        where = bound_sentence([name.partition(".")[0]]) if "." in name else ""
+        raise Failure(f"group {printable(group)} has no file {printable(name)}"
+                      + (f": {printable(where)}" if where else ""))
     try:
         data = d.read(name)
     except KernelError as e:

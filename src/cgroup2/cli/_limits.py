@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import stat
+import sys
 
 from .._fs import Dir
 from ..errors import CgroupError
@@ -227,16 +228,30 @@ def _controller(option: str) -> str | None:
 
 
 def check_controllers(mountpoint: str, given: Sequence[str]) -> None:
-    """Refuse options whose controller the cgroup2 mount does not offer, naming it."""
+    """Refuse options whose controller the cgroup2 mount does not offer: every one at
+    once, in the order of the command line, each controller with where it is instead
+    (a cgroup v1 hierarchy on a hybrid host) and how to move it."""
     with Dir.open(mountpoint, mountpoint) as d:
         have = d.read("cgroup.controllers").decode().split()
-    for opt in given:
-        c = _controller(opt)
-        if c is not None and c not in have:
-            raise Failure(
-                f"{printable(opt)} needs the {c} controller, which the cgroup2 mount "
-                f"{printable(mountpoint)} does not offer (it offers: {' '.join(have) or 'none'})"
-            )
+    words = sys.argv[1:]
+
+    def position(opt: str) -> int:
+        first = opt.split(" ", 1)[0] if not opt.startswith("-p ") else opt[3:]
+        for i, w in enumerate(words):
+            if w == first or w.startswith(first + "="):
+                return i
+        return len(words)
+
+    missing = [(opt, c) for opt in given if (c := _controller(opt)) is not None
+               and c not in have]
+    if not missing:
+        return
+    from .._v1 import unavailable_message
+
+    missing.sort(key=lambda m: position(m[0]))
+    controllers = list(dict.fromkeys(c for _, c in missing))
+    needs = ", ".join(f"{printable(opt)} needs {c}" for opt, c in missing)
+    raise Failure(f"{needs}: {printable(unavailable_message(controllers, mountpoint, have))}")
 
 
 def check_writable(d: Dir, resources: Resources) -> None:

@@ -188,6 +188,7 @@ def _rows(m: Manager, d: Dir, metrics: Metrics) -> list[tuple[str, str]]:
         rows.append(("Memory", text))
     else:
         rows.append(("Memory", "- (no memory controller)"))
+    rows.extend(_v1_rows(m, d, "memory" if mem is None or mem.usage is None else ""))
     io = metrics.io
     if io is not None and io.usage is not None:
         rb = sum(e.rbytes or 0 for e in io.usage)
@@ -215,6 +216,50 @@ def _rows(m: Manager, d: Dir, metrics: Metrics) -> list[tuple[str, str]]:
     if m.group != "/":
         for i, line in enumerate(device_lines(d)):
             rows.append(("Devices" if i == 0 else "", line))
+    return rows
+
+
+def _v1_rows(m: Manager, d: Dir, memory: str) -> list[tuple[str, str]]:
+    """Usage and limits of the controllers bound to cgroup v1 (a hybrid host), read-only,
+    from the v1 groups of the group's first process (v1 groups are not the v2 group's:
+    its processes say where they are in each hierarchy)."""
+    from .._v1 import hierarchies, of_process
+
+    offered = (d.try_read("cgroup.controllers") or b"").decode().split()
+    wanted = tuple(c for c in ("memory", "cpu", "cpuset", "pids")
+                   if c not in offered and (c != "memory" or memory))
+    hs = hierarchies()
+    wanted = tuple(c for c in wanted if c in hs)
+    if not wanted:
+        return []
+    pids = [p for p in (d.try_read("cgroup.procs") or b"").split() if p.isdigit()]
+    if not pids:
+        return [("cgroup v1", f"{', '.join(wanted)}: bound to cgroup v1; the group has no "
+                 f"process to tell its v1 groups")]
+    found = of_process(int(pids[0]), wanted)
+    rows: list[tuple[str, str]] = []
+    for c in wanted:
+        if c not in found:
+            continue
+        path, f = found[c]
+
+        def val(name: str, f: dict[str, bytes] = f) -> str:
+            v = f.get(name, b"-").split()
+            return v[0].decode() if v else "-"
+
+        if c == "memory":
+            use, lim = val("memory.current"), val("memory.max")
+            text = (f"{format_bytes(int(use)) if use.isdigit() else use} (limit "
+                    f"{format_bytes(int(lim)) if lim.isdigit() else lim})")
+        elif c == "cpu":
+            q = f.get("cpu.max", b"max").split()
+            text = "cfs quota max" if not q or q[0] == b"max" else (
+                f"cfs quota {int(q[0]) / int(q[1]):g} CPUs")
+        elif c == "cpuset":
+            text = f"cpus {val('cpuset.cpus.effective')}"
+        else:
+            text = f"pids.current {val('pids.current')}, pids.max {val('pids.max')}"
+        rows.append((f"{c} (v1)", f"{text} — {printable(path)}, read-only"))
     return rows
 
 

@@ -318,9 +318,13 @@ def cmd_top(args: argparse.Namespace, group: str, mountpoint: str, out: Console)
     if args.sort in ("memory", "io"):
         with open(mountpoint.rstrip("/") + "/cgroup.controllers", "rb") as f:
             if args.sort.encode() not in f.read().split():
+                from .._v1 import bound_sentence  # a hybrid host: where the controller is
+
+                where = bound_sentence([args.sort])
                 raise UsageError(
                     f"top: --sort {args.sort}: this cgroup2 mount has no {args.sort} "
-                    f"controller (no group here has that column); sort by cpu, tasks or name"
+                    f"controller (no group here has that column)"
+                    + (f" — {where}" if where else "") + "; sort by cpu, tasks or name"
                 )
     iterations = 1 if args.once else args.iterations
 
