@@ -33,6 +33,12 @@ __all__ = ["CONTROLLERS", "NOT_LIMITS", "Resources", "Value", "check_unified_key
 
 #: The controllers of cgroup v2 that a group's settings can need.
 CONTROLLERS = ("cpuset", "cpu", "io", "memory", "hugetlb", "pids", "rdma", "misc")
+# files named like a controller's that every group has, whatever its controllers (the core
+# statistics and the pressure files): a unified key naming one needs no controller
+_CORE_FILES = frozenset(
+    ("cpu.stat", "cpu.stat.local", "cpu.pressure", "memory.pressure", "io.pressure",
+     "irq.pressure")
+)
 
 #: Files of a group that are not limits of the group: refused as keys of ``unified``.
 NOT_LIMITS = frozenset(
@@ -164,6 +170,8 @@ class Resources:
         if self.unified is not None:
             for key in self.unified:
                 prefix = key.split(".", 1)[0]
+                if key in _CORE_FILES:
+                    continue  # in every group, whatever its controllers
                 if prefix in CONTROLLERS and prefix not in out:
                     out.append(prefix)
         return out

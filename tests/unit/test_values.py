@@ -359,3 +359,17 @@ def test_update_rollback_text(filename: str, written: str, old: bytes, restore: 
     from cgroup2.manager import _restore_text
 
     assert _restore_text(filename, written, old) == restore
+
+
+def test_unified_core_files_need_no_controller() -> None:
+    """cpu.stat and the pressure files are in every group: naming one needs no cpu,
+    memory or io controller (a hybrid host has none of them on cgroup2)."""
+    from cgroup2 import Resources
+
+    for key in ("cpu.stat", "cpu.stat.local", "cpu.pressure", "memory.pressure",
+                "io.pressure", "irq.pressure"):
+        assert Resources(unified={key: "0"}).enabled_controllers() == [], key
+    assert Resources(unified={"cpu.max": "max"}).enabled_controllers() == ["cpu"]
+    assert Resources(unified={"memory.high": "1G", "io.stat": "x"}).enabled_controllers() == [
+        "memory", "io"
+    ]
