@@ -287,3 +287,67 @@ def test_openat2_is_not_used_where_it_cannot_be(monkeypatch: pytest.MonkeyPatch)
             fn(top, b"no-such-directory-here")
     finally:
         os.close(top)
+
+
+def test_names_of_any_bytes_and_edge_letters_resolve(group: Manager, door: str) -> None:
+    """A group name that is not UTF-8, or that starts or ends with the letters a careless
+    strip would take, opens as itself."""
+    for name in ("caf\udce9", "Xg", "gX", "XX"):  # b"caf\xe9" as Python sees it
+        os.mkdir(os.fsencode(f"{group.path}/{name}"))
+        with Dir.open(f"{group.path}/{name}", group.mountpoint) as d:
+            assert os.path.samestat(os.fstat(d.fd), os.stat(os.fsencode(d.path)))
+            assert d.path == f"{group.path}/{name}"
+        with Dir.open(group.path, group.mountpoint) as parent, parent.child(name) as c:
+            assert os.path.samestat(os.fstat(c.fd), os.stat(os.fsencode(c.path)))
+
+
+def test_a_mount_point_as_the_first_component_is_named(
+    cg_parent: Parent, cg_path: str, door: str
+) -> None:
+    mnt = cg_parent.mountpoint
+    outer = Manager.create(cg_path + "/outer", mountpoint=mnt)
+    other = Manager.create(cg_path + "/other", mountpoint=mnt)
+    Manager.create(other.group + "/t", mountpoint=mnt)
+    Manager.create(outer.group + "/m2", mountpoint=mnt)
+    m2 = outer.path + "/m2"
+    subprocess.run(["mount", "--bind", other.path, m2], check=True)
+    try:
+        for rest in ("", "/t"):
+            with pytest.raises(MountPointError) as e:
+                Dir.open(m2 + rest, outer.path)  # the mount point is the first component
+            assert e.value.path == m2
+    finally:
+        subprocess.run(["umount", m2], check=True)
+        remove_tree(mnt + cg_path)
+
+
+def test_other_refusals_on_the_way_are_named(
+    group: Manager, door: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = group.path + "/a/b"
+
+    def emfile(*args: object, **kwargs: object) -> int:
+        raise OSError(errno.EMFILE, os.strerror(errno.EMFILE))
+
+    with monkeypatch.context() as m:
+        m.setattr(_resolve, "open_below", emfile)
+        m.setattr(_fs, "open_below", emfile)
+        with pytest.raises(KernelError) as e:
+            Dir.open(path, group.mountpoint)
+        assert (e.value.errno, e.value.path, e.value.op) == (errno.EMFILE, path, "open directory")
+        assert "not a group directory" not in str(e.value)
+    real_open = os.open
+
+    def refuse_root(p: object, *args: object, **kwargs: object) -> int:
+        if p == group.mountpoint:
+            raise OSError(errno.EACCES, os.strerror(errno.EACCES))
+        return real_open(p, *args, **kwargs)  # type: ignore[arg-type]
+
+    with monkeypatch.context() as m:
+        m.setattr(os, "open", refuse_root)
+        with pytest.raises(KernelError) as e:
+            Dir.open(path, group.mountpoint)
+        assert (e.value.errno, e.value.path, e.value.op) == (
+            errno.EACCES, group.mountpoint, "open directory"
+        )
+        assert "(not a directory)" not in str(e.value)
