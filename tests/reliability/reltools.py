@@ -269,3 +269,17 @@ def wait_for(cond: object, timeout: float = 5.0) -> bool:
             return True
         time.sleep(0.01)
     return False
+
+
+@pytest.fixture
+def made_group(cg_parent: Any, cg_path: str) -> Iterator[Any]:
+    """A group ``<cg_path>/g`` made by the library for the test, its tree removed after."""
+    from cgtest import remove_tree
+
+    from cgroup2 import Manager
+
+    m = Manager.create(cg_path + "/g", mountpoint=cg_parent.mountpoint)
+    try:
+        yield m
+    finally:
+        remove_tree(cg_parent.mountpoint + cg_path)

@@ -12,25 +12,20 @@ import contextlib
 import errno
 import fcntl
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
-from cgtest import remove_tree
-from conftest import Parent
+from reltools import made_group  # noqa: F401 (a fixture)
 
 from cgroup2 import CgroupError, KernelError, Manager, TreeLimitError, _resolve
 from cgroup2._fs import ENTER, LEAVE, Dir, read_abs, walk
 
 
 @pytest.fixture
-def group(cg_parent: Parent, cg_path: str) -> Iterator[Manager]:
-    m = Manager.create(cg_path + "/g", mountpoint=cg_parent.mountpoint)
-    try:
-        yield m
-    finally:
-        remove_tree(cg_parent.mountpoint + cg_path)
+def group(made_group: Manager) -> Manager:  # noqa: F811 (the fixture imported above)
+    return made_group
 
 
 def _failing(err: int) -> Callable[..., Any]:

@@ -12,12 +12,12 @@ import errno
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from cgtest import remove_tree
 from conftest import Parent
+from reltools import made_group  # noqa: F401 (a fixture)
 
 from cgroup2 import (
     CgroupDeletedError,
@@ -44,12 +44,8 @@ def door(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str
 
 
 @pytest.fixture
-def group(cg_parent: Parent, cg_path: str) -> Iterator[Manager]:
-    m = Manager.create(cg_path + "/g", mountpoint=cg_parent.mountpoint)
-    try:
-        yield m
-    finally:
-        remove_tree(cg_parent.mountpoint + cg_path)
+def group(made_group: Manager) -> Manager:  # noqa: F811 (the fixture imported above)
+    return made_group
 
 
 def test_a_missing_group_is_deleted_error_naming_the_path(group: Manager, door: str) -> None:
