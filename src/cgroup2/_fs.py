@@ -241,7 +241,7 @@ class Dir:
                 try:
                     fd = open_below(rfd, rel, root)
                 except OSError as e:
-                    raise _open_error(e, path, root, rel) from None
+                    raise _open_error(e, path) from None
                 st = os.fstat(fd)
         except BaseException:
             os.close(fd)

@@ -182,8 +182,8 @@ def _mount_point(where: str, names: list[str]) -> MountPointError:
     )
 
 
-def _open_error(e: OSError, path: str, root: str, rel: str) -> CgroupError:
-    """The error of :meth:`Dir.open` when ``rel`` below ``root`` could not be opened."""
+def _open_error(e: OSError, path: str) -> CgroupError:
+    """The error of :meth:`Dir.open` when the group directory ``path`` could not be opened."""
     if e.errno == errno.ENOENT:
         return CgroupDeletedError(
             f"cgroups: {path} does not exist (the group was deleted, or never made)",
