@@ -48,15 +48,9 @@ _DESCRIPTION = (
 )
 
 
-def add_parser(sub: argparse._SubParsersAction[_P], *, arguments: bool = True) -> None:
-    """Add the ``completion`` subcommand to the command's subparsers (without
-    ``arguments``: listed with its help only, for a command line that runs another)."""
-    from . import COMPLETION_HELP as help
-
-    if not arguments:
-        sub.add_parser("completion", help=help, description=_DESCRIPTION, add_help=False)
-        return
-    c = sub.add_parser("completion", help=help, description=_DESCRIPTION)
+def add_parser(sub: argparse._SubParsersAction[_P], name: str, help: str) -> None:
+    """Add the subcommand ``completion`` with its arguments."""
+    c = sub.add_parser(name, help=help, description=_DESCRIPTION)
     c.add_argument(
         "shell", choices=SHELLS, metavar="SHELL", nargs="?", help="bash, zsh or fish"
     )

@@ -14,7 +14,28 @@ from ..self import Limit, Limits, own_limits, with_v1
 from ._text import printable
 from ._units import format_bytes
 
-__all__ = ["cmd_self", "gather"]
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from ._lite import Subparsers
+
+__all__ = ["add_parser", "cmd_self", "gather"]
+
+
+def add_parser(sub: Subparsers, name: str, help: str) -> None:
+    """Add the subcommand ``self`` with its arguments."""
+    p = sub.add_parser(
+        name,
+        help=help,
+        description=(
+            "The group of the cgroup2 command itself (run it as the program whose limits "
+            "you want, e.g. inside a container): the tightest memory, CPU, cpuset, pids, "
+            "hugetlb and io limits along its visible ancestors with the group setting "
+            "each, cpu_count (min of affinity, cpuset and the quota rounded up), the "
+            "memory it may still take, and its pressure. Controllers that are not on the "
+            "cgroup2 mount are named as not seen; they are not read from cgroup v1."
+        ),
+    )
+    p.add_argument("--json", action="store_true", help="one JSON object")
 
 
 def _pressure(path: str, mountpoint: str) -> dict[str, Any]:

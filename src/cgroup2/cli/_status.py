@@ -24,9 +24,39 @@ from ..stats import Metrics, StatMask
 from ._groups import limit_files
 from ._human import group_state, psi_text
 from ._text import printable
-from ._units import format_bytes, format_limit, format_usec, limit_line
+from ._units import format_bytes, format_limit, format_usec, limit_line, parse_count
 
-__all__ = ["cmd_status", "device_lines", "is_default", "set_limits"]
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from ._lite import Subparsers
+
+__all__ = ["add_parser", "cmd_status", "device_lines", "is_default", "set_limits"]
+
+
+def add_parser(sub: Subparsers, name: str, help: str) -> None:
+    """Add the subcommand ``status`` with its arguments."""
+    p = sub.add_parser(
+        name,
+        help=help,
+        description=(
+            "Path, state, tasks, CPU time, memory, IO, pressure, the limits that are set, "
+            "the device rules of the group's eBPF program, and the processes of the group "
+            "and below with their command lines (the first 20, each cut to the terminal's "
+            "width, unless --full or -n)."
+        ),
+    )
+    p.add_argument("group", metavar="GROUP")
+    p.add_argument(
+        "-l", "--full", action="store_true",
+        help="command lines in full (on a terminal they are cut to its width) and every "
+        "process",
+    )
+    p.add_argument(
+        "-n", "--lines", type=lambda v: parse_count(v, "--lines"), metavar="N",
+        help="list at most N processes (default 20; with --full, all)",
+    )
+    p.add_argument("--no-procs", action="store_true", help="leave out the processes")
+
 
 _MASK = (
     StatMask.PIDS

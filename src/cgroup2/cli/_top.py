@@ -30,12 +30,24 @@ from ..errors import CgroupDeletedError, CgroupError
 from ..sampler import Sampler
 from ..stats import StatMask
 from ._text import printable
-from ._units import UsageError, format_bytes
+from ._units import (
+    MIN_INTERVAL,
+    UsageError,
+    format_bytes,
+    parse_count,
+    parse_int,
+    parse_interval,
+)
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from ._lite import Subparsers
 
 __all__ = [
     "SORT_KEYS",
     "GroupSample",
     "Row",
+    "add_parser",
     "cmd_top",
     "frame_json",
     "rows",
@@ -48,6 +60,42 @@ _MASK = StatMask.CPU | StatMask.MEMORY_USAGE | StatMask.IO
 SORT_KEYS = ("cpu", "memory", "io", "tasks", "name")
 #: The widest the Group column gets; longer names fold onto further lines.
 GROUP_WIDTH = 120
+
+
+def add_parser(sub: Subparsers, name: str, help: str) -> None:
+    """Add the subcommand ``top`` with its arguments."""
+    t = sub.add_parser(
+        name,
+        help=help,
+        description=(
+            "On a terminal, a live table; with -b/--batch (and whenever the output is not "
+            "a terminal) every frame is printed as plain text, one after another with a "
+            "blank line between them; --json prints one JSON object a frame, a line each. "
+            "In the live table, q quits (as ^C does)."
+        ),
+    )
+    t.add_argument("group", metavar="GROUP", nargs="?", default="/", help="subtree (default /)")
+    t.add_argument(
+        "--sort", choices=SORT_KEYS, default="cpu",
+        help="the column the groups are sorted by (memory and io need that controller on "
+        "the mount)",
+    )
+    t.add_argument(
+        "--interval", type=parse_interval, default=1.0, metavar="SEC",
+        help=f"seconds between frames (default 1, at least {MIN_INTERVAL:g})",
+    )
+    t.add_argument(
+        "--depth", type=lambda v: parse_int(v, "--depth", low=0), metavar="N",
+        help="levels below GROUP to show (and hold open; tasks below are still counted)",
+    )
+    t.add_argument("--once", action="store_true", help="print one frame plainly and exit")
+    t.add_argument(
+        "-n", "--iterations", type=lambda v: parse_count(v, "--iterations"), metavar="N",
+        help="exit after N frames",
+    )
+    fmt = t.add_mutually_exclusive_group()
+    fmt.add_argument("-b", "--batch", action="store_true", help="every frame as plain text")
+    fmt.add_argument("--json", action="store_true", help="one JSON object a frame")
 
 
 @dataclass(frozen=True, slots=True)

@@ -23,7 +23,28 @@ from .._fs import Dir, read_abs, walk
 from ..errors import CgroupDeletedError, CgroupError
 from ._text import printable
 
-__all__ = ["build_tree", "cmd_tree", "cmdline", "groups", "proc_text", "tree_json"]
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from ._lite import Subparsers
+
+__all__ = ["add_parser", "build_tree", "cmd_tree", "cmdline", "groups", "proc_text", "tree_json"]
+
+
+def add_parser(sub: Subparsers, name: str, help: str) -> None:
+    """Add the subcommand ``tree`` with its arguments."""
+    p = sub.add_parser(
+        name, help=help,
+        description="Draw the groups below GROUP (default the whole mount) as a tree, each "
+        "with its processes (pid and command line); kernel threads only with --kernel.",
+    )
+    p.add_argument("group", metavar="GROUP", nargs="?", default="/")
+    p.add_argument("--no-procs", action="store_true", help="groups only")
+    p.add_argument("--kernel", "-k", action="store_true", help="show kernel threads too")
+    p.add_argument(
+        "-l", "--full", action="store_true",
+        help="command lines in full (on a terminal they are cut to its width)",
+    )
+    p.add_argument("--json", action="store_true", help="the tree as one JSON object")
 
 
 def cmdline(pid: int) -> str | None:
