@@ -2,17 +2,10 @@
 
 from __future__ import annotations
 
-import argparse
 import errno
-import json
-import signal
 import time
-from typing import Any
 
-from rich.console import Console
-from rich.text import Text
-from rich.tree import Tree
-
+from .. import _sig
 from .._fs import Dir
 from ..errors import (
     CgroupError,
@@ -20,7 +13,6 @@ from ..errors import (
     MemoryNotSupportedError,
     MountPointError,
 )
-from ..manager import Manager
 from ._limits import Failure
 from ._text import printable
 from ._units import (
@@ -33,7 +25,15 @@ from ._units import (
 )
 
 TYPE_CHECKING = False
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # rich, json, the manager: imported where used (the parser is built
+    # from this module's add_parser on the command's start)
+    import argparse
+    from typing import Any
+
+    from rich.console import Console
+    from rich.tree import Tree
+
+    from ..manager import Manager
     from ..pressure import PressureTrigger
     from ._lite import Subparsers
 
@@ -174,6 +174,8 @@ def _devices_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def _add(node: Tree, key: str, value: Any) -> None:
+    from rich.text import Text
+
     if isinstance(value, dict):
         sub = node.add(Text(printable(key), style="bold"))
         for k, v in value.items():
@@ -189,6 +191,9 @@ def _add(node: Tree, key: str, value: Any) -> None:
 def stat_tree(group: str, d: dict[str, Any]) -> Tree:
     """The statistics as a tree of ``key value`` lines (the keys of ``Metrics.to_dict()``);
     names and values shown through :func:`printable`, as plain text."""
+    from rich.text import Text
+    from rich.tree import Tree
+
     t = Tree(Text(printable(group), style="bold"), guide_style="dim")
     for k, v in d.items():
         _add(t, k, v)
@@ -218,6 +223,8 @@ def event_line(stamp: str, group: str, fields: dict[str, Any]) -> str:
 def cmd_events(m: Manager, args: argparse.Namespace, out: Console) -> int:
     """Memory events (``memory.events``), or with ``--cgroup`` the populated/frozen
     changes of ``cgroup.events``, until the group empties (or ``--count`` events)."""
+    import json
+
     from ..events import CgroupEvents, CgroupEventStream, EventStream
 
     if args.pressure:
@@ -268,8 +275,9 @@ def cmd_events(m: Manager, args: argparse.Namespace, out: Console) -> int:
 def _pressure_events(m: Manager, args: argparse.Namespace, out: Console) -> int:
     """``events --pressure``: a line per firing of a PSI trigger (the averages of the
     trigger's kind read when it fired), until the group is removed or ``--count``."""
+    import json
+
     from ..events import PressureEventStream
-    from ._units import UsageError
 
     if args.cgroup:
         raise UsageError("events: --pressure and --cgroup are different streams; give one")
@@ -371,7 +379,7 @@ def _simple(m: Manager, args: argparse.Namespace) -> int:
     elif args.command == "thaw":
         _thaw(m, args.timeout)
     elif args.command == "kill":
-        if args.signal is None or args.signal == signal.SIGKILL:
+        if args.signal is None or args.signal == _sig.SIGKILL:
             m.kill(timeout=args.timeout, allow_self=args.force)
         else:
             signal_group(m, args.signal)

@@ -3,19 +3,19 @@ setting each), the CPUs and memory it may use, and its current pressure."""
 
 from __future__ import annotations
 
-import argparse
-import json
 import os
-from typing import Any
 
 from .._fs import Dir
-from ..controllers.psi import read_pressure
-from ..self import Limit, Limits, own_limits, with_v1
 from ._text import printable
 from ._units import format_bytes
 
 TYPE_CHECKING = False
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # cgroup2.self and json: imported where used (the parser is built from
+    # this module's add_parser on the command's start)
+    import argparse
+    from typing import Any
+
+    from ..self import Limit, Limits
     from ._lite import Subparsers
 
 __all__ = ["add_parser", "cmd_self", "gather"]
@@ -39,6 +39,8 @@ def add_parser(sub: Subparsers, name: str, help: str) -> None:
 
 
 def _pressure(path: str, mountpoint: str) -> dict[str, Any]:
+    from ..controllers.psi import read_pressure
+
     out: dict[str, Any] = {}
     with Dir.open(path, mountpoint) as d:
         for resource in ("cpu", "memory", "io"):
@@ -57,6 +59,8 @@ def _pressure(path: str, mountpoint: str) -> dict[str, Any]:
 
 def gather(mountpoint: str | None = None) -> tuple[Limits, dict[str, Any]]:
     """The limits of the calling process, and what ``cgroup2 self --json`` prints."""
+    from ..self import own_limits, with_v1
+
     m, lim = own_limits(mountpoint)
     lim = with_v1(lim)
     return lim, {
@@ -145,6 +149,8 @@ def _v1_read(lim: Limits, controller: str) -> bool:
 def cmd_self(args: argparse.Namespace, mountpoint: str | None) -> int:
     lim, d = gather(mountpoint)
     if args.json:
+        import json
+
         print(json.dumps(d, indent=2))
     else:
         print("\n".join(_lines(lim, d)))

@@ -8,26 +8,25 @@ the terminal's width; ``-l`` for full ones).
 
 from __future__ import annotations
 
-import argparse
 import errno
 import os
-from typing import Any
-
-from rich.console import Console, Group, RenderableType
-from rich.table import Table
-from rich.text import Text
 
 from .._fs import Dir, walk
 from ..errors import CgroupDeletedError, CgroupError
-from ..manager import Manager
-from ..stats import Metrics, StatMask
 from ._groups import limit_files
-from ._human import group_state, psi_text
 from ._text import printable
 from ._units import format_bytes, format_limit, format_usec, limit_line, parse_count
 
 TYPE_CHECKING = False
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # rich and the statistics: imported where used (the parser is built
+    # from this module's add_parser on the command's start)
+    import argparse
+    from typing import Any
+
+    from rich.console import Console, RenderableType
+
+    from ..manager import Manager
+    from ..stats import Metrics, StatMask
     from ._lite import Subparsers
 
 __all__ = ["add_parser", "cmd_status", "device_lines", "is_default", "set_limits"]
@@ -58,14 +57,18 @@ def add_parser(sub: Subparsers, name: str, help: str) -> None:
     p.add_argument("--no-procs", action="store_true", help="leave out the processes")
 
 
-_MASK = (
-    StatMask.PIDS
-    | StatMask.CPU
-    | StatMask.MEMORY_USAGE
-    | StatMask.MEMORY_EVENTS
-    | StatMask.IO
-    | StatMask.PSI
-)
+def _mask() -> StatMask:
+    """What ``status`` reads of the statistics."""
+    from ..stats import StatMask
+
+    return (
+        StatMask.PIDS
+        | StatMask.CPU
+        | StatMask.MEMORY_USAGE
+        | StatMask.MEMORY_EVENTS
+        | StatMask.IO
+        | StatMask.PSI
+    )
 
 #: The kernel's default text of limit files whose default is not ``max`` or empty.
 DEFAULTS = {
@@ -175,6 +178,8 @@ def _counts(d: Dir) -> tuple[int, int]:
 
 
 def _rows(m: Manager, d: Dir, metrics: Metrics) -> list[tuple[str, str]]:
+    from ._human import group_state, psi_text
+
     rows: list[tuple[str, str]] = [("Path", printable(m.path))]
     kind = d.try_read("cgroup.type")
     state = group_state(d)
@@ -301,8 +306,12 @@ def status_view(
     m: Manager, *, procs: bool = True, shorten: bool = True, max_procs: int | None = MAX_PROCS
 ) -> RenderableType:
     """The status of ``m``: a title, aligned ``Label: text`` lines, then the processes."""
+    from rich.console import Group
+    from rich.table import Table
+    from rich.text import Text
+
     with Dir.open(m.path, m.mountpoint) as d:
-        metrics = m.stat(_MASK)
+        metrics = m.stat(_mask())
         rows = _rows(m, d, metrics)
     parts: list[RenderableType] = [Text("● " + printable(m.group), style="bold")]
     width = max(len(label) for label, _ in rows) + 1

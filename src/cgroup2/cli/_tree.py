@@ -9,22 +9,23 @@ plain text (never read as rich markup).
 
 from __future__ import annotations
 
-import argparse
 import errno
-import json
-from collections.abc import Iterator
-from typing import Any
-
-from rich.console import Console
-from rich.text import Text
-from rich.tree import Tree
 
 from .._fs import Dir, read_abs, walk
 from ..errors import CgroupDeletedError, CgroupError
 from ._text import printable
 
 TYPE_CHECKING = False
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # rich and json: imported where used (the parser is built from this
+    # module's add_parser on the command's start)
+    import argparse
+    from collections.abc import Iterator
+    from typing import Any
+
+    from rich.console import Console
+    from rich.text import Text
+    from rich.tree import Tree
+
     from ._lite import Subparsers
 
 __all__ = ["add_parser", "build_tree", "cmd_tree", "cmdline", "groups", "proc_text", "tree_json"]
@@ -99,6 +100,8 @@ def groups(
 def proc_text(pid: int, cmd: str, *, shorten: bool) -> Text:
     """A process line: pid and command line (escaped); ``shorten``: cut with an ellipsis
     at the width it is given (one line), else folded onto further lines."""
+    from rich.text import Text
+
     return Text.assemble(
         (str(pid), "cyan"),
         " ",
@@ -122,6 +125,9 @@ def build_tree(
     ``shorten`` a command line is cut to the width of the output (``systemd-cgls``). With
     ``max_procs``, the tree stops after that many processes, and a last line says how many
     processes (in how many more groups) were left out."""
+    from rich.text import Text
+    from rich.tree import Tree
+
     root = Tree(Text(printable(label), style="bold"), guide_style="dim")
     nodes = [root]  # the node of the group entered last at each depth
     shown = left = left_groups = 0
@@ -155,6 +161,8 @@ def tree_json(
 
     Written as the walk goes, without recursion (a tree of any depth; ``json.dumps`` of
     nested objects would recurse once per level)."""
+    import json
+
     open_groups: list[str] = []  # the path of each node still open, by depth
     has_child: list[bool] = []  # whether that node has a child written already
     for depth, name, found in groups(path, procs=procs, kernel=kernel, mount=mount):
