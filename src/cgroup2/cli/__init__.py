@@ -361,7 +361,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     err = LazyConsole(stderr=True)
     try:
         words = list(sys.argv[1:] if argv is None else argv)
-        only = _command_word(words)
+        only = _command_word(words) if words else ""  # no words: no subcommand's arguments
         try:
             args = build_parser(only=only, lite=True).parse_args(words)
         except Fallback:  # help, an error, or a form the small parser leaves to argparse
