@@ -705,7 +705,7 @@ sys.exit(main())
 
 
 @pytest.mark.parametrize("argv", [["status"], ["tree"], ["stat"], ["top", "--once"],
-                                  ["kill"], ["rm"], ["run", "--summary", "--", "true"]])
+                                  ["run", "--summary", "--", "true"]])
 def test_a_missing_dependency_is_one_line(group: Manager, argv: list[str]) -> None:
     where = ["--group", group.group] if argv[0] == "run" else [group.group]
     words = [argv[0], *where, *argv[1:]] if argv[0] != "run" else [*argv[:2], *where, *argv[2:]]
@@ -716,6 +716,15 @@ def test_a_missing_dependency_is_one_line(group: Manager, argv: list[str]) -> No
         "cgroup2: error: this command needs the Python package 'rich', which is not installed "
         "(pip install rich, or install cgroup2 with pip, which brings it)\n"
     )
+
+
+@pytest.mark.parametrize("cmd", ["kill", "rm"])
+def test_kill_and_rm_need_no_rich(group: Manager, cmd: str) -> None:
+    # they print nothing through rich: its module is imported where a command draws
+    p = subprocess.run([sys.executable, "-c", NO_DEPS, cmd, group.group], capture_output=True,
+                       text=True, timeout=60)
+    assert (p.returncode, p.stderr) == (0, "")
+    assert os.path.isdir(group.path) == (cmd == "kill")
 
 
 def test_status_caps_its_process_list(

@@ -33,17 +33,8 @@ import sys
 from .._version import __version__
 from ..errors import CgroupError, InvalidGroupPathError
 from ._console import LazyConsole, make_console
-from ._lite import REMAINDER, Fallback, LiteParser
-from ._units import (
-    MIN_INTERVAL,
-    Failure,
-    UsageError,
-    parse_count,
-    parse_int,
-    parse_interval,
-    parse_signal,
-    parse_timeout,
-)
+from ._lite import Fallback, LiteParser
+from ._units import Failure, UsageError
 
 # Start-up matters (scripts call get/set in loops; runners start many short commands):
 # the modules a subcommand needs, rich among them, are imported where it runs, typing is
@@ -52,7 +43,7 @@ from ._units import (
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     import argparse
-    from collections.abc import Callable, Sequence
+    from collections.abc import Sequence
     from typing import Any, NoReturn
 
     from rich.console import Console
@@ -60,8 +51,6 @@ if TYPE_CHECKING:
 __all__ = ["main"]
 
 PROG = "cgroup2"
-#: The help of the ``completion`` subcommand (cli/_completion), listed by every parser.
-COMPLETION_HELP = "print a shell completion script (bash, zsh, fish)"
 
 
 def _columns() -> int:
@@ -150,32 +139,37 @@ def _hint(message: str) -> str:
     return ""
 
 
-def _pid(text: str) -> int:
-    if not text.isdigit() or int(text) == 0:
-        raise UsageError(f"invalid PID {text!r}: a process id (a number above 0)")
-    return int(text)
+#: The subcommands, in the order the help lists them: name, the line that lists it, and
+#: the module of this package that runs it, whose ``add_parser(sub, name, help)`` adds it
+#: with its arguments. Only the subcommand run is imported for that (start-up).
+COMMANDS = (
+    ("run", "run a command in a new group under limits", "_run"),
+    ("create", "make a group and apply limits (like cgcreate)", "_groups"),
+    ("set", "change limits of a group (like cgset)", "_groups"),
+    ("get", "values of a group's files (like cgget)", "_groups"),
+    ("attach", "move processes into a group (like cgclassify)", "_groups"),
+    ("exec", "run a command in an existing group (like cgexec)", "_groups"),
+    ("ls", "list groups (like lscgroup)", "_groups"),
+    ("status", "a group at a glance (like systemctl status)", "_status"),
+    ("stat", "a group's statistics", "_cmds"),
+    ("top", "groups by CPU, memory, IO and tasks, refreshed", "_top"),
+    ("tree", "groups and their processes", "_tree"),
+    ("events", "stream a group's memory events (or cgroup.events)", "_cmds"),
+    ("freeze", "freeze a group (cgroup.freeze), wait until frozen", "_cmds"),
+    ("thaw", "thaw a frozen group", "_cmds"),
+    ("kill", "SIGKILL every process of a group (cgroup.kill), or send --signal", "_cmds"),
+    ("rm", "remove a group and the groups below it", "_cmds"),
+    ("devices", "device rules", "_cmds"),
+    ("self", "this process's group, the limits that bind it, usable CPUs and memory", "_self"),
+    ("export", "a Prometheus exporter: every group under a root on /metrics", "_export"),
+    ("completion", "print a shell completion script (bash, zsh, fish)", "_completion"),
+)
 
 
-class _Unused:
-    """Stands for the parser of a subcommand that is not the one run: its arguments are
-    not added (adding them is most of the time of building the parser)."""
-
-    def __getattr__(self, name: str) -> Callable[..., _Unused]:
-        return lambda *args, **kwargs: self
-
-
-def _trigger(text: str) -> Any:
-    """``events --pressure``: a PSI trigger (cgroup2.pressure, imported when used)."""
-    from ._pressure import parse_trigger
-
-    return parse_trigger(text)
-
-
-def _on_pressure(text: str) -> Any:
-    """``run --on-pressure``: a trigger and its action."""
-    from ._pressure import parse_on_pressure
-
-    return parse_on_pressure(text)
+def _module(name: str) -> Any:
+    """The module ``cgroup2.cli.<name>``, imported (by ``__import__``: importlib itself is
+    not imported on the command's start)."""
+    return __import__(f"{__name__}.{name}", fromlist=["add_parser"])
 
 
 def build_parser(only: str | None = None, *, lite: bool = False) -> argparse.ArgumentParser:
@@ -185,25 +179,6 @@ def build_parser(only: str | None = None, *, lite: bool = False) -> argparse.Arg
     :class:`~cgroup2.cli._lite.LiteParser`, which parses without argparse or raises
     :class:`~cgroup2.cli._lite.Fallback` (help, errors, rarer forms)."""
     parser_class: Any = LiteParser if lite else _parser_class()
-
-    def add(
-        action: argparse._SubParsersAction[argparse.ArgumentParser], name: str, *,
-        of: str | None = None,
-        **kwargs: Any,
-    ) -> argparse.ArgumentParser:
-        """``action.add_parser(name, **kwargs)``; for a subcommand other than ``only``
-        (``of``: the subcommand it belongs to) a bare parser, listed with its help."""
-        if only is None or only == (of or name):
-            return action.add_parser(name, **kwargs)
-        action.add_parser(name, add_help=False, **kwargs)
-        return _Unused()  # type: ignore[return-value]
-
-    def add_limit_flags(parser: argparse.ArgumentParser) -> None:
-        if not isinstance(parser, _Unused):
-            from ._limits import add_limit_flags
-
-            add_limit_flags(parser)
-
     p: argparse.ArgumentParser = parser_class(
         prog=PROG, description="Manage Linux cgroup v2 groups."
     )
@@ -221,422 +196,11 @@ def build_parser(only: str | None = None, *, lite: bool = False) -> argparse.Arg
         )
     sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=parser_class)
     sub.required = True
-
-    r = add(
-        sub,
-        "run",
-        help="run a command in a new group under limits",
-        description=(
-            "Create the group PARENT/NAME (default /cgroup2-run-<pid> directly below the "
-            "cgroup2 mount), apply the limits, run CMD in it, and remove the group when CMD "
-            "ends (killing what is left in it) unless --keep. With --group, CMD runs in "
-            "that existing group instead, which is left as it is. Exits with CMD's status "
-            "(128+N when killed by signal N), 127 when CMD is not found, 126 when it cannot "
-            "be executed, 1 when the group cannot be made. SIGINT, SIGTERM, SIGHUP and "
-            "SIGQUIT are passed on to CMD (those the terminal sends to the whole process "
-            "group are not sent twice). With --systemd, CMD runs in the transient scope "
-            "NAME.scope in SLICE instead. A limit whose controller the mount lacks is an "
-            "error that names the controller."
-        ),
-    )
-    add_limit_flags(r)
-    r.add_argument("--name", metavar="NAME", help="the group's name (default cgroup2-run-<pid>)")
-    r.add_argument("--parent", metavar="GROUP", help="create the group below GROUP (default /)")
-    r.add_argument(
-        "--group", metavar="GROUP", help="run in this existing group (not made, not removed)"
-    )
-    r.add_argument("--keep", action="store_true", help="leave the group when CMD ends")
-    r.add_argument("--summary", action="store_true", help="print what CMD used, on stderr")
-    r.add_argument(
-        "--live",
-        type=lambda t: parse_interval(t, "--live"),
-        metavar="SEC",
-        help="while CMD runs, print its CPU use, memory and tasks every SEC seconds (stderr)",
-    )
-    r.add_argument(
-        "--systemd", action="store_true", help="a systemd transient scope instead of a group"
-    )
-    r.add_argument("--slice", metavar="SLICE", help="with --systemd: the slice (system.slice)")
-    r.add_argument(
-        "--user",
-        action="store_true",
-        help=(
-            "a transient scope of the calling user's systemd manager (like systemd-run "
-            "--user --scope), delegated; the default without root when no delegated "
-            "group is found"
-        ),
-    )
-    r.add_argument(
-        "--on-pressure", action="append", type=_on_pressure, metavar="TRIGGER=ACTION",
-        help="when the PSI trigger RESOURCE:KIND:STALL:WINDOW fires for CMD's group "
-        "(e.g. memory:full:100ms:1s), ACTION it: kill, freeze or signal:SIG (repeatable; "
-        "reported in --summary)",
-    )
-    r.add_argument(
-        "--pressure-cooldown", type=lambda t: parse_interval(t, "--pressure-cooldown"),
-        default=10.0, metavar="SEC",
-        help="after an --on-pressure action, ignore that trigger for SEC seconds (default 10)",
-    )
-    r.add_argument("cmd", nargs=REMAINDER, metavar="-- CMD ...")
-
-    c = add(
-        sub,
-        "create",
-        help="make a group and apply limits (like cgcreate)",
-        description=(
-            "Make the group GROUP and apply the limits; the controllers they need are "
-            "enabled in the parents. Like mkdir: the parent must exist and GROUP must not, "
-            "unless --parents, which makes missing parents and applies the limits to a "
-            "GROUP that exists. Prints nothing on success."
-        ),
-    )
-    c.add_argument("group", metavar="GROUP")
-    c.add_argument(
-        "--parents", action="store_true", help="make missing parents; an existing GROUP is fine"
-    )
-    c.add_argument(
-        "--owner",
-        metavar="USER[:GROUP]",
-        help=(
-            "delegate GROUP to USER (root only): chown its directory, cgroup.procs, "
-            "cgroup.threads and cgroup.subtree_control; names or numbers"
-        ),
-    )
-    add_limit_flags(c)
-
-    st = add(
-        sub,
-        "set",
-        help="change limits of a group (like cgset)",
-        description=(
-            "Write the limits to the existing group GROUP. The files are checked to exist "
-            "first; if the kernel refuses a value, the values written before it are put "
-            "back and nothing is changed."
-        ),
-    )
-    st.add_argument("group", metavar="GROUP")
-    add_limit_flags(st)
-
-    g = add(
-        sub,
-        "get",
-        help="values of a group's files (like cgget)",
-        description=(
-            "Print 'FILE: VALUE' for each FILE (any file of the group: memory.max, "
-            "memory.stat...), or for every limit file of the group when none is named "
-            "(the files that can be written, other than cgroup.procs, cgroup.freeze and "
-            "the like). A value of several lines continues on lines that start with a tab."
-        ),
-    )
-    g.add_argument("group", metavar="GROUP")
-    g.add_argument("files", metavar="FILE", nargs="*")
-    gfmt = g.add_mutually_exclusive_group()
-    gfmt.add_argument("--json", action="store_true", help="one object: file name -> text")
-    gfmt.add_argument("-v", "--values", action="store_true", help="only the values")
-
-    a = add(
-        sub,
-        "attach",
-        help="move processes into a group (like cgclassify)",
-        description=(
-            "Move each PID (the whole process, all its threads) into GROUP, in order; with "
-            "--threads each PID is a thread id moved alone (threaded groups)."
-        ),
-    )
-    a.add_argument("group", metavar="GROUP")
-    a.add_argument("pids", metavar="PID", nargs="+", type=_pid)
-    a.add_argument("--threads", action="store_true", help="move threads (cgroup.threads)")
-
-    x = add(
-        sub,
-        "exec",
-        help="run a command in an existing group (like cgexec)",
-        description=(
-            "Move this process into GROUP, then execute CMD in its place: CMD's exit "
-            "status is the exit status. 127 when CMD is not found, 126 when it cannot be "
-            "executed."
-        ),
-    )
-    x.add_argument("group", metavar="GROUP")
-    x.add_argument("cmd", nargs=REMAINDER, metavar="-- CMD ...")
-
-    ls = add(
-        sub, "ls", help="list groups (like lscgroup)",
-        description="Print the groups directly below GROUP (with -r every group below it), "
-        "one group path a line, as lscgroup does; --json gives a list of objects instead.",
-    )
-    ls.add_argument("group", metavar="GROUP", nargs="?", default="/", help="(default /)")
-    ls.add_argument("-r", "--recursive", action="store_true", help="every group below")
-    ls.add_argument("--json", action="store_true", help="a list of objects")
-
-    stt = add(
-        sub,
-        "status",
-        help="a group at a glance (like systemctl status)",
-        description=(
-            "Path, state, tasks, CPU time, memory, IO, pressure, the limits that are set, "
-            "the device rules of the group's eBPF program, and the processes of the group "
-            "and below with their command lines (the first 20, each cut to the terminal's "
-            "width, unless --full or -n)."
-        ),
-    )
-    stt.add_argument("group", metavar="GROUP")
-    stt.add_argument(
-        "-l", "--full", action="store_true",
-        help="command lines in full (on a terminal they are cut to its width) and every "
-        "process",
-    )
-    stt.add_argument(
-        "-n", "--lines", type=lambda v: parse_count(v, "--lines"), metavar="N",
-        help="list at most N processes (default 20; with --full, all)",
-    )
-    stt.add_argument("--no-procs", action="store_true", help="leave out the processes")
-
-    s = add(
-        sub, "stat", help="a group's statistics",
-        description="Read the group's statistics once (cpu.stat, memory.current and "
-        "memory.stat, io.stat, pids, hugetlb, rdma, misc, the pressure files: those of its "
-        "controllers) and print them: as a tree of names and values with units, as JSON "
-        "(containerd's v2 metrics names) or in the Prometheus text format.",
-    )
-    s.add_argument("group", metavar="GROUP")
-    fmt = s.add_mutually_exclusive_group()
-    fmt.add_argument("--json", action="store_true", help="Metrics.to_dict() as JSON")
-    fmt.add_argument("--prometheus", action="store_true", help="Prometheus text format")
-    s.add_argument("--pretty", action="store_true", help="indent the JSON")
-
-    t = add(
-        sub,
-        "top",
-        help="groups by CPU, memory, IO and tasks, refreshed",
-        description=(
-            "On a terminal, a live table; with -b/--batch (and whenever the output is not "
-            "a terminal) every frame is printed as plain text, one after another with a "
-            "blank line between them; --json prints one JSON object a frame, a line each. "
-            "In the live table, q quits (as ^C does)."
-        ),
-    )
-    t.add_argument("group", metavar="GROUP", nargs="?", default="/", help="subtree (default /)")
-    t.add_argument(
-        "--sort", choices=("cpu", "memory", "io", "tasks", "name"), default="cpu",
-        help="the column the groups are sorted by (memory and io need that controller on "
-        "the mount)",
-    )
-    t.add_argument(
-        "--interval", type=parse_interval, default=1.0, metavar="SEC",
-        help=f"seconds between frames (default 1, at least {MIN_INTERVAL:g})",
-    )
-    t.add_argument(
-        "--depth", type=lambda v: parse_int(v, "--depth", low=0), metavar="N",
-        help="levels below GROUP to show (and hold open; tasks below are still counted)",
-    )
-    t.add_argument("--once", action="store_true", help="print one frame plainly and exit")
-    t.add_argument(
-        "-n", "--iterations", type=lambda v: parse_count(v, "--iterations"), metavar="N",
-        help="exit after N frames",
-    )
-    tfmt = t.add_mutually_exclusive_group()
-    tfmt.add_argument("-b", "--batch", action="store_true", help="every frame as plain text")
-    tfmt.add_argument("--json", action="store_true", help="one JSON object a frame")
-
-    tr = add(
-        sub, "tree", help="groups and their processes",
-        description="Draw the groups below GROUP (default the whole mount) as a tree, each "
-        "with its processes (pid and command line); kernel threads only with --kernel.",
-    )
-    tr.add_argument("group", metavar="GROUP", nargs="?", default="/")
-    tr.add_argument("--no-procs", action="store_true", help="groups only")
-    tr.add_argument("--kernel", "-k", action="store_true", help="show kernel threads too")
-    tr.add_argument(
-        "-l", "--full", action="store_true",
-        help="command lines in full (on a terminal they are cut to its width)",
-    )
-    tr.add_argument("--json", action="store_true", help="the tree as one JSON object")
-
-    e = add(
-        sub, "events", help="stream a group's memory events (or cgroup.events)",
-        description="Print a line each time a counter of the group's memory.events changes "
-        "(low, high, max, oom, oom_kill...; cgroup.events where the group has no memory "
-        "controller), until the group is removed or --count events were printed. With "
-        "--pressure, a line each time one of the PSI triggers fires instead.",
-    )
-    e.add_argument("group", metavar="GROUP")
-    e.add_argument("--json", action="store_true", help="one JSON object a line")
-    e.add_argument("--initial", action="store_true", help="print the counts at the start")
-    e.add_argument(
-        "--count", type=lambda v: parse_count(v, "--count"), metavar="N",
-        help="exit after N events",
-    )
-    e.add_argument(
-        "--cgroup", action="store_true",
-        help="populated/frozen changes (cgroup.events; needs no controller)",
-    )
-    e.add_argument(
-        "--pressure", action="append", type=_trigger, metavar="TRIGGER",
-        help="PSI trigger firings instead: RESOURCE:KIND:STALL:WINDOW, e.g. "
-        "memory:some:300ms:2s (repeatable; until the group is removed)",
-    )
-
-    for name, what, about in (
-        ("freeze", "freeze a group (cgroup.freeze), wait until frozen",
-         "Write 1 to the group's cgroup.freeze and wait until cgroup.events says frozen 1; "
-         "the groups below are frozen with it. If it is not frozen within --timeout "
-         "seconds, it is thawed again and the command fails. The root of the mount is "
-         "never frozen."),
-        ("thaw", "thaw a frozen group",
-         "Write 0 to the group's cgroup.freeze and wait until it is no longer frozen. A "
-         "group that stays frozen because a group above it is frozen is an error that "
-         "names that group."),
-        ("kill", "SIGKILL every process of a group (cgroup.kill), or send --signal",
-         "Write 1 to the group's cgroup.kill (SIGKILL to every process of the group and of "
-         "the groups below) and wait until it is empty, for --timeout seconds at most. "
-         "With --signal, send that signal to each process instead, without waiting. The "
-         "root of the mount is never killed."),
-        ("rm", "remove a group and the groups below it",
-         "Remove the group and every group below it, deepest first. A group that still "
-         "has processes is refused unless --kill, which kills them first. The root of the "
-         "mount is never removed."),
-    ):
-        cm = add(sub, name, help=what, description=about)
-        cm.add_argument("group", metavar="GROUP")
-        if name == "rm":
-            cm.add_argument("--kill", action="store_true", help="kill its processes first")
-            cm.add_argument(
-                "-r", "--recursive", action="store_true",
-                help="the groups below it too (what rm always does; for scripts that say so)",
-            )
-        else:
-            cm.add_argument(
-                "--timeout", type=parse_timeout, default=10.0, metavar="SEC",
-                help="how long to wait (default 10); a number of seconds",
-            )
-        if name in ("freeze", "kill"):
-            cm.add_argument(
-                "--force", action="store_true",
-                help=f"{name} GROUP even if this command runs in it or below it (refused "
-                f"otherwise: it would {name} itself)",
-            )
-        if name == "kill":
-            cm.add_argument(
-                "-s", "--signal", type=parse_signal, metavar="SIG",
-                help="send SIG (TERM, HUP, 15...) to every process of the group and below "
-                "instead of SIGKILL; does not wait",
-            )
-
-    d = add(
-        sub, "devices", help="device rules",
-        description="Device rules without a group: 'devices check' says whether a rule "
-        "list (as --device takes them) allows an access, through the eBPF program the "
-        "rules make, run in an emulator.",
-    )
-    dsub = d.add_subparsers(dest="devices_command", metavar="COMMAND", parser_class=parser_class)
-    dsub.required = True
-    dc = add(
-        dsub,
-        "check",
-        of="devices",
-        help="does a rule list allow a device access? (runs the compiled eBPF program)",
-        description=(
-            "Compile RULES into the eBPF device program and run it on DEVICE in the "
-            "emulator. RULES: 'allow|deny [a|b|c] [MAJ:MIN] [rwm]' separated by ';', "
-            "applied in order as cgroup v1 applies them (from 'deny all'; rules for one "
-            "device add up; one rule must grant every bit asked for); '*' is any number. "
-            "DEVICE: 'b|c MAJ:MIN [rwm]'. Prints allow or deny; exit status 0 or 1 (2 for "
-            "rules cgroup v1 would not apply)."
-        ),
-    )
-    dc.add_argument("rules", metavar="RULES")
-    dc.add_argument("device", metavar="DEVICE")
-    me = add(
-        sub,
-        "self",
-        help="this process's group, the limits that bind it, usable CPUs and memory",
-        description=(
-            "The group of the cgroup2 command itself (run it as the program whose limits "
-            "you want, e.g. inside a container): the tightest memory, CPU, cpuset, pids, "
-            "hugetlb and io limits along its visible ancestors with the group setting "
-            "each, cpu_count (min of affinity, cpuset and the quota rounded up), the "
-            "memory it may still take, and its pressure. Controllers that are not on the "
-            "cgroup2 mount are named as not seen; they are not read from cgroup v1."
-        ),
-    )
-    me.add_argument("--json", action="store_true", help="one JSON object")
-    ex = add(
-        sub,
-        "export",
-        help="a Prometheus exporter: every group under a root on /metrics",
-        description=(
-            "Serve GET /metrics over HTTP: one sample of every group under --root (groups "
-            "that appear and disappear are followed) a scrape, read through descriptors "
-            "held open (one pread per file), in the Prometheus text format, or OpenMetrics "
-            "when the scraper asks for it. Metrics are named cgroup_..., with a group "
-            "label; cgroup2_exporter_... are the exporter's own cost. Runs until SIGINT or "
-            "SIGTERM. See the monitoring guide."
-        ),
-    )
-    if not isinstance(ex, _Unused):
-        from ._export import parse_listen, parse_mask
-
-        ex.add_argument(
-            "--listen", type=parse_listen, default=("127.0.0.1", 9753), metavar="HOST:PORT",
-            help="address to serve on (default 127.0.0.1:9753; port 0: any free port)",
-        )
-        ex.add_argument(
-            "--root", metavar="GROUP", default="/", help="groups under GROUP (default /)"
-        )
-        ex.add_argument(
-            "--mask", type=parse_mask, default=None, metavar="PARTS",
-            help="what to read, comma-separated: pids, cpu, memory, memory_stat, "
-            "memory_usage, memory_events, io, rdma, hugetlb, misc, cpuset, psi, "
-            "cpu_pressure, memory_pressure, io_pressure, all (default all)",
-        )
-        ex.add_argument(
-            "--depth", type=lambda v: parse_int(v, "--depth", low=0), metavar="N",
-            help="levels below --root (default: all)",
-        )
-        ex.add_argument(
-            "--no-procs", action="store_true", help="no process counts (cgroup.procs)"
-        )
-        ex.add_argument(
-            "--label", action="append", default=[], metavar="NAME=REGEX",
-            help="another label of each group: the first group of REGEX (or its whole "
-            "match) searched in the group's path; repeatable",
-        )
-        ex.add_argument(
-            "--no-path-labels", action="store_true",
-            help="no built-in labels from the path (unit, container_id, pod_uid, qos, "
-            "slurm_uid, slurm_job, slurm_step)",
-        )
-        ex.add_argument(
-            "--max-depth", type=lambda v: parse_int(v, "--max-depth", low=0), default=32,
-            metavar="N",
-            help="groups more than N levels below --root are left out and counted in "
-            "cgroup2_exporter_groups_left_out (default 32: the body stays linear in size)",
-        )
-        ex.add_argument(
-            "--max-groups", type=lambda v: parse_int(v, "--max-groups", low=1),
-            default=1_000_000, metavar="N",
-            help="at most N groups; the rest are left out and counted (default 1000000)",
-        )
-        ex.add_argument(
-            "--max-connections", type=lambda v: parse_int(v, "--max-connections", low=1),
-            default=512, metavar="N",
-            help="clients served at once (default 512; past it the longest-idle one is "
-            "closed); descriptors for them are kept back from the sampler",
-        )
-        ex.add_argument("--once", action="store_true", help="print one scrape and exit")
-        ex.add_argument(
-            "--openmetrics", action="store_true", help="with --once: OpenMetrics text"
-        )
-        ex.add_argument(
-            "-v", "--verbose", action="store_true", help="log each request on stderr"
-        )
-    if only in (None, "completion"):
-        from . import _completion
-
-        _completion.add_parser(sub)
-    else:  # listed with its help only: cli/_completion is not imported (start-up)
-        sub.add_parser("completion", help=COMPLETION_HELP, add_help=False)
+    for name, help, module in COMMANDS:
+        if only is None or only == name:
+            _module(module).add_parser(sub, name, help)
+        else:  # listed with its help; its module is not imported
+            sub.add_parser(name, help=help, add_help=False)
     return p
 
 
@@ -797,7 +361,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     err = LazyConsole(stderr=True)
     try:
         words = list(sys.argv[1:] if argv is None else argv)
-        only = _command_word(words)
+        only = _command_word(words) if words else ""  # no words: no subcommand's arguments
         try:
             args = build_parser(only=only, lite=True).parse_args(words)
         except Fallback:  # help, an error, or a form the small parser leaves to argparse

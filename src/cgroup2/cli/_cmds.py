@@ -2,17 +2,10 @@
 
 from __future__ import annotations
 
-import argparse
 import errno
-import json
-import signal
 import time
-from typing import Any
 
-from rich.console import Console
-from rich.text import Text
-from rich.tree import Tree
-
+from .. import _sig
 from .._fs import Dir
 from ..errors import (
     CgroupError,
@@ -20,12 +13,32 @@ from ..errors import (
     MemoryNotSupportedError,
     MountPointError,
 )
-from ..manager import Manager
 from ._limits import Failure
 from ._text import printable
-from ._units import UsageError, parse_device, parse_rules
+from ._units import (
+    UsageError,
+    parse_count,
+    parse_device,
+    parse_rules,
+    parse_signal,
+    parse_timeout,
+)
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # rich, json, the manager: imported where used (the parser is built
+    # from this module's add_parser on the command's start)
+    import argparse
+    from typing import Any
+
+    from rich.console import Console
+    from rich.tree import Tree
+
+    from ..manager import Manager
+    from ..pressure import PressureTrigger
+    from ._lite import Subparsers
 
 __all__ = [
+    "add_parser",
     "cmd_devices_check",
     "cmd_events",
     "cmd_simple",
@@ -36,8 +49,133 @@ __all__ = [
     "stat_tree",
 ]
 
+# --- the command line --------------------------------------------------------------------
+
+_DESCRIPTIONS = {
+    "stat": "Read the group's statistics once (cpu.stat, memory.current and "
+    "memory.stat, io.stat, pids, hugetlb, rdma, misc, the pressure files: those of its "
+    "controllers) and print them: as a tree of names and values with units, as JSON "
+    "(containerd's v2 metrics names) or in the Prometheus text format.",
+    "events": "Print a line each time a counter of the group's memory.events changes "
+    "(low, high, max, oom, oom_kill...; cgroup.events where the group has no memory "
+    "controller), until the group is removed or --count events were printed. With "
+    "--pressure, a line each time one of the PSI triggers fires instead.",
+    "freeze": "Write 1 to the group's cgroup.freeze and wait until cgroup.events says "
+    "frozen 1; the groups below are frozen with it. If it is not frozen within --timeout "
+    "seconds, it is thawed again and the command fails. The root of the mount is "
+    "never frozen.",
+    "thaw": "Write 0 to the group's cgroup.freeze and wait until it is no longer frozen. A "
+    "group that stays frozen because a group above it is frozen is an error that "
+    "names that group.",
+    "kill": "Write 1 to the group's cgroup.kill (SIGKILL to every process of the group and "
+    "of the groups below) and wait until it is empty, for --timeout seconds at most. "
+    "With --signal, send that signal to each process instead, without waiting. The "
+    "root of the mount is never killed.",
+    "rm": "Remove the group and every group below it, deepest first. A group that still "
+    "has processes is refused unless --kill, which kills them first. The root of the "
+    "mount is never removed.",
+    "devices": "Device rules without a group: 'devices check' says whether a rule "
+    "list (as --device takes them) allows an access, through the eBPF program the "
+    "rules make, run in an emulator.",
+}
+
+
+def add_parser(sub: Subparsers, name: str, help: str) -> None:
+    """Add the subcommand ``name`` (stat, events, freeze, thaw, kill, rm, devices) with
+    its arguments; ``help`` is its line in the list of commands."""
+    p = sub.add_parser(name, help=help, description=_DESCRIPTIONS[name])
+    if name == "devices":
+        _devices_arguments(p)
+        return
+    p.add_argument("group", metavar="GROUP")
+    if name == "stat":
+        fmt = p.add_mutually_exclusive_group()
+        fmt.add_argument("--json", action="store_true", help="Metrics.to_dict() as JSON")
+        fmt.add_argument("--prometheus", action="store_true", help="Prometheus text format")
+        p.add_argument("--pretty", action="store_true", help="indent the JSON")
+    elif name == "events":
+        _events_arguments(p)
+    elif name == "rm":
+        p.add_argument("--kill", action="store_true", help="kill its processes first")
+        p.add_argument(
+            "-r", "--recursive", action="store_true",
+            help="the groups below it too (what rm always does; for scripts that say so)",
+        )
+    else:
+        _wait_arguments(p, name)
+
+
+def _events_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--json", action="store_true", help="one JSON object a line")
+    p.add_argument("--initial", action="store_true", help="print the counts at the start")
+    p.add_argument(
+        "--count", type=lambda v: parse_count(v, "--count"), metavar="N",
+        help="exit after N events",
+    )
+    p.add_argument(
+        "--cgroup", action="store_true",
+        help="populated/frozen changes (cgroup.events; needs no controller)",
+    )
+    p.add_argument(
+        "--pressure", action="append", type=_trigger, metavar="TRIGGER",
+        help="PSI trigger firings instead: RESOURCE:KIND:STALL:WINDOW, e.g. "
+        "memory:some:300ms:2s (repeatable; until the group is removed)",
+    )
+
+
+def _trigger(text: str) -> PressureTrigger:
+    """``events --pressure``: a PSI trigger (cli/_pressure, imported when used)."""
+    from ._pressure import parse_trigger
+
+    return parse_trigger(text)
+
+
+def _wait_arguments(p: argparse.ArgumentParser, name: str) -> None:
+    """freeze, thaw, kill: the commands that wait for the group."""
+    p.add_argument(
+        "--timeout", type=parse_timeout, default=10.0, metavar="SEC",
+        help="how long to wait (default 10); a number of seconds",
+    )
+    if name in ("freeze", "kill"):
+        p.add_argument(
+            "--force", action="store_true",
+            help=f"{name} GROUP even if this command runs in it or below it (refused "
+            f"otherwise: it would {name} itself)",
+        )
+    if name == "kill":
+        p.add_argument(
+            "-s", "--signal", type=parse_signal, metavar="SIG",
+            help="send SIG (TERM, HUP, 15...) to every process of the group and below "
+            "instead of SIGKILL; does not wait",
+        )
+
+
+def _devices_arguments(p: argparse.ArgumentParser) -> None:
+    """``devices`` has subcommands of its own: ``check``."""
+    dsub = p.add_subparsers(dest="devices_command", metavar="COMMAND", parser_class=type(p))
+    dsub.required = True
+    dc = dsub.add_parser(
+        "check",
+        help="does a rule list allow a device access? (runs the compiled eBPF program)",
+        description=(
+            "Compile RULES into the eBPF device program and run it on DEVICE in the "
+            "emulator. RULES: 'allow|deny [a|b|c] [MAJ:MIN] [rwm]' separated by ';', "
+            "applied in order as cgroup v1 applies them (from 'deny all'; rules for one "
+            "device add up; one rule must grant every bit asked for); '*' is any number. "
+            "DEVICE: 'b|c MAJ:MIN [rwm]'. Prints allow or deny; exit status 0 or 1 (2 for "
+            "rules cgroup v1 would not apply)."
+        ),
+    )
+    dc.add_argument("rules", metavar="RULES")
+    dc.add_argument("device", metavar="DEVICE")
+
+
+# --- running them ------------------------------------------------------------------------
+
 
 def _add(node: Tree, key: str, value: Any) -> None:
+    from rich.text import Text
+
     if isinstance(value, dict):
         sub = node.add(Text(printable(key), style="bold"))
         for k, v in value.items():
@@ -53,6 +191,9 @@ def _add(node: Tree, key: str, value: Any) -> None:
 def stat_tree(group: str, d: dict[str, Any]) -> Tree:
     """The statistics as a tree of ``key value`` lines (the keys of ``Metrics.to_dict()``);
     names and values shown through :func:`printable`, as plain text."""
+    from rich.text import Text
+    from rich.tree import Tree
+
     t = Tree(Text(printable(group), style="bold"), guide_style="dim")
     for k, v in d.items():
         _add(t, k, v)
@@ -82,6 +223,8 @@ def event_line(stamp: str, group: str, fields: dict[str, Any]) -> str:
 def cmd_events(m: Manager, args: argparse.Namespace, out: Console) -> int:
     """Memory events (``memory.events``), or with ``--cgroup`` the populated/frozen
     changes of ``cgroup.events``, until the group empties (or ``--count`` events)."""
+    import json
+
     from ..events import CgroupEvents, CgroupEventStream, EventStream
 
     if args.pressure:
@@ -132,8 +275,9 @@ def cmd_events(m: Manager, args: argparse.Namespace, out: Console) -> int:
 def _pressure_events(m: Manager, args: argparse.Namespace, out: Console) -> int:
     """``events --pressure``: a line per firing of a PSI trigger (the averages of the
     trigger's kind read when it fired), until the group is removed or ``--count``."""
+    import json
+
     from ..events import PressureEventStream
-    from ._units import UsageError
 
     if args.cgroup:
         raise UsageError("events: --pressure and --cgroup are different streams; give one")
@@ -235,7 +379,7 @@ def _simple(m: Manager, args: argparse.Namespace) -> int:
     elif args.command == "thaw":
         _thaw(m, args.timeout)
     elif args.command == "kill":
-        if args.signal is None or args.signal == signal.SIGKILL:
+        if args.signal is None or args.signal == _sig.SIGKILL:
             m.kill(timeout=args.timeout, allow_self=args.force)
         else:
             signal_group(m, args.signal)

@@ -48,15 +48,9 @@ _DESCRIPTION = (
 )
 
 
-def add_parser(sub: argparse._SubParsersAction[_P], *, arguments: bool = True) -> None:
-    """Add the ``completion`` subcommand to the command's subparsers (without
-    ``arguments``: listed with its help only, for a command line that runs another)."""
-    from . import COMPLETION_HELP as help
-
-    if not arguments:
-        sub.add_parser("completion", help=help, description=_DESCRIPTION, add_help=False)
-        return
-    c = sub.add_parser("completion", help=help, description=_DESCRIPTION)
+def add_parser(sub: argparse._SubParsersAction[_P], name: str, help: str) -> None:
+    """Add the subcommand ``completion`` with its arguments."""
+    c = sub.add_parser(name, help=help, description=_DESCRIPTION)
     c.add_argument(
         "shell", choices=SHELLS, metavar="SHELL", nargs="?", help="bash, zsh or fish"
     )
@@ -371,6 +365,19 @@ def script(shell: str) -> str:
     return {"bash": _BASH, "zsh": _ZSH, "fish": _FISH}[shell]
 
 
+def _only(words: Sequence[str]) -> str | None:
+    """The subcommand whose arguments completing the last of ``words`` needs, as
+    :func:`cgroup2.cli.build_parser` takes it: ``""`` for none (the first word), None for
+    all (a command line it cannot tell). Only that command's module is imported."""
+    from . import COMMANDS, _command_word
+
+    before = words[:-1]
+    if not before:
+        return ""
+    word = _command_word(before)
+    return word if word in {name for name, _, _ in COMMANDS} else None
+
+
 def run(args: argparse.Namespace, out: TextIO | None = None) -> int:
     """``cgroup2 completion SHELL [-- WORD ...]``."""
     from . import build_parser
@@ -390,7 +397,7 @@ def run(args: argparse.Namespace, out: TextIO | None = None) -> int:
     if not words:
         out.write(script(args.shell))
         return 0
-    what, found = candidates(build_parser(), words)
+    what, found = candidates(build_parser(only=_only(words)), words)
     lines = [what]
     for value, text in found:
         if args.shell == "bash" or not text:

@@ -23,14 +23,75 @@ from types import FrameType
 
 from .._statmask import StatMask
 from ..errors import CgroupError
-from ._units import UsageError
+from ._units import UsageError, parse_int
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from ..exporter import SamplerLike
     from ..pathlabels import PathLabels
+    from ._lite import Subparsers
 
-__all__ = ["cmd_export", "parse_listen", "parse_mask"]
+__all__ = ["add_parser", "cmd_export", "parse_listen", "parse_mask"]
+
+_DESCRIPTION = (
+    "Serve GET /metrics over HTTP: one sample of every group under --root (groups "
+    "that appear and disappear are followed) a scrape, read through descriptors "
+    "held open (one pread per file), in the Prometheus text format, or OpenMetrics "
+    "when the scraper asks for it. Metrics are named cgroup_..., with a group "
+    "label; cgroup2_exporter_... are the exporter's own cost. Runs until SIGINT or "
+    "SIGTERM. See the monitoring guide."
+)
+
+
+def add_parser(sub: Subparsers, name: str, help: str) -> None:
+    """Add the subcommand ``export`` with its arguments."""
+    ex = sub.add_parser(name, help=help, description=_DESCRIPTION)
+    ex.add_argument(
+        "--listen", type=parse_listen, default=("127.0.0.1", 9753), metavar="HOST:PORT",
+        help="address to serve on (default 127.0.0.1:9753; port 0: any free port)",
+    )
+    ex.add_argument("--root", metavar="GROUP", default="/", help="groups under GROUP (default /)")
+    ex.add_argument(
+        "--mask", type=parse_mask, default=None, metavar="PARTS",
+        help="what to read, comma-separated: pids, cpu, memory, memory_stat, "
+        "memory_usage, memory_events, io, rdma, hugetlb, misc, cpuset, psi, "
+        "cpu_pressure, memory_pressure, io_pressure, all (default all)",
+    )
+    ex.add_argument(
+        "--depth", type=lambda v: parse_int(v, "--depth", low=0), metavar="N",
+        help="levels below --root (default: all)",
+    )
+    ex.add_argument("--no-procs", action="store_true", help="no process counts (cgroup.procs)")
+    ex.add_argument(
+        "--label", action="append", default=[], metavar="NAME=REGEX",
+        help="another label of each group: the first group of REGEX (or its whole "
+        "match) searched in the group's path; repeatable",
+    )
+    ex.add_argument(
+        "--no-path-labels", action="store_true",
+        help="no built-in labels from the path (unit, container_id, pod_uid, qos, "
+        "slurm_uid, slurm_job, slurm_step)",
+    )
+    ex.add_argument(
+        "--max-depth", type=lambda v: parse_int(v, "--max-depth", low=0), default=32,
+        metavar="N",
+        help="groups more than N levels below --root are left out and counted in "
+        "cgroup2_exporter_groups_left_out (default 32: the body stays linear in size)",
+    )
+    ex.add_argument(
+        "--max-groups", type=lambda v: parse_int(v, "--max-groups", low=1),
+        default=1_000_000, metavar="N",
+        help="at most N groups; the rest are left out and counted (default 1000000)",
+    )
+    ex.add_argument(
+        "--max-connections", type=lambda v: parse_int(v, "--max-connections", low=1),
+        default=512, metavar="N",
+        help="clients served at once (default 512; past it the longest-idle one is "
+        "closed); descriptors for them are kept back from the sampler",
+    )
+    ex.add_argument("--once", action="store_true", help="print one scrape and exit")
+    ex.add_argument("--openmetrics", action="store_true", help="with --once: OpenMetrics text")
+    ex.add_argument("-v", "--verbose", action="store_true", help="log each request on stderr")
 
 
 def parse_mask(text: str) -> StatMask:

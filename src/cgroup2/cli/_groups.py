@@ -18,6 +18,7 @@ from .. import _sig
 from .._fs import Dir, check_name, walk
 from ..errors import CgroupDeletedError, CgroupError, KernelError
 from ..manager import Manager
+from ._lite import REMAINDER
 from ._text import printable
 from ._units import Failure, UsageError, shown_limit
 
@@ -28,7 +29,96 @@ if TYPE_CHECKING:  # these commands print plain lines to out.file: rich is not i
 
     from rich.console import Console
 
-__all__ = ["cmd_exec", "format_values", "is_limit_file", "limit_files", "run"]
+    from ._lite import Subparsers
+
+__all__ = ["add_parser", "cmd_exec", "format_values", "is_limit_file", "limit_files", "run"]
+
+# --- the command line --------------------------------------------------------------------
+
+_DESCRIPTIONS = {
+    "create": (
+        "Make the group GROUP and apply the limits; the controllers they need are "
+        "enabled in the parents. Like mkdir: the parent must exist and GROUP must not, "
+        "unless --parents, which makes missing parents and applies the limits to a "
+        "GROUP that exists. Prints nothing on success."
+    ),
+    "set": (
+        "Write the limits to the existing group GROUP. The files are checked to exist "
+        "first; if the kernel refuses a value, the values written before it are put "
+        "back and nothing is changed."
+    ),
+    "get": (
+        "Print 'FILE: VALUE' for each FILE (any file of the group: memory.max, "
+        "memory.stat...), or for every limit file of the group when none is named "
+        "(the files that can be written, other than cgroup.procs, cgroup.freeze and "
+        "the like). A value of several lines continues on lines that start with a tab."
+    ),
+    "attach": (
+        "Move each PID (the whole process, all its threads) into GROUP, in order; with "
+        "--threads each PID is a thread id moved alone (threaded groups)."
+    ),
+    "exec": (
+        "Move this process into GROUP, then execute CMD in its place: CMD's exit "
+        "status is the exit status. 127 when CMD is not found, 126 when it cannot be "
+        "executed."
+    ),
+    "ls": "Print the groups directly below GROUP (with -r every group below it), "
+    "one group path a line, as lscgroup does; --json gives a list of objects instead.",
+}
+
+
+def add_parser(sub: Subparsers, name: str, help: str) -> None:
+    """Add the subcommand ``name`` (create, set, get, attach, exec, ls) with its
+    arguments; ``help`` is its line in the list of commands."""
+    p = sub.add_parser(name, help=help, description=_DESCRIPTIONS[name])
+    if name == "create":
+        from ._limits import add_limit_flags
+
+        p.add_argument("group", metavar="GROUP")
+        p.add_argument(
+            "--parents", action="store_true",
+            help="make missing parents; an existing GROUP is fine",
+        )
+        p.add_argument(
+            "--owner",
+            metavar="USER[:GROUP]",
+            help=(
+                "delegate GROUP to USER (root only): chown its directory, cgroup.procs, "
+                "cgroup.threads and cgroup.subtree_control; names or numbers"
+            ),
+        )
+        add_limit_flags(p)
+    elif name == "set":
+        from ._limits import add_limit_flags
+
+        p.add_argument("group", metavar="GROUP")
+        add_limit_flags(p)
+    elif name == "get":
+        p.add_argument("group", metavar="GROUP")
+        p.add_argument("files", metavar="FILE", nargs="*")
+        fmt = p.add_mutually_exclusive_group()
+        fmt.add_argument("--json", action="store_true", help="one object: file name -> text")
+        fmt.add_argument("-v", "--values", action="store_true", help="only the values")
+    elif name == "attach":
+        p.add_argument("group", metavar="GROUP")
+        p.add_argument("pids", metavar="PID", nargs="+", type=_pid)
+        p.add_argument("--threads", action="store_true", help="move threads (cgroup.threads)")
+    elif name == "exec":
+        p.add_argument("group", metavar="GROUP")
+        p.add_argument("cmd", nargs=REMAINDER, metavar="-- CMD ...")
+    else:
+        p.add_argument("group", metavar="GROUP", nargs="?", default="/", help="(default /)")
+        p.add_argument("-r", "--recursive", action="store_true", help="every group below")
+        p.add_argument("--json", action="store_true", help="a list of objects")
+
+
+def _pid(text: str) -> int:
+    if not text.isdigit() or int(text) == 0:
+        raise UsageError(f"invalid PID {text!r}: a process id (a number above 0)")
+    return int(text)
+
+
+# --- running them ------------------------------------------------------------------------
 
 
 def run(cmd: str, args: argparse.Namespace, group: str, mountpoint: str, out: Console) -> int:

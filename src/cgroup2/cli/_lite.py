@@ -22,6 +22,10 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
     from typing import Any
 
+    #: What ``add_subparsers()`` gives (argparse's, or :class:`LiteParser`'s): a command
+    #: module's ``add_parser`` adds its subcommand to it.
+    Subparsers = argparse._SubParsersAction[argparse.ArgumentParser]
+
 __all__ = ["REMAINDER", "SUPPRESS", "Fallback", "LiteParser", "Namespace"]
 
 REMAINDER = "..."  # argparse.REMAINDER

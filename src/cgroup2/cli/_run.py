@@ -29,13 +29,15 @@ from ..manager import Manager
 from ..paths import verify_group_path
 from ._limits import (
     Failure,
+    add_limit_flags,
     build_resources,
     check_controllers,
     check_writable,
     limits_given,
 )
+from ._lite import REMAINDER
 from ._text import printable
-from ._units import UsageError, format_bytes
+from ._units import UsageError, format_bytes, parse_interval
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # rich is imported where the summary is drawn (start-up time); the
@@ -47,9 +49,75 @@ if TYPE_CHECKING:  # rich is imported where the summary is drawn (start-up time)
     from rich.console import Console
 
     from ..resources import Resources
-    from ._pressure import PressureMonitor
+    from ._lite import Subparsers
+    from ._pressure import PressureMonitor, PressurePolicy
 
-__all__ = ["FORWARDED", "Failure", "build_resources", "run_command"]
+__all__ = ["FORWARDED", "Failure", "add_parser", "build_resources", "run_command"]
+
+_DESCRIPTION = (
+    "Create the group PARENT/NAME (default /cgroup2-run-<pid> directly below the "
+    "cgroup2 mount), apply the limits, run CMD in it, and remove the group when CMD "
+    "ends (killing what is left in it) unless --keep. With --group, CMD runs in "
+    "that existing group instead, which is left as it is. Exits with CMD's status "
+    "(128+N when killed by signal N), 127 when CMD is not found, 126 when it cannot "
+    "be executed, 1 when the group cannot be made. SIGINT, SIGTERM, SIGHUP and "
+    "SIGQUIT are passed on to CMD (those the terminal sends to the whole process "
+    "group are not sent twice). With --systemd, CMD runs in the transient scope "
+    "NAME.scope in SLICE instead. A limit whose controller the mount lacks is an "
+    "error that names the controller."
+)
+
+
+def add_parser(sub: Subparsers, name: str, help: str) -> None:
+    """Add the subcommand ``run`` with its arguments."""
+    r = sub.add_parser(name, help=help, description=_DESCRIPTION)
+    add_limit_flags(r)
+    r.add_argument("--name", metavar="NAME", help="the group's name (default cgroup2-run-<pid>)")
+    r.add_argument("--parent", metavar="GROUP", help="create the group below GROUP (default /)")
+    r.add_argument(
+        "--group", metavar="GROUP", help="run in this existing group (not made, not removed)"
+    )
+    r.add_argument("--keep", action="store_true", help="leave the group when CMD ends")
+    r.add_argument("--summary", action="store_true", help="print what CMD used, on stderr")
+    r.add_argument(
+        "--live",
+        type=lambda t: parse_interval(t, "--live"),
+        metavar="SEC",
+        help="while CMD runs, print its CPU use, memory and tasks every SEC seconds (stderr)",
+    )
+    r.add_argument(
+        "--systemd", action="store_true", help="a systemd transient scope instead of a group"
+    )
+    r.add_argument("--slice", metavar="SLICE", help="with --systemd: the slice (system.slice)")
+    r.add_argument(
+        "--user",
+        action="store_true",
+        help=(
+            "a transient scope of the calling user's systemd manager (like systemd-run "
+            "--user --scope), delegated; the default without root when no delegated "
+            "group is found"
+        ),
+    )
+    r.add_argument(
+        "--on-pressure", action="append", type=_on_pressure, metavar="TRIGGER=ACTION",
+        help="when the PSI trigger RESOURCE:KIND:STALL:WINDOW fires for CMD's group "
+        "(e.g. memory:full:100ms:1s), ACTION it: kill, freeze or signal:SIG (repeatable; "
+        "reported in --summary)",
+    )
+    r.add_argument(
+        "--pressure-cooldown", type=lambda t: parse_interval(t, "--pressure-cooldown"),
+        default=10.0, metavar="SEC",
+        help="after an --on-pressure action, ignore that trigger for SEC seconds (default 10)",
+    )
+    r.add_argument("cmd", nargs=REMAINDER, metavar="-- CMD ...")
+
+
+def _on_pressure(text: str) -> PressurePolicy:
+    """``--on-pressure``: a trigger and its action (cli/_pressure, imported when used)."""
+    from ._pressure import parse_on_pressure
+
+    return parse_on_pressure(text)
+
 
 #: Signals passed on to the command.
 FORWARDED = (_sig.SIGINT, _sig.SIGTERM, _sig.SIGHUP, _sig.SIGQUIT)

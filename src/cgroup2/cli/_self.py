@@ -3,21 +3,44 @@ setting each), the CPUs and memory it may use, and its current pressure."""
 
 from __future__ import annotations
 
-import argparse
-import json
 import os
-from typing import Any
 
 from .._fs import Dir
-from ..controllers.psi import read_pressure
-from ..self import Limit, Limits, own_limits, with_v1
 from ._text import printable
 from ._units import format_bytes
 
-__all__ = ["cmd_self", "gather"]
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # cgroup2.self and json: imported where used (the parser is built from
+    # this module's add_parser on the command's start)
+    import argparse
+    from typing import Any
+
+    from ..self import Limit, Limits
+    from ._lite import Subparsers
+
+__all__ = ["add_parser", "cmd_self", "gather"]
+
+
+def add_parser(sub: Subparsers, name: str, help: str) -> None:
+    """Add the subcommand ``self`` with its arguments."""
+    p = sub.add_parser(
+        name,
+        help=help,
+        description=(
+            "The group of the cgroup2 command itself (run it as the program whose limits "
+            "you want, e.g. inside a container): the tightest memory, CPU, cpuset, pids, "
+            "hugetlb and io limits along its visible ancestors with the group setting "
+            "each, cpu_count (min of affinity, cpuset and the quota rounded up), the "
+            "memory it may still take, and its pressure. Controllers that are not on the "
+            "cgroup2 mount are named as not seen; they are not read from cgroup v1."
+        ),
+    )
+    p.add_argument("--json", action="store_true", help="one JSON object")
 
 
 def _pressure(path: str, mountpoint: str) -> dict[str, Any]:
+    from ..controllers.psi import read_pressure
+
     out: dict[str, Any] = {}
     with Dir.open(path, mountpoint) as d:
         for resource in ("cpu", "memory", "io"):
@@ -36,6 +59,8 @@ def _pressure(path: str, mountpoint: str) -> dict[str, Any]:
 
 def gather(mountpoint: str | None = None) -> tuple[Limits, dict[str, Any]]:
     """The limits of the calling process, and what ``cgroup2 self --json`` prints."""
+    from ..self import own_limits, with_v1
+
     m, lim = own_limits(mountpoint)
     lim = with_v1(lim)
     return lim, {
@@ -124,6 +149,8 @@ def _v1_read(lim: Limits, controller: str) -> bool:
 def cmd_self(args: argparse.Namespace, mountpoint: str | None) -> int:
     lim, d = gather(mountpoint)
     if args.json:
+        import json
+
         print(json.dumps(d, indent=2))
     else:
         print("\n".join(_lines(lim, d)))

@@ -8,34 +8,67 @@ the terminal's width; ``-l`` for full ones).
 
 from __future__ import annotations
 
-import argparse
 import errno
 import os
-from typing import Any
-
-from rich.console import Console, Group, RenderableType
-from rich.table import Table
-from rich.text import Text
 
 from .._fs import Dir, walk
 from ..errors import CgroupDeletedError, CgroupError
-from ..manager import Manager
-from ..stats import Metrics, StatMask
 from ._groups import limit_files
-from ._human import group_state, psi_text
 from ._text import printable
-from ._units import format_bytes, format_limit, format_usec, limit_line
+from ._units import format_bytes, format_limit, format_usec, limit_line, parse_count
 
-__all__ = ["cmd_status", "device_lines", "is_default", "set_limits"]
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # rich and the statistics: imported where used (the parser is built
+    # from this module's add_parser on the command's start)
+    import argparse
+    from typing import Any
 
-_MASK = (
-    StatMask.PIDS
-    | StatMask.CPU
-    | StatMask.MEMORY_USAGE
-    | StatMask.MEMORY_EVENTS
-    | StatMask.IO
-    | StatMask.PSI
-)
+    from rich.console import Console, RenderableType
+
+    from ..manager import Manager
+    from ..stats import Metrics, StatMask
+    from ._lite import Subparsers
+
+__all__ = ["add_parser", "cmd_status", "device_lines", "is_default", "set_limits"]
+
+
+def add_parser(sub: Subparsers, name: str, help: str) -> None:
+    """Add the subcommand ``status`` with its arguments."""
+    p = sub.add_parser(
+        name,
+        help=help,
+        description=(
+            "Path, state, tasks, CPU time, memory, IO, pressure, the limits that are set, "
+            "the device rules of the group's eBPF program, and the processes of the group "
+            "and below with their command lines (the first 20, each cut to the terminal's "
+            "width, unless --full or -n)."
+        ),
+    )
+    p.add_argument("group", metavar="GROUP")
+    p.add_argument(
+        "-l", "--full", action="store_true",
+        help="command lines in full (on a terminal they are cut to its width) and every "
+        "process",
+    )
+    p.add_argument(
+        "-n", "--lines", type=lambda v: parse_count(v, "--lines"), metavar="N",
+        help="list at most N processes (default 20; with --full, all)",
+    )
+    p.add_argument("--no-procs", action="store_true", help="leave out the processes")
+
+
+def _mask() -> StatMask:
+    """What ``status`` reads of the statistics."""
+    from ..stats import StatMask
+
+    return (
+        StatMask.PIDS
+        | StatMask.CPU
+        | StatMask.MEMORY_USAGE
+        | StatMask.MEMORY_EVENTS
+        | StatMask.IO
+        | StatMask.PSI
+    )
 
 #: The kernel's default text of limit files whose default is not ``max`` or empty.
 DEFAULTS = {
@@ -145,6 +178,8 @@ def _counts(d: Dir) -> tuple[int, int]:
 
 
 def _rows(m: Manager, d: Dir, metrics: Metrics) -> list[tuple[str, str]]:
+    from ._human import group_state, psi_text
+
     rows: list[tuple[str, str]] = [("Path", printable(m.path))]
     kind = d.try_read("cgroup.type")
     state = group_state(d)
@@ -271,8 +306,12 @@ def status_view(
     m: Manager, *, procs: bool = True, shorten: bool = True, max_procs: int | None = MAX_PROCS
 ) -> RenderableType:
     """The status of ``m``: a title, aligned ``Label: text`` lines, then the processes."""
+    from rich.console import Group
+    from rich.table import Table
+    from rich.text import Text
+
     with Dir.open(m.path, m.mountpoint) as d:
-        metrics = m.stat(_MASK)
+        metrics = m.stat(_mask())
         rows = _rows(m, d, metrics)
     parts: list[RenderableType] = [Text("● " + printable(m.group), style="bold")]
     width = max(len(label) for label, _ in rows) + 1

@@ -14,28 +14,37 @@ are the difference of two samples divided by the time between them.
 
 from __future__ import annotations
 
-import argparse
 import errno
-import json
 import time
-from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
-from rich import box
-from rich.console import Console, Group, RenderableType
-from rich.table import Table
-from rich.text import Text
-
 from ..errors import CgroupDeletedError, CgroupError
-from ..sampler import Sampler
-from ..stats import StatMask
 from ._text import printable
-from ._units import UsageError, format_bytes
+from ._units import (
+    MIN_INTERVAL,
+    UsageError,
+    format_bytes,
+    parse_count,
+    parse_int,
+    parse_interval,
+)
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # rich, json, the sampler: imported where used (the parser is built
+    # from this module's add_parser on the command's start)
+    import argparse
+    from collections.abc import Callable, Iterator
+
+    from rich.console import Console, RenderableType
+
+    from ..sampler import Sampler
+    from ._lite import Subparsers
 
 __all__ = [
     "SORT_KEYS",
     "GroupSample",
     "Row",
+    "add_parser",
     "cmd_top",
     "frame_json",
     "rows",
@@ -44,10 +53,45 @@ __all__ = [
     "table",
 ]
 
-_MASK = StatMask.CPU | StatMask.MEMORY_USAGE | StatMask.IO
 SORT_KEYS = ("cpu", "memory", "io", "tasks", "name")
 #: The widest the Group column gets; longer names fold onto further lines.
 GROUP_WIDTH = 120
+
+
+def add_parser(sub: Subparsers, name: str, help: str) -> None:
+    """Add the subcommand ``top`` with its arguments."""
+    t = sub.add_parser(
+        name,
+        help=help,
+        description=(
+            "On a terminal, a live table; with -b/--batch (and whenever the output is not "
+            "a terminal) every frame is printed as plain text, one after another with a "
+            "blank line between them; --json prints one JSON object a frame, a line each. "
+            "In the live table, q quits (as ^C does)."
+        ),
+    )
+    t.add_argument("group", metavar="GROUP", nargs="?", default="/", help="subtree (default /)")
+    t.add_argument(
+        "--sort", choices=SORT_KEYS, default="cpu",
+        help="the column the groups are sorted by (memory and io need that controller on "
+        "the mount)",
+    )
+    t.add_argument(
+        "--interval", type=parse_interval, default=1.0, metavar="SEC",
+        help=f"seconds between frames (default 1, at least {MIN_INTERVAL:g})",
+    )
+    t.add_argument(
+        "--depth", type=lambda v: parse_int(v, "--depth", low=0), metavar="N",
+        help="levels below GROUP to show (and hold open; tasks below are still counted)",
+    )
+    t.add_argument("--once", action="store_true", help="print one frame plainly and exit")
+    t.add_argument(
+        "-n", "--iterations", type=lambda v: parse_count(v, "--iterations"), metavar="N",
+        help="exit after N frames",
+    )
+    fmt = t.add_mutually_exclusive_group()
+    fmt.add_argument("-b", "--batch", action="store_true", help="every frame as plain text")
+    fmt.add_argument("--json", action="store_true", help="one JSON object a frame")
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,7 +138,11 @@ def sampler(mountpoint: str, root: str, depth: int | None = None) -> Sampler:
     tree whose descriptors do not fit under RLIMIT_NOFILE is still shown: what does not
     fit is read by open/read/close (``overflow="reopen"``).
     """
-    return Sampler(root=root, mask=_MASK, mountpoint=mountpoint, overflow="reopen", depth=depth)
+    from ..sampler import Sampler
+    from ..stats import StatMask
+
+    mask = StatMask.CPU | StatMask.MEMORY_USAGE | StatMask.IO
+    return Sampler(root=root, mask=mask, mountpoint=mountpoint, overflow="reopen", depth=depth)
 
 
 def _tasks_below(mountpoint: str, group: str) -> int:
@@ -226,6 +274,11 @@ def table(
 ) -> RenderableType:
     """The table (``plain``: no box, for ``--once`` and pipes). Group names and the title
     are shown through :func:`printable`, as plain text (never read as rich markup)."""
+    from rich import box
+    from rich.console import Group
+    from rich.table import Table
+    from rich.text import Text
+
     t = Table(box=None if plain else box.SIMPLE_HEAD, pad_edge=False, expand=False)
     # a long name folds onto further lines instead of making every row as wide as it
     # (on a pipe there is no terminal width to cut to)
@@ -284,6 +337,8 @@ def frame_json(n: int, root: str, interval: float, sort: str, rs: list[Row]) -> 
     """One frame of ``top --json``: one line, the groups in the table's order (rates in
     bytes per second, CPU in percent of one CPU; ``null`` where the group has no such
     counter or no earlier sample)."""
+
+    import json
 
     def r(v: float | None, nd: int) -> float | None:
         return None if v is None else round(v, nd)

@@ -9,21 +9,43 @@ plain text (never read as rich markup).
 
 from __future__ import annotations
 
-import argparse
 import errno
-import json
-from collections.abc import Iterator
-from typing import Any
-
-from rich.console import Console
-from rich.text import Text
-from rich.tree import Tree
 
 from .._fs import Dir, read_abs, walk
 from ..errors import CgroupDeletedError, CgroupError
 from ._text import printable
 
-__all__ = ["build_tree", "cmd_tree", "cmdline", "groups", "proc_text", "tree_json"]
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # rich and json: imported where used (the parser is built from this
+    # module's add_parser on the command's start)
+    import argparse
+    from collections.abc import Iterator
+    from typing import Any
+
+    from rich.console import Console
+    from rich.text import Text
+    from rich.tree import Tree
+
+    from ._lite import Subparsers
+
+__all__ = ["add_parser", "build_tree", "cmd_tree", "cmdline", "groups", "proc_text", "tree_json"]
+
+
+def add_parser(sub: Subparsers, name: str, help: str) -> None:
+    """Add the subcommand ``tree`` with its arguments."""
+    p = sub.add_parser(
+        name, help=help,
+        description="Draw the groups below GROUP (default the whole mount) as a tree, each "
+        "with its processes (pid and command line); kernel threads only with --kernel.",
+    )
+    p.add_argument("group", metavar="GROUP", nargs="?", default="/")
+    p.add_argument("--no-procs", action="store_true", help="groups only")
+    p.add_argument("--kernel", "-k", action="store_true", help="show kernel threads too")
+    p.add_argument(
+        "-l", "--full", action="store_true",
+        help="command lines in full (on a terminal they are cut to its width)",
+    )
+    p.add_argument("--json", action="store_true", help="the tree as one JSON object")
 
 
 def cmdline(pid: int) -> str | None:
@@ -78,6 +100,8 @@ def groups(
 def proc_text(pid: int, cmd: str, *, shorten: bool) -> Text:
     """A process line: pid and command line (escaped); ``shorten``: cut with an ellipsis
     at the width it is given (one line), else folded onto further lines."""
+    from rich.text import Text
+
     return Text.assemble(
         (str(pid), "cyan"),
         " ",
@@ -101,6 +125,9 @@ def build_tree(
     ``shorten`` a command line is cut to the width of the output (``systemd-cgls``). With
     ``max_procs``, the tree stops after that many processes, and a last line says how many
     processes (in how many more groups) were left out."""
+    from rich.text import Text
+    from rich.tree import Tree
+
     root = Tree(Text(printable(label), style="bold"), guide_style="dim")
     nodes = [root]  # the node of the group entered last at each depth
     shown = left = left_groups = 0
@@ -134,6 +161,8 @@ def tree_json(
 
     Written as the walk goes, without recursion (a tree of any depth; ``json.dumps`` of
     nested objects would recurse once per level)."""
+    import json
+
     open_groups: list[str] = []  # the path of each node still open, by depth
     has_child: list[bool] = []  # whether that node has a child written already
     for depth, name, found in groups(path, procs=procs, kernel=kernel, mount=mount):
