@@ -25,9 +25,9 @@ from cgroup2 import (
     MemoryNotSupportedError,
     Notice,
     NoticeKind,
-    memory_event_fd,
 )
 from cgroup2._fs import Dir
+from cgroup2.events import memory_event_fd
 
 N = 1000
 

@@ -9,6 +9,7 @@ import pytest
 
 import cgroup2
 from cgroup2.self import Limit, _group_below, _v1_controllers, collect, parse_cpu_list
+from cgroup2.stats import MemoryStat
 
 ALL = frozenset(range(8))
 ROOT = {"cgroup.controllers": b"cpuset cpu io memory hugetlb pids\n",
@@ -174,9 +175,9 @@ def test_group_outside_mount_root_is_refused() -> None:
 
 
 def test_working_set() -> None:
-    assert cgroup2.MemoryStat(usage=100, inactive_file=30).working_set == 70
-    assert cgroup2.MemoryStat(usage=10, inactive_file=30).working_set == 0
-    assert cgroup2.MemoryStat(usage=None, inactive_file=30).working_set is None
+    assert MemoryStat(usage=100, inactive_file=30).working_set == 70
+    assert MemoryStat(usage=10, inactive_file=30).working_set == 0
+    assert MemoryStat(usage=None, inactive_file=30).working_set is None
 
 
 def test_v1_controllers_of_this_process() -> None:

@@ -33,8 +33,8 @@ from cgroup2 import (
     RDMAEntry,
     Resources,
     WeightDevice,
-    to_resources,
 )
+from cgroup2.oci import to_resources
 
 DATA = Path(__file__).parent / "data" / "messages.json"
 LONG = "x" * 100

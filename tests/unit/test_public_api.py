@@ -1,0 +1,139 @@
+"""unit: the names ``cgroup2`` exports, exactly, and the names that left its top level
+(still importable for one release, with a DeprecationWarning naming their module)."""
+
+from __future__ import annotations
+
+import ast
+import importlib
+import subprocess
+import sys
+import warnings
+from pathlib import Path
+
+import pytest
+
+import cgroup2
+
+#: The public face: what ``from cgroup2 import *`` gives. A change here is an API change
+#: (CHANGELOG.md, and the reference pages under docs/reference/).
+PUBLIC = {
+    # the manager
+    "Manager", "State", "ControllerToggle",
+    # resources and their parts
+    "Resources", "CPU", "CPUMax", "Memory", "Pids", "IO", "BFQ", "Entry", "IOType",
+    "WeightDevice", "RDMA", "RDMAEntry", "HugeTlb", "HugeTlbEntry", "DeviceRule",
+    # processes in a group of their own
+    "run", "Popen", "CompletedRun", "Usage",
+    # statistics
+    "Metrics", "StatMask", "Sampler",
+    # events and pressure
+    "Event", "EventStream", "CgroupEvents", "CgroupEventStream", "EventWatcher", "Notice",
+    "NoticeKind", "PressureTrigger", "PressureEvent", "PressureEventStream",
+    # the program's own group and limits; the mount
+    "current", "limits", "cpu_count", "memory_available", "Limits",
+    "default_mountpoint", "mode", "Mode",
+    # the errors a caller catches
+    "CgroupError", "KernelError", "DelegationError", "CgroupDeletedError", "NotCgroup2Error",
+    "MountPointError", "MountPointNotExistError", "TreeLimitError", "InvalidGroupPathError",
+    "InvalidPidError", "InvalidFormatError", "CPUNotSupportedError", "MemoryNotSupportedError",
+    "PidsNotSupportedError", "FreezerNotSupportedError", "PressureTriggerError",
+}  # fmt: skip
+
+#: Names that left the top level, and the module each is imported from now.
+MOVED = {
+    **dict.fromkeys(
+        ["BPFError", "Program", "ProgramEmulator", "device_filter", "emulate",
+         "load_attach_device_filter"], "cgroup2.devices"),
+    **dict.fromkeys(
+        ["OCIConversion", "OCISpecError", "OCIWarning", "convert_resources", "to_resources"],
+        "cgroup2.oci"),
+    **dict.fromkeys(
+        ["U64_MAX", "CPUStat", "CpusetStat", "HugeTlbStat", "IOStat", "IOStatEntry",
+         "MemoryEvents", "MemoryStat", "MiscStat", "PidsStat", "PSIData", "PSIStats",
+         "RdmaStat", "RdmaStatEntry", "prometheus_text"], "cgroup2.stats"),
+    **dict.fromkeys(["nested_group_path", "pid_group_path", "verify_group_path"],
+                    "cgroup2.paths"),
+    **dict.fromkeys(["NoCgroupMountDestinationError", "ignore_not_exist"], "cgroup2.errors"),
+    "memory_event_fd": "cgroup2.events",
+    "Value": "cgroup2.resources",
+    "Limit": "cgroup2.self",
+}  # fmt: skip
+
+
+def test_the_exported_names_are_pinned() -> None:
+    assert set(cgroup2.__all__) == PUBLIC
+    assert len(cgroup2.__all__) == len(PUBLIC) <= 60
+    assert cgroup2.__all__ == sorted(cgroup2.__all__)
+    assert not PUBLIC & set(MOVED)
+
+
+def test_every_exported_name_imports_from_its_module() -> None:
+    for name in cgroup2.__all__:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            value = getattr(cgroup2, name)
+        assert value is not None, name
+        module = getattr(value, "__module__", None)
+        if module is not None:  # a class or function: the module that defines it
+            assert module.startswith("cgroup2."), (name, module)
+    assert set(cgroup2.__all__) <= set(dir(cgroup2))
+
+
+def test_star_import_gives_exactly_the_public_names() -> None:
+    ns: dict[str, object] = {}
+    exec("from cgroup2 import *", ns)
+    assert set(ns) - {"__builtins__"} == PUBLIC
+
+
+def test_what_mypy_reads_names_the_same_names() -> None:
+    # the TYPE_CHECKING imports of __init__.py (all mypy sees) and _PUBLIC (what runs):
+    # each public name is imported once, as itself, from the module _PUBLIC names
+    tree = ast.parse(Path(cgroup2.__file__).read_text())
+    block = next(n for n in tree.body
+                 if isinstance(n, ast.If) and getattr(n.test, "id", "") == "TYPE_CHECKING")
+    typed: dict[str, str] = {}
+    for node in block.body:
+        assert isinstance(node, ast.ImportFrom) and node.level == 1 and node.module
+        for alias in node.names:
+            assert alias.asname == alias.name, f"{alias.name}: import it `as {alias.name}`"
+            assert alias.name not in typed, alias.name
+            typed[alias.name] = node.module
+    run = {name: module for module, names in cgroup2._PUBLIC.items() for name in names}
+    assert typed == run
+
+
+@pytest.mark.parametrize("name", sorted(MOVED))
+def test_a_moved_name_still_imports_with_a_warning_naming_its_module(name: str) -> None:
+    new = importlib.import_module(MOVED[name])
+    assert name in new.__all__
+    with pytest.warns(DeprecationWarning, match=rf"`from {MOVED[name]} import {name}`") as w:
+        value = getattr(cgroup2, name)
+    assert value is getattr(new, name)
+    assert [x.filename for x in w] == [__file__]  # the caller's line
+    assert name not in cgroup2.__all__ and name not in dir(cgroup2)
+    assert name not in vars(cgroup2)  # not kept: every use warns
+
+
+def test_from_import_of_a_moved_name_warns_once_at_the_import() -> None:
+    with warnings.catch_warnings(record=True) as w:
+        warnings.simplefilter("always")
+        from cgroup2 import device_filter  # noqa: F401
+    assert len(w) == 1 and w[0].category is DeprecationWarning
+    assert w[0].filename == __file__
+    assert "cgroup2.devices" in str(w[0].message)
+
+
+def test_an_unknown_name_is_an_attribute_error() -> None:
+    with pytest.raises(AttributeError, match="no_such_name"):
+        cgroup2.no_such_name  # type: ignore[attr-defined]  # noqa: B018
+    with pytest.raises(ImportError):
+        from cgroup2 import no_such_name  # type: ignore[attr-defined]  # noqa: F401
+
+
+def test_a_moved_name_is_an_error_with_warnings_as_errors() -> None:
+    r = subprocess.run(
+        [sys.executable, "-W", "error::DeprecationWarning", "-c", "from cgroup2 import Value"],
+        capture_output=True, text=True,
+    )
+    assert r.returncode == 1
+    assert "use `from cgroup2.resources import Value`" in r.stderr
