@@ -137,3 +137,38 @@ def test_a_moved_name_is_an_error_with_warnings_as_errors() -> None:
     )
     assert r.returncode == 1
     assert "use `from cgroup2.resources import Value`" in r.stderr
+
+
+_USER = '''\
+import cgroup2
+from cgroup2 import CPU, CPUMax, Manager, Memory, Pids, Resources, StatMask, run
+from cgroup2.devices import device_filter
+from cgroup2.stats import MemoryStat
+
+res = Resources(cpu=CPU(max=CPUMax.new(50_000, 100_000)), memory=Memory(max=1 << 30),
+                pids=Pids(max=64))
+m: Manager = Manager.create("/jobs/a", res)
+mem: MemoryStat | None = m.stat(StatMask.MEMORY).memory
+code: int = run(["true"], res).returncode
+n: int = cgroup2.cpu_count()
+program, license = device_filter([])
+bad: str = cgroup2.cpu_count()
+from cgroup2 import to_resources
+'''
+
+
+def test_a_user_module_type_checks_against_the_public_names(tmp_path: Path) -> None:
+    # mypy --strict sees every public name with its type (the TYPE_CHECKING imports), and
+    # not the moved ones: for a type checker they are already where they went
+    user = tmp_path / "user.py"
+    user.write_text(_USER)
+    root = Path(__file__).resolve().parents[2]
+    r = subprocess.run(
+        [sys.executable, "-m", "mypy", "--strict", "--no-error-summary",
+         "--cache-dir", str(tmp_path / "cache"), str(user)],
+        capture_output=True, text=True, cwd=root, timeout=600,
+    )
+    errors = [ln.split(": error: ", 1)[1] for ln in r.stdout.splitlines() if ": error: " in ln]
+    assert len(errors) == 2, r.stdout + r.stderr
+    assert errors[0].startswith('Incompatible types in assignment (expression has type "int",')
+    assert errors[1].startswith('Module "cgroup2" has no attribute "to_resources"')
