@@ -127,3 +127,4 @@ if TYPE_CHECKING:
     from .stats import StatMask as StatMask
 else:  # hidden from mypy: a name that is not public (or a moved one) is an error there
     __getattr__, __dir__, __all__ = lazy_names(__name__, _PUBLIC, globals(), _MOVED)
+    del lazy_names

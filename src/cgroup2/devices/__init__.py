@@ -49,4 +49,4 @@ if TYPE_CHECKING:
 else:
     __getattr__, __dir__, _names = lazy_names(__name__, _LAZY, globals())
     __all__ = sorted(["DeviceRule", *_names])
-    del _names
+    del _names, lazy_names
