@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 import cgroup2
-from cgroup2.self import Limit, _group_below, _v1_controllers, collect, parse_cpu_list
+from cgroup2.self import Limit, Limits, _group_below, _v1_controllers, collect, parse_cpu_list
 from cgroup2.stats import MemoryStat
 
 ALL = frozenset(range(8))
@@ -97,7 +97,7 @@ def test_memory_tightest_and_available_from_each_levels_usage() -> None:
     assert lim.memory_high == Limit(1500, "/a/b", 100)
     # the child's own room is 1400, but its parent has 100 left: the parent binds
     assert lim.memory_available == 100
-    assert cgroup2.Limits is type(lim)
+    assert Limits is type(lim)
 
 
 def test_memory_usage_above_the_limit_leaves_zero() -> None:

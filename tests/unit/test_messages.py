@@ -32,8 +32,8 @@ from cgroup2 import (
     Pids,
     RDMAEntry,
     Resources,
-    WeightDevice,
 )
+from cgroup2.controllers.io import WeightDevice
 from cgroup2.oci import to_resources
 
 DATA = Path(__file__).parent / "data" / "messages.json"

@@ -24,8 +24,8 @@ from cgroup2 import (
     RDMAEntry,
     Resources,
     State,
-    WeightDevice,
 )
+from cgroup2.controllers.io import WeightDevice
 from cgroup2.devices.rules import DeviceRule
 from cgroup2.resources import Value
 
