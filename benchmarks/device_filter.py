@@ -21,9 +21,15 @@ import sys
 import time
 from collections.abc import Callable
 
-from cgroup2 import DeviceRule, ProgramEmulator, default_mountpoint, device_filter
+from cgroup2 import DeviceRule, default_mountpoint
 from cgroup2._fs import Dir
-from cgroup2.devices import apply_device_rules, attached_programs, load_program
+from cgroup2.devices import (
+    ProgramEmulator,
+    apply_device_rules,
+    attached_programs,
+    device_filter,
+    load_program,
+)
 from cgroup2.devices.bpf import verifier_stats
 
 

@@ -36,8 +36,9 @@ import tempfile
 import time
 from types import FrameType
 
-from cgroup2 import EventWatcher, Notice, default_mountpoint
+from cgroup2 import EventWatcher, default_mountpoint
 from cgroup2._fs import Dir
+from cgroup2.events import Notice
 
 
 def _cpu() -> float:

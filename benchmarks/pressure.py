@@ -30,7 +30,8 @@ import sys
 import time
 from types import FrameType
 
-from cgroup2 import EventWatcher, NoticeKind, PressureTrigger, default_mountpoint
+from cgroup2 import EventWatcher, PressureTrigger, default_mountpoint
+from cgroup2.events import NoticeKind
 from cgroup2.pressure import has_cap_sys_resource, kernel_version, unprivileged_rule
 
 

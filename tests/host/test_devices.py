@@ -22,22 +22,17 @@ from pathlib import Path
 import pytest
 from conftest import Parent
 
-from cgroup2 import (
-    CgroupError,
-    DeviceRule,
-    Manager,
-    ProgramEmulator,
-    Resources,
-    device_filter,
-    load_attach_device_filter,
-)
+from cgroup2 import CgroupError, DeviceRule, Manager, Resources
 from cgroup2._fs import Dir
 from cgroup2.devices import (
     PROG_NAME,
     BPFError,
+    ProgramEmulator,
     apply_device_rules,
     attached_programs,
     detach_device_filters,
+    device_filter,
+    load_attach_device_filter,
     load_program,
 )
 from cgroup2.devices.asm import AluOp, Assembler, Reg, Size, alu32, exit_insn, load_mem

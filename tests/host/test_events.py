@@ -16,18 +16,9 @@ from collections.abc import Iterator
 import pytest
 from conftest import Parent
 
-from cgroup2 import (
-    CgroupDeletedError,
-    CgroupEvents,
-    CgroupEventStream,
-    EventStream,
-    EventWatcher,
-    MemoryNotSupportedError,
-    Notice,
-    NoticeKind,
-    memory_event_fd,
-)
+from cgroup2 import CgroupDeletedError, EventStream, EventWatcher, MemoryNotSupportedError
 from cgroup2._fs import Dir
+from cgroup2.events import CgroupEvents, CgroupEventStream, Notice, NoticeKind, memory_event_fd
 
 N = 1000
 

@@ -28,12 +28,11 @@ from cgroup2 import (
     CgroupError,
     EventWatcher,
     Manager,
-    NoticeKind,
     PressureEvent,
-    PressureEventStream,
     PressureTrigger,
     PressureTriggerError,
 )
+from cgroup2.events import NoticeKind, PressureEventStream
 from cgroup2.pressure import has_cap_sys_resource, kernel_version, unprivileged_rule
 
 PRIV = has_cap_sys_resource()

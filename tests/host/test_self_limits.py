@@ -22,6 +22,7 @@ from conftest import Parent
 
 import cgroup2
 from cgroup2._v1 import BOUND, hierarchies
+from cgroup2.paths import pid_group_path
 from cgroup2.self import CONTROLLERS
 
 CHILD = r"""
@@ -165,7 +166,7 @@ def test_child_sees_its_own_group_and_the_tighter_parent_limit(
 
 def test_current_is_this_process_group_and_read_only() -> None:
     m = cgroup2.current()
-    assert m.group == cgroup2.pid_group_path(os.getpid())
+    assert m.group == pid_group_path(os.getpid())
     assert m.path == (m.mountpoint if m.group == "/" else m.mountpoint + m.group)
     assert m == cgroup2.Manager(m.mountpoint, m.group)
     # refused before any file is opened: nothing of this process's group is changed

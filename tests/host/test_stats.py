@@ -13,10 +13,10 @@ from collections.abc import Iterator
 import pytest
 from conftest import Parent
 
-from cgroup2 import CgroupDeletedError, Manager, StatMask, prometheus_text
+from cgroup2 import CgroupDeletedError, Manager, StatMask
 from cgroup2._fs import Dir
 from cgroup2.controllers.hugetlb import page_sizes
-from cgroup2.stats import U64_MAX, collect
+from cgroup2.stats import U64_MAX, collect, prometheus_text
 
 
 def _spin() -> None:  # pragma: no cover - child

@@ -36,13 +36,13 @@ from cgroup2 import (
     Manager,
     Memory,
     MemoryNotSupportedError,
-    OCISpecError,
     Pids,
     RDMAEntry,
     Resources,
-    to_resources,
+    paths,
 )
 from cgroup2.devices.rules import DeviceRule
+from cgroup2.oci import OCISpecError, to_resources
 
 
 @dataclass(frozen=True)
@@ -94,7 +94,7 @@ BAD_GROUPS: list[tuple[str, object, str]] = [
 ]
 for _id, _g, _msg in BAD_GROUPS:
     bad(f"verify_group_path-{_id}", InvalidGroupPathError, _msg,
-        lambda c, g=_g: cgroup2.verify_group_path(g))  # fmt: skip
+        lambda c, g=_g: paths.verify_group_path(g))  # fmt: skip
     bad(f"create-{_id}", InvalidGroupPathError, _msg,
         lambda c, g=_g: Manager.create(g, mountpoint=c.mnt))  # fmt: skip
 for _id, _g, _msg in BAD_GROUPS[:4]:
@@ -128,9 +128,9 @@ for _id, _pid in [("zero", 0), ("negative", -1), ("bool", True), ("str", "1"), (
     bad(f"add_proc-{_id}", InvalidPidError, "greater than 0",
         lambda c, p=_pid: c.m().add_proc(p))  # fmt: skip
 bad("add_thread-zero", InvalidPidError, "tid must be greater than 0", lambda c: c.m().add_thread(0))
-bad("pid_group_path-zero", InvalidPidError, "greater than 0", lambda c: cgroup2.pid_group_path(0))
+bad("pid_group_path-zero", InvalidPidError, "greater than 0", lambda c: paths.pid_group_path(0))
 bad("pid_group_path-str", InvalidPidError, "greater than 0",
-    lambda c: cgroup2.pid_group_path("self"))  # type: ignore[arg-type]  # fmt: skip
+    lambda c: paths.pid_group_path("self"))  # type: ignore[arg-type]  # fmt: skip
 
 # --- controllers, type, move ------------------------------------------------------------
 for _id, _cs in [("injection", ["cpu -memory"]), ("path", ["../x"]), ("empty", [""]),

@@ -24,12 +24,13 @@ import pytest
 from conftest import Parent
 from reltools import attached_device_programs, no_leaks  # noqa: F401
 
-from cgroup2 import DeviceRule, device_filter
+from cgroup2 import DeviceRule
 from cgroup2.devices import (
     PROG_NAME,
     AttachedFilter,
     attached_programs,
     detach_device_filters,
+    device_filter,
     load_attach_device_filter,
 )
 

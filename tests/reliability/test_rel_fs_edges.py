@@ -19,8 +19,9 @@ from typing import Any
 import pytest
 from reltools import made_group  # noqa: F401 (a fixture)
 
-from cgroup2 import CgroupError, KernelError, Manager, TreeLimitError, _resolve
+from cgroup2 import CgroupError, KernelError, Manager, _resolve
 from cgroup2._fs import ENTER, LEAVE, Dir, read_abs, walk
+from cgroup2.errors import TreeLimitError
 
 
 @pytest.fixture

@@ -427,7 +427,8 @@ def _oci_spec(data: bytes) -> Any:
 @FUZZ
 @given(data=st.data())
 def test_oci_to_resources(kind: str, data: Any) -> None:
-    from cgroup2 import CgroupError, Resources, to_resources
+    from cgroup2 import CgroupError, Resources
+    from cgroup2.oci import to_resources
 
     source = st.binary(max_size=100).map(lambda b: _json(Tape(b)))
     if kind == "near-valid":

@@ -40,11 +40,11 @@ from cgroup2 import (
     MountPointError,
     NotCgroup2Error,
     Resources,
-    TreeLimitError,
     _fs,
     _sig,
 )
 from cgroup2.cli import main as cli_main
+from cgroup2.errors import TreeLimitError
 from cgroup2.paths import mounts
 
 # --- the recorder -------------------------------------------------------------------------

@@ -22,10 +22,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from reltools import no_leaks  # noqa: F401
 
-from cgroup2 import CPU, CgroupError, to_resources
+from cgroup2 import CPU, CgroupError
 from cgroup2.cli._summary import _pids_max_hits
 from cgroup2.controllers.cpuset import CPU_LIST_LIMIT, parse_cpu_list
 from cgroup2.manager import _pids
+from cgroup2.oci import to_resources
 from cgroup2.paths import parse_mountinfo
 from cgroup2.systemd import cpu_bitmask
 

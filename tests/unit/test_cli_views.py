@@ -206,7 +206,8 @@ def test_frozen_ancestors(tmp_path: Path) -> None:
 
 
 def test_memory_usage_as_each_tool_counts_it() -> None:
-    from cgroup2 import MemoryStat, Metrics
+    from cgroup2 import Metrics
+    from cgroup2.stats import MemoryStat
 
     m = Metrics(memory=MemoryStat(usage=100 << 20, inactive_file=30 << 20, anon=50 << 20))
     assert memory_usage_rows(m) == [

@@ -24,8 +24,8 @@ from types import SimpleNamespace
 
 import pytest
 
-from cgroup2 import CgroupError, DeviceRule, device_filter
-from cgroup2.devices import bpf
+from cgroup2 import CgroupError, DeviceRule
+from cgroup2.devices import bpf, device_filter
 from cgroup2.errors import KernelError
 
 # include/uapi/linux/bpf.h

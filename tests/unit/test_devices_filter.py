@@ -6,7 +6,8 @@ import struct
 
 import pytest
 
-from cgroup2 import CgroupError, DeviceRule, Program, ProgramEmulator, device_filter, emulate
+from cgroup2 import CgroupError, DeviceRule
+from cgroup2.devices import Program, ProgramEmulator, device_filter, emulate
 from cgroup2.devices.asm import (
     AluOp,
     Assembler,

@@ -16,7 +16,8 @@ import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from cgroup2 import CgroupError, DeviceRule, ProgramEmulator, device_filter
+from cgroup2 import CgroupError, DeviceRule
+from cgroup2.devices import ProgramEmulator, device_filter
 from cgroup2.devices.asm import Instruction
 
 # Few distinct numbers, so that rules and devices often meet; with the edges of 32 bits.

@@ -22,7 +22,8 @@ from dataclasses import dataclass
 
 import pytest
 
-from cgroup2 import CgroupError, DeviceRule, ProgramEmulator, device_filter
+from cgroup2 import CgroupError, DeviceRule
+from cgroup2.devices import ProgramEmulator, device_filter
 from cgroup2.devices.state import DeviceState, Key
 
 W = None  # runc's devices.Wildcard

@@ -106,9 +106,11 @@ def test_cgroup_events_malformed(data: bytes) -> None:
 
 
 def test_public_names() -> None:
-    for name in ("Event", "EventStream", "EventWatcher", "memory_event_fd", "CgroupEvents"):
+    for name in ("Event", "EventStream", "EventWatcher"):
         assert getattr(cgroup2, name) is getattr(events, name)
         assert name in cgroup2.__all__
+    for name in ("memory_event_fd", "CgroupEvents", "CgroupEventStream", "Notice", "NoticeKind"):
+        assert name in events.__all__ and name not in cgroup2.__all__
     assert Event(1, 2, 3, 4, 5).oom_group_kill == 0
     with pytest.raises(AttributeError):
         Event(1, 2, 3, 4, 5).oom = 9  # type: ignore[misc]

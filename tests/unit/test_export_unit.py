@@ -19,23 +19,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from cgroup2 import (
-    U64_MAX,
-    CPUStat,
-    HugeTlbStat,
-    IOStat,
-    IOStatEntry,
-    MemoryEvents,
-    MemoryStat,
-    Metrics,
-    MiscStat,
-    PidsStat,
-    PSIData,
-    PSIStats,
-    RdmaStat,
-    RdmaStatEntry,
-    prometheus_text,
-)
+from cgroup2 import Metrics
 from cgroup2.cli._export import parse_listen, parse_mask
 from cgroup2.cli._units import UsageError
 from cgroup2.controllers.memory import MEMORY_STAT_KEYS
@@ -50,7 +34,23 @@ from cgroup2.exporter import (
     unescape_label,
     wants_openmetrics,
 )
-from cgroup2.stats import StatMask
+from cgroup2.stats import (
+    U64_MAX,
+    CPUStat,
+    HugeTlbStat,
+    IOStat,
+    IOStatEntry,
+    MemoryEvents,
+    MemoryStat,
+    MiscStat,
+    PidsStat,
+    PSIData,
+    PSIStats,
+    RdmaStat,
+    RdmaStatEntry,
+    StatMask,
+    prometheus_text,
+)
 
 if TYPE_CHECKING:
     from cgroup2._httpserve import HTTPServer

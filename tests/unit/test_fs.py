@@ -137,7 +137,8 @@ def test_walk_is_iterative_ordered_and_bounded(
 
 
 def _walk_checks(deep: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from cgroup2 import TreeLimitError, _fs
+    from cgroup2 import _fs
+    from cgroup2.errors import TreeLimitError
 
     with Dir.open(str(deep)) as top:
         seen = [(kind, name, depth) for kind, _, name, depth in _fs.walk(top, leave=True)]

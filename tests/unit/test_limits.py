@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 import cgroup2
-from cgroup2.self import Limit, _group_below, _v1_controllers, collect, parse_cpu_list
+from cgroup2.self import Limit, Limits, _group_below, _v1_controllers, collect, parse_cpu_list
+from cgroup2.stats import MemoryStat
 
 ALL = frozenset(range(8))
 ROOT = {"cgroup.controllers": b"cpuset cpu io memory hugetlb pids\n",
@@ -96,7 +97,7 @@ def test_memory_tightest_and_available_from_each_levels_usage() -> None:
     assert lim.memory_high == Limit(1500, "/a/b", 100)
     # the child's own room is 1400, but its parent has 100 left: the parent binds
     assert lim.memory_available == 100
-    assert cgroup2.Limits is type(lim)
+    assert Limits is type(lim)
 
 
 def test_memory_usage_above_the_limit_leaves_zero() -> None:
@@ -174,9 +175,9 @@ def test_group_outside_mount_root_is_refused() -> None:
 
 
 def test_working_set() -> None:
-    assert cgroup2.MemoryStat(usage=100, inactive_file=30).working_set == 70
-    assert cgroup2.MemoryStat(usage=10, inactive_file=30).working_set == 0
-    assert cgroup2.MemoryStat(usage=None, inactive_file=30).working_set is None
+    assert MemoryStat(usage=100, inactive_file=30).working_set == 70
+    assert MemoryStat(usage=10, inactive_file=30).working_set == 0
+    assert MemoryStat(usage=None, inactive_file=30).working_set is None
 
 
 def test_v1_controllers_of_this_process() -> None:

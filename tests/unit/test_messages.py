@@ -32,9 +32,9 @@ from cgroup2 import (
     Pids,
     RDMAEntry,
     Resources,
-    WeightDevice,
-    to_resources,
 )
+from cgroup2.controllers.io import WeightDevice
+from cgroup2.oci import to_resources
 
 DATA = Path(__file__).parent / "data" / "messages.json"
 LONG = "x" * 100

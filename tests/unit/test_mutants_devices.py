@@ -11,7 +11,8 @@ from typing import Any
 
 import pytest
 
-from cgroup2 import CgroupError, DeviceRule, device_filter, emulate
+from cgroup2 import CgroupError, DeviceRule
+from cgroup2.devices import device_filter, emulate
 from cgroup2.devices.filter import (
     ACC_MKNOD,
     ACC_READ,

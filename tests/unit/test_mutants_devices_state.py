@@ -8,7 +8,8 @@ from typing import Any
 
 import pytest
 
-from cgroup2 import CgroupError, DeviceRule, device_filter
+from cgroup2 import CgroupError, DeviceRule
+from cgroup2.devices import device_filter
 from cgroup2.devices.state import DeviceState
 
 

@@ -13,7 +13,8 @@ import struct
 
 import pytest
 
-from cgroup2 import CgroupError, DeviceRule, device_filter
+from cgroup2 import CgroupError, DeviceRule
+from cgroup2.devices import device_filter
 from cgroup2.devices.asm import (
     JMP,
     JMP32,

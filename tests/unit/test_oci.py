@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from cgroup2 import CgroupError, to_resources
+from cgroup2 import CgroupError
 from cgroup2.devices.rules import DeviceRule
 from cgroup2.oci import (
     OCISpecError,
@@ -19,6 +19,7 @@ from cgroup2.oci import (
     blkio_weight_to_io_weight,
     convert_resources,
     cpu_shares_to_weight,
+    to_resources,
 )
 
 DATA = Path(__file__).resolve().parent.parent / "data" / "oci"

@@ -16,8 +16,8 @@ from typing import Any
 
 import pytest
 
-from cgroup2 import convert_resources, to_resources
 from cgroup2.devices.rules import DeviceRule
+from cgroup2.oci import convert_resources, to_resources
 
 DATA = Path(__file__).resolve().parent.parent / "data" / "oci"
 

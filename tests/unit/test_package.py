@@ -20,12 +20,13 @@ def test_every_public_name_resolves() -> None:
 
 
 def test_lazy_names_are_the_modules_own() -> None:
-    from cgroup2 import devices, events, oci
+    from cgroup2 import devices, events, manager
 
     assert cgroup2.EventStream is events.EventStream
-    assert cgroup2.to_resources is oci.to_resources
-    assert cgroup2.device_filter is devices.device_filter is devices.filter.device_filter
-    assert cgroup2.BPFError is devices.bpf.BPFError
+    assert cgroup2.Manager is manager.Manager
+    assert cgroup2.DeviceRule is devices.DeviceRule is devices.rules.DeviceRule
+    assert devices.device_filter is devices.filter.device_filter
+    assert devices.BPFError is devices.bpf.BPFError
 
 
 def _loaded_after(code: str) -> set[str]:
@@ -46,5 +47,5 @@ def test_import_loads_only_what_managing_groups_needs() -> None:
                   "cgroup2.devices.asm", "cgroup2.devices.emulator", "cgroup2.systemd", "ctypes"):
         assert heavy not in mods, heavy
     assert "cgroup2.manager" in mods
-    mods = _loaded_after("from cgroup2 import device_filter")
+    mods = _loaded_after("from cgroup2.devices import device_filter")
     assert "cgroup2.devices.filter" in mods and "asyncio" not in mods

@@ -15,11 +15,11 @@ import time
 
 import pytest
 
-from cgroup2 import CPU, CgroupError, InvalidFormatError, to_resources
+from cgroup2 import CPU, CgroupError, InvalidFormatError
 from cgroup2.cli._summary import _pids_max_hits
 from cgroup2.controllers.cpuset import parse_cpu_list
 from cgroup2.manager import _pids
-from cgroup2.oci import OCISpecError, blkio_weight_to_io_weight
+from cgroup2.oci import OCISpecError, blkio_weight_to_io_weight, to_resources
 from cgroup2.paths import parse_mountinfo
 from cgroup2.systemd import cpu_bitmask
 

@@ -8,10 +8,11 @@ import re
 import pytest
 from export_tools import LAYOUTS
 
-from cgroup2 import CPUStat, Metrics
+from cgroup2 import Metrics
 from cgroup2.errors import CgroupError
 from cgroup2.exporter import exposition
 from cgroup2.pathlabels import PathLabels, parse_label_rule, path_labels
+from cgroup2.stats import CPUStat
 
 
 @pytest.mark.parametrize("layout", sorted(LAYOUTS))

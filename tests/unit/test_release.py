@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import importlib
+import importlib.util
 import io
 import os
 import re
@@ -300,9 +302,16 @@ def test_python_examples_compile_and_import_public_names() -> None:
         tree = ast.parse(block, filename=str(page))  # a syntax error fails here
         compile(tree, str(page), "exec")
         for node in ast.walk(tree):
-            if isinstance(node, ast.ImportFrom) and node.module == "cgroup2":
+            if not isinstance(node, ast.ImportFrom) or node.level or not node.module:
+                continue
+            if node.module == "cgroup2":  # a public name, or a module of the package
                 for alias in node.names:
-                    assert alias.name in cgroup2.__all__, (page.name, alias.name)
+                    assert alias.name in cgroup2.__all__ or importlib.util.find_spec(
+                        f"cgroup2.{alias.name}") is not None, (page.name, alias.name)
+            elif node.module.startswith("cgroup2."):  # a name the module exports
+                exported = importlib.import_module(node.module).__all__
+                for alias in node.names:
+                    assert alias.name in exported, (page.name, node.module, alias.name)
         n += 1
     assert n >= 10
 

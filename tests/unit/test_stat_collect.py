@@ -14,10 +14,10 @@ from pathlib import Path
 
 import pytest
 
-from cgroup2 import U64_MAX, CgroupDeletedError, InvalidFormatError, StatMask
+from cgroup2 import CgroupDeletedError, InvalidFormatError, StatMask
 from cgroup2._fs import Dir
 from cgroup2.controllers import hugetlb
-from cgroup2.stats import collect
+from cgroup2.stats import U64_MAX, collect
 
 VM_GROUP = Path(__file__).parent / "data" / "vm-6.1" / "group"
 

@@ -6,7 +6,9 @@ import json
 import math
 import re
 
-from cgroup2 import (
+from cgroup2 import Metrics
+from cgroup2.controllers.memory import MEMORY_STAT_KEYS
+from cgroup2.stats import (
     U64_MAX,
     CpusetStat,
     CPUStat,
@@ -15,7 +17,6 @@ from cgroup2 import (
     IOStatEntry,
     MemoryEvents,
     MemoryStat,
-    Metrics,
     MiscStat,
     PidsStat,
     PSIData,
@@ -24,7 +25,6 @@ from cgroup2 import (
     RdmaStatEntry,
     prometheus_text,
 )
-from cgroup2.controllers.memory import MEMORY_STAT_KEYS
 
 # The field names of containerd's io.containerd.cgroups.v2 metrics messages (the facts
 # the JSON must carry).

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from cgroup2 import U64_MAX, InvalidFormatError
+from cgroup2 import InvalidFormatError
 from cgroup2.controllers import _parse
 from cgroup2.controllers.cpu import parse_cpu_stat
 from cgroup2.controllers.cpuset import parse_cpu_list
@@ -26,6 +26,7 @@ from cgroup2.controllers.memory import (
 from cgroup2.controllers.misc import parse_misc
 from cgroup2.controllers.psi import PSIData, parse_pressure
 from cgroup2.controllers.rdma import RdmaStatEntry, parse_rdma
+from cgroup2.stats import U64_MAX
 
 DATA = Path(__file__).parent / "data"
 VM = DATA / "vm-6.1"

@@ -24,10 +24,10 @@ from cgroup2 import (
     RDMAEntry,
     Resources,
     State,
-    Value,
-    WeightDevice,
 )
+from cgroup2.controllers.io import WeightDevice
 from cgroup2.devices.rules import DeviceRule
+from cgroup2.resources import Value
 
 V = Value
 MiB = 1 << 20

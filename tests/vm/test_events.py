@@ -21,15 +21,9 @@ from itertools import pairwise
 import pytest
 from conftest import Parent
 
-from cgroup2 import (
-    CgroupEvents,
-    Event,
-    EventStream,
-    EventWatcher,
-    NoticeKind,
-    memory_event_fd,
-)
+from cgroup2 import Event, EventStream, EventWatcher
 from cgroup2._fs import Dir
+from cgroup2.events import CgroupEvents, NoticeKind, memory_event_fd
 
 LIMIT = 16 << 20
 # The child joins the group itself (raw write of "0" to cgroup.procs), then touches

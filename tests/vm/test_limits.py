@@ -33,8 +33,8 @@ from cgroup2 import (
     Pids,
     RDMAEntry,
     Resources,
-    WeightDevice,
 )
+from cgroup2.controllers.io import WeightDevice
 
 MiB = 1 << 20
 BUSY = ["sh", "-c", "while :; do :; done"]

@@ -19,7 +19,8 @@ from typing import Any
 import pytest
 from conftest import Parent
 
-from cgroup2 import Manager, Resources, to_resources
+from cgroup2 import Manager, Resources
+from cgroup2.oci import to_resources
 
 DATA = Path(__file__).resolve().parent.parent / "data" / "oci"
 M = 1024 * 1024

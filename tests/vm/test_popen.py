@@ -17,6 +17,7 @@ from conftest import Parent
 
 import cgroup2
 from cgroup2 import CPU, CPUMax, Memory, Pids, Resources
+from cgroup2.popen import Usage
 
 MiB = 1 << 20
 PY = sys.executable
@@ -115,7 +116,7 @@ def test_asyncio_under_the_same_limits(where: Any) -> None:
 
     import cgroup2.asyncio as ca
 
-    async def main() -> tuple[int, int, cgroup2.Usage, cgroup2.Usage]:
+    async def main() -> tuple[int, int, Usage, Usage]:
         oom = await ca.create_subprocess_exec(
             PY, "-c", TOUCH, "256", resources=Resources(memory=Memory(max=64 * MiB, swap=0)),
             stdout=asyncio.subprocess.DEVNULL, **where)

@@ -25,15 +25,9 @@ import pytest
 from conftest import Parent
 from pressure_tools import run_unprivileged
 
-from cgroup2 import (
-    EventWatcher,
-    NoticeKind,
-    PressureEvent,
-    PressureEventStream,
-    PressureTrigger,
-    PressureTriggerError,
-)
+from cgroup2 import EventWatcher, PressureEvent, PressureTrigger, PressureTriggerError
 from cgroup2._fs import Dir
+from cgroup2.events import NoticeKind, PressureEventStream
 from cgroup2.pressure import has_cap_sys_resource, kernel_version
 
 SRC = os.path.join(os.path.dirname(__file__), "..", "..", "src")

@@ -9,6 +9,18 @@ from dataclasses import dataclass, field
 
 from ._values import U32_MAX, Value, int_in, invalid, limit_text
 
+__all__ = [
+    "BFQ",
+    "IO",
+    "Entry",
+    "IOStat",
+    "IOStatEntry",
+    "IOType",
+    "WeightDevice",
+    "parse_io_stat",
+    "read_io",
+]
+
 
 class IOType(enum.StrEnum):
     """The limit kinds of ``io.max``."""
