@@ -314,8 +314,8 @@ class Dir:
                 value=value,
             )
         if err in (errno.EACCES, errno.EPERM, errno.ENOENT) and op != "open":
-            # a permission refusal: name the kernel's delegation rule (cgroup2.delegation)
-            from .delegation import explain
+            # a permission refusal: name the kernel's delegation rule (cgroup2._refuse)
+            from ._refuse import explain
 
             explained = explain(self, name, op, err, value)
             if explained is not None:
