@@ -103,12 +103,12 @@ _cgroup2_devs: set[int] = set()
 def _is_cgroup2_dev(dev: int) -> bool:
     if dev in _cgroup2_devs:
         return True
-    from . import paths
+    from . import _mount
 
     for attempt in (0, 1):
         if attempt:
-            paths.refresh()  # mounted since the table was read?
-        for m in paths._mounts():  # rows: no CgroupMount made (start-up time)
+            _mount.refresh()  # mounted since the table was read?
+        for m in _mount._mounts():  # rows: no CgroupMount made (start-up time)
             if m.fstype == "cgroup2":
                 _cgroup2_devs.add(m.device)
         if dev in _cgroup2_devs:
@@ -314,8 +314,8 @@ class Dir:
                 value=value,
             )
         if err in (errno.EACCES, errno.EPERM, errno.ENOENT) and op != "open":
-            # a permission refusal: name the kernel's delegation rule (cgroup2.delegation)
-            from .delegation import explain
+            # a permission refusal: name the kernel's delegation rule (cgroup2._refuse)
+            from ._refuse import explain
 
             explained = explain(self, name, op, err, value)
             if explained is not None:

@@ -31,15 +31,30 @@ import socket
 import sys
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from typing import Protocol
 
+from ._exposition import OPENMETRICS_TYPE, TEXT_TYPE, qvalues, wants_openmetrics
 from .errors import CgroupError
 
-TYPE_CHECKING = False
-if TYPE_CHECKING:
-    from .exporter import Exporter, Scrape
-
 __all__ = ["HTTPServer", "accepts_gzip"]
+
+
+class _Bodies(Protocol):
+    """One sample's bodies (:class:`cgroup2.exporter.Scrape`)."""
+
+    def body(self, openmetrics: bool = False, gzip: bool = False) -> bytes: ...
+    def drop_metrics(self) -> None: ...
+
+
+class _Source(Protocol):
+    """What the server needs of an :class:`~cgroup2.exporter.Exporter`: a scrape on
+    demand, and a place for the server's own values (its connection counts)."""
+
+    extra: Callable[[], Mapping[str, float | Mapping[str, float]]] | None
+
+    def take(self) -> _Bodies: ...
+
 
 _MAX_HEAD = 8192
 _INDEX = b'<html><body><a href="/metrics">/metrics</a></body></html>\n'
@@ -51,8 +66,6 @@ def accepts_gzip(header: str | None) -> bool:
     and no ``gzip;q=0``)."""
     if not header:
         return False
-    from .exporter import qvalues
-
     star = False
     for coding, q in qvalues(header):
         if coding in ("gzip", "x-gzip"):
@@ -86,7 +99,7 @@ class HTTPServer:
 
     def __init__(
         self,
-        exporter: Exporter,
+        exporter: _Source,
         host: str,
         port: int,
         *,
@@ -324,8 +337,6 @@ class HTTPServer:
         if path == "/":
             self._respond(conn, 200, "text/html; charset=utf-8", _INDEX)
         elif path == "/metrics":
-            from .exporter import wants_openmetrics
-
             om = wants_openmetrics(headers.get("accept"))
             gz = accepts_gzip(headers.get("accept-encoding"))
             self._wait_for_scrape(conn, om, gz)
@@ -423,7 +434,7 @@ class HTTPServer:
             if self._stop:
                 return
             t0 = time.perf_counter()
-            scrape: Scrape | None = None
+            scrape: _Bodies | None = None
             error = None
             try:
                 scrape = self.exporter.take()
@@ -473,8 +484,6 @@ class HTTPServer:
                     self._respond(conn, 500, "text/plain; charset=utf-8", error.encode())
                     continue
                 body = bodies[om, gz]
-                from .exporter import OPENMETRICS_TYPE, TEXT_TYPE
-
                 ctype = OPENMETRICS_TYPE if om else TEXT_TYPE
                 self._respond(conn, 200, ctype, body, gzip=gz)
                 if self.verbose:

@@ -9,12 +9,15 @@ namespace's root are written nowhere: the group is then found by the process it 
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from typing import Any, Protocol
 
+from ._fs import Dir, read_abs
+from ._mount import mount_root, parse_proc_cgroup
 from .errors import CgroupError
 
-__all__ = ["MAX_SEARCH", "locate", "split_up"]
+__all__ = ["MAX_SEARCH", "locate", "own_group", "split_up"]
 
 
 def split_up(path: str) -> tuple[int, list[str]]:
@@ -74,6 +77,13 @@ def locate(proc_path: str, root: str, open_top: Callable[[], _GroupDir], pid: in
         f"cgroups: this process's group {proc_path} (in its cgroup namespace) is not below "
         f"the root {root} of {what}: it cannot be read through this mount"
     )
+
+
+def own_group(mp: str) -> str:
+    """This process's group below the cgroup2 mount ``mp``."""
+    proc = parse_proc_cgroup(read_abs("/proc/self/cgroup").decode("utf-8", "surrogateescape"))
+    return locate(proc, mount_root(mp), lambda: Dir.open(mp, mp), os.getpid(),
+                  what=f"the cgroup2 mount {mp}")
 
 
 def _search(open_top: Callable[[], _GroupDir], depth: int, names: list[str],

@@ -199,13 +199,13 @@ def _open_error(e: OSError, path: str) -> CgroupError:
 def _outermost_mount(path: str) -> str | None:
     """The outermost cgroup2 mount point of the mount table that holds ``path`` (a
     group bind-mounted below it is then a mount point on the way, never a root)."""
-    from . import paths
+    from . import _mount
 
     for attempt in (0, 1):
         if attempt:
-            paths.refresh()  # mounted since the table was read?
+            _mount.refresh()  # mounted since the table was read?
         best: str | None = None
-        for m in paths._mounts():
+        for m in _mount._mounts():
             mp = m.mountpoint
             if m.fstype == "cgroup2" and (
                 path == mp or mp == "/" or path.startswith(mp + "/")

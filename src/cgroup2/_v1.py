@@ -30,8 +30,8 @@ from functools import partial
 
 from ._fs import Dir, read_abs
 from ._locate import locate
+from ._mount import _mounts
 from .errors import CgroupError, KernelError
-from .paths import _mounts
 
 __all__ = [
     "BOUND",

@@ -2,34 +2,43 @@
 
 A *group path* is the third field of a ``0::`` line of ``/proc/<pid>/cgroup``: an absolute,
 clean path relative to the cgroup2 mount, for example ``/user.slice/session-1.scope``.
+The mount table itself is read by :mod:`cgroup2._mount` (below the file layer); its
+public functions are this module's.
 """
 
 from __future__ import annotations
 
 import os
 
-from .errors import (
-    CgroupError,
-    InvalidFormatError,
-    InvalidGroupPathError,
-    InvalidPidError,
-    KernelError,
+# the mount table's names, public here
+from ._mount import HYBRID_MOUNTPOINT as HYBRID_MOUNTPOINT
+from ._mount import MOUNTINFO as MOUNTINFO
+from ._mount import (
+    UNIFIED_MOUNTPOINT,
+    _mounts,
+    _read_proc_cgroup,
+    default_mountpoint,
+    mode,
+    parse_mountinfo,
+    parse_proc_cgroup,
 )
+from ._mount import mounts as mounts
+from ._mount import refresh as refresh
+from .errors import CgroupError, InvalidGroupPathError, InvalidPidError
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterable
+    from collections.abc import Callable
 
+    from ._cgroupmount import CgroupMount
     from ._enums import Mode
-    from ._mount import CgroupMount
-
 
 
 def __getattr__(name: str) -> object:
-    """``CgroupMount`` and ``Mode``, imported on first use (PEP 562; see :class:`_Row`
-    and :mod:`cgroup2._enums`)."""
+    """``CgroupMount`` and ``Mode``, imported on first use (PEP 562; see
+    :mod:`cgroup2._cgroupmount` and :mod:`cgroup2._enums`)."""
     if name == "CgroupMount":
-        from ._mount import CgroupMount
+        from ._cgroupmount import CgroupMount
 
         globals()[name] = CgroupMount
         return CgroupMount
@@ -44,6 +53,7 @@ def __getattr__(name: str) -> object:
 def __dir__() -> list[str]:
     return sorted({*globals(), "CgroupMount", "Mode"})
 
+
 __all__ = [
     "CgroupMount",
     "Mode",
@@ -51,7 +61,6 @@ __all__ = [
     "default_mountpoint",
     "delegated_root",
     "find_delegated_root",
-    "is_cgroup2_dir",
     "mode",
     "nested_group_path",
     "owns_group",
@@ -60,231 +69,6 @@ __all__ = [
     "pid_group_path",
     "verify_group_path",
 ]
-
-UNIFIED_MOUNTPOINT = "/sys/fs/cgroup"
-HYBRID_MOUNTPOINT = "/sys/fs/cgroup/unified"
-MOUNTINFO = "/proc/self/mountinfo"
-
-
-class _Row:
-    """One cgroup mount of mountinfo, as the look-ups of this module use it (the fields of
-    :class:`CgroupMount`, which is made from it for callers: making that dataclass type
-    imports :mod:`dataclasses`, which costs more than the command ``cgroup2 get``)."""
-
-    __slots__ = ("device", "fstype", "mount_id", "mountpoint", "options", "root")
-
-    def __init__(self, mountpoint: str, root: str, fstype: str, options: str, device: int,
-                 mount_id: str = "") -> None:
-        self.mount_id = mount_id  # mountinfo's first field, as written
-        self.mountpoint = mountpoint
-        self.root = root
-        self.fstype = fstype
-        self.options = options
-        self.device = device
-
-
-def _is_octal(s: str) -> bool:
-    # not str.isdigit(): it is true of "8", "9" and of other scripts' digits ("²", "٣")
-    return all(c in "01234567" for c in s)
-
-
-def _unescape(field: str) -> str:
-    r"""Undo mountinfo's octal escapes (``\040`` for a space, ``\134`` for a backslash)."""
-    if "\\" not in field:
-        return field
-    out = []
-    i = 0
-    while i < len(field):
-        if field[i] == "\\" and i + 4 <= len(field) and _is_octal(field[i + 1 : i + 4]):
-            out.append(chr(int(field[i + 1 : i + 4], 8)))
-            i += 4
-        else:
-            out.append(field[i])
-            i += 1
-    return "".join(out)
-
-
-def parse_mountinfo(text: str) -> list[CgroupMount]:
-    """The cgroup and cgroup2 mounts of a ``/proc/<pid>/mountinfo`` text, in order.
-
-    Lines that do not mount a cgroup file system are skipped; a cgroup line without the
-    ``-`` separator or with too few fields raises :class:`InvalidFormatError`.
-    """
-    return _public(_parse_rows(text))
-
-
-def _public(rows: Iterable[_Row]) -> list[CgroupMount]:
-    from ._mount import CgroupMount
-
-    return [CgroupMount(r.mountpoint, r.root, r.fstype, r.options, r.device) for r in rows]
-
-
-def _parse_rows(text: str) -> list[_Row]:
-    """:func:`parse_mountinfo`'s mounts, as rows."""
-    mounts = []
-    for lineno, line in enumerate(text.splitlines(), 1):
-        if " - cgroup" not in line:
-            continue
-        head, sep, tail = line.partition(" - ")
-        fields = head.split(" ")
-        rest = tail.split(" ")
-        if not sep or len(fields) < 6 or len(rest) < 3:
-            raise InvalidFormatError(f"cgroups: {MOUNTINFO} line {lineno}: malformed: {line!r}")
-        fstype = rest[0]
-        if fstype not in ("cgroup", "cgroup2"):
-            continue
-        major, _, minor = fields[2].partition(":")
-        device = 0
-        if major.isascii() and major.isdigit() and minor.isascii() and minor.isdigit():
-            # the kernel's dev_t: a 12-bit major and a 20-bit minor (MINORBITS)
-            if len(major) > 7 or len(minor) > 7 or int(major) >> 12 or int(minor) >> 20:
-                raise InvalidFormatError(
-                    f"cgroups: {MOUNTINFO} line {lineno}: device number out of range: "
-                    f"{line[:200]!r}"
-                )
-            device = os.makedev(int(major), int(minor))
-        mounts.append(
-            _Row(
-                mountpoint=_unescape(fields[4]),
-                root=_unescape(fields[3]),
-                fstype=fstype,
-                options=rest[2],
-                device=device,
-                mount_id=fields[0],
-            )
-        )
-    return mounts
-
-
-def _visible_rows(text: str) -> list[_Row]:
-    """The cgroup mounts of a mountinfo text that this process can reach by their mount
-    point: a mount covered by another mounted on the same point (``mount --bind X
-    /sys/fs/cgroup/unified`` over the unified mount), or lying below a covered mount
-    (a tmpfs mounted again at ``/sys/fs/cgroup``), is left out. Covering is read from the
-    mount and parent ids (fields 1 and 2): a mount made on a point where one is already
-    mounted has that mount as its parent, whatever the order of the lines."""
-    rows = _parse_rows(text)
-    if not rows:
-        return rows
-    parent_of: dict[str, tuple[str, str]] = {}  # id: (parent id, mount point), every mount
-    for line in text.splitlines():
-        fields = line.split(" ", 5)
-        if len(fields) >= 5:
-            parent_of[fields[0]] = (fields[1], fields[4])
-    covered = {parent for mid, (parent, mp) in parent_of.items()
-               if parent != mid and parent_of.get(parent, ("", ""))[1] == mp}
-    reach: dict[str, bool] = {}  # whether the path to a mount's point leads to it
-
-    def reachable(mid: str) -> bool:
-        chain: list[str] = []
-        while mid not in reach:
-            parent, mp = parent_of[mid]
-            if parent not in parent_of or parent == mid or mid in chain:  # (or a loop)
-                reach[mid] = True  # the root of this namespace's tree
-                break
-            chain.append(mid)
-            mid = parent
-        ok = reach[mid]
-        for m in reversed(chain):  # from the top down
-            parent, mp = parent_of[m]
-            if parent_of[parent][1] != mp:  # not the mount covering its parent
-                ok = ok and parent not in covered
-            reach[m] = ok
-        return reach[chain[0]] if chain else reach[mid]
-
-    if not covered:
-        return rows  # nothing stacked: every mount is reached by its point
-    return [r for r in rows
-            if r.mount_id not in covered and (r.mount_id not in parent_of
-                                              or reachable(r.mount_id))]
-
-
-def _mode_of(mounts: Iterable[_Row]) -> Mode:
-    from ._enums import Mode
-
-    v1 = v2 = False
-    for m in mounts:
-        if m.fstype == "cgroup2":
-            if m.mountpoint == UNIFIED_MOUNTPOINT:
-                return Mode.UNIFIED
-            v2 = True
-        else:
-            v1 = True
-    if v2:
-        return Mode.HYBRID
-    return Mode.LEGACY if v1 else Mode.UNAVAILABLE
-
-
-def _mountpoint_of(mounts: Iterable[_Row]) -> str | None:
-    """The cgroup2 mount to use: /sys/fs/cgroup, then …/unified, then the first other."""
-    found = [m.mountpoint for m in mounts if m.fstype == "cgroup2"]
-    for preferred in (UNIFIED_MOUNTPOINT, HYBRID_MOUNTPOINT):
-        if preferred in found:
-            return preferred
-    return found[0] if found else None
-
-
-_MOUNTS: list[tuple[_Row, ...]] = []  # the table read, once (functools.cache, without
-# importing functools: start-up of the command)
-
-
-def _mounts() -> tuple[_Row, ...]:
-    if _MOUNTS:
-        return _MOUNTS[0]
-    try:
-        with open(MOUNTINFO, encoding="utf-8", errors="surrogateescape") as f:
-            rows = tuple(_visible_rows(f.read()))
-    except FileNotFoundError:
-        rows = ()
-    _MOUNTS[:] = [rows]
-    return rows
-
-
-def mounts() -> tuple[CgroupMount, ...]:
-    """The cgroup and cgroup2 mounts of this process that it can reach by their mount
-    point, one per mount point (a mount covered by another on the same point is left
-    out); read once, see :func:`refresh`."""
-    return tuple(_public(_mounts()))
-
-
-def refresh() -> None:
-    """Forget the mount table read before (it is read once per process)."""
-    _MOUNTS.clear()
-
-
-def mode() -> Mode:
-    """How this host mounts cgroups, from ``/proc/self/mountinfo``."""
-    return _mode_of(_mounts())
-
-
-def default_mountpoint() -> str:
-    """The cgroup2 mount point of this host.
-
-    ``/sys/fs/cgroup`` on a unified host, ``/sys/fs/cgroup/unified`` on a hybrid one;
-    raises :class:`MountPointNotExistError` where cgroup2 is not mounted.
-    """
-    mp = _mountpoint_of(_mounts())
-    if mp is None:
-        from .errors import MountPointNotExistError
-
-        raise MountPointNotExistError(
-            f"cgroups: no cgroup2 file system in {MOUNTINFO} (mode: {mode().value})"
-        )
-    return mp
-
-
-def is_cgroup2_dir(path: str) -> bool:
-    """True when ``path`` is a directory on a cgroup2 mount of this process's mount table."""
-    try:
-        dev = os.stat(path).st_dev
-    except OSError:
-        return False
-    for attempt in (0, 1):
-        if attempt:
-            refresh()  # mounted since the table was read?
-        if any(m.fstype == "cgroup2" and m.device == dev for m in _mounts()):
-            return True
-    return False
 
 
 def clean_path(p: str) -> str:
@@ -337,30 +121,6 @@ def verify_group_path(g: str) -> None:
         )
     if "\0" in g or "\n" in g:
         raise InvalidGroupPathError(f"cgroups: invalid group path {g!r}: NUL or newline")
-
-
-def parse_proc_cgroup(text: str, *, source: str = "/proc/self/cgroup") -> str:
-    """The cgroup2 path of a ``/proc/<pid>/cgroup`` text: the third field of its ``0::`` line.
-
-    A line without two colons raises :class:`InvalidFormatError`, as does a text without
-    a ``0::`` line.
-    """
-    for lineno, line in enumerate(text.splitlines(), 1):
-        parts = line.split(":", 2)
-        if len(parts) < 3:
-            raise InvalidFormatError(f"cgroups: {source} line {lineno}: invalid entry {line!r}")
-        if parts[0] == "0" and parts[1] == "":
-            return parts[2]
-    raise InvalidFormatError(f"cgroups: {source}: no cgroup2 (0::) entry")
-
-
-def _read_proc_cgroup(source: str) -> str:
-    try:
-        with open(source, "rb") as f:
-            data = f.read()
-    except OSError as e:
-        raise KernelError(e.errno or 0, source, op="read") from None
-    return parse_proc_cgroup(data.decode("utf-8", "surrogateescape"), source=source)
 
 
 def caller_group(mountpoint: str) -> str | None:
@@ -441,12 +201,12 @@ def delegated_root(*, mountpoint: str | None = None, uid: int | None = None) -> 
     them (the common ancestor's ``cgroup.procs`` is its own). Read-only: nothing is
     written.
     """
-    from .self import _own_group
+    from ._locate import own_group
 
     mp = mountpoint if mountpoint is not None else default_mountpoint()
     me = os.geteuid() if uid is None else uid
     try:
-        group = _own_group(mp)
+        group = own_group(mp)
     except CgroupError:  # a group this mount does not show
         return None
     base = mp.rstrip("/")

@@ -23,11 +23,12 @@ from dataclasses import dataclass, field
 from typing import Any, NoReturn
 
 from ._fs import Dir, read_abs
-from ._locate import locate, split_up
+from ._locate import locate, own_group, split_up
+from ._mount import mount_root
 from .controllers._values import NO_LIMIT_MIN
 from .errors import CgroupError
 from .manager import Manager, _check_mountpoint
-from .paths import _mounts, default_mountpoint, parse_proc_cgroup
+from .paths import default_mountpoint
 
 __all__ = [
     "Limit",
@@ -413,13 +414,6 @@ class _ReadOnly(Manager):
         return object.__getattribute__(self, name)
 
 
-def _mount_root(mountpoint: str) -> str:
-    for m in _mounts():
-        if m.fstype == "cgroup2" and m.mountpoint == mountpoint:
-            return m.root
-    return "/"
-
-
 def _group_below(proc_path: str, root: str) -> str:
     """The group path below a mount whose root is ``root`` (mountinfo's 4th field)."""
     if root == "/":
@@ -432,13 +426,6 @@ def _group_below(proc_path: str, root: str) -> str:
         f"cgroups: this process's group {proc_path} is not below the root {root} of the "
         f"cgroup2 mount: it cannot be read through this mount"
     )
-
-
-def _own_group(mp: str) -> str:
-    """This process's group below the cgroup2 mount ``mp``."""
-    proc = parse_proc_cgroup(read_abs("/proc/self/cgroup").decode("utf-8", "surrogateescape"))
-    return locate(proc, _mount_root(mp), lambda: Dir.open(mp, mp), os.getpid(),
-                  what=f"the cgroup2 mount {mp}")
 
 
 def current(*, mountpoint: str | None = None) -> Manager:
@@ -454,7 +441,7 @@ def current(*, mountpoint: str | None = None) -> Manager:
     if mountpoint is not None:
         _check_mountpoint(mountpoint)
     mp = mountpoint if mountpoint is not None else default_mountpoint()
-    m = _ReadOnly(mp, _own_group(mp))
+    m = _ReadOnly(mp, own_group(mp))
     Dir.open(m.path, m.mountpoint).close()
     return m
 
@@ -513,7 +500,7 @@ def effective_limits(
     levels: list[Level] = []
     # a mount of a sub-tree hides what is above it ("/../.." is a mount made above a cgroup
     # namespace's root: it may show the whole hierarchy, which cgroup.type tells below)
-    hidden = bool(split_up(_mount_root(manager.mountpoint))[1])
+    hidden = bool(split_up(mount_root(manager.mountpoint))[1])
     # down from the mount's root, one child at a time: never across a mount point
     d = Dir.open(manager.mountpoint, manager.mountpoint)
     try:

@@ -238,7 +238,7 @@ def _being_removed(d: GroupFiles, on: Iterable[bytes]) -> bool:
     return d.gone((0.0, 0.001, 0.004, 0.015, 0.03, 0.05))
 
 
-# --- Prometheus text exposition (the writer is cgroup2.exporter's) ---------------------
+# --- Prometheus text exposition (the writer is cgroup2._exposition's) ------------------
 
 
 def prometheus_text(
@@ -254,8 +254,8 @@ def prometheus_text(
     seconds, sizes bytes, PSI averages ratios (0..1); a ``max`` limit is ``+Inf``.
     Absent values are left out, and a family without samples is not printed.
     """
-    # one writer for this and `cgroup2 export` (also its working-set gauge): cgroup2.exporter
-    from .exporter import exposition
+    # one writer for this and `cgroup2 export` (also its working-set gauge), below both
+    from ._exposition import exposition
 
     if isinstance(metrics, Metrics):
         return exposition([(group, metrics)])

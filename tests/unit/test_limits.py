@@ -309,9 +309,9 @@ LEGACY_MOUNTS = """\
 def test_v1_hierarchies_from_proc_cgroup_and_the_mounts(monkeypatch: pytest.MonkeyPatch) -> None:
     """Co-mounted controllers share a hierarchy; a named one (name=systemd) is none;
     a controller whose hierarchy is not mounted here has no mount point."""
-    from cgroup2 import _v1, paths
+    from cgroup2 import _mount, _v1
 
-    rows = tuple(paths._visible_rows(LEGACY_MOUNTS))
+    rows = tuple(_mount._visible_rows(LEGACY_MOUNTS))
     monkeypatch.setattr(_v1, "_mounts", lambda: rows)
     hs = _v1.hierarchies("5:pids:/x\n4:memory:/a/b\n3:cpu,cpuacct:/\n1:name=systemd:/a\n0::/\n")
     assert set(hs) == {"cpu", "cpuacct", "memory", "pids"}

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from cgroup2 import InvalidFormatError, InvalidGroupPathError, InvalidPidError, Mode, paths
+from cgroup2 import InvalidFormatError, InvalidGroupPathError, InvalidPidError, Mode, _mount, paths
 from cgroup2.errors import CgroupDeletedError, KernelError, ignore_not_exist
 
 VALID = [
@@ -198,8 +198,8 @@ ODD = """\
 )
 def test_mountinfo_samples(text: str, mode: Mode, mountpoint: str | None) -> None:
     mounts = paths.parse_mountinfo(text)
-    assert paths._mode_of(mounts) is mode
-    assert paths._mountpoint_of(mounts) == mountpoint
+    assert _mount._mode_of(mounts) is mode
+    assert _mount._mountpoint_of(mounts) == mountpoint
 
 
 def test_mountinfo_fields() -> None:
@@ -217,7 +217,7 @@ def test_mountinfo_malformed_cgroup_line() -> None:
 def test_default_mountpoint_raises_without_cgroup2(monkeypatch: pytest.MonkeyPatch) -> None:
     from cgroup2 import MountPointNotExistError
 
-    monkeypatch.setattr(paths, "_mounts", lambda: tuple(paths.parse_mountinfo(LEGACY)))
+    monkeypatch.setattr(_mount, "_mounts", lambda: tuple(paths.parse_mountinfo(LEGACY)))
     assert paths.mode() is Mode.LEGACY
     with pytest.raises(MountPointNotExistError):
         paths.default_mountpoint()
@@ -248,8 +248,8 @@ def test_this_host_mode_is_consistent() -> None:
 def test_caller_group(
     monkeypatch: pytest.MonkeyPatch, proc: str, rows: list[tuple[str, str]], want: str | None
 ) -> None:
-    table = tuple(paths._Row(mp, root, "cgroup2", "rw", 0) for mp, root in rows)
-    monkeypatch.setattr(paths, "_MOUNTS", [table])
+    table = tuple(_mount._Row(mp, root, "cgroup2", "rw", 0) for mp, root in rows)
+    monkeypatch.setattr(_mount, "_MOUNTS", [table])
     monkeypatch.setattr(paths, "_read_proc_cgroup", lambda source: proc)
     assert paths.caller_group("/sys/fs/cgroup") == want
 
@@ -275,7 +275,7 @@ STACKED = """\
 def test_a_mount_stacked_on_another_hides_it() -> None:
     """The table keeps the visible mount of a mount point: the one mounted last on it
     (its parent is the covered mount), and what was mounted on top of it."""
-    rows = paths._visible_rows(STACKED)
+    rows = _mount._visible_rows(STACKED)
     assert [(r.mountpoint, r.root) for r in rows] == [
         ("/sys/fs/cgroup/memory", "/"),
         ("/sys/fs/cgroup/unified", "/x/y"),
@@ -286,7 +286,7 @@ def test_a_mount_stacked_on_another_hides_it() -> None:
 
 def test_a_mount_over_a_parent_hides_what_is_below() -> None:
     text = STACKED + "120 31 0:50 / /sys/fs/cgroup rw - tmpfs tmpfs rw\n"
-    assert paths._visible_rows(text) == []
+    assert _mount._visible_rows(text) == []
     # the order of the lines does not matter: covering is read from the ids
     lines = STACKED.splitlines()
-    assert [r.root for r in paths._visible_rows("\n".join(lines[::-1]))] == ["/", "/x/y", "/"]
+    assert [r.root for r in _mount._visible_rows("\n".join(lines[::-1]))] == ["/", "/x/y", "/"]
