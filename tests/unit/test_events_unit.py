@@ -33,9 +33,12 @@ from cgroup2.events import (
     EventWatcher,
     Notice,
     NoticeKind,
+    _inotify,
     memory_event_fd,
     parse_cgroup_events,
     parse_memory_events,
+    streams,
+    watcher,
 )
 
 KERNEL_6_1 = b"low 0\nhigh 0\nmax 17\noom 1\noom_kill 1\noom_group_kill 0\n"
@@ -129,8 +132,8 @@ class _Files:
         self.cg, self.mem = self.dir / "cgroup.events", self.dir / "memory.events"
         self.cg.write_bytes(cg)
         self.watcher = EventWatcher(_wakes=False)
-        w = events._Watch(str(self.dir))
-        w.wd = events._add_watch(self.watcher._ino, str(tmp), events._IN_CHILD_GONE, str(tmp))
+        w = watcher._Watch(str(self.dir))
+        w.wd = _inotify.add_watch(self.watcher._ino, str(tmp), _inotify.IN_CHILD_GONE, str(tmp))
         self.watcher._dirs[w.wd] = {b"grp": w}
         w.cfd = os.open(self.cg, os.O_RDONLY | os.O_CLOEXEC)
         w.craw = cg
@@ -193,7 +196,7 @@ def test_removed_group_is_reported_once_and_dropped(
         return real(fd, n, off)
 
     before = len(_fds())
-    monkeypatch.setattr(events.os, "pread", gone)
+    monkeypatch.setattr(os, "pread", gone)
     cfd, mfd = files.w.cfd, files.w.mfd
     out = files.wake("cg", "mem")
     assert [n.kind for n in out] == [NoticeKind.DELETED]
@@ -212,7 +215,7 @@ def _enodev(monkeypatch: pytest.MonkeyPatch, fds: tuple[int, ...]) -> None:
             raise OSError(errno.ENODEV, "No such device")
         return real(fd, n, off)
 
-    monkeypatch.setattr(events.os, "pread", gone)
+    monkeypatch.setattr(os, "pread", gone)
 
 
 def test_memory_events_removed_alone_is_not_a_removal(
@@ -249,7 +252,7 @@ def test_removal_is_seen_through_the_parent_watch(
 def test_lost_inotify_events_mean_every_group_is_read_again(
     files: _Files, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    overflow = events._EVENT.pack(-1, events._IN_Q_OVERFLOW, 0, 0)
+    overflow = _inotify.EVENT.pack(-1, _inotify.IN_Q_OVERFLOW, 0, 0)
     reads = [overflow]
 
     def read(fd: int, n: int) -> bytes:
@@ -258,7 +261,7 @@ def test_lost_inotify_events_mean_every_group_is_read_again(
             return reads.pop()
         raise BlockingIOError
 
-    monkeypatch.setattr(events.os, "read", read)
+    monkeypatch.setattr(os, "read", read)
     files.cg.write_bytes(b"populated 1\nfrozen 1\n")  # a change whose wake was not seen
     out: list[Notice] = []
     files.watcher._read_removals(out)
@@ -274,7 +277,7 @@ def test_other_read_errors_name_the_file(files: _Files, monkeypatch: pytest.Monk
     def eio(fd: int, n: int, off: int) -> bytes:
         raise OSError(errno.EIO, "I/O error")
 
-    monkeypatch.setattr(events.os, "pread", eio)
+    monkeypatch.setattr(os, "pread", eio)
     with pytest.raises(KernelError, match=r"memory\.events.*EIO"):
         files.wake("mem")
 
@@ -363,7 +366,7 @@ class FakeWatcher:
 
 @pytest.fixture
 def fake(monkeypatch: pytest.MonkeyPatch) -> type[FakeWatcher]:
-    monkeypatch.setattr(events, "EventWatcher", FakeWatcher)
+    monkeypatch.setattr(streams, "EventWatcher", FakeWatcher)
     FakeWatcher.first = _n(NoticeKind.ADDED, ON)
     FakeWatcher.script = []
     FakeWatcher.instances = []

@@ -1,188 +1,60 @@
-"""Group events: ``memory.events`` and ``cgroup.events``, watched with one ``epoll``.
+"""The watcher: one ``epoll`` over the ``cgroup.events`` and ``memory.events`` of many
+groups, and PSI triggers, with one inotify fd for the groups' removal.
 
-Kernfs (the file system under every cgroup2 mount) wakes a poller of an open
-``cgroup.events`` or ``memory.events`` with ``EPOLLPRI | EPOLLERR`` each time the kernel
-changes the file (``cgroup_file_notify()``), and keeps the fd ready until the file is read
-again. So one ``select.epoll`` can watch any number of groups from one thread: each watched
-file is opened once (through :mod:`cgroup2._fs`), registered for ``EPOLLPRI``, and read
-again with ``pread(fd, n, 0)`` after each wake. The removal of a group does *not* wake its
-kept fds (they only fail with ``ENODEV`` when read), and cgroupfs sends no
-``IN_DELETE_SELF`` for a removed group; so the watcher also holds one inotify fd, in the
-same epoll, with an ``IN_DELETE`` watch on each *parent* directory (one for all siblings):
-a child's removal is a hint to read that child's fd again, and ``ENODEV`` confirms it.
-
-Three ways in:
-
-* :class:`EventWatcher`: one epoll, many groups, added and removed at any time; reports
-  changes of ``memory.events`` and of ``cgroup.events`` (``populated``, ``frozen``) and the
-  removal of a group, as :class:`Notice` values through :meth:`EventWatcher.poll`, a
-  callback, ``async for``, or an :class:`asyncio.Queue` (:meth:`EventWatcher.attach`).
-* :class:`EventStream`: one group's ``memory.events``, an iterator (and async iterator) of
-  :class:`Event` that ends when the group empties; the reference's ``EventChan()``.
-  :class:`CgroupEventStream` is the same for ``cgroup.events`` alone (it needs no
-  controller, so it works where the memory controller is absent).
-* :func:`memory_event_fd`: an inotify fd that becomes readable when ``memory.events``
-  changes; the reference's ``MemoryEventFD()``.
-
-Kernel facts the code relies on (Linux 6.1 and 6.18 checked):
-
-* the kernel notifies a given file at most once per 10 ms
-  (``CGROUP_FILE_NOTIFY_MIN_INTV``); a later change in that interval is notified when it
-  ends. Two changes that undo each other within it (``populated`` 0 -> 1 -> 0) can
-  therefore read as no change at all; the watcher only reports what the file says.
-* a fresh fd is ready until its first read, and a read fd is ready again as soon as the
-  kernel notifies the file; the watcher reads each file (its first state) and then
-  registers it, so no change in between is lost.
-* an OOM kill is counted in ``memory.events`` before the killed process exits, so reading
-  ``memory.events`` after ``cgroup.events`` says ``populated 0`` sees the count of an OOM
-  kill of the last process (the race fixed late in the reference, containerd/cgroups#374).
+How it works, and the kernel facts it relies on: the events guide (``docs/guides/events.md``).
 """
 
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import errno
 import os
 import select
-import struct
 import time
-from collections import deque
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from enum import StrEnum
 from types import TracebackType
-from typing import TYPE_CHECKING, Generic, Self, TypeVar
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     import asyncio
     import threading
 
-    from .pressure import PressureEvent, PressureTrigger
+    from ..pressure import PressureEvent, PressureTrigger
 
-from ._fs import Dir
-from .controllers.memory import parse_memory_events as _parse_memory_events_full
-from .errors import (
+from .._fs import Dir
+from ..errors import (
     CgroupDeletedError,
     CgroupError,
-    InvalidFormatError,
     KernelError,
     MemoryNotSupportedError,
+    PressureTriggerError,
+)
+from ._inotify import (
+    EVENT,
+    IN_CHILD_GONE,
+    IN_DELETE,
+    IN_IGNORED,
+    IN_Q_OVERFLOW,
+    add_watch,
+    inotify_init,
+    libc,
+)
+from .files import (
+    CGROUP_EVENTS,
+    MEMORY_EVENTS,
+    CgroupEvents,
+    Event,
+    parse_cgroup_events,
+    parse_memory_events,
 )
 
-__all__ = [
-    "CgroupEventStream",
-    "CgroupEvents",
-    "Event",
-    "EventStream",
-    "EventWatcher",
-    "Notice",
-    "NoticeKind",
-    "PressureEventStream",
-    "memory_event_fd",
-    "parse_cgroup_events",
-    "parse_memory_events",
-]
-
-MEMORY_EVENTS = "memory.events"
-CGROUP_EVENTS = "cgroup.events"
+__all__ = ["EventWatcher", "Notice", "NoticeKind"]
 
 _READ_SIZE = 4096  # both files are well under 200 bytes
 _GONE = (errno.ENODEV, errno.ENOENT)  # a read on a kept fd of a removed group: ENODEV
-
-
-# --- the two files -----------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class Event:
-    """The counts of ``memory.events``: how many times each memory event has happened in
-    the group and below it since the group was created (the reference's ``Event``).
-
-    ``low``/``high``/``max``: reclaim under ``memory.low``, throttling over
-    ``memory.high``, allocation at ``memory.max``; ``oom``: the group hit its limit and
-    the OOM killer was invoked; ``oom_kill``: processes killed by it; ``oom_group_kill``:
-    whole-group kills (``memory.oom.group``; 0 before Linux 5.17).
-    """
-
-    low: int
-    high: int
-    max: int
-    oom: int
-    oom_kill: int
-    oom_group_kill: int = 0
-
-
-@dataclass(frozen=True, slots=True)
-class CgroupEvents:
-    """``cgroup.events``: ``populated`` (a process is in the group or below it) and
-    ``frozen`` (the group is frozen; ``False`` before Linux 5.2, which lacks the key)."""
-
-    populated: bool
-    frozen: bool = False
-
-
-def parse_memory_events(data: bytes) -> Event:
-    """Parse the bytes of ``memory.events`` (or ``memory.events.local``).
-
-    Unknown keys (``sock_throttled``, ...) are ignored; a missing one of the five keys
-    every kernel with cgroup2 memory has, or a value that is not an unsigned decimal,
-    raises :class:`InvalidFormatError` naming the file.
-    """
-    m = _parse_memory_events_full(data, MEMORY_EVENTS)
-    if m.low is None or m.high is None or m.max is None or m.oom is None or m.oom_kill is None:
-        raise InvalidFormatError(
-            f"cgroups: parsing file with invalid format failed: {MEMORY_EVENTS}: "
-            f"one of low, high, max, oom, oom_kill is missing in {data[:200]!r}",
-            path=MEMORY_EVENTS,
-        )
-    return Event(m.low, m.high, m.max, m.oom, m.oom_kill, m.oom_group_kill or 0)
-
-
-_CG_FAST = {
-    b"populated 0\nfrozen 0\n": CgroupEvents(False, False),
-    b"populated 1\nfrozen 0\n": CgroupEvents(True, False),
-    b"populated 0\nfrozen 1\n": CgroupEvents(False, True),
-    b"populated 1\nfrozen 1\n": CgroupEvents(True, True),
-}
-_BOOL = {b"0": False, b"1": True}
-
-
-def parse_cgroup_events(data: bytes) -> CgroupEvents:
-    """Parse the bytes of ``cgroup.events`` (``populated 0|1``, ``frozen 0|1``).
-
-    Unknown keys are ignored; a missing ``populated`` or a value other than 0/1 for a
-    known key raises :class:`InvalidFormatError` naming the file.
-    """
-    fast = _CG_FAST.get(data)
-    if fast is not None:
-        return fast
-    seen: dict[bytes, bool] = {}
-    for lineno, line in enumerate(data.splitlines(), 1):
-        parts = line.split()
-        if not parts:
-            continue
-        if parts[0] not in (b"populated", b"frozen"):
-            continue
-        v = _BOOL.get(parts[1]) if len(parts) == 2 else None
-        if v is None:
-            raise InvalidFormatError(
-                f"cgroups: parsing file with invalid format failed: {CGROUP_EVENTS} "
-                f"line {lineno}: {line[:200]!r}: expected '<key> 0|1'",
-                path=CGROUP_EVENTS,
-            )
-        seen[parts[0]] = v
-    if b"populated" not in seen:
-        raise InvalidFormatError(
-            f"cgroups: parsing file with invalid format failed: {CGROUP_EVENTS}: "
-            f"no 'populated' line in {data[:200]!r}",
-            path=CGROUP_EVENTS,
-        )
-    return CgroupEvents(seen[b"populated"], seen.get(b"frozen", False))
-
-
-# --- the watcher -------------------------------------------------------------------------
-
+_EVENT_SIZE = EVENT.size
 
 class NoticeKind(StrEnum):
     """What a :class:`Notice` reports."""
@@ -305,7 +177,7 @@ class EventWatcher:
         self._ptrig: dict[tuple[str, PressureTrigger], _PWatch] = {}
         # The removal of groups: one inotify fd, IN_DELETE on each parent directory;
         # parent watch -> child name -> group.
-        self._ino = _inotify_init()
+        self._ino = inotify_init()
         self._dirs: dict[int, dict[bytes, _Watch]] = {}
         try:
             self._ep.register(self._ino, select.EPOLLIN)
@@ -345,37 +217,7 @@ class EventWatcher:
         w = _Watch(path)
         try:
             with Dir.open(path, mountpoint) as d:
-                # the parent through the group's own fd: the directory just checked
-                parent = os.path.dirname(path)
-                w.wd = _add_watch(self._ino, f"/proc/self/fd/{d.fd}/..", _IN_CHILD_GONE, parent)
-                self._dirs.setdefault(w.wd, {})[w.name] = w
-                try:
-                    w.cfd = d.open_fd(CGROUP_EVENTS)
-                except KernelError as e:
-                    if e.errno == errno.ENOENT:
-                        raise CgroupError(
-                            f"cgroups: watch: {path} has no {CGROUP_EVENTS} "
-                            f"(the root group has none; watch a group below it)",
-                            errno=e.errno,
-                            path=e.path,
-                        ) from None
-                    raise
-                # memory=None: look first (cheaper than a failed open where it is absent)
-                if memory or (memory is None and d.exists(MEMORY_EVENTS)):
-                    try:
-                        w.mfd = d.open_fd(MEMORY_EVENTS)
-                    except KernelError as e:
-                        if e.errno != errno.ENOENT:
-                            raise
-                        if memory:
-                            raise MemoryNotSupportedError(
-                                f"cgroups: memory cgroup (v2) not supported for {path}: "
-                                f"it has no {MEMORY_EVENTS} (the memory controller is not "
-                                f"enabled in the parent's cgroup.subtree_control, or this "
-                                f"mount has no memory controller)",
-                                errno=e.errno,
-                                path=e.path,
-                            ) from None
+                self._open_files(d, w, memory)
             # Read first, then register. Kernfs reports a file ready while the kernel's
             # change count differs from the one this fd saw at its last read, so a change
             # between the read and the register makes the fd ready at once; reading
@@ -401,6 +243,42 @@ class EventWatcher:
         if w.mfd >= 0:
             self._fds[w.mfd] = (w, True)
         return Notice(path, NoticeKind.ADDED, w.cstate, w.mem, time.monotonic_ns())
+
+    def _open_files(self, d: Dir, w: _Watch, memory: bool | None) -> None:
+        """Watch the parent of ``w`` for its removal and open its ``cgroup.events`` (and
+        ``memory.events``, as ``memory`` asks) from its directory ``d``."""
+        path = w.path
+        # the parent through the group's own fd: the directory just checked
+        parent = os.path.dirname(path)
+        w.wd = add_watch(self._ino, f"/proc/self/fd/{d.fd}/..", IN_CHILD_GONE, parent)
+        self._dirs.setdefault(w.wd, {})[w.name] = w
+        try:
+            w.cfd = d.open_fd(CGROUP_EVENTS)
+        except KernelError as e:
+            if e.errno == errno.ENOENT:
+                raise CgroupError(
+                    f"cgroups: watch: {path} has no {CGROUP_EVENTS} "
+                    f"(the root group has none; watch a group below it)",
+                    errno=e.errno,
+                    path=e.path,
+                ) from None
+            raise
+        # memory=None: look first (cheaper than a failed open where it is absent)
+        if memory or (memory is None and d.exists(MEMORY_EVENTS)):
+            try:
+                w.mfd = d.open_fd(MEMORY_EVENTS)
+            except KernelError as e:
+                if e.errno != errno.ENOENT:
+                    raise
+                if memory:
+                    raise MemoryNotSupportedError(
+                        f"cgroups: memory cgroup (v2) not supported for {path}: "
+                        f"it has no {MEMORY_EVENTS} (the memory controller is not "
+                        f"enabled in the parent's cgroup.subtree_control, or this "
+                        f"mount has no memory controller)",
+                        errno=e.errno,
+                        path=e.path,
+                    ) from None
 
     def remove(self, path: str) -> bool:
         """Stop watching ``path`` and close its fds; ``False`` when it was not watched
@@ -428,8 +306,7 @@ class EventWatcher:
         a trigger the kernel refuses, raises :class:`~cgroup2.errors.PressureTriggerError`
         (see :func:`cgroup2.pressure.open_trigger` for the rules).
         """
-        from .errors import PressureTriggerError
-        from .pressure import open_trigger, read_event
+        from ..pressure import open_trigger, read_event
 
         ep = self._live()
         if self._waiter is not None or self._queue is not None:
@@ -485,7 +362,7 @@ class EventWatcher:
 
     def _read_pressure(self, p: _PWatch, mask: int, out: list[Notice]) -> None:
         """A trigger's fd woke: EPOLLPRI is a firing, EPOLLERR the group's removal."""
-        from .pressure import read_event
+        from ..pressure import read_event
 
         w = self._watches.get(p.path)
         cstate, mem = (w.cstate, w.mem) if w is not None else (CgroupEvents(False), None)
@@ -643,17 +520,17 @@ class EventWatcher:
                 break
             off = 0
             while off + _EVENT_SIZE <= len(buf):
-                wd, mask, _cookie, n = _EVENT.unpack_from(buf, off)
+                wd, mask, _cookie, n = EVENT.unpack_from(buf, off)
                 off += _EVENT_SIZE + n
-                if mask & _IN_Q_OVERFLOW:
+                if mask & IN_Q_OVERFLOW:
                     overflow = True
-                elif mask & _IN_DELETE:
+                elif mask & IN_DELETE:
                     # a child of a watched parent was removed: ours? (ENODEV says so)
                     name = buf[off - n : off].rstrip(b"\0")
                     w = self._dirs.get(wd, {}).get(name)
                     if w is not None:
                         self._read_one(w.cfd, w, False, out, False)
-                elif mask & _IN_IGNORED:
+                elif mask & IN_IGNORED:
                     # the parent itself is gone (so are its children) or was unwatched
                     for w in list(self._dirs.pop(wd, {}).values()):
                         w.wd = -1
@@ -807,7 +684,7 @@ class EventWatcher:
             if not children:  # the last watched child of this parent
                 del self._dirs[w.wd]
                 # the IN_IGNORED this causes is for a wd no longer known: ignored
-                _c().inotify_rm_watch(self._ino, w.wd)
+                libc().inotify_rm_watch(self._ino, w.wd)
         w.wd = -1
 
     def _drop(self, w: _Watch) -> None:
@@ -867,371 +744,3 @@ class EventWatcher:
             self._fds.clear()
             self._pfds.clear()
             self._watches.clear()
-
-
-# --- the streams -------------------------------------------------------------------------
-
-T = TypeVar("T")
-
-
-class _Stream(Generic[T]):
-    """One group watched by a private :class:`EventWatcher`: items until the group empties.
-
-    The end: ``cgroup.events`` says ``populated 0`` after the stream has seen the group
-    populated (when it was created, or later). A wake of ``cgroup.events`` with
-    ``populated 0`` unchanged also ends a stream that has not seen the group populated:
-    the group was populated and emptied within the kernel's 10 ms notification interval
-    (a freeze and thaw of an empty group within 10 ms reads the same way and also ends
-    it). A group removed before that raises :class:`CgroupDeletedError`.
-    """
-
-    def __init__(self, path: str, *, memory: bool, mountpoint: str | None = None) -> None:
-        self._watcher = EventWatcher(_wakes=True)
-        try:
-            first = self._watcher.add(path, memory=memory, mountpoint=mountpoint)
-        except BaseException:
-            self._watcher.close()
-            raise
-        self.path = first.path
-        self._items: deque[T] = deque()
-        self._state = first.cgroup
-        self._seen_populated = first.cgroup.populated
-        self._ended = False
-        self._error: CgroupError | None = None
-
-    @property
-    def ended(self) -> bool:
-        """True when the stream has ended (or failed) and every item was taken."""
-        return (self._ended or self._error is not None) and not self._items
-
-    @property
-    def cgroup(self) -> CgroupEvents:
-        """The last ``cgroup.events`` state read."""
-        return self._state
-
-    def _on(self, n: Notice) -> None:
-        raise NotImplementedError
-
-    def _on_cgroup(self, n: Notice) -> None:
-        """Track populated; end at populated 0 after populated (or a 0 -> 1 -> 0 wake)."""
-        bounced = n.cgroup == self._state
-        self._state = n.cgroup
-        if n.cgroup.populated:
-            self._seen_populated = True
-        elif self._seen_populated or bounced:
-            self._finish()
-
-    def _finish(self) -> None:
-        self._ended = True
-        self._watcher.close()
-
-    def _feed(self, notices: list[Notice]) -> None:
-        for n in notices:
-            if self._ended or self._error is not None:
-                return
-            if n.kind is NoticeKind.DELETED:
-                self._error = CgroupDeletedError(
-                    f"cgroups: cgroup deleted: {self.path} was removed while its events "
-                    f"were watched (before it was seen to empty)",
-                    errno=errno.ENODEV,
-                    path=self.path,
-                )
-                self._watcher.close()
-                return
-            self._on(n)
-
-    def _take(self) -> T | None:
-        if self._items:
-            return self._items.popleft()
-        if self._error is not None:
-            err, self._error = self._error, None
-            self._ended = True
-            raise err
-        return None
-
-    def get(self, timeout: float | None = None) -> T | None:
-        """The next item, waiting up to ``timeout`` seconds (``None``: no limit); ``None``
-        on timeout or at the end (see :attr:`ended`). Raises as iteration does."""
-        deadline = None if timeout is None else time.monotonic() + timeout
-        while True:
-            item = self._take()
-            if item is not None or self._ended:
-                return item
-            left = None if deadline is None else deadline - time.monotonic()
-            if left is not None and left <= 0:
-                return None
-            self._feed(self._watcher.poll(left))
-
-    def __iter__(self) -> Iterator[T]:
-        return self
-
-    def __next__(self) -> T:
-        item = self.get()
-        if item is None:
-            raise StopIteration
-        return item
-
-    def __aiter__(self) -> AsyncIterator[T]:
-        return self
-
-    async def __anext__(self) -> T:
-        while True:
-            item = self._take()
-            if item is not None:
-                return item
-            if self._ended:
-                raise StopAsyncIteration
-            notices = self._watcher.poll(0)
-            if notices:
-                self._feed(notices)
-            else:
-                await self._watcher.wait_readable()
-
-    def close(self) -> None:
-        """Close the stream's descriptors (the epoll and the kept file fds)."""
-        self._watcher.close()
-        self._ended = True
-        self._items.clear()
-        self._error = None
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
-
-
-
-class EventStream(_Stream[Event]):
-    """The memory events of one group: an :class:`Event` each time ``memory.events``
-    changes, until the group empties (the reference's ``EventChan()``).
-
-    An iterator, an async iterator (``loop.add_reader``, no thread) and a (async) context
-    manager that closes its descriptors; :meth:`get` takes one with a timeout. The counts
-    are the file's totals, not differences. The stream ends after ``cgroup.events`` says
-    ``populated 0`` once the group has been populated (so it can be made before the first
-    process is started), having read ``memory.events`` once more so that an OOM kill of the
-    last process is yielded first. A group removed before that raises
-    :class:`CgroupDeletedError`.
-
-    ``memory.events`` is required: a group without it (the memory controller not enabled
-    for it, or a mount without one) raises :class:`MemoryNotSupportedError` here; use
-    :class:`CgroupEventStream` or :class:`EventWatcher` to follow ``cgroup.events`` alone.
-    ``initial=True`` yields the counts at the start first.
-    """
-
-    def __init__(
-        self, path: str, *, initial: bool = False, mountpoint: str | None = None
-    ) -> None:
-        super().__init__(path, memory=True, mountpoint=mountpoint)
-        self._last = self._watcher.state(self.path).memory
-        if initial and self._last is not None:
-            self._items.append(self._last)
-
-    def _on(self, n: Notice) -> None:
-        if n.memory is not None and n.memory != self._last:
-            self._last = n.memory
-            self._items.append(n.memory)
-        if n.kind is NoticeKind.CGROUP:
-            self._on_cgroup(n)
-
-
-class CgroupEventStream(_Stream[CgroupEvents]):
-    """The ``cgroup.events`` of one group: a :class:`CgroupEvents` each time
-    ``populated`` or ``frozen`` changes, ending after the ``populated=False`` that follows
-    the group having been populated. Needs no controller. Same protocols as
-    :class:`EventStream`; ``initial=True`` yields the state at the start first.
-    """
-
-    def __init__(
-        self, path: str, *, initial: bool = False, mountpoint: str | None = None
-    ) -> None:
-        super().__init__(path, memory=False, mountpoint=mountpoint)
-        if initial:
-            self._items.append(self._state)
-
-    def _on(self, n: Notice) -> None:
-        if n.kind is not NoticeKind.CGROUP:
-            return
-        if n.cgroup != self._state:
-            self._items.append(n.cgroup)
-        elif not n.cgroup.populated and not self._seen_populated:
-            # populated 0 -> 1 -> 0 within one notification interval: show both states.
-            self._items.append(CgroupEvents(True, n.cgroup.frozen))
-            self._items.append(n.cgroup)
-        self._on_cgroup(n)
-
-
-class PressureEventStream(_Stream["PressureEvent"]):
-    """PSI triggers of one group: a :class:`~cgroup2.pressure.PressureEvent` each time
-    one of ``triggers`` fires (the averages read from its file then), until the group is
-    removed (which ends the stream: ``EPOLLERR`` on the trigger fds) or :meth:`close`.
-
-    An empty group does not end it (a group can be filled again; an empty one simply has
-    no pressure). Same protocols as :class:`EventStream`: iterator, async iterator,
-    (async) context manager, :meth:`get` with a timeout. Each trigger is one fd on the
-    stream's private :class:`EventWatcher`; the triggers are checked, and refusals
-    explained, as by :meth:`EventWatcher.add_pressure`. ``initial=True`` yields each
-    trigger's averages at the start first.
-    """
-
-    def __init__(
-        self,
-        path: str,
-        *triggers: PressureTrigger,
-        initial: bool = False,
-        mountpoint: str | None = None,
-    ) -> None:
-        if not triggers:
-            raise CgroupError("cgroups: pressure stream: at least one trigger is needed")
-        self._watcher = EventWatcher()
-        first: list[PressureEvent] = []
-        try:
-            for t in triggers:
-                first.append(self._watcher.add_pressure(path, t, mountpoint=mountpoint))
-        except BaseException:
-            self._watcher.close()
-            raise
-        self.path = os.path.normpath(path)
-        self.triggers = tuple(triggers)
-        self._items: deque[PressureEvent] = deque(first if initial else ())
-        self._state = CgroupEvents(False)
-        self._seen_populated = False
-        self._ended = False
-        self._error: CgroupError | None = None
-
-    def _feed(self, notices: list[Notice]) -> None:
-        for n in notices:
-            if self._ended:
-                return
-            if n.kind is NoticeKind.PRESSURE and n.pressure is not None:
-                self._items.append(n.pressure)
-            elif n.kind is NoticeKind.DELETED and not self._watcher.pressure_triggers():
-                self._finish()  # the group is gone: every trigger has ended
-
-    def _on(self, n: Notice) -> None:  # not used: _feed handles every notice
-        raise NotImplementedError
-
-    async def __anext__(self) -> PressureEvent:
-        # the wait runs in a worker thread: see EventWatcher._poll_in_thread
-        while True:
-            item = self._take()
-            if item is not None:
-                return item
-            if self._ended:
-                raise StopAsyncIteration
-            self._feed(await self._watcher._poll_in_thread())
-
-
-# --- inotify -------------------------------------------------------------------------------
-
-IN_MODIFY = 0x00000002
-IN_DONT_FOLLOW = 0x02000000
-IN_CLOEXEC = os.O_CLOEXEC
-IN_NONBLOCK = os.O_NONBLOCK
-
-_libc: ctypes.CDLL | None = None
-
-
-def _c() -> ctypes.CDLL:
-    global _libc
-    if _libc is None:
-        lib = ctypes.CDLL(None, use_errno=True)
-        lib.inotify_init1.argtypes = [ctypes.c_int]
-        lib.inotify_init1.restype = ctypes.c_int
-        lib.inotify_add_watch.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_uint32]
-        lib.inotify_add_watch.restype = ctypes.c_int
-        lib.inotify_rm_watch.argtypes = [ctypes.c_int, ctypes.c_int]
-        lib.inotify_rm_watch.restype = ctypes.c_int
-        _libc = lib
-    return _libc
-
-
-_IN_DELETE = 0x00000200
-_IN_IGNORED = 0x00008000
-_IN_Q_OVERFLOW = 0x00004000
-_IN_ONLYDIR = 0x01000000
-_IN_CHILD_GONE = _IN_DELETE | _IN_ONLYDIR | IN_DONT_FOLLOW
-_EVENT = struct.Struct("iIII")  # struct inotify_event: wd, mask, cookie, len (then name)
-_EVENT_SIZE = _EVENT.size
-
-
-def _inotify_init() -> int:
-    fd: int = _c().inotify_init1(IN_CLOEXEC | IN_NONBLOCK)
-    if fd < 0:
-        raise KernelError(ctypes.get_errno(), "inotify", op="inotify_init1")
-    return fd
-
-
-def _add_watch(fd: int, target: str, mask: int, path: str) -> int:
-    wd: int = _c().inotify_add_watch(fd, os.fsencode(target), mask)
-    if wd < 0:
-        err = ctypes.get_errno()
-        if err == errno.ENOENT:
-            raise CgroupDeletedError(
-                f"cgroups: cgroup deleted: {path} does not exist", errno=err, path=path
-            )
-        raise KernelError(err, path, op="inotify_add_watch")
-    return wd
-
-
-def memory_event_fd(path: str, *, mountpoint: str | None = None) -> tuple[int, int]:
-    """An inotify fd that becomes readable when ``memory.events`` of the group at the
-    absolute file system ``path`` changes, and the watch descriptor (the reference's
-    ``MemoryEventFD()``).
-
-    The fd is ``IN_CLOEXEC | IN_NONBLOCK`` (the reference leaked it into children,
-    containerd#5670) and watches ``IN_MODIFY`` (not following a symlink); the caller
-    closes it. The kernel sends the inotify event from a work queue shortly after the
-    change. A missing group raises :class:`CgroupDeletedError`, a group without
-    ``memory.events`` :class:`MemoryNotSupportedError`; the fd is closed on any failure.
-    """
-    if not isinstance(path, str) or not os.path.isabs(path):
-        raise CgroupError(f"cgroups: memory_event_fd: {path!r} is not an absolute path")
-    path = os.path.normpath(path)
-    file = f"{path}/{MEMORY_EVENTS}"
-    lib = _c()
-    with Dir.open(path, mountpoint) as d:  # the group, reached without crossing a mount
-        fd = lib.inotify_init1(IN_CLOEXEC | IN_NONBLOCK)
-        if fd < 0:
-            raise KernelError(ctypes.get_errno(), file, op="inotify_init1 for")
-        try:
-            wd = lib.inotify_add_watch(
-                fd, os.fsencode(f"/proc/self/fd/{d.fd}/{MEMORY_EVENTS}"),
-                IN_MODIFY | IN_DONT_FOLLOW,
-            )
-        except BaseException:
-            os.close(fd)
-            raise
-    try:
-        if wd < 0:
-            err = ctypes.get_errno()
-            if err == errno.ENOENT:
-                raise MemoryNotSupportedError(
-                    f"cgroups: memory cgroup (v2) not supported for {path}: it has no "
-                    f"{MEMORY_EVENTS} (the memory controller is not enabled in the "
-                    f"parent's cgroup.subtree_control, or this mount has none)",
-                    errno=err,
-                    path=file,
-                )
-            raise KernelError(err, file, op="inotify_add_watch")
-    except BaseException:
-        os.close(fd)
-        raise
-    return fd, wd
