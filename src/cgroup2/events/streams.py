@@ -16,7 +16,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Generic, Self, TypeVar
 
 if TYPE_CHECKING:
-    from ..pressure import PressureEvent, PressureTrigger
+    from .pressure import PressureEvent, PressureTrigger
 
 from .._fs import Dir
 from ..errors import CgroupDeletedError, CgroupError, KernelError, MemoryNotSupportedError

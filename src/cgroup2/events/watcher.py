@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     import asyncio
     import threading
 
-    from ..pressure import PressureEvent, PressureTrigger
+    from .pressure import PressureEvent, PressureTrigger
 
 from .._fs import Dir
 from ..errors import (
@@ -306,7 +306,7 @@ class EventWatcher:
         a trigger the kernel refuses, raises :class:`~cgroup2.errors.PressureTriggerError`
         (see :func:`cgroup2.pressure.open_trigger` for the rules).
         """
-        from ..pressure import open_trigger, read_event
+        from .pressure import open_trigger, read_event
 
         ep = self._live()
         if self._waiter is not None or self._queue is not None:
@@ -362,7 +362,7 @@ class EventWatcher:
 
     def _read_pressure(self, p: _PWatch, mask: int, out: list[Notice]) -> None:
         """A trigger's fd woke: EPOLLPRI is a firing, EPOLLERR the group's removal."""
-        from ..pressure import read_event
+        from .pressure import read_event
 
         w = self._watches.get(p.path)
         cstate, mem = (w.cstate, w.mem) if w is not None else (CgroupEvents(False), None)
