@@ -1,6 +1,7 @@
-"""The inotify binding (``ctypes``) and its constants, for the watcher and the sampler.
+"""The inotify binding (``ctypes``) and its constants, for the watcher and the sampler
+(whose walker watches directories for ``IN_CREATE``/``IN_DELETE``/``IN_MOVED_*``).
 
-Loaded on first use: ``libc`` is opened on the first call, not at import.
+The C library is opened on the first call of :func:`libc`, not at import.
 """
 
 from __future__ import annotations
@@ -16,10 +17,14 @@ __all__ = [
     "EVENT",
     "IN_CHILD_GONE",
     "IN_CLOEXEC",
+    "IN_CREATE",
     "IN_DELETE",
     "IN_DONT_FOLLOW",
     "IN_IGNORED",
+    "IN_ISDIR",
     "IN_MODIFY",
+    "IN_MOVED_FROM",
+    "IN_MOVED_TO",
     "IN_NONBLOCK",
     "IN_ONLYDIR",
     "IN_Q_OVERFLOW",
@@ -29,11 +34,15 @@ __all__ = [
 ]
 
 IN_MODIFY = 0x00000002
+IN_MOVED_FROM = 0x00000040
+IN_MOVED_TO = 0x00000080
+IN_CREATE = 0x00000100
 IN_DELETE = 0x00000200
 IN_Q_OVERFLOW = 0x00004000
 IN_IGNORED = 0x00008000
 IN_ONLYDIR = 0x01000000
 IN_DONT_FOLLOW = 0x02000000
+IN_ISDIR = 0x40000000
 IN_CLOEXEC = os.O_CLOEXEC
 IN_NONBLOCK = os.O_NONBLOCK
 #: The watch of a parent directory that tells of a child's removal.

@@ -172,7 +172,6 @@ class _Stream(Generic[T]):
         self.close()
 
 
-
 class EventStream(_Stream[Event]):
     """The memory events of one group: an :class:`Event` each time ``memory.events``
     changes, until the group empties (the reference's ``EventChan()``).
