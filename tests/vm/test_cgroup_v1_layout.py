@@ -204,4 +204,6 @@ def test_cgroup_namespace_without_a_remount(group: str) -> None:
     print(f"\nunshare --cgroup: group {lim['group']}, memory_max {lim['memory_max']}")
     assert lim["group"] == inner.group and lim["top"] == "/"
     assert lim["memory_max"]["value"] == 256 * M and lim["memory_max"]["group"] == outer.group
-    assert lim["cpu_quota"]["value"] == 1.5 and got["cpu_count"] == 2
+    # 1.5 CPUs rounded up, but never more than the VM has (scripts/test-all --stress: 1)
+    assert lim["cpu_quota"]["value"] == 1.5
+    assert got["cpu_count"] == min(2, len(os.sched_getaffinity(0)))

@@ -172,11 +172,30 @@ def _wall(mono: float) -> float:
     return time.time() - (time.monotonic() - mono)
 
 
+_NANOSLEEP = {35, 230}  # x86_64: nanosleep, clock_nanosleep
+
+
+def _wait_blocked_in_sleep(pid: int) -> None:
+    """Wait until ``pid`` is blocked in nanosleep (``/proc/PID/syscall``)."""
+    deadline = time.monotonic() + 120
+    while True:
+        with open(f"/proc/{pid}/syscall") as f:
+            nr = f.read().split()[0]
+        if nr.isdigit() and int(nr) in _NANOSLEEP:
+            return
+        assert time.monotonic() < deadline, f"sleep(1) never reached its sleep: {nr}"
+        time.sleep(0.05)
+
+
 def test_idle_group_triggers_stay_silent(group: str) -> None:
-    sleeper = subprocess.Popen(["sleep", "60"])
+    """A group whose one process sleeps: no trigger fires in 10 s; then a memory stall
+    fires the memory trigger of the same watcher. The triggers are set once the process
+    is blocked in its sleep (its start, runnable on a loaded machine, is a real stall)."""
+    sleeper = subprocess.Popen(["sleep", "600"])
     try:
         with open(f"{group}/cgroup.procs", "w") as f:
             f.write(str(sleeper.pid))
+        _wait_blocked_in_sleep(sleeper.pid)
         triggers = [
             PressureTrigger(r, k, 0.05, 1.0)
             for r in ("cpu", "memory", "io")
