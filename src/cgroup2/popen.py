@@ -35,7 +35,7 @@ from typing import Any
 
 from ._fs import Dir, signals_held
 from .controllers.pids import read_pids_max_hits
-from .errors import CgroupError
+from .errors import CgroupDeletedError, CgroupError
 from .manager import Manager
 from .paths import default_mountpoint
 from .resources import Resources
@@ -309,20 +309,24 @@ class Popen(subprocess.Popen[Any]):
 
     def usage(self) -> Usage:
         """What the group has used so far; once the process is reaped, the figures read
-        then (``wall_sec``: from the start to the reaping)."""
+        then (``wall_sec``: from the start to the reaping). :class:`CgroupDeletedError`
+        when the group was removed by someone else before the reaping."""
         if self._cg_usage is not None:
             return self._cg_usage
         return read_usage(self._cg, time.monotonic() - self._cg_start)
 
     def _cg_reaped(self) -> None:
-        """Read the usage once, then remove the group (unless kept)."""
+        """Read the usage once, then remove the group (unless kept). A group that someone
+        else removed once it was empty leaves no usage to read: the reaping still returns
+        the status, and :meth:`usage` raises :class:`CgroupDeletedError`."""
         # The signals a program turns into exceptions are held meanwhile (a ^C comes
         # when the group is gone): an exception half-way would leave an fd or the group.
         with self._cg_lock, signals_held():
             if self._cg_wall is None:
                 self._cg_wall = time.monotonic() - self._cg_start
             if self._cg_usage is None:
-                self._cg_usage = read_usage(self._cg, self._cg_wall)
+                with contextlib.suppress(CgroupDeletedError):
+                    self._cg_usage = read_usage(self._cg, self._cg_wall)
             if not self._cg_keep and not self._cg_removed:
                 self._cg.delete(kill=True)
                 self._cg_removed = True

@@ -397,6 +397,35 @@ def test_a_dropped_popen_loses_its_group_when_subprocess_reaps_it(
             remove_tree(path)
 
 
+@pytest.mark.parametrize("how", ["wait", "poll", "with"])
+@pytest.mark.parametrize("whose", ["own", "given"])
+def test_a_group_removed_by_someone_else_once_empty_still_gives_the_status(
+    cg_parent: Parent, cg_path: str, where: dict[str, Any], whose: str, how: str
+) -> None:
+    """The group's owner may remove it as soon as it is empty (``populated 0``), before
+    this process reaps its child: the reaping returns the status (it raised
+    CgroupDeletedError at every wait, the status lost); usage() says there is none."""
+    if whose == "given":
+        m = Manager.create(cg_path, mountpoint=cg_parent.mountpoint)
+        p = cgroup2.Popen(["sh", "-c", "exit 5"], group=m)
+    else:
+        p = cgroup2.Popen(["sh", "-c", "exit 5"], **where)
+    _ended(p.pid)
+    os.rmdir(p.manager.path)
+    if how == "wait":
+        assert p.wait() == 5
+    elif how == "poll":
+        assert _poll_until_reaped(p) == 5
+    else:
+        with p:
+            pass
+    assert p.returncode == 5
+    assert p.wait() == 5 and p.poll() == 5
+    with pytest.raises(CgroupDeletedError):
+        p.usage()
+    assert not os.path.exists(p.manager.path)
+
+
 @pytest.mark.parametrize("how", ["wait", "poll", "dropped"])
 def test_what_the_process_left_running_is_killed_when_its_group_goes(
     where: dict[str, Any], how: str
