@@ -494,6 +494,32 @@ def test_kill_group_in_a_group_not_its_own_kills_only_the_process(
 # --- starts that fail: the error, and nothing left ---------------------------------------
 
 
+@pytest.mark.parametrize("keep", [False, True], ids=["", "keep"])
+@pytest.mark.parametrize(
+    ("argv", "kwargs", "error"),
+    [
+        (["true"], {"cwd": "/nonexistent-dir"}, FileNotFoundError),
+        (["true"], {"pass_fds": [987]}, OSError),
+        (["true"], {"env": {"A": "x\0y"}}, ValueError),
+        (["no-such-program-xyz"], {}, FileNotFoundError),
+        ([os.devnull], {}, PermissionError),  # not a program (a device, no x bit)
+    ],
+    ids=["cwd", "pass_fds", "env", "missing", "not-executable"],
+)
+def test_a_start_that_fails_leaves_no_group_process_or_fd(
+    cg_parent: Parent, where: dict[str, Any], argv: list[str], kwargs: dict[str, Any],
+    error: type[BaseException], keep: bool,
+) -> None:
+    """Counted while the exception, whose traceback holds the object, is alive: the
+    pipes are closed by the failed start itself, not by the garbage collector."""
+    before = open_fds()
+    with pytest.raises(error) as e:
+        cgroup2.Popen(argv, keep=keep, **ALL_PIPES, **kwargs, **where)
+    assert type(e.value) is error
+    assert open_fds() == before
+    assert _popen_groups(cg_parent) == []
+
+
 @contextlib.contextmanager
 def _unstuck(pids: list[int], seconds: float = 30.0) -> Iterator[None]:
     """Reap ``pids`` if the block has not ended after ``seconds`` (an upper bound): a
