@@ -21,7 +21,7 @@ from asyncio.subprocess import SubprocessStreamProtocol
 from typing import Any
 
 from ._fs import signals_held
-from .errors import CgroupError
+from .errors import CgroupDeletedError, CgroupError
 from .manager import Manager
 from .paths import default_mountpoint
 from .popen import SHELL, TRAMPOLINE, Usage, _argv, _counter, _program, read_usage
@@ -49,7 +49,8 @@ class Process(_Process):
 
     def usage(self) -> Usage:
         """What the group has used so far; once the process has ended, the figures read
-        then."""
+        then. :class:`CgroupDeletedError` when the group was removed by someone else
+        before :meth:`wait` saw the end."""
         if self._cg_usage is not None:
             return self._cg_usage
         return read_usage(self._cg, time.monotonic() - self._cg_start)
@@ -59,7 +60,11 @@ class Process(_Process):
         if self._cg_usage is None or (not self._cg_keep and not self._cg_removed):
             with signals_held():
                 if self._cg_usage is None:
-                    self._cg_usage = read_usage(self._cg, time.monotonic() - self._cg_start)
+                    # a group its owner removed once it was empty has no usage left to
+                    # read: the status is still returned
+                    with contextlib.suppress(CgroupDeletedError):
+                        self._cg_usage = read_usage(self._cg,
+                                                    time.monotonic() - self._cg_start)
                 if not self._cg_keep and not self._cg_removed:
                     self._cg.delete(kill=True)
                     self._cg_removed = True

@@ -19,6 +19,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -316,6 +317,32 @@ def test_asyncio_places_reports_and_removes(where: dict[str, Any]) -> None:
     assert u.user_sec is not None and u.system_sec is not None
     assert u.user_sec + u.system_sec >= 0.45
     assert not any(os.path.exists(p) for p in paths)
+
+
+def test_asyncio_gives_the_status_of_a_group_removed_once_empty(
+    where: dict[str, Any]
+) -> None:
+    """The group's owner may remove it as soon as it is empty, before wait() sees the
+    end: wait() returns the status (it raised CgroupDeletedError), usage() says there is
+    none to read."""
+    import asyncio
+
+    import cgroup2.asyncio as ca
+
+    async def main() -> tuple[int, ca.Process]:
+        p = await ca.create_subprocess_exec("sh", "-c", "exit 5", **where)
+        deadline = time.monotonic() + 60
+        while "populated 0" not in Path(f"{p.manager.path}/cgroup.events").read_text():
+            assert time.monotonic() < deadline, "the process did not end"
+            await asyncio.sleep(0.01)
+        os.rmdir(p.manager.path)
+        return await p.wait(), p
+
+    rc, p = asyncio.run(main())
+    assert rc == 5 and p.returncode == 5
+    with pytest.raises(cgroup2.CgroupDeletedError):
+        p.usage()
+    assert not os.path.exists(p.manager.path)
 
 
 def test_user_drops_privileges_and_is_still_placed(where: dict[str, Any]) -> None:
