@@ -25,12 +25,12 @@ from cgroup2 import (
     Manager,
     MountPointError,
     NotCgroup2Error,
-    TreeLimitError,
     _refuse,
     _resolve,
     delegation,
 )
 from cgroup2._fs import ENTER, Dir, walk
+from cgroup2.errors import TreeLimitError
 
 
 @pytest.fixture(params=["openat2", "portable"])
