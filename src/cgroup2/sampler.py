@@ -574,10 +574,12 @@ class Sampler:
             self._rescan()
 
     def _rescan(self) -> None:
-        """Events were lost: drop the held groups that are gone, add those not held."""
+        """Events were lost: drop the held groups that are gone, add those not held, and
+        forget the skipped groups removed meanwhile (their ``IN_DELETE`` was lost too)."""
         for grp in list(self._groups.values()):
             if self._groups.get(grp.group) is grp and self._is_deleted(grp):
                 self._drop(grp)
+        listed: dict[str, list[str]] = {}
         for grp in list(self._groups.values()):
             if grp.wd < 0 or self._groups.get(grp.group) is not grp:
                 continue
@@ -590,10 +592,18 @@ class Sampler:
                         d.close()
             except CgroupError:
                 continue
+            listed[grp.group] = entries
             base = "" if grp.group == "/" else grp.group
             for name in entries:
                 if name not in grp.children:
                     self._add_tree(grp, f"{base}/{name}", grp.depth + 1)
+        for path in list(self._skipped):
+            parent, _, name = path.rpartition("/")
+            parent = parent or "/"
+            # (a skipped group's parent was held when it was skipped: dropped since, the
+            # subtree is gone or left out above it)
+            if parent not in self._groups or name not in listed.get(parent, (name,)):
+                del self._skipped[path]
 
     # -- descriptors -----------------------------------------------------------------------
 
