@@ -367,8 +367,10 @@ class Sampler:
         if group in self._groups:
             return
         self._reserve(1)
-        d = Dir.open(self._fs_path(group), self._mount or "/")
+        # (the mount is known from here on: _resolve set it)
+        d = Dir.open(self._fs_path(group), self._mount)
         self._count += 1
+        self._skipped.pop(group, None)  # below the root past a bound, but asked for
         self._insert(_Group(self, d, group, 0))
 
     def _insert(self, grp: _Group) -> None:
@@ -397,7 +399,7 @@ class Sampler:
             g = g.up
         if g is None:  # an unheld root: by its path, checked to be the directory added
             top = chain.pop()
-            d = Dir.open(self._fs_path(top.group), self._mount or "/")
+            d = Dir.open(self._fs_path(top.group), self._mount)
             if (d.dev, d.ino) != (top.d.dev, top.d.ino):
                 d.close()
                 raise CgroupDeletedError(
@@ -456,7 +458,7 @@ class Sampler:
             held = self._reserve(1, file=True)
             try:
                 if up is None:
-                    d = Dir.open(self._fs_path(g), self._mount or "/")
+                    d = Dir.open(self._fs_path(g), self._mount)
                 else:
                     pd, owned = self._dir_of(up)
                     try:

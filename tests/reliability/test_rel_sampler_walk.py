@@ -33,7 +33,7 @@ from cgtest import remove_tree
 from conftest import Parent
 from reltools import no_leaks, open_fds  # noqa: F401
 
-from cgroup2 import CgroupDeletedError, Manager, Metrics, Sampler, stats
+from cgroup2 import CgroupDeletedError, Manager, Metrics, Sampler, StatMask, stats
 from cgroup2._fs import Dir
 
 _libc = ctypes.CDLL(None, use_errno=True)
@@ -140,6 +140,13 @@ def hard() -> Iterator[int]:
 
 
 @pytest.fixture
+def no_finalizer(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Dir's finalizer made a no-op: a directory the sampler opens and does not close
+    itself stays open (and the leak check of the test reports it)."""
+    monkeypatch.setattr(Dir, "__del__", lambda self: None)
+
+
+@pytest.fixture
 def top(cg_parent: Parent, cg_path: str) -> Iterator[str]:
     """``cg_path`` made; its tree removed afterwards (after any mount in it is undone)."""
     mnt = cg_parent.mountpoint
@@ -220,6 +227,10 @@ def test_bounds_leave_out_exactly_what_is_past_them_and_say_why(
         assert sg.groups == [r, f"{r}/a", f"{r}/a/x"]
         assert sg.skipped == {f"{r}/a/x/y": "max_groups", f"{r}/b": "max_groups"}
         assert s0.groups == [r] and s0.skipped == {f"{r}/a": "max_depth", f"{r}/b": "max_depth"}
+        # a group a bound leaves out but asked for by name is sampled, not named as skipped
+        with Sampler([f"{r}/b", f"{r}/a/x/y"], root=r, mountpoint=mnt, max_groups=2) as se:
+            assert se.groups == [r, f"{r}/a", f"{r}/a/x/y", f"{r}/b"]
+            assert se.skipped == {f"{r}/a/x": "max_groups"}
         for x in (sd, sg, s0):
             assert list(x.sample()) == x.groups
         # while following: the same bounds for groups made later
@@ -255,9 +266,40 @@ def test_a_missing_root_is_an_error_and_nothing_is_left_open(cg_parent: Parent, 
             Sampler([top, f"{top}/missing"], mountpoint=mnt, follow=follow)
 
 
+def test_a_sampler_whose_inotify_fd_is_0_follows(cg_parent: Parent, top: str) -> None:
+    """A program that closed its standard input gets descriptor 0 for the inotify fd."""
+    import cgroup2.events  # noqa: F401  (its import opens files: before fd 0 is free)
+
+    mnt, r = cg_parent.mountpoint, top
+    _mkdirs(mnt, f"{r}/a")
+    stdin = os.dup(0)
+    os.close(0)
+    try:
+        s = Sampler(root=r, mountpoint=mnt)
+    except BaseException:
+        os.dup2(stdin, 0)
+        os.close(stdin)
+        raise
+    try:
+        assert s._ino == 0 and s.fd_count == 3
+        assert _watched(s) == {r, f"{r}/a"}
+        _watches_agree(s)
+        _mkdirs(mnt, f"{r}/n", f"{r}/a/m")
+        assert list(s.sample()) == [r, f"{r}/a", f"{r}/a/m", f"{r}/n"]
+        _watches_agree(s)
+        _rmdirs(mnt, f"{r}/a/m", f"{r}/n")
+        assert list(s.sample()) == [r, f"{r}/a"]
+        _watches_agree(s)  # the watches of the groups dropped are removed
+    finally:
+        s.close()
+        os.dup2(stdin, 0)
+        os.close(stdin)
+
+
 # --- past the descriptor budget -----------------------------------------------------------
 
 
+@pytest.mark.usefixtures("no_finalizer")
 def test_groups_past_the_budget_are_read_through_the_nearest_held_group(
     cg_parent: Parent, top: str, hard: int
 ) -> None:
@@ -309,6 +351,7 @@ def test_groups_past_the_budget_are_read_through_the_nearest_held_group(
         s.close()
 
 
+@pytest.mark.usefixtures("no_finalizer")
 def test_a_root_past_the_budget_is_opened_by_its_path_and_checked(
     cg_parent: Parent, top: str, hard: int
 ) -> None:
@@ -317,9 +360,13 @@ def test_a_root_past_the_budget_is_opened_by_its_path_and_checked(
     mnt, r = cg_parent.mountpoint, top
     tree = [r, f"{r}/a", f"{r}/a/b"]
     _mkdirs(mnt, *tree[1:])
+    mask = StatMask.CPU | StatMask.PIDS
     with (
         Sampler(root=r, mountpoint=mnt, overflow="reopen", spare=hard, follow=False) as s,
         Sampler(root=r, mountpoint=mnt, overflow="reopen", spare=hard) as f,
+        Sampler(
+            root=r, mountpoint=mnt, overflow="reopen", spare=hard, follow=False, mask=mask
+        ) as sm,
     ):
         assert (s.held_count, s.reopened_count, s.fd_count) == (0, 3, 0)
         assert (f.held_count, f.fd_count) == (0, 1)  # the inotify fd
@@ -328,6 +375,11 @@ def test_a_root_past_the_budget_is_opened_by_its_path_and_checked(
             assert list(got) == tree
             for g in tree:
                 assert got[g] == _stat(mnt, g), g
+        got = sm.sample()  # (the mask is the sampler's)
+        assert list(got) == tree
+        for g in tree:
+            assert got[g] == Manager.load(g, mountpoint=mnt).stat(mask), g
+            assert got[g].memory is None and got[g].cpu is not None
         assert s.read(f"{r}/a/b", "cgroup.procs") == b""
         # followed below a root past the budget
         _mkdirs(mnt, f"{r}/n", f"{r}/a/b/c")
@@ -459,90 +511,161 @@ def test_a_sampler_on_a_mount_of_a_group_walks_it_from_its_root(
 _CHURN = 8400  # mkdir + rmdir: 16,800 events, more than fs.inotify.max_queued_events
 
 
-def _max_queued() -> int:
+def _overflow(fs_dir: str) -> None:
+    """Fill the inotify queue of every sampler watching ``fs_dir`` (IN_Q_OVERFLOW)."""
     with open("/proc/sys/fs/inotify/max_queued_events") as f:
-        return int(f.read())
+        assert int(f.read()) < 2 * _CHURN
+    churn = fs_dir + "/churn"
+    for _ in range(_CHURN):
+        os.mkdir(churn)
+        os.rmdir(churn)
 
 
 def test_lost_events_are_made_up_for_by_a_rescan(
-    cg_parent: Parent, top: str, hard: int
+    cg_parent: Parent, top: str, hard: int, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The inotify queue of every sampler overflows (``IN_Q_OVERFLOW``); what happened
-    meanwhile (groups made, removed, removed and made again under the same name, a
-    group past a bound removed, one that fits now) is what the next sample holds, as a
-    fresh sampler would, and following goes on from there."""
-    assert _max_queued() < 2 * _CHURN
+    """The inotify queue of every sampler overflows; what happened meanwhile (groups
+    made, removed, removed and made again under the same name, below and past the
+    bounds) is what the next sample holds, as a fresh sampler would, and following goes
+    on from there. The skipped names are those still true."""
     mnt = cg_parent.mountpoint
-    r, e, m = f"{top}/g", f"{top}/e", f"{top}/m"
-    mp = mnt + m
-    rel = ["a", "a/x", "b", "b/p", "b/q", "b/s", "gone", "gone/sub", "re", "u"]
-    _mkdirs(mnt, r, *(f"{r}/{x}" for x in rel), e, f"{e}/k", m)
-    with bound(mnt + r, mp), contextlib.ExitStack() as stack:
+    r, e = f"{top}/g", f"{top}/e"
+    rel = ["a", "a/x", "a0", "b", "b/p", "b/p2", "b/q", "b/q/c1", "b/q/c2", "d", "gone",
+           "gone/sub", "re", "u"]
+    _mkdirs(mnt, r, *(f"{r}/{x}" for x in rel), e, f"{e}/k")
+    real_listing = Dir.subdir_entries
+    victims: dict[str, str] = {}
+
+    def listing(self: Dir) -> list[tuple[str, int]]:
+        out = real_listing(self)
+        victim = victims.pop(self.path, None)
+        if victim is not None:
+            os.rmdir(victim)  # listed, its siblings not yet
+        return out
+
+    monkeypatch.setattr(Dir, "subdir_entries", listing)
+    with contextlib.ExitStack() as stack:
         s = stack.enter_context(Sampler([e], root=r, mountpoint=mnt))
         s2 = stack.enter_context(Sampler(root=r, mountpoint=mnt, depth=2))
-        sr = stack.enter_context(Sampler(root="/", mountpoint=mp))
         # r and r/a held, the rest past the budget
         su = stack.enter_context(
             Sampler(root=r, mountpoint=mnt, overflow="reopen", spare=hard - 2)
         )
-        sb = stack.enter_context(Sampler(root=f"{r}/b", mountpoint=mnt, max_groups=2))
-        samplers = (s, s2, sr, su, sb)
+        # b, p, p2 and (asked for) q/c1: q is left out until p and p2 go
+        sb = stack.enter_context(
+            Sampler([f"{r}/b/q/c1"], root=f"{r}/b", mountpoint=mnt, max_groups=3)
+        )
+        sw = stack.enter_context(Sampler(root=r, mountpoint=mnt, max_depth=1))
+        samplers = (su, s, s2, sb, sw)
         for x in samplers:
             x.sample()
-        assert sb.groups == [f"{r}/b", f"{r}/b/p"]
-        assert sb.skipped == {f"{r}/b/q": "max_groups", f"{r}/b/s": "max_groups"}
-        # removed while the events arrive: dropped (and forgotten by its parent)
+        assert sb.groups == [f"{r}/b", f"{r}/b/p", f"{r}/b/p2", f"{r}/b/q/c1"]
+        assert sb.skipped == {f"{r}/b/q": "max_groups"}
+        assert sw.groups == [r, *(f"{r}/{x}" for x in ("a", "a0", "b", "d", "gone", "re", "u"))]
+        assert sw.skipped == {
+            f"{r}/{x}": "max_depth" for x in ("a/x", "b/p", "b/p2", "b/q", "gone/sub")
+        }
+        # removed while the events arrive: dropped, and forgotten by its parent
         _rmdirs(mnt, f"{r}/re")
         for x in samplers:
             x.sample()
-        assert f"{r}/re" not in s.groups and "/re" not in sr.groups
-        # every sampler watches b: fill their queues
-        churn = mnt + f"{r}/b/churn"
-        for _ in range(_CHURN):
-            os.mkdir(churn)
-            os.rmdir(churn)
-        # lost: made, removed, made again, and a group past a bound removed (b/s), one
-        # held (b/p) removed so that b/q fits
-        _mkdirs(mnt, f"{r}/re", f"{r}/new", f"{r}/new/deeper", f"{r}/a/x/w", f"{e}/k2")
-        _rmdirs(mnt, f"{r}/gone/sub", f"{r}/gone", f"{r}/u", f"{r}/b/p", f"{r}/b/s")
+            assert f"{r}/re" not in x.groups
+        # sw no longer watches a (so it will not list it again)
+        assert _libc.inotify_rm_watch(sw._ino, sw._groups[f"{r}/a"].wd) == 0
+        _overflow(mnt + f"{r}/b")  # every sampler watches b
+        # lost: made, removed, removed and made again, past a bound
+        _mkdirs(mnt, f"{r}/re", f"{r}/new", f"{r}/new/deeper", f"{r}/a/x/w", f"{r}/d/t")
+        _mkdirs(mnt, f"{e}/k2")
+        _rmdirs(mnt, f"{r}/gone/sub", f"{r}/gone", f"{r}/u", f"{r}/b/p", f"{r}/b/p2")
         os.mkdir(mnt + f"{r}/u")
-        after = ["a", "a/x", "a/x/w", "b", "b/q", "new", "new/deeper", "re", "u"]
+        after = ["a", "a/x", "a/x/w", "b", "b/q", "b/q/c1", "b/q/c2", "d", "d/t", "new",
+                 "new/deeper", "re", "u"]
         want = [r, *(f"{r}/{x}" for x in after)]
+        # su: a0 (past the budget, listed after r) is removed once the rescan lists r
+        victims[mnt + r] = mnt + f"{r}/a0"
+        got = su.sample()
+        assert victims == {}
+        assert list(got) == want
+        assert got[f"{r}/new/deeper"] == _stat(mnt, f"{r}/new/deeper")
+        assert got[f"{r}/u"] == _stat(mnt, f"{r}/u")
+        assert (su.held_count, su.reopened_count) == (2, len(want) - 2)
         with listed() as scans:
             got = s.sample()
-        assert len(scans) >= len(want)  # every watched group listed again: the rescan
+        assert len(scans) >= len(want) - 3  # every watched group listed again: the rescan
         assert list(got) == _order([e, *want])
         assert got[f"{r}/u"] == _stat(mnt, f"{r}/u")
         assert list(s2.sample()) == [x for x in want if x.count("/") - r.count("/") <= 2]
-        assert list(sr.sample()) == ["/", *(f"/{x}" for x in after)]
-        got = su.sample()
-        assert list(got) == want
-        assert got[f"{r}/new/deeper"] == _stat(mnt, f"{r}/new/deeper")
-        assert (su.held_count, su.reopened_count) == (2, len(want) - 2)
-        assert list(sb.sample()) == [f"{r}/b", f"{r}/b/q"]
-        assert sb.skipped == {}  # b/q opened after all, b/s removed
+        # q fits now: opened, with c1 (asked for) and c2 (past the bound again) below it
+        assert list(sb.sample()) == [f"{r}/b", f"{r}/b/q", f"{r}/b/q/c1"]
+        assert sb.skipped == {f"{r}/b/q/c2": "max_groups"}
+        # a/x stays named (a was not listed), b/p and b/p2 are gone, gone/sub with gone;
+        # d/t and new/deeper are past max_depth
+        assert list(sw.sample()) == [r, *(f"{r}/{x}" for x in ("a", "b", "d", "new", "re", "u"))]
+        assert sw.skipped == {
+            f"{r}/{x}": "max_depth" for x in ("a/x", "b/q", "d/t", "new/deeper")
+        }
+        for x in (su, s, s2):
+            assert x.skipped == {}
         for x in samplers:
             _watches_agree(x)
-            assert x.skipped == {}
-        assert _watched(s) == set(want) and _watched(sr) == set(sr.groups)
+        assert _watched(s) == set(want)
         with Sampler([e], root=r, mountpoint=mnt) as fresh:
             fresh.sample()
             assert fresh.groups == s.groups and fresh.fd_count == s.fd_count
         # following goes on from what the rescan found (the group made again included),
-        # without listing anything but the new groups
+        # and lists nothing but the new groups
         _mkdirs(mnt, f"{r}/u/kid", f"{r}/new/deeper/z")
         with listed() as scans:
             got = s.sample()
         assert len(scans) == 2
         assert {f"{r}/u/kid", f"{r}/new/deeper/z"} <= got.keys()
         assert {f"{r}/u/kid", f"{r}/new/deeper/z"} <= su.sample().keys()
-        assert {"/u/kid", "/new/deeper/z"} <= sr.sample().keys()
         got = s2.sample()
         assert f"{r}/u/kid" in got and f"{r}/new/deeper/z" not in got
+        sw.sample()
+        assert sw.skipped[f"{r}/u/kid"] == "max_depth"
         _rmdirs(mnt, f"{r}/u/kid", f"{r}/new/deeper/z", f"{r}/a/x/w")
         for x in samplers:
             assert f"{r}/u/kid" not in x.sample()
             _watches_agree(x)
+
+
+def test_lost_events_below_the_root_of_a_mount(cg_parent: Parent, top: str) -> None:
+    """As above, for a sampler whose mount is a bind mount of a group (paths ``/x``)."""
+    mnt = cg_parent.mountpoint
+    g, m = f"{top}/g", f"{top}/m"
+    mp = mnt + m
+    _mkdirs(mnt, g, *(f"{g}/{x}" for x in ("p", "q", "re", "z")), m)
+    with (
+        bound(mnt + g, mp),
+        Sampler(root="/", mountpoint=mp) as sr,
+        Sampler(root="/", mountpoint=mp, max_depth=0) as s0,
+    ):
+        for x in (sr, s0):
+            x.sample()
+        assert sr.groups == ["/", "/p", "/q", "/re", "/z"]
+        assert s0.groups == ["/"]
+        assert s0.skipped == {p: "max_depth" for p in ("/p", "/q", "/re", "/z")}
+        _rmdirs(mnt, f"{g}/re")
+        for x in (sr, s0):
+            x.sample()
+        assert sr.groups == ["/", "/p", "/q", "/z"]
+        assert s0.skipped == {p: "max_depth" for p in ("/p", "/q", "/z")}
+        _overflow(mnt + g)
+        _mkdirs(mnt, f"{g}/re", f"{g}/new", f"{g}/q/w")
+        _rmdirs(mnt, f"{g}/p")
+        got = sr.sample()
+        assert list(got) == ["/", "/new", "/q", "/q/w", "/re", "/z"]
+        assert got["/q/w"] == _stat(mnt, f"{g}/q/w")
+        assert list(s0.sample()) == ["/"]
+        assert s0.skipped == {p: "max_depth" for p in ("/new", "/q", "/re", "/z")}
+        for x in (sr, s0):
+            _watches_agree(x)
+        with Sampler(root="/", mountpoint=mp) as fresh:
+            fresh.sample()
+            assert fresh.groups == sr.groups and fresh.fd_count == sr.fd_count
+        _mkdirs(mnt, f"{g}/re/k")
+        assert "/re/k" in sr.sample()
 
 
 # --- a watch the kernel drops (IN_IGNORED) ------------------------------------------------
