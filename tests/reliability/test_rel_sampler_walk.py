@@ -417,6 +417,41 @@ def test_a_mount_over_the_root_does_not_hide_the_groups_past_the_budget(
             assert s.read(f"{r}/a/b", "cgroup.procs") == b""
 
 
+def test_groups_deeper_than_a_path_can_name_are_sampled_and_kept(
+    cg_parent: Parent, top: str, hard: int
+) -> None:
+    """Groups whose path is longer than PATH_MAX: opened child by child from the held
+    root, sampled as the held ones are, and a path the kernel cannot look up
+    (ENAMETOOLONG) is not taken for a group removed."""
+    mnt, r = cg_parent.mountpoint, top
+    name = "d" * 200
+    fds = [os.open(mnt + r, os.O_RDONLY | os.O_DIRECTORY)]
+    try:
+        for _ in range(22):
+            os.mkdir(name, dir_fd=fds[-1])
+            fds.append(os.open(name, os.O_RDONLY | os.O_DIRECTORY, dir_fd=fds[-1]))
+        deep = r + f"/{name}" * 22
+        assert len(mnt + deep) > 4096
+        with (
+            Sampler(root=r, mountpoint=mnt) as held,
+            Sampler(root=r, mountpoint=mnt, overflow="reopen", spare=hard - 1) as s,
+        ):
+            assert (s.held_count, s.reopened_count) == (1, 22)
+            got = s.sample()
+            assert len(got) == 23 and got == held.sample()
+            # the deepest group's watch dropped (IN_IGNORED): its path cannot be looked
+            # up, which is not a removal
+            assert _libc.inotify_rm_watch(s._ino, s._groups[deep].wd) == 0
+            assert s.sample() == got and deep in s.groups
+            _watches_agree(s)
+    finally:
+        for i in range(len(fds) - 1, 0, -1):
+            os.close(fds[i])
+            with contextlib.suppress(FileNotFoundError):
+                os.rmdir(name, dir_fd=fds[i - 1])
+        os.close(fds[0])
+
+
 # --- mount points -------------------------------------------------------------------------
 
 
