@@ -2,18 +2,22 @@
 mount, in this process (so that each check reaches the code it pins).
 
 What is pinned: the exact set of groups sampled and skipped (with why), as groups are made
-and removed at several depths while following; the descriptors held (directories, files,
-inotify watches as the kernel lists them in ``/proc/self/fdinfo``); groups past the
+and removed at several depths while following, and under the bounds; the descriptors held
+(directories, files, and the inotify watches as the kernel lists them in
+``/proc/self/fdinfo``), also with the inotify fd at descriptor 0; groups past the
 descriptor budget (``overflow="reopen"`` with ``spare`` taking all but a few of
-``RLIMIT_NOFILE``) opened again from their nearest held group, or from the mount by path
-and checked to be the same directory; mount points met while following (bind mounts of
-the test's own groups inside its parent, unmounted by the test); a sampler whose mount is
-a bind mount of a group (group paths ``/``, ``/a``); lost inotify events
-(``IN_Q_OVERFLOW``: the queue filled by making and removing a group 8,400 times) and the
-rescan that follows; a watch the kernel drops (``IN_IGNORED``, made by removing the watch
-from the sampler's inotify fd); groups removed between a listing and the open, or between
-the events and the read (the test removes them at that moment through a wrapper of the
-listing or of ``collect``: the kernel's answers are real).
+``RLIMIT_NOFILE``) opened again from their nearest held group (also under a mount made
+over the root's path, and deeper than PATH_MAX), or from the mount by path and checked
+to be the same directory, each closed by the sampler itself (``Dir``'s finalizer
+disabled); mount points met while following (bind mounts of the test's own groups inside
+its group, unmounted by the test, in the host's mount namespace as test_rel_door.py does:
+the checks run in this process); a sampler whose mount is a bind mount of a group (paths
+``/``, ``/a``); lost inotify events (``IN_Q_OVERFLOW``: the queue filled by making and
+removing a group 8,400 times) and the rescan after them; a watch the kernel drops
+(``IN_IGNORED``, made by removing the watch from the sampler's inotify fd); groups removed
+between a listing and the open, or between the events and the read (removed by the test
+at that moment through a wrapper of the listing or of ``collect``: the kernel's answers
+are real).
 """
 
 from __future__ import annotations
