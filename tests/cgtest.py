@@ -11,7 +11,11 @@ import os
 import signal
 import time
 
-RUN_PREFIX = "cgroup2-test-"
+# A run's parents are named cgroup2-test-[<CGROUP2_TEST_RUN>-]<pid>-<random>: scripts/test-all
+# sets CGROUP2_TEST_RUN, so that its check for groups left behind counts its own only (other
+# runs on a shared machine have parents of their own meanwhile).
+_RUN = os.environ.get("CGROUP2_TEST_RUN", "")
+RUN_PREFIX = f"cgroup2-test-{_RUN}-" if _RUN.isalnum() else "cgroup2-test-"
 
 
 def find_cgroup2_mount() -> str | None:
