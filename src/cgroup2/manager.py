@@ -1124,12 +1124,19 @@ def _check_timeout(op: str, timeout: object) -> None:
 
 def _subtree_pids(d: Dir) -> list[int]:
     """The pids of ``cgroup.procs`` of ``d`` and of every group below it (iterative; a
-    mount point inside refuses, see :func:`cgroup2._fs.walk`)."""
+    mount point inside refuses, see :func:`cgroup2._fs.walk`).
+
+    A threaded group below ``d`` is skipped: the kernel refuses to read its
+    ``cgroup.procs`` (EOPNOTSUPP), and its processes are listed by its threaded domain,
+    which is ``d`` or a group between them. ``d`` itself threaded is the kernel's error.
+    """
     out: list[int] = []
-    for _, g, _, _ in walk(d):
+    for _, g, _, depth in walk(d):
         try:
             out += _pids(g.read(PROCS))
         except CgroupError as e:
+            if depth and e.errno == errno.EOPNOTSUPP:
+                continue
             # removed after it was opened (an empty group: no pid is lost); while the
             # kernel removes it, its files fail with ENODEV before its path is gone
             if not isinstance(e, CgroupDeletedError) and e.errno not in _GONE:
