@@ -797,12 +797,17 @@ class Manager:
         Only pids read from the group's own subtree are signalled, never this process or
         PID 1; each is opened as a pidfd and signalled through it only if a second read of
         the subtree still lists it, so a pid reused meanwhile by another process is not hit.
+        A caller inside the subtree (``kill(allow_self=True)``) is not frozen, which it
+        could never undo, and is killed last, as ``cgroup.kill`` would kill it.
         """
-        try:
-            self.freeze(timeout, allow_self=True)  # kill() has checked
-            frozen = True
-        except FreezerNotSupportedError:
-            frozen = False
+        inside = self._caller_inside() is not None
+        frozen = False
+        if not inside:
+            try:
+                self.freeze(timeout, allow_self=True)  # kill() has checked
+                frozen = True
+            except FreezerNotSupportedError:
+                pass
         try:
             for _ in range(1 if frozen else 100):
                 if not _signal_subtree(d, _sig.SIGKILL):
@@ -810,14 +815,23 @@ class Manager:
         finally:
             if frozen:
                 self.thaw(timeout)
+        if inside:
+            os.kill(os.getpid(), _sig.SIGKILL)
+
+    def _caller_inside(self) -> str | None:
+        """The caller's group when it is this group or below it, else None."""
+        mine = caller_group(self.mountpoint)
+        if mine is None or not (mine == self.group or mine.startswith(self.group + "/")):
+            return None
+        return mine
 
     def _refuse_self(self, op: str, allow_self: bool) -> None:
         """Refuse ``op`` on the caller's own group or an ancestor of it (``allow_self``
         lets it through), before anything is written."""
         if allow_self:
             return
-        mine = caller_group(self.mountpoint)
-        if mine is None or not (mine == self.group or mine.startswith(self.group + "/")):
+        mine = self._caller_inside()
+        if mine is None:
             return
         where = "in it" if mine == self.group else f"in {mine}, below it"
         raise CgroupError(

@@ -370,6 +370,22 @@ def test_kill_without_cgroup_kill_or_freezer_signals_until_none_is_left(
     assert all(r == (signal.SIGKILL, True) for r in rounds[:-1]) and len(rounds) >= 2
 
 
+def test_kill_without_cgroup_kill_by_a_caller_inside_it_with_allow_self(
+    cg_parent: Parent, cg_path: str, own: str, sleepers: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``allow_self`` where the kernel has no cgroup.kill: the caller is not frozen (it
+    could never thaw itself again); the others are killed, then the caller, as
+    cgroup.kill does."""
+    tree(own, "/g/c")
+    p = sleepers(own + "/g/c")
+    monkeypatch.setattr(mgr, "KILL", "cgroup.nokill")
+    g = Manager(cg_parent.mountpoint, cg_path + "/g")
+    report, status, froze = in_group(own + "/g", lambda: g.kill(2.0, allow_self=True))
+    assert (report, status, froze) == (None, -signal.SIGKILL, False)
+    assert p.wait(timeout=30) == -signal.SIGKILL
+    assert events(own + "/g")["populated"] == "0" and read(own + "/g/cgroup.freeze") == "0\n"
+
+
 # --- signal_subtree -----------------------------------------------------------------------
 
 
