@@ -11,10 +11,12 @@ that everything the library writes, even the mount's "root group", is the test's
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import signal
 import subprocess
+import tempfile
 from collections.abc import Iterator
 from typing import Any
 
@@ -140,6 +142,87 @@ def test_load_and_create_refuse_a_mountpoint_that_is_not_cgroup2(
         assert (e.value.path, e.value.errno) == (mountpoint, err)
         assert mountpoint not in mgr._CHECKED_MOUNTS
     assert not os.path.exists("/tmp/x")
+
+
+def test_a_mountpoint_this_user_may_not_open_is_named_so(own: str) -> None:
+    """A non-root caller given a directory it may not open as the mount."""
+    with tempfile.TemporaryDirectory() as closed:
+        os.chmod(closed, 0o700)
+        r, w = os.pipe()
+        pid = os.fork()
+        if pid == 0:  # pragma: no cover - runs in the child
+            try:
+                os.setgroups([])
+                os.setgid(65534)
+                os.setuid(65534)
+                try:
+                    Manager.load("/x", mountpoint=closed)
+                    msg = "loaded"
+                except CgroupError as e:
+                    msg = f"{type(e).__name__} {e.errno}: {e}"
+                os.write(w, msg.encode())
+            finally:
+                os._exit(0)
+        os.close(w)
+        with os.fdopen(r, "rb") as f:
+            report = f.read().decode()
+        assert os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]) == 0
+    assert report == (
+        f"NotCgroup2Error {errno.EACCES}: cgroups: invalid mountpoint {closed}: a directory "
+        f"this process may not open (Permission denied) (see /proc/self/mountinfo)"
+    )
+
+
+@contextlib.contextmanager
+def bound(src: str, dst: str) -> Iterator[None]:
+    """Bind-mount the test's group ``src`` onto its group ``dst``; unmounted at the end."""
+    r = subprocess.run(["mount", "--bind", src, dst], capture_output=True, text=True)
+    if r.returncode != 0:
+        pytest.skip(f"cannot bind-mount here: {r.stderr.strip()}")
+    try:
+        yield
+    finally:
+        r = subprocess.run(["umount", dst], capture_output=True, text=True)
+        if r.returncode != 0:
+            subprocess.run(["umount", "-l", dst], check=True)
+
+
+def test_every_operation_resolves_from_the_mount_it_was_given(own: str, sleepers: Any) -> None:
+    """A group bind-mounted below the cgroup2 mount, given as the mount point: each
+    operation opens its groups from there. (From the outermost mount, the path would
+    cross the bind mount, which the file layer refuses.)"""
+    os.mkdir(own + "/src")
+    os.mkdir(own + "/mnt")
+    write(own + "/cgroup.subtree_control", "+hugetlb")
+    mp, real = own + "/mnt", own + "/src"
+    with bound(real, mp):
+        a = Manager.create("/a", HUGE, mountpoint=mp)  # the tree: enables hugetlb in mp
+        assert subtree_control(real) == ["hugetlb"]
+        assert read(real + "/a/hugetlb.2MB.max") == f"{4 * MiB}\n"
+        b = Manager.create("/a/b", mountpoint=mp)  # one mkdir
+        assert Manager.load("/a/b", mountpoint=mp) == b and os.path.isdir(real + "/a/b")
+        c = a.new_child("c")
+        assert c.path == mp + "/a/c" and os.path.isdir(real + "/a/c")
+        Manager.create("/a", HUGE, mountpoint=mp)  # exists: updated
+        with pytest.raises(KernelError):
+            Manager.create("/x/y", Resources(unified={"cgroup.max.depth": "bogus"}),
+                           mountpoint=mp)
+        assert dirs(real) == ["a"]  # what the failed create made was removed
+        os.mkdir(own + "/idle")
+        p, q = sleepers(own + "/idle"), sleepers(own + "/idle")
+        b.add_proc(p.pid)
+        b.add_proc(q.pid)
+        assert sorted(b.procs()) == sorted([p.pid, q.pid]) == sorted(read_procs(real + "/a/b"))
+        b.move_to(c)
+        assert sorted(read_procs(real + "/a/c")) == sorted([p.pid, q.pid])
+        c.freeze(timeout=30)
+        assert read(real + "/a/c/cgroup.events").split()[-1] == "1"
+        c.thaw(timeout=30)
+        c.kill(timeout=30)
+        assert [p.wait(timeout=30), q.wait(timeout=30)] == [-signal.SIGKILL] * 2
+        r = sleepers(real + "/a/c")
+        a.delete(kill=True)
+        assert dirs(real) == [] and r.wait(timeout=30) == -signal.SIGKILL
 
 
 # --- create -------------------------------------------------------------------------------
