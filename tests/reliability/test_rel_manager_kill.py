@@ -15,6 +15,7 @@ group's ``frozen`` state and thaws it, so that a broken refusal cannot leave it 
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import select
@@ -216,6 +217,48 @@ def test_kill_and_freeze_refuse_the_callers_group_unless_allow_self(
     assert froze and status == 0
 
 
+@contextlib.contextmanager
+def bound(src: str, dst: str) -> Iterator[None]:
+    """Bind-mount the test's group ``src`` onto its group ``dst``; unmounted at the end."""
+    r = subprocess.run(["mount", "--bind", src, dst], capture_output=True, text=True)
+    if r.returncode != 0:
+        pytest.skip(f"cannot bind-mount here: {r.stderr.strip()}")
+    try:
+        yield
+    finally:
+        r = subprocess.run(["umount", dst], capture_output=True, text=True)
+        if r.returncode != 0:
+            subprocess.run(["umount", "-l", dst], check=True)
+
+
+def test_a_mount_root_is_refused_by_what_it_is_without_the_group_path_check(
+    own: str, sleepers: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The second check, on the directory opened: with the refusal of the group "/"
+    switched off, the root of a (bind) mount is still refused by each operation."""
+    tree(own, "/src", "/mnt", "/x")
+    p = sleepers(own + "/src")
+    with bound(own + "/src", own + "/mnt"):
+        monkeypatch.setattr(Manager, "_refuse_root", lambda self, op: None)
+        root = Manager(own + "/mnt", "/")
+        ops: dict[str, Callable[[], object]] = {
+            "kill": root.kill,
+            "freeze": root.freeze,
+            "thaw": root.thaw,
+            "move the processes out of": lambda: root.move_to(Manager(own, "/x")),
+        }
+        for op, call in ops.items():
+            with pytest.raises(MountPointError) as e:
+                call()
+            assert str(e.value) == (
+                f"cgroups: refusing to {op} {own}/mnt: it is a mount point (a group is "
+                f"mounted there), not a group of its own (that would reach every process "
+                f"or group below the mount)"
+            )
+    assert p.poll() is None and read_procs(own + "/src") == [p.pid]
+    assert read(own + "/src/cgroup.freeze") == "0\n"
+
+
 # --- freeze and thaw ----------------------------------------------------------------------
 
 
@@ -306,6 +349,28 @@ def test_a_group_without_the_freezer_is_refused(
             f"cgroups: {g.path} has no cgroup.nofreeze (kernel without the v2 freezer)"
         )
     assert read(own + "/g/cgroup.freeze") == "0\n"
+
+
+def test_freeze_of_a_group_removed_after_it_was_opened(
+    own: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    tree(own, "/g")
+    real = Dir.refuse_mount_root
+
+    def check_then_remove(self: Dir, op: str) -> None:
+        real(self, op)
+        os.rmdir(self.path)  # removed by another process right after the open
+
+    monkeypatch.setattr(Dir, "refuse_mount_root", check_then_remove)
+    g = Manager(own, "/g")
+    for op in (g.freeze, g.thaw):
+        os.makedirs(own + "/g", exist_ok=True)
+        with pytest.raises(CgroupDeletedError) as e:
+            op()
+        assert str(e.value) == (
+            f"cgroups: cgroup deleted: {own}/g was removed (looking for cgroup.freeze)"
+        )
+        assert (e.value.errno, e.value.path) == (errno.ENOENT, own + "/g/cgroup.freeze")
 
 
 # --- kill ---------------------------------------------------------------------------------
@@ -534,3 +599,45 @@ def test_wait_event_on_a_group_removed_while_waiting(
         mgr._wait_event(d, b"frozen", b"1", 30)
     assert str(e.value) == f"cgroups: cgroup deleted: {own}/g was removed (read cgroup.events)"
     assert e.value.errno == errno.ENODEV
+
+
+def test_wait_event_sleeps_in_poll_between_reads(
+    own: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    tree(own, "/g")
+    reads: list[int] = []
+    real = os.pread
+
+    def counted(fd: int, n: int, offset: int) -> bytes:
+        reads.append(offset)
+        return real(fd, n, offset)
+
+    with Dir.open(own + "/g", own) as d:
+        monkeypatch.setattr(os, "pread", counted)
+        assert mgr._wait_event(d, b"frozen", b"1", 0.3) is False
+        monkeypatch.undo()
+    # one read, a wait in poll until the deadline, one or a few more reads (not a spin)
+    assert 2 <= len(reads) <= 10 and set(reads) == {0}
+
+
+def test_wait_event_waits_out_its_last_second(
+    own: str, sleepers: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Half a second left (a clock of the test's) when the event comes: it is waited for."""
+    tree(own, "/g")
+    p = sleepers(own + "/g")
+    calls: list[int] = []
+
+    def clock() -> float:
+        calls.append(1)
+        if len(calls) == 2:
+            stop(p)  # the group empties now
+        return 1000.0 if len(calls) == 1 else 1000.0 + 10 - 0.5
+
+    with Dir.open(own + "/g", own) as d:
+        monkeypatch.setattr(time, "monotonic", clock)
+        try:
+            assert mgr._wait_event(d, b"populated", b"0", 10) is True
+        finally:
+            monkeypatch.undo()
+    assert len(calls) >= 2 and p.returncode == -signal.SIGKILL

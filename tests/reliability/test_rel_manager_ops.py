@@ -267,6 +267,44 @@ def test_create_through_the_tree_with_an_existing_parent_and_parents_false(own: 
     assert read(own + "/p/x/hugetlb.2MB.max") == f"{4 * MiB}\n"
 
 
+def test_create_without_a_mountpoint_uses_the_default_mount(
+    cg_parent: Parent, cg_path: str
+) -> None:
+    m = Manager.create(cg_path + "/d")
+    try:
+        assert (m.mountpoint, m.path) == (cg_parent.mountpoint, cg_parent.mountpoint + m.group)
+        assert os.path.isdir(m.path)
+        # the mount's root group "exists": loaded, nothing is written (no resources)
+        top = Manager.create("/")
+        assert (top.mountpoint, top.group, top.path) == (m.mountpoint, "/", m.mountpoint)
+    finally:
+        os.rmdir(m.path)
+        os.rmdir(os.path.dirname(m.path))
+
+
+def test_create_of_an_existing_group_updates_it_once(
+    own: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On both paths: the one mkdir (the parent enables what is needed) and the tree (it
+    does not yet: /r enables nothing)."""
+    os.makedirs(own + "/r/s")
+    updates: list[str] = []
+    real = Manager.update
+
+    def counted(self: Manager, resources: Resources | None) -> None:
+        updates.append(self.group)
+        real(self, resources)
+
+    monkeypatch.setattr(Manager, "update", counted)
+    Manager.create("/r/s", HUGE, mountpoint=own)  # the tree: enables hugetlb in / and /r
+    assert updates == ["/r/s"] and subtree_control(own + "/r") == ["hugetlb"]
+    assert read(own + "/r/s/hugetlb.2MB.max") == f"{4 * MiB}\n"
+    write(own + "/r/s/hugetlb.2MB.max", "max")
+    Manager.create("/r/s", HUGE, mountpoint=own)  # one mkdir, which finds it
+    assert updates == ["/r/s", "/r/s"]
+    assert read(own + "/r/s/hugetlb.2MB.max") == f"{4 * MiB}\n"
+
+
 def test_create_refuses_a_missing_parent_with_parents_false(own: str) -> None:
     for res in (None, HUGE):
         with pytest.raises(CgroupDeletedError) as e:
@@ -363,13 +401,23 @@ def test_mkdir_note_notes_only_what_it_made(own: str) -> None:
 
 
 def test_remove_created_goes_deepest_first_and_past_what_cannot_go(
-    own: str, sleepers: Any
+    own: str, sleepers: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     os.makedirs(own + "/a/b/c")
     os.makedirs(own + "/busy")
     p = sleepers(own + "/busy")
     created = [own + "/busy", own + "/a", own + "/a/b", own + "/a/b/c", own + "/gone/x"]
+    tries: list[tuple[str, float]] = []
+    real = mgr._rmdir_retry
+
+    def retry(d: Dir, name: str, timeout: float = -1) -> None:
+        tries.append((name, timeout))
+        real(d, name, timeout)
+
+    monkeypatch.setattr(mgr, "_rmdir_retry", retry)
     mgr._remove_created(created, own)
+    # deepest first; a busy one is retried for a second only (the caller's error waits)
+    assert tries == [("c", 1.0), ("b", 1.0), ("a", 1.0), ("busy", 1.0)]
     assert dirs(own) == ["busy"]
     assert read_procs(own + "/busy") == [p.pid]
 
@@ -403,6 +451,7 @@ def test_new_child_below_a_group_and_below_the_mount_root(own: str) -> None:
     top = Manager(own, "/")
     a = top.new_child("a")
     assert (a.mountpoint, a.group, a.path) == (own, "/a", own + "/a")
+    assert top.new_child("Xy").path == own + "/Xy"  # a name that starts with X
     b = a.new_child("b", HUGE)
     assert (b.mountpoint, b.group, b.path) == (own, "/a/b", own + "/a/b")
     assert read(b.path + "/hugetlb.2MB.max") == f"{4 * MiB}\n"
@@ -529,6 +578,16 @@ def test_move_to_moves_every_process_of_the_subtree(
     assert group_of(other.pid) == own[len(cg_parent.mountpoint):] + "/src/a"
 
 
+@pytest.mark.parametrize("name", ["gX", "g "])
+def test_move_to_into_its_own_child_is_refused_whatever_the_name_ends_with(
+    own: str, name: str
+) -> None:
+    os.makedirs(f"{own}/{name}/in")
+    src = Manager(own, "/" + name)
+    with pytest.raises(CgroupError, match="the destination is inside the group itself"):
+        src.move_to(Manager(own, f"/{name}/in"))
+
+
 def test_move_to_skips_a_process_that_exited_and_stops_after_100_rounds(
     own: str, sleepers: Any
 ) -> None:
@@ -584,6 +643,52 @@ def test_delete_removes_a_whole_empty_tree_and_a_missing_group_is_success(own: s
         Manager(own, "/cgroup.procs").delete()
     assert (e.value.errno, e.value.path) == (errno.ENOTDIR, own + "/cgroup.procs")
     assert str(e.value).startswith(f"cgroups: rmdir {own}/cgroup.procs: [Errno 20 ENOTDIR]")
+
+
+def test_delete_of_a_group_another_process_removes_meanwhile_is_success(
+    own: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """rmdir says EBUSY (a child), then the group is gone before it is opened."""
+    os.makedirs(own + "/t/c")
+    real = os.rmdir
+
+    def busy_then_gone(name: str, *a: Any, **kw: Any) -> None:
+        if name == "t":
+            real(own + "/t/c")
+            real(own + "/t")
+            raise OSError(errno.EBUSY, os.strerror(errno.EBUSY))
+        real(name, *a, **kw)
+
+    monkeypatch.setattr(os, "rmdir", busy_then_gone)
+    Manager(own, "/t").delete()
+    assert not os.path.exists(own + "/t")
+
+
+def test_subtree_pids_skips_a_group_whose_files_are_going(
+    own: str, sleepers: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """While the kernel removes a group its files fail (ENODEV, ENOENT) before the
+    directory is gone: no pid is lost there. Other errors are raised."""
+    for d in ("/t", "/t/a", "/t/b"):
+        os.mkdir(own + d)
+    p = sleepers(own + "/t/b")
+    real = Dir.read
+    err = [errno.ENODEV]
+
+    def going(self: Dir, name: str) -> bytes:
+        if self.path == own + "/t/a" and name == "cgroup.procs":
+            raise KernelError(err[0], self.file_path(name), op="read")
+        return real(self, name)
+
+    monkeypatch.setattr(Dir, "read", going)
+    m = Manager(own, "/t")
+    assert m.procs(recursive=True) == [p.pid]
+    err[0] = errno.ENOENT
+    assert m.procs(recursive=True) == [p.pid]
+    err[0] = errno.EIO
+    with pytest.raises(KernelError) as e:
+        m.procs(recursive=True)
+    assert e.value.errno == errno.EIO
 
 
 def test_delete_of_a_populated_tree_is_refused_unless_kill(own: str, sleepers: Any) -> None:
