@@ -414,8 +414,17 @@ def test_kill_without_cgroup_kill_freezes_signals_once_and_thaws(
     ps = fill(own, sleepers)
     monkeypatch.setattr(mgr, "KILL", "cgroup.nokill")
     rounds = counted_signals(monkeypatch)
+    waits: list[tuple[bytes, bytes, float]] = []
+    real = mgr._wait_event
+
+    def recorded(d: Dir, key: bytes, want: bytes, timeout: float) -> bool:
+        waits.append((key, want, timeout))
+        return real(d, key, want, timeout)
+
+    monkeypatch.setattr(mgr, "_wait_event", recorded)
     Manager(own, "/g").kill(timeout=30)
     assert rounds == [(signal.SIGKILL, True)]  # frozen: none could fork, one round
+    assert waits == [(b"frozen", b"1", 30), (b"frozen", b"0", 30), (b"populated", b"0", 30)]
     assert events(own + "/g")["populated"] == "0"
     assert read(own + "/g/cgroup.freeze") == "0\n" and events(own + "/g")["frozen"] == "0"
     assert [p.wait(timeout=30) for p in ps] == [-signal.SIGKILL] * len(ps)
