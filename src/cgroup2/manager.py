@@ -13,7 +13,9 @@ import stat
 import time
 
 from . import _sig
+from . import paths as _paths
 from ._fs import LEAVE, Dir, signals_held, walk
+from ._resolve import _outermost_mount
 from .errors import (
     CgroupDeletedError,
     CgroupError,
@@ -820,11 +822,20 @@ class Manager:
             os.kill(os.getpid(), _sig.SIGKILL)  # pragma: no mutate
 
     def _caller_inside(self) -> str | None:
-        """The caller's group when it is this group or below it, else None."""
-        mine = caller_group(self.mountpoint)
-        if mine is None or not (mine == self.group or mine.startswith(self.group + "/")):
+        """The caller's group, as a group of this mount point, when it is this group or
+        below it; else None. The mount point given may be a group directory below a
+        cgroup2 mount: the caller's group is then looked up from that mount and compared
+        as a directory."""
+        top = self.mountpoint
+        if not any(m.fstype == "cgroup2" and m.mountpoint == top for m in _paths._mounts()):
+            top = _outermost_mount(top) or top
+        mine = caller_group(top)
+        if mine is None:
             return None
-        return mine
+        fs = top if mine == "/" else top.rstrip("/") + mine
+        if fs != self.path and not fs.startswith(self.path.rstrip("/") + "/"):
+            return None
+        return fs[len(self.mountpoint.rstrip("/")):] or "/"
 
     def _refuse_self(self, op: str, allow_self: bool) -> None:
         """Refuse ``op`` on the caller's own group or an ancestor of it (``allow_self``

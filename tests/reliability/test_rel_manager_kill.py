@@ -29,7 +29,7 @@ from typing import Any
 import pytest
 from cgtest import remove_tree
 from conftest import Parent
-from reltools import no_leaks, read_procs, sleeper_in, spawn_in, stop  # noqa: F401
+from reltools import no_leaks, read_procs, sleeper_in, stop, wait_for  # noqa: F401
 
 import cgroup2.manager as mgr
 from cgroup2 import (
@@ -261,6 +261,23 @@ def test_a_mount_root_is_refused_by_what_it_is_without_the_group_path_check(
     assert read(own + "/src/cgroup.freeze") == "0\n"
 
 
+def test_the_callers_group_is_refused_also_below_a_mount_point_that_is_a_group(
+    own: str,
+) -> None:
+    """The mount point given is a group directory below the cgroup2 mount (``own``): the
+    caller's group is still recognised as this group, or below it."""
+    tree(own, "/g/c")
+    g = Manager(own, "/g")
+    for where, op in ((own + "/g", "kill"), (own + "/g/c", "freeze")):
+        report, status, froze = in_group(where, lambda op=op: getattr(g, op)(5.0))  # type: ignore[misc]
+        inside = "in it" if where == own + "/g" else "in /g/c, below it"
+        assert (status, froze) == (0, False) and report is not None, (op, report, status)
+        assert report.startswith("CgroupError: cgroups: refusing to " + op + " /g: this "), report
+        assert report.endswith(
+            f"runs {inside}, so it would {op} itself (allow_self=True to do it anyway)"
+        )
+
+
 # --- freeze and thaw ----------------------------------------------------------------------
 
 
@@ -269,11 +286,12 @@ def test_freeze_and_thaw_return_when_the_kernel_says_so(own: str, sleepers: Any)
     ps = [sleepers(own + "/g"), sleepers(own + "/g/c")]
     g = Manager(own, "/g")
     g.freeze(timeout=30)
-    assert read(own + "/g/cgroup.freeze") == "1\n"
-    assert events(own + "/g")["frozen"] == "1" and events(own + "/g/c")["frozen"] == "1"
+    assert read(own + "/g/cgroup.freeze") == "1\n" and events(own + "/g")["frozen"] == "1"
+    # (the child's own file can follow its parent's by some microseconds)
+    assert wait_for(lambda: events(own + "/g/c")["frozen"] == "1", 30)
     g.thaw(timeout=30)
-    assert read(own + "/g/cgroup.freeze") == "0\n"
-    assert events(own + "/g")["frozen"] == "0" and events(own + "/g/c")["frozen"] == "0"
+    assert read(own + "/g/cgroup.freeze") == "0\n" and events(own + "/g")["frozen"] == "0"
+    assert wait_for(lambda: events(own + "/g/c")["frozen"] == "0", 30)
     assert all(p.poll() is None for p in ps)
 
 
@@ -335,7 +353,7 @@ def test_a_thaw_below_a_frozen_group_times_out(own: str, sleepers: Any) -> None:
     assert read(c.path + "/cgroup.freeze") == "0\n" and read(g.path + "/cgroup.freeze") == "1\n"
     assert events(c.path)["frozen"] == "1"
     g.thaw(timeout=30)
-    assert events(c.path)["frozen"] == "0"
+    assert wait_for(lambda: events(c.path)["frozen"] == "0", 30)  # it follows its parent
 
 
 def test_a_group_without_the_freezer_is_refused(
