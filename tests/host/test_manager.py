@@ -142,7 +142,7 @@ def test_create_exclusive_and_without_parents(
     r = Resources(hugetlb=[HugeTlbEntry("2MB", 4 * MiB)])
     m = Manager.create(cg_path + "/sub", r, mountpoint=mnt)
     try:
-        p = procs("sleep 60")
+        p = procs("exec sleep 60")  # one process: dash forks a last command
         m.add_proc(p.pid)
         for res in (None, Resources(hugetlb=[HugeTlbEntry("2MB", -1)])):
             with pytest.raises(KernelError, match="exists already") as e:
