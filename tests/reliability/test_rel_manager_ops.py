@@ -533,19 +533,21 @@ def test_a_tree_with_a_threaded_group_is_listed_moved_and_refused_by_its_domain(
 ) -> None:
     """A threaded group's cgroup.procs cannot be read (EOPNOTSUPP): its processes are
     those its threaded domain lists, above it in the same subtree."""
-    for d in ("/src", "/src/t", "/dst"):
+    for d in ("/src", "/src/a", "/src/a/t", "/src/b", "/dst"):
         os.mkdir(own + d)
-    write(own + "/src/t/cgroup.type", "threaded")
-    p = sleepers(own + "/src/t")
+    write(own + "/src/a/t/cgroup.type", "threaded")
+    p = sleepers(own + "/src/a/t")
+    q = sleepers(own + "/src/b")  # walked after the threaded group
     src, dst = Manager(own, "/src"), Manager(own, "/dst")
-    assert src.procs(recursive=True) == [p.pid]
-    with pytest.raises(CgroupError, match=r"still has processes \(1\)"):
+    assert src.procs(recursive=True) == [p.pid, q.pid]
+    with pytest.raises(CgroupError, match=r"still has processes \(2\)"):
         src.delete()
     with pytest.raises(KernelError) as e:  # the threaded group alone: the kernel's answer
-        Manager(own, "/src/t").procs(recursive=True)
+        Manager(own, "/src/a/t").procs(recursive=True)
     assert e.value.errno == errno.EOPNOTSUPP
     src.move_to(dst)
-    assert read_procs(own + "/dst") == [p.pid] and src.procs(recursive=True) == []
+    assert sorted(read_procs(own + "/dst")) == sorted([p.pid, q.pid])
+    assert src.procs(recursive=True) == []
 
 
 def test_move_to_moves_every_process_of_the_subtree(
