@@ -109,6 +109,9 @@ def in_group(path: str, fn: Callable[[], object]) -> tuple[str | None, int, bool
     Returns what it reported (``repr`` of the result, or ``Type: message`` of its
     exception; None when it died first), its exit status, and whether the group was
     frozen meanwhile: a frozen group is thawed at once, so the child always ends.
+
+    (A test that uses it also calls the same functions itself: mutation testing runs a
+    mutant only against the tests that reached it, which calls in a child do not record.)
     """
     r, w = os.pipe()
     pid = os.fork()
@@ -215,6 +218,15 @@ def test_kill_and_freeze_refuse_the_callers_group_unless_allow_self(
     assert (report, status) == (None, -signal.SIGKILL)  # cgroup.kill took the caller too
     report, status, froze = in_group(own + "/g", lambda: g.freeze(1.0, allow_self=True))
     assert froze and status == 0
+    in_process(g)
+
+
+def in_process(g: Manager) -> None:
+    """freeze, thaw and kill of ``g`` by this process, which is not in it."""
+    g.freeze(30)
+    g.thaw(30)
+    g.kill(30)
+    assert events(g.path) == {"populated": "0", "frozen": "0"}
 
 
 @contextlib.contextmanager
@@ -276,6 +288,7 @@ def test_the_callers_group_is_refused_also_below_a_mount_point_that_is_a_group(
         assert report.endswith(
             f"runs {inside}, so it would {op} itself (allow_self=True to do it anyway)"
         )
+    in_process(g)
 
 
 # --- freeze and thaw ----------------------------------------------------------------------
@@ -478,6 +491,23 @@ def test_kill_without_cgroup_kill_by_a_caller_inside_it_with_allow_self(
     assert (report, status, froze) == (None, -signal.SIGKILL, False)
     assert p.wait(timeout=30) == -signal.SIGKILL
     assert events(own + "/g")["populated"] == "0" and read(own + "/g/cgroup.freeze") == "0\n"
+    q = sleepers(own + "/g/c")
+    g.kill(30)  # by this process, outside: frozen, signalled, thawed
+    assert q.wait(timeout=30) == -signal.SIGKILL and read(own + "/g/cgroup.freeze") == "0\n"
+
+
+def test_kill_without_cgroup_kill_or_freezer_gives_up_after_100_rounds(
+    own: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A subtree that has processes again after each round (here: a round that always
+    says it found some) is signalled 100 times, then kill() waits for the group."""
+    tree(own, "/g")
+    monkeypatch.setattr(mgr, "KILL", "cgroup.nokill")
+    monkeypatch.setattr(mgr, "FREEZE", "cgroup.nofreeze")
+    rounds: list[int] = []
+    monkeypatch.setattr(mgr, "_signal_subtree", lambda d, sig: rounds.append(sig) or True)
+    Manager(own, "/g").kill(timeout=30)
+    assert rounds == [signal.SIGKILL] * 100
 
 
 # --- signal_subtree -----------------------------------------------------------------------
@@ -501,11 +531,12 @@ def test_signal_subtree_never_signals_the_caller(own: str, sleepers: Any) -> Non
     tree(own, "/g")
     p = sleepers(own + "/g")
 
-    def signal_own_group() -> tuple[int, int]:
+    def signal_own_group(sig: int = 0) -> tuple[int, int]:
         with Dir.open(own + "/g", own) as d:
-            return mgr.signal_subtree(d, signal.SIGTERM)
+            return mgr.signal_subtree(d, sig)
 
-    report, status, _ = in_group(own + "/g", signal_own_group)
+    assert signal_own_group() == (1, 1)  # from outside, signal 0 (a probe) is not sent
+    report, status, _ = in_group(own + "/g", lambda: signal_own_group(signal.SIGTERM))
     assert (report, status) == ("(1, 1)", 0)
     assert p.wait(timeout=30) == -signal.SIGTERM
 
@@ -556,6 +587,8 @@ def test_signal_subtree_signals_none_when_one_may_not_be_signalled(
         with Dir.open(own + "/g") as d:
             return mgr.signal_subtree(d, signal.SIGTERM)
 
+    with Dir.open(own + "/g") as d:
+        assert mgr.signal_subtree(d, 0) == (2, 2)  # root may: the probe passes
     report, status, _ = in_group(own, as_nobody)
     assert status == 0
     assert report == (
@@ -583,8 +616,10 @@ def test_signal_subtree_names_a_refusal_after_some_were_signalled(
     with Dir.open(own + "/g", own) as d, pytest.raises(KernelError) as e:
         mgr.signal_subtree(d, signal.SIGTERM)
     assert e.value.errno == errno.EPERM
-    assert str(e.value).endswith(
-        f"(this user may not signal 1 of the 2 processes (pid {a.pid}); 1 were signalled)"
+    assert str(e.value) == (
+        f"cgroups: send SIGTERM to the processes of {own}/g: [Errno 1 EPERM] Operation not "
+        f"permitted (this user may not signal 1 of the 2 processes (pid {a.pid}); 1 were "
+        f"signalled)"
     )
     assert a.poll() is None and b.poll() is None
 

@@ -148,6 +148,8 @@ def test_a_mountpoint_this_user_may_not_open_is_named_so(own: str) -> None:
     """A non-root caller given a directory it may not open as the mount."""
     with tempfile.TemporaryDirectory() as closed:
         os.chmod(closed, 0o700)
+        with pytest.raises(NotCgroup2Error, match="not on a cgroup2 file system"):
+            Manager.load("/x", mountpoint=closed)  # root may open it
         r, w = os.pipe()
         pid = os.fork()
         if pid == 0:  # pragma: no cover - runs in the child
