@@ -493,13 +493,41 @@ def test_add_proc_and_procs_of_a_unit_with_its_leaf(own: str, sleepers: Any) -> 
     assert read_procs(own + "/u") == [d.pid]
     assert plain.procs() == [b.pid] and bare.procs() == [c.pid]
     assert unit.procs(recursive=True) == [d.pid, a.pid]
-    for bad in (0, -1, True, "5", 1.0):
+    for bad in (-1, True, "5", 1.0):
         with pytest.raises(InvalidPidError) as e:
             plain.add_proc(bad)  # type: ignore[arg-type]
         assert str(e.value) == f"cgroups: pid must be greater than 0, got {bad!r}"
         with pytest.raises(InvalidPidError) as e:
             plain.add_thread(bad)  # type: ignore[arg-type]
         assert str(e.value) == f"cgroups: tid must be greater than 0, got {bad!r}"
+    # 0 is "the writer" to the kernel: tried in a child, which a wrong check would move
+    for add, what in ((plain.add_proc, "pid"), (plain.add_thread, "tid")):
+        assert in_child(lambda add=add: add(0)) == (
+            f"InvalidPidError: cgroups: {what} must be greater than 0, got 0"
+        )
+    assert read_procs(own + "/plain") == [b.pid]
+
+
+def in_child(fn: Any) -> str:
+    """What ``fn`` raised in a forked child (``Type: message``), or "returned"."""
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - runs in the child
+        try:
+            os.close(r)
+            try:
+                fn()
+                msg = "returned"
+            except BaseException as e:
+                msg = f"{type(e).__name__}: {e}"
+            os.write(w, msg.encode())
+        finally:
+            os._exit(0)
+    os.close(w)
+    with os.fdopen(r, "rb") as f:
+        report = f.read().decode()
+    assert os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]) == 0
+    return report
 
 
 def test_procs_recursive_lists_every_level(own: str, sleepers: Any) -> None:
