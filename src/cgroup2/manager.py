@@ -12,8 +12,7 @@ import os
 import stat
 import time
 
-from . import _sig
-from . import paths as _paths
+from . import _mount, _sig
 from ._fs import LEAVE, Dir, signals_held, walk
 from ._resolve import _outermost_mount
 from .errors import (
@@ -827,7 +826,7 @@ class Manager:
         cgroup2 mount: the caller's group is then looked up from that mount and compared
         as a directory."""
         top = self.mountpoint
-        if not any(m.fstype == "cgroup2" and m.mountpoint == top for m in _paths._mounts()):
+        if not any(m.fstype == "cgroup2" and m.mountpoint == top for m in _mount._mounts()):
             top = _outermost_mount(top) or top
         mine = caller_group(top)
         if mine is None:
