@@ -12,8 +12,9 @@ import os
 import stat
 import time
 
-from . import _sig
+from . import _mount, _sig
 from ._fs import LEAVE, Dir, signals_held, walk
+from ._resolve import _outermost_mount
 from .errors import (
     CgroupDeletedError,
     CgroupError,
@@ -797,12 +798,18 @@ class Manager:
         Only pids read from the group's own subtree are signalled, never this process or
         PID 1; each is opened as a pidfd and signalled through it only if a second read of
         the subtree still lists it, so a pid reused meanwhile by another process is not hit.
+        A caller inside the subtree (``kill(allow_self=True)``) is not frozen, which it
+        could never undo, and is killed last, as ``cgroup.kill`` would kill it.
         """
-        try:
-            self.freeze(timeout, allow_self=True)  # kill() has checked
-            frozen = True
-        except FreezerNotSupportedError:
-            frozen = False
+        # (no mutants: one that inverted these lines would SIGKILL the process testing it)
+        inside = self._caller_inside() is not None  # pragma: no mutate
+        frozen = False
+        if not inside:
+            try:
+                self.freeze(timeout, allow_self=True)  # kill() has checked
+                frozen = True
+            except FreezerNotSupportedError:
+                pass
         try:
             for _ in range(1 if frozen else 100):
                 if not _signal_subtree(d, _sig.SIGKILL):
@@ -810,14 +817,32 @@ class Manager:
         finally:
             if frozen:
                 self.thaw(timeout)
+        if inside:  # pragma: no mutate
+            os.kill(os.getpid(), _sig.SIGKILL)  # pragma: no mutate
+
+    def _caller_inside(self) -> str | None:
+        """The caller's group, as a group of this mount point, when it is this group or
+        below it; else None. The mount point given may be a group directory below a
+        cgroup2 mount: the caller's group is then looked up from that mount and compared
+        as a directory."""
+        top = self.mountpoint
+        if not any(m.fstype == "cgroup2" and m.mountpoint == top for m in _mount._mounts()):
+            top = _outermost_mount(top) or top
+        mine = caller_group(top)
+        if mine is None:
+            return None
+        fs = top if mine == "/" else top.rstrip("/") + mine
+        if fs != self.path and not fs.startswith(self.path.rstrip("/") + "/"):
+            return None
+        return fs[len(self.mountpoint.rstrip("/")):] or "/"
 
     def _refuse_self(self, op: str, allow_self: bool) -> None:
         """Refuse ``op`` on the caller's own group or an ancestor of it (``allow_self``
         lets it through), before anything is written."""
         if allow_self:
             return
-        mine = caller_group(self.mountpoint)
-        if mine is None or not (mine == self.group or mine.startswith(self.group + "/")):
+        mine = self._caller_inside()
+        if mine is None:
             return
         where = "in it" if mine == self.group else f"in {mine}, below it"
         raise CgroupError(
@@ -1124,12 +1149,19 @@ def _check_timeout(op: str, timeout: object) -> None:
 
 def _subtree_pids(d: Dir) -> list[int]:
     """The pids of ``cgroup.procs`` of ``d`` and of every group below it (iterative; a
-    mount point inside refuses, see :func:`cgroup2._fs.walk`)."""
+    mount point inside refuses, see :func:`cgroup2._fs.walk`).
+
+    A threaded group below ``d`` is skipped: the kernel refuses to read its
+    ``cgroup.procs`` (EOPNOTSUPP), and its processes are listed by its threaded domain,
+    which is ``d`` or a group between them. ``d`` itself threaded is the kernel's error.
+    """
     out: list[int] = []
-    for _, g, _, _ in walk(d):
+    for _, g, _, depth in walk(d):
         try:
             out += _pids(g.read(PROCS))
         except CgroupError as e:
+            if depth and e.errno == errno.EOPNOTSUPP:
+                continue
             # removed after it was opened (an empty group: no pid is lost); while the
             # kernel removes it, its files fail with ENODEV before its path is gone
             if not isinstance(e, CgroupDeletedError) and e.errno not in _GONE:
