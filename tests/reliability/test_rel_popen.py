@@ -153,26 +153,33 @@ def test_keyboard_interrupt_at_any_point_of_a_start_leaves_nothing(
     rng = random.Random(22)
     outcomes = {"done": 0, "interrupted": 0, "in subprocess's error-pipe window": 0}
     cgroup2.run(["true"], **where)  # every module imported (a ^C in an import breaks it)
-    # the interrupts spread over a run's length here (a run takes a few ms on an idle
-    # machine, more under load): most land in it, some after it
+    # the interrupts spread over a run's length (a few ms on an idle machine, more under
+    # load): the span they are drawn from follows how long the runs take now, longer after
+    # a run that finished first, shorter after one that was interrupted, so that both
+    # outcomes come whatever the load (a fixed span from a few timed runs missed the runs
+    # on a loaded machine: 191 of 200 interrupted)
     times = []
     for _ in range(7):
         t0 = time.monotonic()
         cgroup2.run(["true"], **where)
         times.append(time.monotonic() - t0)
-    span = sorted(times)[3] * 2  # twice the median
-    for _ in range(200):
+    span = sorted(times)[3] * 2  # twice the median, to start with
+    runs = 0
+    while runs < 200 or (min(outcomes["done"], outcomes["interrupted"]) <= 10 and runs < 2000):
+        runs += 1
         before = open_fds()
         try:
             try:
                 signal.setitimer(signal.ITIMER_REAL, rng.uniform(0.0, span))
                 cgroup2.run(["true"], **where)
                 outcomes["done"] += 1
+                span *= 0.9
             finally:
                 # (the one interrupt may come in here too, as the timer ends: caught below)
                 signal.setitimer(signal.ITIMER_REAL, 0)
         except KeyboardInterrupt as e:
             outcomes["interrupted"] += 1
+            span *= 1.1
             now = open_fds()
             leaked = {fd: what for fd, what in now.items() if before.get(fd) != what}
             if leaked and set(leaked) == _subprocess_error_pipe(e, leaked):
