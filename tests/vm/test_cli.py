@@ -151,7 +151,13 @@ def test_run_live_shows_memory_tasks_and_throttling(cg_parent: Parent, cg_path: 
     assert any(m.group(4) == "M" and float(m.group(3)) >= 64 for m in rows), lines
     assert {m.group(5) for m in rows} == {"1"}, lines
     shares = [float(re.search(r"cpu=\s*([\d.]+)%", ln).group(1)) for ln in lines]  # type: ignore[union-attr]
-    assert max(shares) <= 75, lines  # cpu.max 50%: no line far above it (period edges)
+    # cpu.max 50%: over the whole run the kernel keeps the group at its quota (plus one
+    # period's 50 ms). One line may show more: in a VM on a loaded host the guest counts
+    # the time its vCPU was not run as the task's, and the next line shows that much less
+    # (seen: 91.8 % then 8.2 %), so each line alone is no bound
+    spans = [b - a for a, b in zip([0.0, *times], times, strict=False)]
+    overall = sum(sh * dt for sh, dt in zip(shares, spans, strict=True)) / sum(spans)
+    assert overall <= 60, (overall, lines)
 
 
 def test_run_cpus_and_limits_visible_inside(cg_parent: Parent, cg_path: str) -> None:
